@@ -1,0 +1,116 @@
+//! argon2id password hashing behind the `PasswordHasher` port.
+
+use std::sync::Arc;
+
+use argon2::password_hash::phc::PasswordHash as PhcHash;
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use async_trait::async_trait;
+use portcullis_domain::ports::PasswordHasher;
+use portcullis_domain::{DomainError, Password, PasswordHash};
+
+use crate::pool::{PoolError, WorkerPool};
+
+/// Cost parameters and pool size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashingConfig {
+    /// Memory in KiB (OWASP: 19456).
+    pub memory_kib: u32,
+    /// Iterations (OWASP: 2).
+    pub iterations: u32,
+    /// Lanes (OWASP: 1).
+    pub parallelism: u32,
+    /// Hashes computed at once; one per core is the most the machine can do.
+    pub threads: usize,
+    /// Hashes that may wait; more are refused with `Unavailable`.
+    pub queue: usize,
+}
+
+impl Default for HashingConfig {
+    /// OWASP's argon2id parameters on one thread per core, with a queue of 64
+    /// jobs per thread (about 2.5 s of waiting at 40 ms a hash).
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self {
+            memory_kib: Params::DEFAULT_M_COST,
+            iterations: Params::DEFAULT_T_COST,
+            parallelism: Params::DEFAULT_P_COST,
+            threads,
+            queue: threads * 64,
+        }
+    }
+}
+
+/// argon2id on a dedicated, bounded pool of threads.
+#[derive(Debug)]
+pub struct Argon2Hasher {
+    argon2: Arc<Argon2<'static>>,
+    pool: WorkerPool,
+    /// A real hash of a random password, verified against for unknown emails.
+    dummy: Arc<str>,
+}
+
+impl Argon2Hasher {
+    /// Starts the pool and computes the dummy hash (one hash, ~40 ms).
+    ///
+    /// # Errors
+    /// When the parameters are out of argon2's range or threads cannot start.
+    pub fn new(config: &HashingConfig) -> Result<Self, String> {
+        let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
+            .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        let dummy = argon2.hash_password(&seed).map_err(|e| format!("argon2 failed: {e}"))?.to_string();
+        let pool = WorkerPool::new("argon2", config.threads, config.queue)
+            .map_err(|e| format!("cannot start hashing threads: {e}"))?;
+        Ok(Self { argon2: Arc::new(argon2), pool, dummy: dummy.into() })
+    }
+
+    /// Hashes waiting for a thread (a metric, and what a load shedder watches).
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.pool.queued()
+    }
+}
+
+fn unavailable(error: PoolError) -> DomainError {
+    match error {
+        PoolError::Saturated => DomainError::Unavailable("password hashing capacity exhausted".to_owned()),
+        PoolError::Lost => DomainError::Unavailable("password hashing worker failed".to_owned()),
+    }
+}
+
+fn verify(argon2: &Argon2<'_>, password: &str, hash: &str) -> bool {
+    // Verification takes its parameters from the stored hash, so hashes made
+    // under older parameters keep working.
+    PhcHash::new(hash).is_ok_and(|parsed| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError> {
+        let argon2 = Arc::clone(&self.argon2);
+        let hashed = self
+            .pool
+            .run(move || argon2.hash_password(password.expose().as_bytes()).map(|h| h.to_string()))
+            .await
+            .map_err(unavailable)?;
+        hashed.map(PasswordHash::new).map_err(|e| DomainError::Unavailable(format!("argon2 failed: {e}")))
+    }
+
+    async fn verify(&self, password: Password, hash: PasswordHash) -> Result<bool, DomainError> {
+        let argon2 = Arc::clone(&self.argon2);
+        self.pool.run(move || verify(&argon2, password.expose(), hash.as_str())).await.map_err(unavailable)
+    }
+
+    async fn verify_dummy(&self, password: Password) -> Result<(), DomainError> {
+        let argon2 = Arc::clone(&self.argon2);
+        let dummy = Arc::clone(&self.dummy);
+        self.pool
+            .run(move || {
+                verify(&argon2, password.expose(), &dummy);
+            })
+            .await
+            .map_err(unavailable)
+    }
+}

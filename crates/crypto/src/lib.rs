@@ -1,0 +1,14 @@
+//! Cryptography for Portcullis: argon2id password hashing on a bounded pool of
+//! its own threads, HS256 access tokens, and secure randomness.
+//!
+//! Each type implements a port of `portcullis-domain`. This crate must not
+//! depend on HTTP, SQL or any other adapter crate.
+
+mod hasher;
+mod jwt;
+mod pool;
+mod secrets;
+
+pub use hasher::{Argon2Hasher, HashingConfig};
+pub use jwt::{JwtCodec, JwtSecret, MIN_SECRET_LEN};
+pub use secrets::OsSecrets;

@@ -1,0 +1,127 @@
+//! A fixed set of threads for CPU-heavy jobs, with a bounded queue.
+//!
+//! argon2 must not run on the async workers (it would stall every other
+//! request) nor on tokio's shared blocking pool (hundreds of threads, each
+//! allocating 19 MiB under a login storm). Here at most `threads` jobs run at
+//! once and at most `queue` wait; beyond that a job is refused at once, so the
+//! caller can answer 503 instead of piling up memory and latency.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Why a job did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PoolError {
+    /// The queue is full.
+    Saturated,
+    /// The worker died before answering (a panic inside the job).
+    Lost,
+}
+
+#[derive(Debug)]
+pub(crate) struct WorkerPool {
+    sender: SyncSender<Job>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl WorkerPool {
+    /// Starts `threads` workers (at least one) behind a queue of `queue` slots.
+    pub(crate) fn new(name: &str, threads: usize, queue: usize) -> std::io::Result<Self> {
+        let (sender, receiver) = sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..threads.max(1) {
+            let receiver = Arc::clone(&receiver);
+            thread::Builder::new().name(format!("{name}-{index}")).spawn(move || work(&receiver))?;
+        }
+        Ok(Self { sender, waiting: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    /// Runs `job` on a worker and waits for its result without blocking the caller's thread.
+    pub(crate) async fn run<T, F>(&self, job: F) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let waiting = Arc::clone(&self.waiting);
+        waiting.fetch_add(1, Ordering::Relaxed);
+        let boxed: Job = Box::new(move || {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            // The receiver may be gone (the request was cancelled): nothing to do.
+            let _ = tx.send(job());
+        });
+        match self.sender.try_send(boxed) {
+            Ok(()) => rx.await.map_err(|_| PoolError::Lost),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Err(PoolError::Saturated)
+            }
+        }
+    }
+
+    /// Jobs queued and not yet started.
+    pub(crate) fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+fn work(receiver: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = {
+            let Ok(receiver) = receiver.lock() else { return };
+            match receiver.recv() {
+                Ok(job) => job,
+                // Every sender is gone: the pool was dropped.
+                Err(_) => return,
+            }
+        };
+        job();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_jobs_and_returns_results() {
+        let pool = WorkerPool::new("test", 2, 4).unwrap();
+        assert_eq!(pool.run(|| 40 + 2).await, Ok(42));
+    }
+
+    #[tokio::test]
+    async fn refuses_at_once_when_the_queue_is_full() {
+        let pool = Arc::new(WorkerPool::new("test", 1, 1).unwrap());
+        let gate = Arc::new(Barrier::new(2));
+        // Occupies the only worker until the gate opens.
+        let blocker = {
+            let (pool, gate) = (Arc::clone(&pool), Arc::clone(&gate));
+            tokio::spawn(async move { pool.run(move || gate.wait()).await })
+        };
+        while pool.queued() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Fills the single queue slot.
+        let queued = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.run(|| 1).await })
+        };
+        while pool.queued() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(pool.run(|| 2).await, Err(PoolError::Saturated));
+        gate.wait();
+        assert!(blocker.await.unwrap().is_ok());
+        assert_eq!(queued.await.unwrap(), Ok(1));
+    }
+}

@@ -1,0 +1,183 @@
+//! The crypto adapters against the behaviour their ports promise.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, JwtSecret, OsSecrets};
+use portcullis_domain::ports::{PasswordHasher, SecretGenerator, TokenCodec};
+use portcullis_domain::{AuthError, Claims, DomainError, Password, PasswordHash, Role};
+use serde_json::json;
+use uuid::Uuid;
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-key";
+
+fn codec() -> JwtCodec {
+    JwtCodec::new(&JwtSecret::new(SECRET).unwrap(), "portcullis")
+}
+
+fn claims() -> Claims {
+    Claims {
+        sub: Uuid::new_v4(),
+        email: "user@example.com".to_owned(),
+        role: Role::User,
+        exp: 4_102_444_800,
+        iat: 1_700_000_000,
+        jti: Uuid::new_v4(),
+        iss: "portcullis".to_owned(),
+        sv: 0,
+    }
+}
+
+fn hmac_token(
+    header: &serde_json::Value,
+    payload: &serde_json::Value,
+    key: &[u8],
+    alg: jsonwebtoken::Algorithm,
+) -> String {
+    let mut head = jsonwebtoken::Header::new(alg);
+    if let Some(typ) = header.get("typ").and_then(|t| t.as_str()) {
+        head.typ = Some(typ.to_owned());
+    }
+    jsonwebtoken::encode(&head, payload, &jsonwebtoken::EncodingKey::from_secret(key)).unwrap()
+}
+
+fn assert_invalid(result: Result<Claims, DomainError>) {
+    assert_eq!(result, Err(DomainError::Unauthenticated(AuthError::InvalidToken)));
+}
+
+#[test]
+fn a_token_round_trips() {
+    let claims = claims();
+    let token = codec().encode(&claims).unwrap();
+    assert_eq!(codec().decode(token.as_str()).unwrap(), claims);
+}
+
+#[test]
+fn the_header_names_hs256() {
+    let token = codec().encode(&claims()).unwrap();
+    let header = jsonwebtoken::decode_header(token.as_str()).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::HS256);
+}
+
+#[test]
+fn a_short_secret_is_refused() {
+    assert!(JwtSecret::new(b"too short".to_vec()).is_err());
+    assert!(format!("{:?}", JwtSecret::new(SECRET).unwrap()).contains("REDACTED"));
+}
+
+#[test]
+fn alg_none_is_refused() {
+    let header = B64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = B64.encode(serde_json::to_vec(&claims()).unwrap());
+    assert_invalid(codec().decode(&format!("{header}.{payload}.")));
+    assert_invalid(codec().decode(&format!("{header}.{payload}")));
+}
+
+#[test]
+fn another_hmac_algorithm_with_the_same_key_is_refused() {
+    let payload = serde_json::to_value(claims()).unwrap();
+    for alg in [jsonwebtoken::Algorithm::HS384, jsonwebtoken::Algorithm::HS512] {
+        assert_invalid(codec().decode(&hmac_token(&json!({}), &payload, SECRET, alg)));
+    }
+}
+
+#[test]
+fn a_tampered_payload_is_refused() {
+    let token = codec().encode(&claims()).unwrap();
+    let mut parts: Vec<String> = token.as_str().split('.').map(str::to_owned).collect();
+    let mut forged = claims();
+    forged.role = Role::Admin;
+    parts[1] = B64.encode(serde_json::to_vec(&forged).unwrap());
+    assert_invalid(codec().decode(&parts.join(".")));
+}
+
+#[test]
+fn a_wrong_signature_is_refused() {
+    let payload = serde_json::to_value(claims()).unwrap();
+    let token = hmac_token(
+        &json!({}),
+        &payload,
+        b"another-secret-another-secret-another",
+        jsonwebtoken::Algorithm::HS256,
+    );
+    assert_invalid(codec().decode(&token));
+}
+
+#[test]
+fn a_wrong_issuer_is_refused() {
+    let mut claims = claims();
+    claims.iss = "someone-else".to_owned();
+    let token = hmac_token(
+        &json!({}),
+        &serde_json::to_value(&claims).unwrap(),
+        SECRET,
+        jsonwebtoken::Algorithm::HS256,
+    );
+    assert_invalid(codec().decode(&token));
+}
+
+#[test]
+fn missing_or_mistyped_claims_are_refused() {
+    let full = serde_json::to_value(claims()).unwrap();
+    for claim in ["exp", "iat", "jti", "sub", "iss", "sv"] {
+        let mut payload = full.clone();
+        payload.as_object_mut().unwrap().remove(claim);
+        let token = hmac_token(&json!({}), &payload, SECRET, jsonwebtoken::Algorithm::HS256);
+        assert_invalid(codec().decode(&token));
+    }
+    // CVE-2026-25537: a string `exp` must not slip past the expiry check.
+    let mut payload = full;
+    payload["exp"] = json!("4102444800");
+    let token = hmac_token(&json!({}), &payload, SECRET, jsonwebtoken::Algorithm::HS256);
+    assert_invalid(codec().decode(&token));
+}
+
+#[test]
+fn garbage_is_refused() {
+    for garbage in ["", "abc", "a.b.c", "....", "eyJ.eyJ.sig", "Bearer x"] {
+        assert_invalid(codec().decode(garbage));
+    }
+}
+
+fn hasher() -> Argon2Hasher {
+    Argon2Hasher::new(&HashingConfig { threads: 2, queue: 16, ..HashingConfig::default() }).unwrap()
+}
+
+#[tokio::test]
+async fn a_hash_verifies_its_password_only() {
+    let hasher = hasher();
+    let hash = hasher.hash(Password::new("SecurePass123!")).await.unwrap();
+    assert!(
+        hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "OWASP parameters in the PHC string"
+    );
+    assert!(hasher.verify(Password::new("SecurePass123!"), hash.clone()).await.unwrap());
+    assert!(!hasher.verify(Password::new("SecurePass123?"), hash).await.unwrap());
+}
+
+#[tokio::test]
+async fn two_hashes_of_one_password_differ() {
+    let hasher = hasher();
+    let a = hasher.hash(Password::new("SecurePass123!")).await.unwrap();
+    let b = hasher.hash(Password::new("SecurePass123!")).await.unwrap();
+    assert_ne!(a, b, "every hash has its own salt");
+}
+
+#[tokio::test]
+async fn an_unparsable_hash_never_matches() {
+    let hasher = hasher();
+    for garbage in ["", "plain", "$argon2id$v=19$m=1,t=1,p=1$xx$yy"] {
+        assert!(!hasher.verify(Password::new("SecurePass123!"), PasswordHash::new(garbage)).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn the_dummy_verification_succeeds_without_a_user() {
+    hasher().verify_dummy(Password::new("anything")).await.unwrap();
+}
+
+#[test]
+fn secrets_are_random() {
+    assert_ne!(OsSecrets.token_id(), OsSecrets.token_id());
+    assert_ne!(OsSecrets.secret_bytes(), OsSecrets.secret_bytes());
+    assert_eq!(OsSecrets.token_id().get_version_num(), 4);
+}

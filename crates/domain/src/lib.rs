@@ -1,0 +1,19 @@
+//! The rules of Portcullis authentication, and nothing else.
+//!
+//! This crate holds the model (values that cannot be invalid once built), the
+//! ports (traits for storage, hashing, tokens, time and randomness) and the
+//! services that enforce the HTTP contract's rules on top of them. It must not
+//! depend on any I/O library: no actix, diesel, tokio, lettre or reqwest, and on
+//! no other Portcullis crate. Embed it with the memory store, or plug in your own
+//! adapters by implementing the ports.
+
+pub mod error;
+pub mod model;
+pub mod ports;
+pub mod services;
+
+pub use error::{AuthError, DomainError, FieldError, Forbidden, StoreError};
+pub use model::*;
+pub use services::{
+    AccountService, AdminOutcome, AuthSettings, Ports, Registration, Services, SessionService,
+};

@@ -1,0 +1,213 @@
+use std::fmt;
+
+use serde::Serialize;
+
+/// A plain-text password on its way to the hasher. `Debug` never shows it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password without judging it: login must accept whatever the user
+    /// once chose, even under a policy that has since become stricter.
+    #[must_use]
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    /// The secret itself, for the hasher only.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+
+/// A stored password hash (a PHC string). Opaque to the domain; `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    #[must_use]
+    pub fn new(phc: impl Into<String>) -> Self {
+        Self(phc.into())
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash([REDACTED])")
+    }
+}
+
+/// One rule a new password failed; `code` and `message` go to the client as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordRule {
+    TooShort,
+    TooLong,
+    MissingUppercase,
+    MissingLowercase,
+    MissingDigit,
+    MissingSpecial,
+}
+
+impl PasswordRule {
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooShort => "password_too_short",
+            Self::TooLong => "password_too_long",
+            Self::MissingUppercase => "password_missing_uppercase",
+            Self::MissingLowercase => "password_missing_lowercase",
+            Self::MissingDigit => "password_missing_digit",
+            Self::MissingSpecial => "password_missing_special",
+        }
+    }
+
+    #[must_use]
+    pub fn message(self, policy: &PasswordPolicy) -> String {
+        match self {
+            Self::TooShort => format!("must be at least {} characters long", policy.min_length),
+            Self::TooLong => format!("must be at most {} characters long", policy.max_length),
+            Self::MissingUppercase => "must contain an upper-case letter".to_owned(),
+            Self::MissingLowercase => "must contain a lower-case letter".to_owned(),
+            Self::MissingDigit => "must contain a digit".to_owned(),
+            Self::MissingSpecial => "must contain a special character such as !@#$%^&*".to_owned(),
+        }
+    }
+}
+
+/// The rules a new password must meet. Length counts characters, not bytes, so
+/// a passphrase in any script is measured the way its owner counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub require_uppercase: bool,
+    pub require_lowercase: bool,
+    pub require_digit: bool,
+    pub require_special: bool,
+}
+
+impl Default for PasswordPolicy {
+    /// The seed's composition rules: 8 to 128 characters, upper, lower, digit, special.
+    fn default() -> Self {
+        Self {
+            min_length: 8,
+            max_length: 128,
+            require_uppercase: true,
+            require_lowercase: true,
+            require_digit: true,
+            require_special: true,
+        }
+    }
+}
+
+impl PasswordPolicy {
+    /// Checks a new password against every rule and reports all the failures at
+    /// once, so a user fixes their password in one round trip.
+    ///
+    /// # Errors
+    /// The list of failed rules, in a stable order.
+    pub fn check(&self, candidate: &str) -> Result<Password, Vec<PasswordRule>> {
+        let length = candidate.chars().count();
+        let mut failed = Vec::new();
+        if length < self.min_length {
+            failed.push(PasswordRule::TooShort);
+        }
+        if length > self.max_length {
+            failed.push(PasswordRule::TooLong);
+        }
+        if self.require_uppercase && !candidate.chars().any(char::is_uppercase) {
+            failed.push(PasswordRule::MissingUppercase);
+        }
+        if self.require_lowercase && !candidate.chars().any(char::is_lowercase) {
+            failed.push(PasswordRule::MissingLowercase);
+        }
+        if self.require_digit && !candidate.chars().any(|c| c.is_ascii_digit()) {
+            failed.push(PasswordRule::MissingDigit);
+        }
+        if self.require_special && !candidate.chars().any(is_special) {
+            failed.push(PasswordRule::MissingSpecial);
+        }
+        if failed.is_empty() { Ok(Password::new(candidate)) } else { Err(failed) }
+    }
+}
+
+/// `!@#$%^&*` and any other punctuation or symbol; letters, digits and spaces are not special.
+fn is_special(c: char) -> bool {
+    c.is_ascii_punctuation() || (!c.is_alphanumeric() && !c.is_whitespace() && !c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_passwords_pass_the_default_policy() {
+        let policy = PasswordPolicy::default();
+        for ok in ["SecurePass123!", "TestPass123!", "NewSecurePass456!", "NewPass456!", "OldPass123!"] {
+            assert!(policy.check(ok).is_ok(), "{ok} should pass");
+        }
+    }
+
+    #[test]
+    fn every_failed_rule_is_reported() {
+        let failed = PasswordPolicy::default().check("").unwrap_err();
+        assert_eq!(
+            failed,
+            vec![
+                PasswordRule::TooShort,
+                PasswordRule::MissingUppercase,
+                PasswordRule::MissingLowercase,
+                PasswordRule::MissingDigit,
+                PasswordRule::MissingSpecial,
+            ]
+        );
+    }
+
+    #[test]
+    fn each_rule_alone() {
+        let policy = PasswordPolicy::default();
+        let cases = [
+            ("Sh0rt!", PasswordRule::TooShort),
+            ("securepass123!", PasswordRule::MissingUppercase),
+            ("SECUREPASS123!", PasswordRule::MissingLowercase),
+            ("SecurePass!!!", PasswordRule::MissingDigit),
+            ("SecurePass123", PasswordRule::MissingSpecial),
+        ];
+        for (password, rule) in cases {
+            assert_eq!(policy.check(password).unwrap_err(), vec![rule], "{password}");
+        }
+        let long = format!("Aa1!{}", "x".repeat(125));
+        assert_eq!(policy.check(&long).unwrap_err(), vec![PasswordRule::TooLong]);
+    }
+
+    #[test]
+    fn other_punctuation_counts_as_special() {
+        assert!(PasswordPolicy::default().check("SecurePass123-").is_ok());
+        assert!(PasswordPolicy::default().check("SecurePass123€").is_ok());
+    }
+
+    #[test]
+    fn length_counts_characters_not_bytes() {
+        // 8 characters, 11 bytes.
+        assert!(PasswordPolicy::default().check("Ééééa1!x").is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let shown = format!("{:?}", Password::new("SecurePass123!"));
+        assert!(!shown.contains("Secure"));
+    }
+}

@@ -1,0 +1,63 @@
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::error::DomainError;
+use crate::model::{AccessToken, Claims, Password, PasswordHash};
+
+/// Slow, salted password hashing.
+///
+/// Implementations must keep the work off the async workers and bound how much
+/// of it may wait, so a login storm cannot exhaust memory or stall other requests.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password.
+    ///
+    /// # Errors
+    /// [`DomainError::Unavailable`] when the hashing capacity is exhausted.
+    async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError>;
+
+    /// Whether `password` matches `hash`. A hash that cannot be parsed never matches.
+    ///
+    /// # Errors
+    /// [`DomainError::Unavailable`] when the hashing capacity is exhausted.
+    async fn verify(&self, password: Password, hash: PasswordHash) -> Result<bool, DomainError>;
+
+    /// Spends the time of one verification without a real hash, so that an
+    /// unknown email takes as long to refuse as a wrong password.
+    ///
+    /// # Errors
+    /// [`DomainError::Unavailable`] when the hashing capacity is exhausted.
+    async fn verify_dummy(&self, password: Password) -> Result<(), DomainError>;
+}
+
+/// Signs and verifies access tokens.
+///
+/// `decode` checks the signature, the pinned algorithm, the issuer and the
+/// presence and types of every claim. It does not judge expiry: the domain
+/// does that against its [`Clock`](super::Clock), so that time is one thing.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait TokenCodec: Send + Sync {
+    /// Signs the claims.
+    ///
+    /// # Errors
+    /// [`DomainError::Unavailable`] if the signing key cannot be used.
+    fn encode(&self, claims: &Claims) -> Result<AccessToken, DomainError>;
+
+    /// Verifies a token and returns its claims.
+    ///
+    /// # Errors
+    /// [`DomainError::Unauthenticated`] with `InvalidToken` for anything that is
+    /// not a token we signed with the configured algorithm and issuer.
+    fn decode(&self, token: &str) -> Result<Claims, DomainError>;
+}
+
+/// Unpredictable values: token ids and secrets. Injected so tests can replay them.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait SecretGenerator: Send + Sync {
+    /// A random (v4) UUID, e.g. a token's `jti`.
+    fn token_id(&self) -> Uuid;
+
+    /// 256 bits from a cryptographically secure generator.
+    fn secret_bytes(&self) -> [u8; 32];
+}

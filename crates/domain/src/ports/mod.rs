@@ -1,0 +1,24 @@
+//! The traits through which the domain reaches the outside world. Each speaks
+//! domain types only; adapters live in other crates.
+
+mod clock;
+mod crypto;
+mod health;
+mod revoked_tokens;
+mod users;
+
+#[cfg(feature = "mocks")]
+pub use clock::MockClock;
+pub use clock::{Clock, SystemClock};
+#[cfg(feature = "mocks")]
+pub use crypto::{MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
+pub use crypto::{PasswordHasher, SecretGenerator, TokenCodec};
+#[cfg(feature = "mocks")]
+pub use health::MockStoreHealth;
+pub use health::StoreHealth;
+#[cfg(feature = "mocks")]
+pub use revoked_tokens::MockRevokedTokenRepository;
+pub use revoked_tokens::RevokedTokenRepository;
+#[cfg(feature = "mocks")]
+pub use users::MockUserRepository;
+pub use users::UserRepository;

@@ -1,0 +1,52 @@
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::model::{Email, NewUser, PasswordHash, Role, User, UserId};
+
+/// Where users are kept.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Stores a new user. Atomic with respect to the email: of concurrent calls
+    /// with one email, exactly one succeeds.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`]`("email")` when the email is taken;
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn create(&self, user: NewUser) -> Result<User, StoreError>;
+
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// Looks a user up by normalised email.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// Sets the role and returns the updated user.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Unavailable`].
+    async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> Result<User, StoreError>;
+
+    /// Enables or disables the user and returns the updated user.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Unavailable`].
+    async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> Result<User, StoreError>;
+
+    /// Replaces the password hash and, in the same write, increments
+    /// `session_version`, so every token issued before is refused afterwards.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Unavailable`].
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<User, StoreError>;
+}

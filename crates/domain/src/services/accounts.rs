@@ -1,0 +1,155 @@
+use std::sync::Arc;
+
+use crate::error::{AuthError, DomainError, FieldError};
+use crate::model::{Email, FullName, IssuedToken, NewUser, Password, Principal, Role, User, UserId};
+
+use super::{AuthSettings, Ports, tokens};
+
+/// What a client sends to register; checked here, not at the edge.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub email: String,
+    pub password: Password,
+    pub full_name: Option<String>,
+}
+
+/// What `ensure_admin` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminOutcome {
+    Created,
+    Promoted,
+    AlreadyAdmin,
+}
+
+/// Accounts: registration, passwords and roles.
+#[derive(Debug, Clone)]
+pub struct AccountService {
+    ports: Arc<Ports>,
+    settings: Arc<AuthSettings>,
+}
+
+impl AccountService {
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
+        Self { ports, settings }
+    }
+
+    /// Registers a user with the `USER` role and signs them in.
+    ///
+    /// # Errors
+    /// 422 codes for an invalid email, name or a password that fails the policy
+    /// (every failed rule listed); `EmailTaken`; `Unavailable`.
+    pub async fn register(&self, registration: Registration) -> Result<(User, IssuedToken), DomainError> {
+        let user = self.create_user(registration, Role::User).await?;
+        let token = tokens::issue(&self.ports, &self.settings, &user)?;
+        Ok((user, token))
+    }
+
+    /// Validates and stores a new user without signing them in.
+    ///
+    /// # Errors
+    /// As [`register`](Self::register).
+    pub async fn create_user(&self, registration: Registration, role: Role) -> Result<User, DomainError> {
+        let Registration { email, password, full_name } = registration;
+        let mut errors: Vec<FieldError> = Vec::new();
+        let email = Email::parse(&email).map_err(|e| errors.push(DomainError::invalid_email(e))).ok();
+        let full_name = match full_name.as_deref().map(FullName::parse).transpose() {
+            Ok(name) => name.flatten(),
+            Err(e) => {
+                errors.push(DomainError::invalid_full_name(e));
+                None
+            }
+        };
+        let policy = &self.settings.password_policy;
+        let password = policy
+            .check(password.expose())
+            .map_err(|rules| errors.extend(DomainError::weak_password("password", &rules, policy)))
+            .ok();
+        let (Some(email), Some(password)) = (email, password) else {
+            return Err(DomainError::validation(errors));
+        };
+        if !errors.is_empty() {
+            return Err(DomainError::validation(errors));
+        }
+        // Checking first spares an argon2 hash for the common duplicate; the
+        // unique index still decides races.
+        if self.ports.users.find_by_email(&email).await?.is_some() {
+            return Err(DomainError::EmailTaken);
+        }
+        let password_hash = self.ports.hasher.hash(password).await?;
+        let user = NewUser {
+            id: UserId::new(),
+            email,
+            full_name,
+            password_hash: Some(password_hash),
+            role,
+            created_at: self.ports.clock.now(),
+        };
+        Ok(self.ports.users.create(user).await?)
+    }
+
+    /// Changes the caller's password. Every token issued before stops working;
+    /// the returned token is issued under the new session version.
+    ///
+    /// # Errors
+    /// `InvalidCurrentPassword` when the current password is wrong, 422 when the
+    /// new one fails the policy, `Unavailable`.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: Password,
+        new: Password,
+    ) -> Result<IssuedToken, DomainError> {
+        let policy = &self.settings.password_policy;
+        let new = policy.check(new.expose()).map_err(|rules| {
+            DomainError::validation(DomainError::weak_password("new_password", &rules, policy))
+        })?;
+        let Some(user) = self.ports.users.find_by_id(principal.user.id).await? else {
+            return Err(DomainError::Unauthenticated(AuthError::InvalidToken));
+        };
+        let matches = match user.password_hash.clone() {
+            Some(hash) => self.ports.hasher.verify(current, hash).await?,
+            None => {
+                self.ports.hasher.verify_dummy(current).await?;
+                false
+            }
+        };
+        if !matches {
+            return Err(DomainError::InvalidCurrentPassword);
+        }
+        let hash = self.ports.hasher.hash(new).await?;
+        let user = self.ports.users.set_password(user.id, hash, self.ports.clock.now()).await?;
+        tokens::issue(&self.ports, &self.settings, &user)
+    }
+
+    /// Makes `email` an administrator: promotes an existing user, or creates one
+    /// with `password` (which must meet the policy).
+    ///
+    /// # Errors
+    /// 422 codes for a bad email or password; `NotFound`-like validation when a
+    /// new user is needed but no password was given; `Unavailable`.
+    pub async fn ensure_admin(
+        &self,
+        email: &str,
+        password: Option<Password>,
+    ) -> Result<AdminOutcome, DomainError> {
+        let parsed =
+            Email::parse(email).map_err(|e| DomainError::validation(vec![DomainError::invalid_email(e)]))?;
+        if let Some(user) = self.ports.users.find_by_email(&parsed).await? {
+            if user.role == Role::Admin {
+                return Ok(AdminOutcome::AlreadyAdmin);
+            }
+            self.ports.users.set_role(user.id, Role::Admin, self.ports.clock.now()).await?;
+            return Ok(AdminOutcome::Promoted);
+        }
+        let Some(password) = password else {
+            return Err(DomainError::validation(vec![FieldError {
+                field: "password".to_owned(),
+                code: "invalid_field",
+                message: "a password is required to create a new administrator".to_owned(),
+            }]));
+        };
+        let registration = Registration { email: email.to_owned(), password, full_name: None };
+        self.create_user(registration, Role::Admin).await?;
+        Ok(AdminOutcome::Created)
+    }
+}

@@ -1,0 +1,143 @@
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::error::{AuthError, DomainError, Forbidden};
+use crate::model::{Claims, Email, IssuedToken, Password, Principal, User, UserId};
+
+use super::{AuthSettings, Ports, tokens};
+
+/// Sessions: login, token authentication, refresh and logout.
+#[derive(Debug, Clone)]
+pub struct SessionService {
+    ports: Arc<Ports>,
+    settings: Arc<AuthSettings>,
+}
+
+impl SessionService {
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
+        Self { ports, settings }
+    }
+
+    /// Exchanges an email and password for a token.
+    ///
+    /// An unknown email, a user without a password and a wrong password all cost
+    /// one argon2 verification and give the same `InvalidCredentials`, so neither
+    /// the answer nor its timing tells which emails are registered. A disabled
+    /// account is only revealed to someone who knows its password.
+    ///
+    /// # Errors
+    /// `InvalidCredentials`; `Forbidden(AccountDisabled)`; `Unavailable`.
+    pub async fn login(&self, username: &str, password: Password) -> Result<IssuedToken, DomainError> {
+        let user = match Email::parse(username) {
+            Ok(email) => self.ports.users.find_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let Some((user, hash)) = user.and_then(|u| u.password_hash.clone().map(|h| (u, h))) else {
+            self.ports.hasher.verify_dummy(password).await?;
+            return Err(DomainError::Unauthenticated(AuthError::InvalidCredentials));
+        };
+        if !self.ports.hasher.verify(password, hash).await? {
+            return Err(DomainError::Unauthenticated(AuthError::InvalidCredentials));
+        }
+        if !user.is_active {
+            return Err(DomainError::Forbidden(Forbidden::AccountDisabled));
+        }
+        tokens::issue(&self.ports, &self.settings, &user)
+    }
+
+    /// Verifies a bearer JWT and resolves its user.
+    ///
+    /// Refused when the signature, algorithm, issuer or any claim is wrong; when
+    /// it expired (with the configured leeway) or claims to be issued in the
+    /// future; when its `jti` was revoked; when the user's session version moved
+    /// on (password change); when the user is disabled or gone.
+    ///
+    /// # Errors
+    /// `Unauthenticated` with the precise reason; `Unavailable`.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, DomainError> {
+        let claims = self.ports.tokens.decode(token)?;
+        self.check_times(&claims)?;
+        if self.ports.revoked_tokens.is_revoked(claims.jti).await? {
+            return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
+        }
+        let user = self.current_user(&claims).await?;
+        Ok(Principal::from_jwt(user, claims))
+    }
+
+    /// Rotates a token: revokes the presented one and issues a new one. Of
+    /// several concurrent refreshes of one token exactly one succeeds.
+    ///
+    /// # Errors
+    /// As [`authenticate`](Self::authenticate); `TokenRevoked` when the token was
+    /// already refreshed or logged out.
+    pub async fn refresh(&self, token: &str) -> Result<IssuedToken, DomainError> {
+        let principal = self.authenticate(token).await?;
+        let claims =
+            principal.claims.as_ref().ok_or(DomainError::Unauthenticated(AuthError::InvalidToken))?;
+        if !self.revoke(claims, principal.user.id).await? {
+            return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
+        }
+        tokens::issue(&self.ports, &self.settings, &principal.user)
+    }
+
+    /// Revokes the presented token until it expires.
+    ///
+    /// # Errors
+    /// As [`authenticate`](Self::authenticate).
+    pub async fn logout(&self, token: &str) -> Result<(), DomainError> {
+        let principal = self.authenticate(token).await?;
+        if let Some(claims) = &principal.claims {
+            self.revoke(claims, principal.user.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets revocations of tokens that have expired anyway.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn purge_expired_revocations(&self) -> Result<u64, DomainError> {
+        Ok(self.ports.revoked_tokens.purge_expired(self.ports.clock.now()).await?)
+    }
+
+    /// Loads a user by id for an already authenticated caller.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, DomainError> {
+        Ok(self.ports.users.find_by_id(id).await?)
+    }
+
+    fn check_times(&self, claims: &Claims) -> Result<(), DomainError> {
+        let now = self.ports.clock.now().unix_timestamp();
+        let leeway = self.settings.leeway_secs;
+        if claims.exp.saturating_add(leeway) <= now {
+            return Err(DomainError::Unauthenticated(AuthError::TokenExpired));
+        }
+        if claims.iat.saturating_sub(leeway) > now || claims.iat > claims.exp {
+            return Err(DomainError::Unauthenticated(AuthError::InvalidToken));
+        }
+        Ok(())
+    }
+
+    async fn current_user(&self, claims: &Claims) -> Result<User, DomainError> {
+        let Some(user) = self.ports.users.find_by_id(UserId::from_uuid(claims.sub)).await? else {
+            return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
+        };
+        if !user.is_active {
+            return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
+        }
+        if user.session_version != claims.sv {
+            return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
+        }
+        Ok(user)
+    }
+
+    /// Blacklists the token's `jti` until it could no longer pass the expiry check.
+    async fn revoke(&self, claims: &Claims, user: UserId) -> Result<bool, DomainError> {
+        let until = claims.expires_at() + time::Duration::seconds(self.settings.leeway_secs);
+        let jti: Uuid = claims.jti;
+        Ok(self.ports.revoked_tokens.revoke(jti, user, until).await?)
+    }
+}

@@ -1,0 +1,97 @@
+use futures_util::future::join_all;
+use portcullis_domain::{Email, FullName, NewUser, PasswordHash, Role, StoreError, UserId};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use super::ContractStore;
+
+/// Whole seconds, so every backend's timestamp precision keeps it exactly.
+const CREATED: OffsetDateTime = datetime!(2026-02-03 12:00:00 UTC);
+const LATER: OffsetDateTime = datetime!(2026-02-04 08:30:00 UTC);
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        id: UserId::new(),
+        email: Email::parse(email).unwrap(),
+        full_name: FullName::parse("John Doe").unwrap(),
+        password_hash: Some(PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")),
+        role: Role::User,
+        created_at: CREATED,
+    }
+}
+
+pub async fn user_create_then_find_by_id_and_email<S: ContractStore + ?Sized>(store: &S) {
+    let new = new_user("contract-create@example.com");
+    let expected = new.clone().into_user();
+    let created = store.create(new).await.unwrap();
+    assert_eq!(created, expected, "create returns the stored user");
+    assert_eq!(store.find_by_id(expected.id).await.unwrap(), Some(expected.clone()));
+    assert_eq!(store.find_by_email(&expected.email).await.unwrap(), Some(expected));
+}
+
+pub async fn user_without_password_and_name_round_trips<S: ContractStore + ?Sized>(store: &S) {
+    let mut new = new_user("contract-bare@example.com");
+    new.password_hash = None;
+    new.full_name = None;
+    new.role = Role::Admin;
+    let expected = new.clone().into_user();
+    store.create(new).await.unwrap();
+    assert_eq!(store.find_by_id(expected.id).await.unwrap(), Some(expected));
+}
+
+pub async fn user_find_unknown_is_none<S: ContractStore + ?Sized>(store: &S) {
+    assert_eq!(store.find_by_id(UserId::new()).await.unwrap(), None);
+    let email = Email::parse("nobody@example.com").unwrap();
+    assert_eq!(store.find_by_email(&email).await.unwrap(), None);
+}
+
+pub async fn user_duplicate_email_conflicts<S: ContractStore + ?Sized>(store: &S) {
+    store.create(new_user("contract-dup@example.com")).await.unwrap();
+    let second = store.create(new_user("contract-dup@example.com")).await;
+    assert_eq!(second, Err(StoreError::Conflict("email")));
+}
+
+pub async fn user_concurrent_creates_with_one_email_one_wins<S: ContractStore + ?Sized>(store: &S) {
+    let attempts = (0..20).map(|_| store.create(new_user("contract-race@example.com")));
+    let results = join_all(attempts).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    let conflicts = results.iter().filter(|r| **r == Err(StoreError::Conflict("email"))).count();
+    assert_eq!((created, conflicts), (1, 19), "exactly one create wins: {results:?}");
+}
+
+pub async fn user_set_role_and_active<S: ContractStore + ?Sized>(store: &S) {
+    let user = store.create(new_user("contract-update@example.com")).await.unwrap();
+
+    let promoted = store.set_role(user.id, Role::Admin, LATER).await.unwrap();
+    assert_eq!(promoted.role, Role::Admin);
+    assert_eq!(promoted.updated_at, LATER);
+
+    let disabled = store.set_active(user.id, false, LATER).await.unwrap();
+    assert!(!disabled.is_active);
+    assert_eq!(disabled.role, Role::Admin, "set_active keeps the role");
+    assert_eq!(store.find_by_id(user.id).await.unwrap(), Some(disabled));
+
+    let enabled = store.set_active(user.id, true, LATER).await.unwrap();
+    assert!(enabled.is_active);
+}
+
+pub async fn user_updates_of_unknown_id_are_not_found<S: ContractStore + ?Sized>(store: &S) {
+    let id = UserId::new();
+    assert_eq!(store.set_role(id, Role::Admin, LATER).await, Err(StoreError::NotFound));
+    assert_eq!(store.set_active(id, false, LATER).await, Err(StoreError::NotFound));
+    let hash = PasswordHash::new("$argon2id$x");
+    assert_eq!(store.set_password(id, hash, LATER).await, Err(StoreError::NotFound));
+}
+
+pub async fn user_set_password_bumps_session_version<S: ContractStore + ?Sized>(store: &S) {
+    let user = store.create(new_user("contract-password@example.com")).await.unwrap();
+    assert_eq!(user.session_version, 0);
+    let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA");
+    let updated = store.set_password(user.id, hash.clone(), LATER).await.unwrap();
+    assert_eq!(updated.password_hash, Some(hash));
+    assert_eq!(updated.session_version, 1);
+    assert_eq!(updated.updated_at, LATER);
+    let again = store.set_password(user.id, PasswordHash::new("$argon2id$y"), LATER).await.unwrap();
+    assert_eq!(again.session_version, 2, "every password change bumps the version");
+    assert_eq!(store.find_by_id(user.id).await.unwrap(), Some(again));
+}

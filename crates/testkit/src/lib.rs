@@ -1,0 +1,47 @@
+//! Test support shared by every Portcullis crate: one contract suite per port,
+//! run unchanged against each adapter, and fakes (a clock you can move).
+//!
+//! A contract suite is the definition of a port's behaviour: an adapter is
+//! correct when the suite passes on it. This crate depends on the domain only;
+//! it is a dev-dependency everywhere else.
+
+pub mod clock;
+pub mod contracts;
+
+pub use clock::ManualClock;
+pub use contracts::ContractStore;
+
+/// Generates one `#[tokio::test]` per storage contract case.
+///
+/// `$factory` is an expression (usually an `async` block) giving an
+/// `Option<F>` where `F: Deref<Target = impl ContractStore>`; `None` skips the
+/// case (e.g. PostgreSQL without `TEST_DATABASE_URL`), and the factory should
+/// say so on stderr. `F` is dropped after the case, so it can clean up.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($factory:expr) => {
+        $crate::store_contract_tests!(@cases $factory;
+            user_create_then_find_by_id_and_email,
+            user_find_unknown_is_none,
+            user_duplicate_email_conflicts,
+            user_concurrent_creates_with_one_email_one_wins,
+            user_set_role_and_active,
+            user_updates_of_unknown_id_are_not_found,
+            user_set_password_bumps_session_version,
+            user_without_password_and_name_round_trips,
+            revoked_token_is_reported,
+            revoke_is_single_use_under_concurrency,
+            purge_removes_only_expired_revocations,
+            health_ping_succeeds
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(fixture) = $factory.await else { return };
+                $crate::contracts::$case(&*fixture).await;
+            }
+        )*
+    };
+}
