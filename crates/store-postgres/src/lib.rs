@@ -1,1 +1,90 @@
+//! Portcullis's repositories on PostgreSQL.
+//!
+//! For deployments with several instances: everything they must agree on lives
+//! here. diesel-async's `AsyncPgConnection` speaks the protocol itself (no
+//! libpq). The pool has timeouts everywhere, so a database that is down turns
+//! into `StoreError::Unavailable` (503) within seconds rather than hung
+//! requests, and broken connections are replaced once it is back.
+//! Depends on the domain and diesel only, never on HTTP.
 
+mod schema;
+pub mod testing;
+
+use std::time::Duration;
+
+use deadpool::Runtime;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use portcullis_domain::StoreError;
+use portcullis_store_diesel::{pool_error, query_error};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// Serialises migrations between instances starting at once (an arbitrary
+/// constant: "portcull" in ASCII).
+const MIGRATION_LOCK: i64 = 0x706f_7274_6375_6c6c;
+
+/// Every repository port over a PostgreSQL connection pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool<AsyncPgConnection>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never printed.
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Builds a pool for `url`. Connections are made lazily, so this succeeds
+    /// while the database is down; [`migrate`](Self::migrate) is the first contact.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the pool cannot be built.
+    pub fn connect(url: &str, max_connections: usize) -> Result<Self, StoreError> {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(pool_error)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the pending embedded migrations under an advisory lock, so
+    /// instances starting together do not race. Needs a multi-thread runtime.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be reached or a migration fails.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            .execute(&mut *conn)
+            .await
+            .map_err(query_error)?;
+        let mut harness = AsyncMigrationHarness::new(conn);
+        let applied = harness
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.len())
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")));
+        let mut conn = harness.into_inner();
+        diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+            .execute(&mut *conn)
+            .await
+            .map_err(query_error)?;
+        applied
+    }
+
+    async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+portcullis_store_diesel::diesel_repositories!(PostgresStore);

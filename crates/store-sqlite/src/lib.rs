@@ -1,1 +1,112 @@
+//! Portcullis's repositories on an embedded SQLite database.
+//!
+//! SQLite is the zero-setup default: one file, created on first start, with
+//! the bundled library (no system SQLite). Connections go through diesel-async's
+//! `SyncConnectionWrapper`, which runs each query on tokio's blocking pool.
+//! Every connection is set up for concurrent use: WAL journal, a busy timeout
+//! instead of immediate "database is locked" errors, and foreign keys on.
+//! Depends on the domain and diesel only, never on HTTP.
 
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use deadpool::Runtime;
+use diesel::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use portcullis_domain::StoreError;
+use portcullis_store_diesel::{pool_error, query_error};
+
+type Conn = SyncConnectionWrapper<SqliteConnection>;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// How long a writer waits for another to finish before giving up (503).
+const BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// Every repository port over one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: Pool<Conn>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with its folder) the database at `path`.
+    /// Connections are made lazily; call [`migrate`](Self::migrate) before use.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the folder cannot be created or the pool built.
+    pub fn open(path: &Path, max_connections: usize) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let mut config = ManagerConfig::default();
+        config.custom_setup = Box::new(|url| Box::pin(connect(url.to_owned())));
+        let url = path.to_string_lossy().into_owned();
+        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(url, config);
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(pool_error)?;
+        Ok(Self { pool, path: path.to_owned() })
+    }
+
+    /// Applies the pending embedded migrations. Needs a multi-thread runtime
+    /// (the harness blocks in place).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be opened or a migration fails.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let conn = self.conn().await?;
+        let mut harness = AsyncMigrationHarness::new(conn);
+        let applied = harness
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        Ok(applied.len())
+    }
+
+    /// The file this store writes to.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn conn(&self) -> Result<Object<Conn>, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+async fn connect(url: String) -> diesel::ConnectionResult<Conn> {
+    let mut conn = Conn::establish(&url).await?;
+    for pragma in [
+        "PRAGMA journal_mode = WAL".to_owned(),
+        "PRAGMA synchronous = NORMAL".to_owned(),
+        format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"),
+        "PRAGMA foreign_keys = ON".to_owned(),
+    ] {
+        diesel::sql_query(pragma)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(query_error(e).to_string()))?;
+    }
+    Ok(conn)
+}
+
+portcullis_store_diesel::diesel_repositories!(SqliteStore);
