@@ -1,1 +1,22 @@
+//! The Portcullis HTTP API on actix-web.
+//!
+//! Turns HTTP into calls on the domain's services and their results into the
+//! contract's responses: routes, the authentication extractors, DTOs (with
+//! `TryFrom` into domain values), the one error type every failure goes
+//! through, and the OpenAPI document. Handlers hold no rule of their own.
+//! Depends on `portcullis-domain` only among our crates: never on a store,
+//! on crypto, or on any concrete adapter.
 
+mod app;
+mod dto;
+mod error;
+mod extract;
+mod middleware;
+mod openapi;
+mod routes;
+mod state;
+
+pub use app::configure;
+pub use error::{ApiError, ErrorBody};
+pub use openapi::ApiDoc;
+pub use state::{AppState, HttpSettings};

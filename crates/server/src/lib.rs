@@ -1,1 +1,213 @@
+//! The Portcullis server: configuration, wiring, start-up and shutdown.
+//!
+//! This is the one crate that knows every concrete adapter: it reads the
+//! configuration, opens the store the `DATABASE_URL` names (applying its
+//! migrations), builds the domain services over the adapters and serves the
+//! HTTP API. The `portcullis` binary is a thin `main` over [`run`]; tests use
+//! [`App`] to run the same wiring on port 0 with a clock of their own.
 
+pub mod config;
+mod error;
+mod secret;
+mod telemetry;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use actix_web::dev::Server;
+use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, OsSecrets};
+use portcullis_domain::ports::{Clock, RevokedTokenRepository, StoreHealth, SystemClock, UserRepository};
+use portcullis_domain::{AdminOutcome, AuthSettings, Password, Ports, Services};
+use portcullis_http::{AppState, HttpSettings};
+use portcullis_store_postgres::PostgresStore;
+use portcullis_store_sqlite::SqliteStore;
+
+pub use config::{Cli, Command, Config, DatabaseUrl, Environment, LogFormat};
+pub use error::StartError;
+pub use telemetry::init_tracing;
+
+/// How often expired revocations are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// The storage adapters, as ports.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: Arc<dyn UserRepository>,
+    pub revoked_tokens: Arc<dyn RevokedTokenRepository>,
+    pub health: Arc<dyn StoreHealth>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Opens the database `DATABASE_URL` names and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`StartError::Database`] when it cannot be opened or migrated.
+    pub async fn open(config: &Config) -> Result<Self, StartError> {
+        let max = usize::from(config.db_max_connections);
+        let database = |e: portcullis_domain::StoreError| StartError::Database(e.to_string());
+        match &config.database_url {
+            DatabaseUrl::Sqlite(path) => {
+                let store = Arc::new(SqliteStore::open(path, max).map_err(database)?);
+                let applied = store.migrate().await.map_err(database)?;
+                tracing::info!(path = %path.display(), applied, "SQLite database ready");
+                Ok(Self { users: store.clone(), revoked_tokens: store.clone(), health: store })
+            }
+            DatabaseUrl::Postgres(url) => {
+                let store = Arc::new(PostgresStore::connect(url, max).map_err(database)?);
+                let applied = store.migrate().await.map_err(database)?;
+                tracing::info!(applied, "PostgreSQL database ready");
+                Ok(Self { users: store.clone(), revoked_tokens: store.clone(), health: store })
+            }
+        }
+    }
+}
+
+/// A wired application: the services over their adapters.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub services: Services,
+    pub stores: Stores,
+    http: HttpSettings,
+    workers: usize,
+}
+
+impl App {
+    /// Wires everything for `config`, with `clock` as the time source.
+    ///
+    /// # Errors
+    /// A [`StartError`] naming what is wrong.
+    pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let secret = secret::resolve(config)?;
+        let stores = Stores::open(config).await?;
+        let settings = AuthSettings { token_ttl_secs: config.token_ttl_secs, ..AuthSettings::default() };
+        let hasher = Argon2Hasher::new(&HashingConfig::default()).map_err(StartError::Io)?;
+        let ports = Ports {
+            users: Arc::clone(&stores.users),
+            revoked_tokens: Arc::clone(&stores.revoked_tokens),
+            hasher: Arc::new(hasher),
+            tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
+            clock,
+            secrets: Arc::new(OsSecrets),
+        };
+        let http = HttpSettings {
+            test_endpoints: config.environment != Environment::Production,
+            ..HttpSettings::default()
+        };
+        Ok(Self { services: Services::new(ports, settings), stores, http, workers: config.workers })
+    }
+
+    /// Serves on `listener` until the returned server is stopped (or gets
+    /// SIGINT/SIGTERM: it then finishes in-flight requests for up to 30 s).
+    /// Also starts the background purge of expired revocations.
+    ///
+    /// # Errors
+    /// [`StartError::Io`] when the listener cannot be used.
+    pub fn serve(self, listener: TcpListener) -> Result<Server, StartError> {
+        let state = AppState {
+            services: self.services.clone(),
+            health: Arc::clone(&self.stores.health),
+            settings: self.http.clone(),
+        };
+        let workers = if self.workers == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        } else {
+            self.workers
+        };
+        let server = HttpServer::new(move || portcullis_http::configure(state.clone()))
+            .workers(workers)
+            .shutdown_timeout(30)
+            .listen(listener)
+            .map_err(|e| StartError::Io(format!("cannot listen: {e}")))?
+            .run();
+        let sessions = self.services.sessions.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PURGE_EVERY);
+            loop {
+                every.tick().await;
+                match sessions.purge_expired_revocations().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired token revocations"),
+                    Err(e) => tracing::warn!(error = %e, "could not purge expired token revocations"),
+                }
+            }
+        });
+        Ok(server)
+    }
+}
+
+/// Runs a command of the CLI to completion.
+///
+/// # Errors
+/// A [`StartError`] for the operator.
+pub async fn run(cli: Cli) -> Result<(), StartError> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = App::build(&config, Arc::new(SystemClock)).await?;
+            let listener = TcpListener::bind(config.bind).map_err(|e| {
+                StartError::config("AUTH_BIND", format!("cannot listen on {}: {e}", config.bind))
+            })?;
+            tracing::info!(address = %format!("http://{}", config.bind), environment = ?config.environment, "Portcullis is serving");
+            app.serve(listener)?.await.map_err(|e| StartError::Io(e.to_string()))?;
+            tracing::info!("Portcullis stopped");
+            Ok(())
+        }
+        Command::Migrate => {
+            Stores::open(&config).await?;
+            Ok(())
+        }
+        Command::CreateAdmin { email, password } => create_admin(&config, &email, password).await,
+    }
+}
+
+async fn create_admin(config: &Config, email: &str, password: Option<String>) -> Result<(), StartError> {
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let password = match password {
+        Some(p) => Some(p),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            let exists = portcullis_domain::Email::parse(email)
+                .ok()
+                .map(|e| async move { app.stores.users.find_by_email(&e).await });
+            let exists = match exists {
+                Some(lookup) => lookup.await.map_err(|e| StartError::Database(e.to_string()))?.is_some(),
+                None => false,
+            };
+            if exists {
+                None
+            } else {
+                Some(
+                    rpassword::prompt_password("Password for the new administrator: ")
+                        .map_err(|e| StartError::Io(e.to_string()))?,
+                )
+            }
+        }
+        None => None,
+    };
+    let outcome = app.services.accounts.ensure_admin(email, password.map(Password::new)).await.map_err(
+        |e| match e {
+            portcullis_domain::DomainError::Validation { errors, .. } => StartError::Command(
+                errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "),
+            ),
+            other => StartError::Command(other.to_string()),
+        },
+    )?;
+    let what = match outcome {
+        AdminOutcome::Created => "created administrator",
+        AdminOutcome::Promoted => "promoted to administrator",
+        AdminOutcome::AlreadyAdmin => "already an administrator",
+    };
+    tracing::info!(email, "{what}");
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{email}: {what}");
+    }
+    Ok(())
+}

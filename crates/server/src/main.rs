@@ -1,1 +1,37 @@
-fn main() {}
+//! `portcullis`: see `portcullis --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use portcullis::{Cli, init_tracing, run};
+
+#[allow(clippy::print_stderr)]
+fn main() -> ExitCode {
+    // `.env` in the working directory fills in variables that are not set.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("error: .env: {e}");
+        return ExitCode::FAILURE;
+    }
+    let cli = Cli::parse();
+    if let Err(e) = init_tracing(&cli.config) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,149 @@
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, UrlencodedError};
+use actix_web::{App, HttpRequest, HttpResponse, web};
+use tracing_actix_web::TracingLogger;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::middleware;
+use crate::openapi::ApiDoc;
+use crate::routes::{auth, ops, test_auth};
+use crate::state::AppState;
+
+/// The whole API as an actix `App`, ready for `HttpServer::new` or `actix_web::test`.
+pub fn configure(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.settings.body_limit;
+    let test_endpoints = state.settings.test_endpoints;
+    let document = ApiDoc::document(test_endpoints);
+    let known = web::Data::new(KnownRoutes::from_document(&document));
+    let mut app = App::new()
+        .app_data(web::Data::new(state))
+        .app_data(known)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit)
+                .error_handler(move |e, req| json_error(e, req, limit).into()),
+        )
+        .app_data(
+            web::FormConfig::default()
+                .limit(limit)
+                .error_handler(move |e, req| form_error(e, req, limit).into()),
+        )
+        .wrap_fn(move |req, srv| middleware::guard(req, srv, limit))
+        .wrap(TracingLogger::default())
+        .service(auth::register)
+        .service(auth::login_json)
+        .service(auth::login_form)
+        .service(auth::me)
+        .service(auth::refresh)
+        .service(auth::logout)
+        .service(auth::change_password)
+        .service(ops::healthz)
+        .service(ops::readyz)
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
+        .route("/docs", web::get().to(docs_redirect));
+    if test_endpoints {
+        app = app
+            .service(test_auth::auth_status)
+            .service(test_auth::create_test_user)
+            .service(test_auth::test_login);
+    }
+    app.default_service(web::to(unrouted))
+}
+
+/// The routes of the OpenAPI document with their methods, so that a known
+/// path asked with another method gets 405 and `Allow` rather than 404.
+#[derive(Debug)]
+struct KnownRoutes(Vec<(Vec<String>, Vec<&'static str>)>);
+
+impl KnownRoutes {
+    fn from_document(document: &utoipa::openapi::OpenApi) -> Self {
+        let routes = document
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ];
+                let segments = path.split('/').map(str::to_owned).collect();
+                (segments, methods.iter().filter(|(_, on)| *on).map(|(m, _)| *m).collect())
+            })
+            .collect();
+        Self(routes)
+    }
+
+    fn methods_for(&self, path: &str) -> Option<&[&'static str]> {
+        let asked: Vec<&str> = path.split('/').collect();
+        self.0.iter().find_map(|(template, methods)| {
+            let matches = template.len() == asked.len()
+                && template.iter().zip(&asked).all(|(t, a)| t == a || (t.starts_with('{') && !a.is_empty()));
+            matches.then_some(methods.as_slice())
+        })
+    }
+}
+
+async fn unrouted(req: HttpRequest, known: web::Data<KnownRoutes>) -> Result<HttpResponse, ApiError> {
+    match known.methods_for(req.path()) {
+        Some(methods) => Ok(HttpResponse::MethodNotAllowed()
+            .insert_header(("Allow", methods.join(", ")))
+            .json(crate::error::ErrorBody {
+                detail: format!("Method {} not allowed; use {}", req.method(), methods.join(", ")),
+                code: "method_not_allowed".to_owned(),
+                errors: Vec::new(),
+            })),
+        None => Err(ApiError::for_status(actix_web::http::StatusCode::NOT_FOUND)),
+    }
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+}
+
+fn json_error(error: JsonPayloadError, _: &HttpRequest, limit: usize) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::payload_too_large(limit)
+        }
+        JsonPayloadError::ContentType => ApiError::malformed_body("Content-Type must be application/json"),
+        // Valid JSON of the wrong shape: a missing field, a number for a string.
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::invalid_field(&field_of(&e.to_string()), e.to_string())
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::malformed_body(format!("Body is not valid JSON: {e}")),
+        _ => ApiError::malformed_body("Body could not be read"),
+    }
+}
+
+fn form_error(error: UrlencodedError, _: &HttpRequest, limit: usize) -> ApiError {
+    match error {
+        UrlencodedError::Overflow { .. } => ApiError::payload_too_large(limit),
+        UrlencodedError::ContentType => {
+            ApiError::malformed_body("Content-Type must be application/x-www-form-urlencoded")
+        }
+        UrlencodedError::Parse(_) => {
+            ApiError::invalid_field("body", "username and password are required form fields")
+        }
+        _ => ApiError::malformed_body("Body could not be read"),
+    }
+}
+
+/// serde names the culprit in its message ("missing field `password`").
+fn field_of(message: &str) -> String {
+    message.split('`').nth(1).unwrap_or("body").to_owned()
+}

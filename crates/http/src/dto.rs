@@ -1,0 +1,160 @@
+//! Request and response bodies. Requests deliberately do not derive `Debug`:
+//! they hold passwords.
+
+use portcullis_domain::{AuthMethod, IssuedToken, Password, Registration, User};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::macros::format_description;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /v1/auth/register`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "user@example.com", "password": "SecurePass123!", "full_name": "John Doe"}))]
+pub(crate) struct RegisterRequest {
+    /// Trimmed and lower-cased before use.
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub full_name: Option<String>,
+}
+
+impl From<RegisterRequest> for Registration {
+    fn from(r: RegisterRequest) -> Self {
+        Self { email: r.email, password: Password::new(r.password), full_name: r.full_name }
+    }
+}
+
+/// `POST /v1/auth/login-json`, and the form of `POST /v1/auth/login`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"username": "user@example.com", "password": "SecurePass123!"}))]
+pub(crate) struct LoginRequest {
+    /// The email.
+    pub username: String,
+    pub password: String,
+}
+
+/// `POST /v1/auth/change-password`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"current_password": "OldPass123!", "new_password": "NewPass456!"}))]
+pub(crate) struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// `POST /v1/test-auth/create-test-user` and `/test-login`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "test@example.com", "password": "TestPass123!"}))]
+pub(crate) struct TestUserRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// A freshly issued access token.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenResponse {
+    #[schema(example = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...")]
+    pub access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    #[schema(example = 28800)]
+    pub expires_in: i64,
+}
+
+impl From<IssuedToken> for TokenResponse {
+    fn from(token: IssuedToken) -> Self {
+        Self {
+            access_token: token.access_token.as_str().to_owned(),
+            token_type: "bearer",
+            expires_in: token.expires_in,
+        }
+    }
+}
+
+/// A user as clients see them. Never holds the password hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserResponse {
+    pub id: Uuid,
+    #[schema(example = "user@example.com")]
+    pub email: String,
+    #[schema(example = "John Doe")]
+    pub full_name: Option<String>,
+    /// `USER` or `ADMIN`.
+    #[schema(example = "USER")]
+    pub role: &'static str,
+    pub is_active: bool,
+    /// RFC 3339, UTC.
+    #[schema(example = "2026-02-03T12:00:00Z")]
+    pub created_at: String,
+    /// How the user can sign in: `password`, `github`, `linkedin`.
+    #[schema(example = json!(["password"]))]
+    pub providers: Vec<&'static str>,
+}
+
+impl From<&User> for UserResponse {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.as_uuid(),
+            email: user.email.as_str().to_owned(),
+            full_name: user.full_name.as_ref().map(|n| n.as_str().to_owned()),
+            role: user.role.as_str(),
+            is_active: user.is_active,
+            created_at: rfc3339(user.created_at),
+            providers: user.providers().into_iter().map(|p| p.as_str()).collect(),
+        }
+    }
+}
+
+/// RFC 3339 in UTC, to the second: `2026-02-03T12:00:00Z`.
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+}
+
+/// `201` of `POST /v1/auth/register`: the user and a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RegisterResponse {
+    #[serde(flatten)]
+    pub user: UserResponse,
+    #[serde(flatten)]
+    pub token: TokenResponse,
+}
+
+/// A message for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MessageResponse {
+    #[schema(example = "Successfully logged out")]
+    pub message: &'static str,
+}
+
+/// `200` of `POST /v1/auth/change-password`: a message and the new token.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ChangePasswordResponse {
+    #[schema(example = "Password changed successfully")]
+    pub message: &'static str,
+    #[serde(flatten)]
+    pub token: TokenResponse,
+}
+
+/// `GET /v1/test-auth/auth-status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuthStatusResponse {
+    pub authenticated: bool,
+    /// `jwt`, `api_key`, or null.
+    #[schema(value_type = Option<String>, example = "jwt")]
+    pub method: Option<AuthMethod>,
+    pub user: Option<UserResponse>,
+    /// Why credentials that were sent were refused (the error code), else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "token_expired")]
+    pub reason: Option<&'static str>,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StatusResponse {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}

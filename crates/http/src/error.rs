@@ -1,0 +1,193 @@
+//! The one error type of the HTTP layer: every failure, from the domain, from a
+//! body that does not parse or from a route that does not exist, leaves as
+//! `{"detail", "code"}` with the contract's status.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use portcullis_domain::{DomainError, FieldError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// For people; may change.
+    #[schema(example = "Incorrect email or password")]
+    pub detail: String,
+    /// For programs; stable.
+    #[schema(example = "invalid_credentials")]
+    pub code: String,
+    /// On 422: each field that failed and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldErrorBody>,
+}
+
+/// One failed field of a 422.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    #[schema(example = "password")]
+    pub field: String,
+    #[schema(example = "password_missing_digit")]
+    pub code: String,
+    #[schema(example = "must contain a digit")]
+    pub message: String,
+}
+
+impl From<FieldError> for FieldErrorBody {
+    fn from(e: FieldError) -> Self {
+        Self { field: e.field, code: e.code.to_owned(), message: e.message }
+    }
+}
+
+/// An error on its way to becoming a response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    errors: Vec<FieldErrorBody>,
+    /// For 401s: whether a bearer credential was presented (RFC 6750).
+    bearer_error: Option<bool>,
+}
+
+impl ApiError {
+    #[must_use]
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        let bearer_error = (status == StatusCode::UNAUTHORIZED).then_some(false);
+        Self { status, code, detail: detail.into(), errors: Vec::new(), bearer_error }
+    }
+
+    #[must_use]
+    pub fn malformed_body(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_body", detail)
+    }
+
+    #[must_use]
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message.clone());
+        error.errors.push(FieldErrorBody {
+            field: field.to_owned(),
+            code: "invalid_field".to_owned(),
+            message,
+        });
+        error
+    }
+
+    #[must_use]
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("Request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// A generic error for a status that reached us without a body of ours
+    /// (an unknown route, a wrong method).
+    #[must_use]
+    pub fn for_status(status: StatusCode) -> Self {
+        let (code, detail) = match status.as_u16() {
+            400 => ("malformed_body", "Malformed request"),
+            401 => ("not_authenticated", "Not authenticated"),
+            403 => ("insufficient_permissions", "Insufficient permissions"),
+            404 => ("not_found", "Not found"),
+            405 => ("method_not_allowed", "Method not allowed"),
+            406 => ("not_acceptable", "Not acceptable"),
+            408 => ("request_timeout", "Request timeout"),
+            411 => ("length_required", "Length required"),
+            413 => ("payload_too_large", "Request body too large"),
+            414 => ("uri_too_long", "URI too long"),
+            415 => ("malformed_body", "Unsupported content type"),
+            431 => ("headers_too_large", "Request headers too large"),
+            503 => ("service_unavailable", "Service temporarily unavailable"),
+            s if s >= 500 => ("internal_error", "Internal error"),
+            _ => ("bad_request", "Bad request"),
+        };
+        Self::new(status, code, detail)
+    }
+
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let code = error.code();
+        let (status, detail) = match &error {
+            DomainError::Validation { errors, .. } => {
+                let detail = errors.first().map_or_else(
+                    || "Validation failed".to_owned(),
+                    |e| format!("{}: {}", e.field, e.message),
+                );
+                (StatusCode::UNPROCESSABLE_ENTITY, detail)
+            }
+            DomainError::EmailTaken => (StatusCode::CONFLICT, "Email already registered".to_owned()),
+            DomainError::Unauthenticated(e) => (StatusCode::UNAUTHORIZED, e.detail().to_owned()),
+            DomainError::Forbidden(e) => (StatusCode::FORBIDDEN, e.detail().to_owned()),
+            DomainError::InvalidCurrentPassword => {
+                (StatusCode::BAD_REQUEST, "Current password is incorrect".to_owned())
+            }
+            DomainError::NotFound => (StatusCode::NOT_FOUND, "Not found".to_owned()),
+            DomainError::Unavailable(why) => {
+                // The reason is for operators; the client learns only that it may retry.
+                tracing::warn!(reason = %why, "dependency unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, retry shortly".to_owned())
+            }
+        };
+        let bearer_error = match &error {
+            DomainError::Unauthenticated(e) => Some(e.credential_was_presented()),
+            _ => None,
+        };
+        let errors = match error {
+            DomainError::Validation { errors, .. } => errors.into_iter().map(FieldErrorBody::from).collect(),
+            _ => Vec::new(),
+        };
+        Self { status, code, detail, errors, bearer_error }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        match self.bearer_error {
+            Some(true) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="portcullis", error="invalid_token""#),
+                ));
+            }
+            Some(false) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="portcullis""#),
+                ));
+            }
+            None => {}
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        response.json(ErrorBody {
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            errors: self.errors.clone(),
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! Authentication, done once, in extractors. Handlers that take
+//! [`Authenticated`] never see an unauthenticated request.
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use portcullis_domain::{AuthError, DomainError, Principal};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// API keys are recognised by their prefix wherever a bearer token may stand.
+const API_KEY_PREFIXES: [&str; 2] = ["sk_live_", "sk_test_"];
+
+/// A credential as presented, before anyone checked it. `Debug` hides it.
+pub(crate) enum Credential {
+    Jwt(String),
+    /// Recognised by its prefix. No key can be valid until keys can be issued,
+    /// so its value is not kept.
+    ApiKey,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Jwt(_) => "Credential::Jwt([REDACTED])",
+            Self::ApiKey => "Credential::ApiKey([REDACTED])",
+        })
+    }
+}
+
+impl Credential {
+    /// `X-API-Key` first, then `Authorization: Bearer` (a JWT, or an API key by
+    /// its prefix). `Ok(None)`: nothing was presented.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ApiError> {
+        if let Some(key) = headers.get("x-api-key") {
+            key.to_str().map_err(|_| invalid(AuthError::InvalidApiKey))?;
+            return Ok(Some(Self::ApiKey));
+        }
+        let Some(authorization) = headers.get(AUTHORIZATION) else { return Ok(None) };
+        let value = authorization.to_str().map_err(|_| invalid(AuthError::InvalidToken))?.trim();
+        let Some((scheme, token)) = value.split_once(' ') else {
+            // "Bearer" alone, or another scheme with no parameter.
+            return if value.eq_ignore_ascii_case("bearer") {
+                Err(invalid(AuthError::InvalidToken))
+            } else {
+                Ok(None)
+            };
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Ok(None);
+        }
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(invalid(AuthError::InvalidToken));
+        }
+        if API_KEY_PREFIXES.iter().any(|p| token.starts_with(p)) {
+            Ok(Some(Self::ApiKey))
+        } else {
+            Ok(Some(Self::Jwt(token.to_owned())))
+        }
+    }
+}
+
+fn invalid(error: AuthError) -> ApiError {
+    DomainError::Unauthenticated(error).into()
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| DomainError::Unavailable("application state is not registered".to_owned()).into())
+}
+
+/// Verifies whatever credential the request carries; `Ok(None)` when it carries none.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, ApiError> {
+    match Credential::from_headers(headers)? {
+        None => Ok(None),
+        Some(Credential::Jwt(token)) => Ok(Some(state.services.sessions.authenticate(&token).await?)),
+        // No API key can be valid until keys can be issued: every one is refused.
+        Some(Credential::ApiKey) => Err(invalid(AuthError::InvalidApiKey)),
+    }
+}
+
+/// The authenticated caller, by JWT or API key.
+#[derive(Debug)]
+pub(crate) struct Authenticated(pub Principal);
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(req);
+        let headers = req.headers().clone();
+        Box::pin(async move {
+            match authenticate(&*state?, &headers).await? {
+                Some(principal) => Ok(Self(principal)),
+                None => Err(invalid(AuthError::NotAuthenticated)),
+            }
+        })
+    }
+}
+
+/// The raw bearer JWT, for endpoints that act on the token itself (refresh,
+/// logout); the service verifies it.
+pub(crate) struct BearerJwt(pub String);
+
+impl std::fmt::Debug for BearerJwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerJwt([REDACTED])")
+    }
+}
+
+impl FromRequest for BearerJwt {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(match Credential::from_headers(req.headers()) {
+            Ok(Some(Credential::Jwt(token))) => Ok(Self(token)),
+            Ok(Some(Credential::ApiKey)) => Err(invalid(AuthError::InvalidApiKey)),
+            Ok(None) => Err(invalid(AuthError::NotAuthenticated)),
+            Err(e) => Err(e),
+        })
+    }
+}

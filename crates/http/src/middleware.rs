@@ -1,0 +1,90 @@
+//! What every response goes through: JSON errors whatever produced them, a
+//! body-size guard, the request id header, and a last guard against panics.
+
+use std::panic::AssertUnwindSafe;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::{HttpMessage, ResponseError};
+use futures_util::FutureExt;
+use tracing_actix_web::RequestId;
+
+use crate::error::ApiError;
+
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Runs the rest of the chain with the guards around it.
+///
+/// The request is not cloned: actix routes by mutating it and needs it unshared.
+/// Handler and extractor errors arrive here as responses already; what comes
+/// back as `Err` (a middleware's error, a panic) is left to actix to render,
+/// through [`ApiError`]'s `ResponseError`.
+pub(crate) fn guard<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+    body_limit: usize,
+) -> impl Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let request_id = req.extensions().get::<RequestId>().copied();
+    // An oversized body is refused before anything reads it, whatever the route.
+    let call = if declared_length(&req).is_some_and(|len| len > body_limit) {
+        Err(req.error_response(ApiError::payload_too_large(body_limit)))
+    } else {
+        Ok(std::panic::catch_unwind(AssertUnwindSafe(|| srv.call(req))))
+    };
+    async move {
+        let response = match call {
+            Err(refused) => refused,
+            Ok(Ok(future)) => match AssertUnwindSafe(future).catch_unwind().await {
+                Ok(result) => result?.map_into_boxed_body(),
+                Err(_) => return Err(panicked()),
+            },
+            Ok(Err(_)) => return Err(panicked()),
+        };
+        Ok(finish(response, request_id))
+    }
+}
+
+fn panicked() -> actix_web::Error {
+    tracing::error!("a handler panicked; answered 500");
+    ApiError::for_status(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR).into()
+}
+
+fn finish(response: ServiceResponse<BoxBody>, request_id: Option<RequestId>) -> ServiceResponse<BoxBody> {
+    let mut response = json_errors(response);
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
+        response.headers_mut().insert(REQUEST_ID, id);
+    }
+    response
+}
+
+fn declared_length(req: &ServiceRequest) -> Option<usize> {
+    req.headers().get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Gives a `{"detail", "code"}` body to any error response that lacks one
+/// (actix's own 404 and 405, a rejected header...), keeping its headers.
+fn json_errors(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (request, old) = response.into_parts();
+    let mut replacement = ApiError::for_status(status).error_response();
+    for (name, value) in old.headers() {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH {
+            replacement.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    ServiceResponse::new(request, replacement)
+}

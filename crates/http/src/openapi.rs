@@ -1,0 +1,68 @@
+use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::dto::{
+    AuthStatusResponse, ChangePasswordRequest, ChangePasswordResponse, LoginRequest, MessageResponse,
+    RegisterRequest, RegisterResponse, StatusResponse, TestUserRequest, TokenResponse, UserResponse,
+};
+use crate::error::{ErrorBody, FieldErrorBody};
+use crate::routes::{auth, ops, test_auth};
+
+/// The OpenAPI document of every route.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis",
+        description = "Authentication service: accounts and JWT sessions.",
+    ),
+    paths(
+        auth::register, auth::login_json, auth::login_form, auth::me, auth::refresh, auth::logout,
+        auth::change_password, ops::healthz, ops::readyz,
+        test_auth::auth_status, test_auth::create_test_user, test_auth::test_login,
+    ),
+    components(schemas(
+        RegisterRequest, LoginRequest, ChangePasswordRequest, TestUserRequest, TokenResponse, UserResponse,
+        RegisterResponse, MessageResponse, ChangePasswordResponse, AuthStatusResponse, StatusResponse,
+        ErrorBody, FieldErrorBody,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "accounts", description = "Registration and profile"),
+        (name = "sessions", description = "Login, refresh, logout"),
+        (name = "test", description = "Only outside production"),
+        (name = "operations", description = "Health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+impl ApiDoc {
+    /// The document as served: without the test endpoints when they are off.
+    #[must_use]
+    pub fn document(test_endpoints: bool) -> Document {
+        let mut doc = Self::openapi();
+        if !test_endpoints {
+            doc.paths.paths.retain(|path, _| !path.starts_with("/v1/test-auth/"));
+        }
+        doc
+    }
+}
+
+#[derive(Debug)]
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer_jwt",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! Handlers: extract, call one service method, map to a response.
+
+pub(crate) mod auth;
+pub(crate) mod ops;
+pub(crate) mod test_auth;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use serde::Serialize;
+
+/// A response that must never be cached (it holds a token or personal data).
+pub(crate) fn no_store(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    HttpResponseBuilder::new(status)
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((PRAGMA, "no-cache"))
+        .json(body)
+}

@@ -1,0 +1,33 @@
+use std::sync::Arc;
+
+use portcullis_domain::Services;
+use portcullis_domain::ports::StoreHealth;
+
+/// What the HTTP layer may be told by whoever runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Serve `/v1/test-auth/*` (never in production).
+    pub test_endpoints: bool,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { test_endpoints: true, body_limit: 64 * 1024 }
+    }
+}
+
+/// Everything a handler may reach: the services and the store's health probe.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub health: Arc<dyn StoreHealth>,
+    pub settings: HttpSettings,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,201 @@
+//! Configuration from the environment (and `.env`), parsed by clap so that
+//! `--help` lists every variable, and an invalid value stops the start with one
+//! message naming it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Portcullis: authentication service (accounts, JWT sessions, API keys, OAuth2 login).
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Create an ADMIN user, or promote an existing user to ADMIN.
+    CreateAdmin {
+        /// The administrator's email.
+        #[arg(long)]
+        email: String,
+        /// The password of a new administrator; prompted for when omitted and
+        /// stdin is a terminal. Not needed to promote an existing user.
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+/// Where the service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting; each has an environment variable of the same meaning.
+#[derive(Clone, Args)]
+pub struct Config {
+    /// sqlite://PATH (embedded, created on first start) or postgres://user:pass@host/db.
+    #[arg(long, global = true, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://data/portcullis.db", value_parser = DatabaseUrl::parse, hide_env_values = true)]
+    pub database_url: DatabaseUrl,
+
+    /// Listen address.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_BIND",
+        value_name = "AUTH_BIND",
+        default_value = "127.0.0.1:8000"
+    )]
+    pub bind: SocketAddr,
+
+    /// development, test or production. Production refuses to start without
+    /// AUTH_JWT_SECRET and hides the /v1/test-auth endpoints.
+    #[arg(
+        long = "env",
+        global = true,
+        env = "AUTH_ENV",
+        value_name = "AUTH_ENV",
+        default_value = "development",
+        value_enum
+    )]
+    pub environment: Environment,
+
+    /// HS256 signing key, at least 32 bytes. Unset outside production: one is
+    /// generated once and kept in `jwt-secret` beside the SQLite file (mode 0600).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_JWT_SECRET",
+        value_name = "AUTH_JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// Access-token lifetime in seconds (60 to 31536000).
+    #[arg(long, global = true, env = "AUTH_TOKEN_TTL_SECS", value_name = "AUTH_TOKEN_TTL_SECS", default_value_t = 28_800, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
+    pub token_ttl_secs: i64,
+
+    /// Most database connections this instance opens (1 to 1000).
+    #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub db_max_connections: u16,
+
+    /// HTTP worker threads; 0 means one per core.
+    #[arg(long, global = true, env = "AUTH_WORKERS", value_name = "AUTH_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Log filter (tracing-subscriber's EnvFilter syntax), e.g. `info,portcullis=debug`.
+    #[arg(long = "log", global = true, env = "RUST_LOG", value_name = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// text (for people) or json (one JSON object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_LOG_FORMAT",
+        value_name = "AUTH_LOG_FORMAT",
+        default_value = "text",
+        value_enum
+    )]
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &self.database_url.kind())
+            .field("bind", &self.bind)
+            .field("environment", &self.environment)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A parsed `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// # Errors
+    /// A message for anything but `sqlite://PATH`, `sqlite:PATH` or `postgres(ql)://...`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
+            if path.is_empty() || path.contains('?') || path == ":memory:" {
+                return Err("expected sqlite://PATH to a file (no query string, no :memory:)".to_owned());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        Err("expected sqlite://PATH or postgres://user:pass@host/db".to_owned())
+    }
+
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            // May carry a password.
+            Self::Postgres(_) => f.write_str("postgres://[REDACTED]"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(DatabaseUrl::parse("sqlite://data/p.db"), Ok(DatabaseUrl::Sqlite("data/p.db".into())));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/p.db"),
+            Ok(DatabaseUrl::Sqlite("/var/lib/p.db".into()))
+        );
+        assert_eq!(DatabaseUrl::parse("sqlite:p.db"), Ok(DatabaseUrl::Sqlite("p.db".into())));
+        assert!(matches!(DatabaseUrl::parse("postgres://u:p@h/db"), Ok(DatabaseUrl::Postgres(_))));
+        assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db"), Ok(DatabaseUrl::Postgres(_))));
+        for bad in ["", "mysql://x", "sqlite://", "sqlite://:memory:", "data/p.db"] {
+            assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let cli = Cli::try_parse_from(["portcullis", "--jwt-secret", "x".repeat(40).as_str()]).unwrap();
+        let shown = format!("{:?}", cli.config);
+        assert!(!shown.contains("xxxx"), "{shown}");
+    }
+}

@@ -1,0 +1,76 @@
+//! Where the JWT key comes from.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use portcullis_crypto::{JwtSecret, MIN_SECRET_LEN};
+
+use crate::config::{Config, DatabaseUrl, Environment};
+use crate::error::StartError;
+
+/// `AUTH_JWT_SECRET` when set (32+ bytes, in every environment). Otherwise, in
+/// production, a refusal; in development and test, a key generated once and
+/// kept in `jwt-secret` beside the SQLite file (or in `data/` with PostgreSQL),
+/// readable by its owner only, so tokens survive restarts.
+///
+/// # Errors
+/// [`StartError::Config`] naming `AUTH_JWT_SECRET`, or an I/O failure on the key file.
+pub(crate) fn resolve(config: &Config) -> Result<JwtSecret, StartError> {
+    if let Some(secret) = &config.jwt_secret {
+        return JwtSecret::new(secret.as_bytes().to_vec())
+            .map_err(|why| StartError::config("AUTH_JWT_SECRET", why));
+    }
+    if config.environment == Environment::Production {
+        return Err(StartError::config(
+            "AUTH_JWT_SECRET",
+            format!("is required in production (at least {MIN_SECRET_LEN} random bytes)"),
+        ));
+    }
+    let path = key_file(&config.database_url);
+    let secret = load_or_create(&path).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+    tracing::warn!(path = %path.display(), "AUTH_JWT_SECRET is unset: using the generated development key");
+    JwtSecret::new(secret)
+        .map_err(|why| StartError::config("AUTH_JWT_SECRET", format!("{}: {why}", path.display())))
+}
+
+fn key_file(database: &DatabaseUrl) -> PathBuf {
+    match database {
+        DatabaseUrl::Sqlite(db) => db.parent().unwrap_or_else(|| Path::new("")).join("jwt-secret"),
+        DatabaseUrl::Postgres(_) => PathBuf::from("data").join("jwt-secret"),
+    }
+}
+
+fn load_or_create(path: &Path) -> std::io::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(existing) => return Ok(trim(existing)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut bytes = [0u8; 48];
+    rand::fill(&mut bytes);
+    let encoded: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(encoded.as_bytes())?;
+            file.sync_all()?;
+            Ok(encoded.into_bytes())
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path).map(trim),
+        Err(e) => Err(e),
+    }
+}
+
+fn trim(mut bytes: Vec<u8>) -> Vec<u8> {
+    while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+        bytes.pop();
+    }
+    bytes
+}
