@@ -1,1 +1,18 @@
+//! End-to-end tests: the real server wiring on a real socket, over SQLite and
+//! PostgreSQL (when `TEST_DATABASE_URL` is set), driven by an HTTP client.
+//!
+//! One test binary for the workspace: each module holds one area, and
+//! [`both_backends!`] turns a scenario into one test per database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr, unreachable_pub)]
+
+mod helpers;
+
+mod accounts;
+mod bad_input;
+mod binary;
+mod clients;
+mod concurrency;
+mod outage;
+mod sessions;
+mod surface;

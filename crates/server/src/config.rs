@@ -86,7 +86,8 @@ pub struct Config {
         global = true,
         env = "AUTH_JWT_SECRET",
         value_name = "AUTH_JWT_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
     pub jwt_secret: Option<String>,
 
@@ -128,6 +129,17 @@ impl std::fmt::Debug for Config {
             .field("token_ttl_secs", &self.token_ttl_secs)
             .finish_non_exhaustive()
     }
+}
+
+fn parse_secret(raw: &str) -> Result<String, String> {
+    if raw.len() < portcullis_crypto::MIN_SECRET_LEN {
+        return Err(format!(
+            "must be at least {} bytes, got {}",
+            portcullis_crypto::MIN_SECRET_LEN,
+            raw.len()
+        ));
+    }
+    Ok(raw.to_owned())
 }
 
 /// A parsed `DATABASE_URL`.

@@ -1,0 +1,68 @@
+//! Malformed requests get a 4xx with `{"detail", "code"}` and change nothing.
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::{PASSWORD, TestApp, expect_error};
+
+both_backends! {
+    async fn malformed_bodies_are_refused_and_store_nothing(app: &TestApp) {
+        let register = app.url("/v1/auth/register");
+        let send = |body: &'static str, content_type: &'static str| {
+            app.client.post(&register).header("Content-Type", content_type).body(body).send()
+        };
+        expect_error(send("{not json", "application/json").await.unwrap(), 400, "malformed_body").await;
+        expect_error(send("", "application/json").await.unwrap(), 400, "malformed_body").await;
+        expect_error(send(r#"{"email":"a@example.com","password":"SecurePass123!"}"#, "text/plain").await.unwrap(), 400, "malformed_body").await;
+        let missing = expect_error(send(r#"{"email":"a@example.com"}"#, "application/json").await.unwrap(), 422, "invalid_field").await;
+        assert_eq!(missing["errors"][0]["field"], "password");
+        expect_error(send(r#"{"email":42,"password":"SecurePass123!"}"#, "application/json").await.unwrap(), 422, "invalid_field").await;
+        expect_error(send(r#"["a@example.com"]"#, "application/json").await.unwrap(), 422, "invalid_field").await;
+        let no_body = app.client.post(&register).send().await.unwrap();
+        expect_error(no_body, 400, "malformed_body").await;
+        // None of it created the account.
+        expect_error(app.login("a@example.com", PASSWORD).await, 401, "invalid_credentials").await;
+    }
+
+    async fn oversized_bodies_get_413(app: &TestApp) {
+        let padding = "x".repeat(70 * 1024);
+        let big = json!({"email": "big@example.com", "password": PASSWORD, "full_name": padding});
+        expect_error(app.post_json("/v1/auth/register", &big).await, 413, "payload_too_large").await;
+        let form = app.client.post(app.url("/v1/auth/login")).form(&[("username", padding.as_str()), ("password", "x")]).send().await.unwrap();
+        expect_error(form, 413, "payload_too_large").await;
+        // Even where the route reads no body.
+        let token = app.token_for("big@example.com").await;
+        let logout = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&token).body(padding.clone()).send().await.unwrap();
+        expect_error(logout, 413, "payload_too_large").await;
+        assert_eq!(app.get_with("/v1/auth/me", &token).await.status(), 200, "the refused logout did nothing");
+    }
+
+    async fn unknown_routes_and_wrong_methods_answer_json(app: &TestApp) {
+        expect_error(app.client.get(app.url("/nope")).send().await.unwrap(), 404, "not_found").await;
+        expect_error(app.client.get(app.url("/v1/auth/registerx")).send().await.unwrap(), 404, "not_found").await;
+        let wrong = app.client.get(app.url("/v1/auth/register")).send().await.unwrap();
+        assert_eq!(wrong.headers()["allow"], "POST");
+        expect_error(wrong, 405, "method_not_allowed").await;
+        expect_error(app.client.delete(app.url("/v1/auth/me")).send().await.unwrap(), 405, "method_not_allowed").await;
+    }
+
+    async fn a_malformed_login_form_is_refused(app: &TestApp) {
+        let response = app.client.post(app.url("/v1/auth/login")).form(&[("username", "a@example.com")]).send().await.unwrap();
+        expect_error(response, 422, "invalid_field").await;
+        let json = app.client.post(app.url("/v1/auth/login")).json(&json!({"username": "a", "password": "b"})).send().await.unwrap();
+        expect_error(json, 400, "malformed_body").await;
+    }
+
+    async fn hostile_header_values_do_not_break_anything(app: &TestApp) {
+        for value in ["Bearer \u{7f}", "Bearer a b c", "bearer", "Bearer sk_test_", "Bearer eyJ.eyJ.eyJ.eyJ"] {
+            let response = app.client.get(app.url("/v1/auth/me")).header("Authorization", value).send().await;
+            if let Ok(response) = response {
+                assert_eq!(response.status(), 401, "{value:?}");
+            }
+        }
+        let huge = format!("Bearer {}", "a".repeat(6000));
+        let response = app.client.get(app.url("/v1/auth/me")).header("Authorization", huge).send().await.unwrap();
+        assert!(response.status().is_client_error());
+        assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200, "still serving");
+    }
+}

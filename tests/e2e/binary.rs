@@ -1,0 +1,181 @@
+//! The real `portcullis` binary: configuration, commands and start-up.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// Every variable the configuration reference documents.
+const VARIABLES: [&str; 9] = [
+    "DATABASE_URL",
+    "AUTH_BIND",
+    "AUTH_ENV",
+    "AUTH_JWT_SECRET",
+    "AUTH_TOKEN_TTL_SECS",
+    "AUTH_DB_MAX_CONNECTIONS",
+    "AUTH_WORKERS",
+    "RUST_LOG",
+    "AUTH_LOG_FORMAT",
+];
+
+/// The binary in an empty folder with a clean environment.
+fn portcullis(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
+}
+
+fn scratch() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("portcullis-bin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn help_lists_every_variable_and_the_reference_documents_them() {
+    let output = portcullis(&scratch()).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for command in ["serve", "migrate", "create-admin"] {
+        assert!(help.contains(command), "--help lists {command}");
+    }
+    let reference =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"))
+            .unwrap();
+    for variable in VARIABLES {
+        assert!(help.contains(&format!("[env: {variable}")), "--help lists {variable}");
+        assert!(reference.contains(&format!("`{variable}`")), "docs/configuration.md documents {variable}");
+    }
+}
+
+#[test]
+fn an_invalid_value_stops_the_start_naming_the_variable() {
+    let dir = scratch();
+    for (variable, value) in [
+        ("AUTH_TOKEN_TTL_SECS", "soon"),
+        ("AUTH_BIND", "not-an-address"),
+        ("AUTH_ENV", "staging"),
+        ("DATABASE_URL", "mysql://localhost/db"),
+        ("AUTH_JWT_SECRET", "short"),
+        ("AUTH_LOG_FORMAT", "xml"),
+    ] {
+        let output = portcullis(&dir).arg("migrate").env(variable, value).output().unwrap();
+        assert!(!output.status.success(), "{variable}={value} must stop the start");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "the message names {variable}: {stderr}");
+    }
+}
+
+#[test]
+fn production_refuses_to_start_without_a_secret() {
+    let dir = scratch();
+    let output = portcullis(&dir).arg("migrate").env("AUTH_ENV", "production").output().unwrap();
+    // `migrate` needs no key; `serve` does.
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output =
+        portcullis(&dir).env("AUTH_ENV", "production").env("AUTH_BIND", "127.0.0.1:0").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("AUTH_JWT_SECRET") && stderr.contains("production"), "{stderr}");
+}
+
+#[test]
+fn the_development_key_is_generated_once_and_private() {
+    let dir = scratch();
+    let run = || {
+        let output = portcullis(&dir)
+            .args(["create-admin", "--email", "admin@example.com", "--password", "AdminPass123!"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(run().contains("created administrator"));
+    let key = dir.join("data/jwt-secret");
+    let first = std::fs::read(&key).unwrap();
+    assert!(first.len() >= 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(dir.join("data/portcullis.db").exists(), "the default database lives in data/");
+    assert!(run().contains("already an administrator"));
+    assert_eq!(std::fs::read(&key).unwrap(), first, "the key is kept across starts");
+}
+
+#[test]
+fn create_admin_refuses_a_weak_password_and_needs_one_for_a_new_user() {
+    let dir = scratch();
+    let weak = portcullis(&dir)
+        .args(["create-admin", "--email", "admin@example.com", "--password", "weak"])
+        .output()
+        .unwrap();
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
+    let none = portcullis(&dir)
+        .args(["create-admin", "--email", "admin@example.com"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!none.status.success(), "no password and no terminal to ask on");
+}
+
+#[test]
+fn create_admin_promotes_an_existing_user_on_postgres() {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: create-admin on PostgreSQL needs TEST_DATABASE_URL");
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let database =
+        runtime.block_on(portcullis_store_postgres::testing::TestDatabase::create("create-admin")).unwrap();
+    let _ = admin_url;
+    let dir = scratch();
+    let run = |args: &[&str]| {
+        portcullis(&dir)
+            .args(args)
+            .env("DATABASE_URL", database.url())
+            .env("AUTH_JWT_SECRET", crate::helpers::SECRET)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["migrate"]).status.success());
+    let created = run(&["create-admin", "--email", "boss@example.com", "--password", "BossPass123!"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let again = run(&["create-admin", "--email", "BOSS@example.com"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already an administrator"));
+    drop(runtime);
+}
+
+#[test]
+fn serve_answers_and_stops_gracefully_on_sigterm() {
+    let dir = scratch();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = Instant::now();
+    let mut child = portcullis(&dir)
+        .env("AUTH_BIND", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = false;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                ready = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ready, "serves /readyz within 20 s");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a graceful stop exits 0: {status}");
+}

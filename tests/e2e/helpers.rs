@@ -1,0 +1,192 @@
+//! `TestApp::spawn`: the server on port 0 with a fresh database and a clock
+//! the test moves.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use portcullis::{App, Cli};
+use portcullis_domain::ports::UserRepository;
+use portcullis_domain::{Email, User};
+use portcullis_store_postgres::testing::TestDatabase;
+use portcullis_testkit::ManualClock;
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+
+/// The signing key of every test server, so tests can forge tokens with it.
+pub const SECRET: &str = "e2e-test-secret-e2e-test-secret-e2e-test-secret";
+pub const PASSWORD: &str = "SecurePass123!";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Extra settings for one test server.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    pub production: bool,
+    /// Route PostgreSQL through this address instead of the server's own.
+    pub postgres_via: Option<SocketAddr>,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub clock: Arc<ManualClock>,
+    pub users: Arc<dyn UserRepository>,
+    _database: Database,
+}
+
+enum Database {
+    Sqlite(PathBuf),
+    Postgres(#[allow(dead_code)] TestDatabase),
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Self::Sqlite(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl TestApp {
+    /// `None` (after a line on stderr) for PostgreSQL without `TEST_DATABASE_URL`.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: Options) -> Option<Self> {
+        let (url, database) = match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("portcullis-e2e-{}", uuid::Uuid::new_v4()));
+                (format!("sqlite://{}", dir.join("test.db").display()), Database::Sqlite(dir))
+            }
+            Backend::Postgres => {
+                let db = TestDatabase::create("this end-to-end test on PostgreSQL").await?;
+                let url = match options.postgres_via {
+                    Some(via) => with_address(db.url(), via),
+                    None => db.url().to_owned(),
+                };
+                (url, Database::Postgres(db))
+            }
+        };
+        let env = if options.production { "production" } else { "test" };
+        let cli = Cli::try_parse_from([
+            "portcullis",
+            "--database-url",
+            &url,
+            "--jwt-secret",
+            SECRET,
+            "--env",
+            env,
+            "--workers",
+            "1",
+            "--db-max-connections",
+            "8",
+        ])
+        .unwrap();
+        let clock = Arc::new(ManualClock::new());
+        let app = App::build(&cli.config, clock.clone()).await.unwrap();
+        let users = Arc::clone(&app.stores.users);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(app.serve(listener).unwrap());
+        Some(Self { base, client: Client::new(), clock, users, _database: database })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    pub async fn get_with(&self, path: &str, token: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    pub async fn post_with(&self, path: &str, token: &str) -> Response {
+        self.client.post(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    /// Registers `email` with [`PASSWORD`] and returns the body (with its token).
+    pub async fn register(&self, email: &str) -> Value {
+        let response =
+            self.post_json("/v1/auth/register", &json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(response.status(), 201, "registering {email}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json("/v1/auth/login-json", &json!({"username": email, "password": password})).await
+    }
+
+    /// Registers `email` and returns a token from login.
+    pub async fn token_for(&self, email: &str) -> String {
+        self.register(email).await;
+        let response = self.login(email, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        token_of(response).await
+    }
+
+    pub async fn user(&self, email: &str) -> User {
+        self.users.find_by_email(&Email::parse(email).unwrap()).await.unwrap().unwrap()
+    }
+}
+
+pub async fn token_of(response: Response) -> String {
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Asserts the status and the error `code`, and returns the body.
+pub async fn expect_error(response: Response, status: u16, code: &str) -> Value {
+    let got = response.status().as_u16();
+    let body: Value =
+        response.json().await.unwrap_or_else(|e| panic!("{status} {code}: body is not JSON: {e}"));
+    assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+    assert!(body["detail"].is_string(), "every error has a detail: {body}");
+    body
+}
+
+/// `url` pointed at `address` (host and port), keeping user, database and query.
+pub fn with_address(url: &str, address: SocketAddr) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let host_start = rest.find('@').map_or(0, |i| i + 1);
+    let host_end = rest[host_start..].find('/').map_or(rest.len(), |i| host_start + i);
+    format!("{}{}{address}{}", &url[..scheme_end], &rest[..host_start], &rest[host_end..])
+}
+
+/// Defines `$name` once per backend, as `$name::sqlite` and `$name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($app:ident: &TestApp) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn scenario($app: &TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await.unwrap();
+                    scenario(&app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await else { return };
+                    scenario(&app).await;
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,113 @@
+//! Operations endpoints, the OpenAPI document, and the test endpoints.
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, Options, PASSWORD, TestApp, expect_error, token_of};
+
+both_backends! {
+    async fn health_and_readiness_answer(app: &TestApp) {
+        let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        assert!(ready.headers().contains_key("x-request-id"), "every response carries a request id");
+    }
+
+    async fn test_endpoints_work_outside_production(app: &TestApp) {
+        let created = app.post_json("/v1/test-auth/create-test-user", &json!({"email": "test@example.com", "password": "TestPass123!"})).await;
+        assert_eq!(created.status(), 201);
+        let user: Value = created.json().await.unwrap();
+        assert_eq!(user["email"], "test@example.com");
+        assert!(user.get("access_token").is_none());
+        let again = app.post_json("/v1/test-auth/create-test-user", &json!({"email": "test@example.com", "password": "TestPass123!"})).await;
+        expect_error(again, 409, "email_taken").await;
+
+        let login = app.post_json("/v1/test-auth/test-login", &json!({"email": "test@example.com", "password": "TestPass123!"})).await;
+        assert_eq!(login.status(), 200);
+        let token = token_of(login).await;
+        let wrong = app.post_json("/v1/test-auth/test-login", &json!({"email": "test@example.com", "password": "Nope123!x"})).await;
+        expect_error(wrong, 401, "invalid_credentials").await;
+
+        let anonymous: Value = app.client.get(app.url("/v1/test-auth/auth-status")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(anonymous, json!({"authenticated": false, "method": null, "user": null}));
+        let signed_in: Value = app.get_with("/v1/test-auth/auth-status", &token).await.json().await.unwrap();
+        assert_eq!(signed_in["authenticated"], true);
+        assert_eq!(signed_in["method"], "jwt");
+        assert_eq!(signed_in["user"]["email"], "test@example.com");
+        let bad: Value = app.get_with("/v1/test-auth/auth-status", "garbage").await.json().await.unwrap();
+        assert_eq!(bad["authenticated"], false);
+        assert_eq!(bad["reason"], "invalid_token");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_endpoints_are_absent_in_production() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Options { production: true, ..Options::default() })
+        .await
+        .unwrap();
+    for (method, path) in [
+        ("GET", "/v1/test-auth/auth-status"),
+        ("POST", "/v1/test-auth/create-test-user"),
+        ("POST", "/v1/test-auth/test-login"),
+    ] {
+        let request = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .json(&json!({"email": "test@example.com", "password": PASSWORD}));
+        expect_error(request.send().await.unwrap(), 404, "not_found").await;
+    }
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["paths"].as_object().unwrap().keys().all(|p| !p.starts_with("/v1/test-auth")));
+    // The rest of the API is there.
+    assert_eq!(
+        app.post_json("/v1/auth/register", &json!({"email": "prod@example.com", "password": PASSWORD}))
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_covers_every_route() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let expected = [
+        ("/v1/auth/register", "post"),
+        ("/v1/auth/login-json", "post"),
+        ("/v1/auth/login", "post"),
+        ("/v1/auth/me", "get"),
+        ("/v1/auth/refresh", "post"),
+        ("/v1/auth/logout", "post"),
+        ("/v1/auth/change-password", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/v1/test-auth/auth-status", "get"),
+        ("/v1/test-auth/create-test-user", "post"),
+        ("/v1/test-auth/test-login", "post"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), expected.len(), "{:?}", paths.keys().collect::<Vec<_>>());
+    for (path, method) in expected {
+        assert!(paths[path][method].is_object(), "{method} {path} is documented");
+        // And it is really served: a documented route never answers 404 or 405.
+        let status = app
+            .client
+            .request(method.to_uppercase().parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status != 404 && status != 405, "{method} {path} answered {status}");
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer_jwt"]["scheme"], "bearer");
+    assert_eq!(schemes["api_key"]["name"], "X-API-Key");
+
+    let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("swagger"), "the interactive page is served locally");
+    assert!(!html.contains("cdn.") && !html.contains("unpkg"), "no download from a CDN");
+}
