@@ -4,6 +4,8 @@
 //! Each type implements a port of `portcullis-domain`. This crate must not
 //! depend on HTTP, SQL or any other adapter crate.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod hasher;
 mod jwt;
 mod pool;

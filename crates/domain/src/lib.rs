@@ -7,6 +7,8 @@
 //! no other Portcullis crate. Embed it with the memory store, or plug in your own
 //! adapters by implementing the ports.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod error;
 pub mod model;
 pub mod ports;

@@ -38,7 +38,7 @@ pub fn configure(
         .app_data(
             web::FormConfig::default()
                 .limit(limit)
-                .error_handler(move |e, req| form_error(e, req, limit).into()),
+                .error_handler(move |e, req| form_error(&e, req, limit).into()),
         )
         .wrap_fn(move |req, srv| middleware::guard(req, srv, limit))
         .wrap(TracingLogger::default())
@@ -130,7 +130,7 @@ fn json_error(error: JsonPayloadError, _: &HttpRequest, limit: usize) -> ApiErro
     }
 }
 
-fn form_error(error: UrlencodedError, _: &HttpRequest, limit: usize) -> ApiError {
+fn form_error(error: &UrlencodedError, _: &HttpRequest, limit: usize) -> ApiError {
     match error {
         UrlencodedError::Overflow { .. } => ApiError::payload_too_large(limit),
         UrlencodedError::ContentType => {

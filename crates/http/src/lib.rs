@@ -7,6 +7,8 @@
 //! Depends on `portcullis-domain` only among our crates: never on a store,
 //! on crypto, or on any concrete adapter.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod app;
 mod dto;
 mod error;

@@ -9,7 +9,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Portcullis: authentication service (accounts, JWT sessions, API keys, OAuth2 login).
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about, long_about = None)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Portcullis: authentication service (accounts and JWT sessions) on SQLite or PostgreSQL.",
+    after_help = "Every option can also be set through the environment variable shown beside it, or in a .env file in the working directory (the real environment wins)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -6,6 +6,8 @@
 //! HTTP API. The `portcullis` binary is a thin `main` over [`run`]; tests use
 //! [`App`] to run the same wiring on port 0 with a clock of their own.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod config;
 mod error;
 mod secret;
@@ -127,7 +129,7 @@ impl App {
             .listen(listener)
             .map_err(|e| StartError::Io(format!("cannot listen: {e}")))?
             .run();
-        let sessions = self.services.sessions.clone();
+        let sessions = self.services.sessions;
         tokio::spawn(async move {
             let mut every = tokio::time::interval(PURGE_EVERY);
             loop {

@@ -10,6 +10,8 @@
 //!
 //! This crate depends on diesel and the domain only; no async runtime.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod error;
 mod uuid_column;
 

@@ -5,6 +5,8 @@
 //! the standard library only; each port's guarantees (unique email, single-use
 //! revocation) hold because every operation runs under one lock.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 

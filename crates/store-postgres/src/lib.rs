@@ -7,6 +7,8 @@
 //! requests, and broken connections are replaced once it is back.
 //! Depends on the domain and diesel only, never on HTTP.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod schema;
 pub mod testing;
 

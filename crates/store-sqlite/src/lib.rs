@@ -7,6 +7,8 @@
 //! instead of immediate "database is locked" errors, and foreign keys on.
 //! Depends on the domain and diesel only, never on HTTP.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod schema;
 
 use std::path::{Path, PathBuf};

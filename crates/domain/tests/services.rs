@@ -1,0 +1,157 @@
+//! The services' rules over the memory store, real crypto and mockall mocks.
+
+use std::sync::Arc;
+
+use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, JwtSecret, OsSecrets};
+use portcullis_domain::ports::{MockPasswordHasher, PasswordHasher, UserRepository};
+use portcullis_domain::{
+    AuthError, AuthSettings, DomainError, Email, Password, Ports, Registration, Services,
+};
+use portcullis_store_memory::MemoryStore;
+use portcullis_testkit::ManualClock;
+use time::Duration;
+
+struct World {
+    services: Services,
+    store: Arc<MemoryStore>,
+    clock: Arc<ManualClock>,
+}
+
+fn fast_hasher() -> Arc<dyn PasswordHasher> {
+    // Cheap parameters: these tests are about rules, not cost.
+    let config = HashingConfig { memory_kib: 64, iterations: 1, parallelism: 1, threads: 2, queue: 64 };
+    Arc::new(Argon2Hasher::new(&config).unwrap())
+}
+
+fn world_with(hasher: Arc<dyn PasswordHasher>) -> World {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new());
+    let secret = JwtSecret::new(b"domain-tests-secret-domain-tests-secret".to_vec()).unwrap();
+    let ports = Ports {
+        users: store.clone(),
+        revoked_tokens: store.clone(),
+        hasher,
+        tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
+        clock: clock.clone(),
+        secrets: Arc::new(OsSecrets),
+    };
+    World { services: Services::new(ports, AuthSettings::default()), store, clock }
+}
+
+fn world() -> World {
+    world_with(fast_hasher())
+}
+
+fn registration(email: &str) -> Registration {
+    Registration { email: email.to_owned(), password: Password::new("SecurePass123!"), full_name: None }
+}
+
+#[tokio::test]
+async fn an_unknown_email_costs_exactly_one_dummy_verification() {
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify_dummy().times(1).returning(|_| Ok(()));
+    hasher.expect_verify().never();
+    let world = world_with(Arc::new(hasher));
+    let result = world.services.sessions.login("nobody@example.com", Password::new("SecurePass123!")).await;
+    assert_eq!(result.unwrap_err(), DomainError::Unauthenticated(AuthError::InvalidCredentials));
+}
+
+#[tokio::test]
+async fn invalid_registrations_are_refused_before_any_hashing() {
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_hash().never();
+    let world = world_with(Arc::new(hasher));
+    let bad_email = world.services.accounts.register(registration("not-an-email")).await.unwrap_err();
+    assert_eq!(bad_email.code(), "invalid_email");
+    let weak = Registration { password: Password::new("weak"), ..registration("user@example.com") };
+    assert_eq!(world.services.accounts.register(weak).await.unwrap_err().code(), "weak_password");
+}
+
+#[tokio::test]
+async fn exhausted_hashing_capacity_is_unavailable_and_stores_nothing() {
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_hash().returning(|_| Err(DomainError::Unavailable("saturated".to_owned())));
+    let world = world_with(Arc::new(hasher));
+    let error = world.services.accounts.register(registration("user@example.com")).await.unwrap_err();
+    assert_eq!(error.code(), "service_unavailable");
+    let email = Email::parse("user@example.com").unwrap();
+    assert_eq!(world.store.find_by_email(&email).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_password_change_in_the_same_second_revokes_earlier_tokens() {
+    let world = world();
+    let (_, first) = world.services.accounts.register(registration("user@example.com")).await.unwrap();
+    let principal = world.services.sessions.authenticate(first.access_token.as_str()).await.unwrap();
+    let new = world
+        .services
+        .accounts
+        .change_password(&principal, Password::new("SecurePass123!"), Password::new("NewSecurePass456!"))
+        .await
+        .unwrap();
+    assert_eq!(first.claims.iat, new.claims.iat, "the clock did not move");
+    let old = world.services.sessions.authenticate(first.access_token.as_str()).await.unwrap_err();
+    assert_eq!(old, DomainError::Unauthenticated(AuthError::TokenRevoked));
+    assert!(world.services.sessions.authenticate(new.access_token.as_str()).await.is_ok());
+}
+
+#[tokio::test]
+async fn refresh_is_single_use() {
+    let world = world();
+    let (_, token) = world.services.accounts.register(registration("user@example.com")).await.unwrap();
+    let refreshed = world.services.sessions.refresh(token.access_token.as_str()).await.unwrap();
+    assert_ne!(refreshed.claims.jti, token.claims.jti);
+    let again = world.services.sessions.refresh(token.access_token.as_str()).await.unwrap_err();
+    assert_eq!(again, DomainError::Unauthenticated(AuthError::TokenRevoked));
+}
+
+#[tokio::test]
+async fn revocations_are_purged_only_once_their_token_has_expired() {
+    let world = world();
+    let (_, token) = world.services.accounts.register(registration("user@example.com")).await.unwrap();
+    world.services.sessions.logout(token.access_token.as_str()).await.unwrap();
+    assert_eq!(world.services.sessions.purge_expired_revocations().await.unwrap(), 0);
+    world.clock.advance(Duration::seconds(28_800));
+    assert_eq!(
+        world.services.sessions.purge_expired_revocations().await.unwrap(),
+        0,
+        "kept through the leeway"
+    );
+    world.clock.advance(Duration::seconds(6));
+    assert_eq!(world.services.sessions.purge_expired_revocations().await.unwrap(), 1);
+    let expired = world.services.sessions.authenticate(token.access_token.as_str()).await.unwrap_err();
+    assert_eq!(expired, DomainError::Unauthenticated(AuthError::TokenExpired), "and the token stays refused");
+}
+
+#[tokio::test]
+async fn a_user_without_a_password_cannot_log_in() {
+    let world = world();
+    let email = Email::parse("oauth-only@example.com").unwrap();
+    world
+        .store
+        .create(portcullis_domain::NewUser {
+            id: portcullis_domain::UserId::new(),
+            email,
+            full_name: None,
+            password_hash: None,
+            role: portcullis_domain::Role::User,
+            created_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let result = world.services.sessions.login("oauth-only@example.com", Password::new("")).await;
+    assert_eq!(result.unwrap_err(), DomainError::Unauthenticated(AuthError::InvalidCredentials));
+}
+
+#[tokio::test]
+async fn ensure_admin_creates_then_promotes() {
+    let world = world();
+    let created =
+        world.services.accounts.ensure_admin("boss@example.com", Some(Password::new("BossPass123!"))).await;
+    assert_eq!(created.unwrap(), portcullis_domain::AdminOutcome::Created);
+    world.services.accounts.register(registration("user@example.com")).await.unwrap();
+    let promoted = world.services.accounts.ensure_admin(" USER@example.com", None).await.unwrap();
+    assert_eq!(promoted, portcullis_domain::AdminOutcome::Promoted);
+    let none = world.services.accounts.ensure_admin("new@example.com", None).await.unwrap_err();
+    assert_eq!(none.code(), "invalid_field");
+}

@@ -1,0 +1,32 @@
+# Convenience recipes; each is a plain cargo or shell command underneath.
+
+pg_url := "postgres://postgres@127.0.0.1:5432/test"
+
+# Serve on 127.0.0.1:8000 with the embedded SQLite database.
+run:
+    cargo run --release
+
+# Every test (PostgreSQL ones are skipped without TEST_DATABASE_URL).
+test:
+    cargo test --workspace
+
+# Every test, PostgreSQL included, against the local server.
+test-pg:
+    TEST_DATABASE_URL={{pg_url}} cargo test --workspace
+
+# Formatting and clippy as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Licenses, banned crates and sources.
+deny:
+    cargo deny check licenses bans sources
+
+# What CI runs.
+ci:
+    bash .ci/run
+
+# Serve on PostgreSQL.
+run-pg:
+    DATABASE_URL={{pg_url}} cargo run --release
