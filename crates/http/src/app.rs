@@ -1,7 +1,7 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, UrlencodedError};
-use actix_web::{App, HttpRequest, HttpResponse, web};
+use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
 use tracing_actix_web::TracingLogger;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -99,16 +99,18 @@ impl KnownRoutes {
 }
 
 async fn unrouted(req: HttpRequest, known: web::Data<KnownRoutes>) -> Result<HttpResponse, ApiError> {
-    match known.methods_for(req.path()) {
-        Some(methods) => Ok(HttpResponse::MethodNotAllowed()
-            .insert_header(("Allow", methods.join(", ")))
-            .json(crate::error::ErrorBody {
-                detail: format!("Method {} not allowed; use {}", req.method(), methods.join(", ")),
-                code: "method_not_allowed".to_owned(),
-                errors: Vec::new(),
-            })),
-        None => Err(ApiError::for_status(actix_web::http::StatusCode::NOT_FOUND)),
+    let Some(methods) = known.methods_for(req.path()) else {
+        return Err(ApiError::for_status(actix_web::http::StatusCode::NOT_FOUND));
+    };
+    let allow = methods.join(", ");
+    let detail = format!("Method {} not allowed; use {allow}", req.method());
+    let mut response =
+        ApiError::new(actix_web::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail)
+            .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(actix_web::http::header::ALLOW, value);
     }
+    Ok(response)
 }
 
 async fn docs_redirect() -> HttpResponse {
