@@ -15,6 +15,7 @@ pub fn init_tracing(config: &Config) -> Result<(), StartError> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_span_events(FmtSpan::CLOSE);
     let result = match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
