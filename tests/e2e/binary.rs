@@ -179,3 +179,87 @@ fn serve_answers_and_stops_gracefully_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "a graceful stop exits 0: {status}");
 }
+
+/// A minimal HTTP/1.1 client over std, so the test needs no runtime.
+fn http(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+fn json_request(method: &str, path: &str, auth: Option<&str>, body: &str) -> String {
+    let auth = auth.map(|a| format!("{a}\r\n")).unwrap_or_default();
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn body_of(answer: &str) -> serde_json::Value {
+    serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap_or(serde_json::Value::Null)
+}
+
+/// Starts `portcullis serve` in `dir` on a free port and waits for /readyz.
+fn start(dir: &Path) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = portcullis(dir)
+        .env("AUTH_BIND", format!("127.0.0.1:{port}"))
+        .env("AUTH_JWT_SECRET", crate::helpers::SECRET)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .starts_with("HTTP/1.1 200")
+        {
+            return (child, port);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("portcullis did not become ready");
+}
+
+fn stop(mut child: std::process::Child) {
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success(), "a graceful stop exits 0");
+}
+
+#[test]
+fn key_usage_counted_before_a_graceful_stop_survives_the_restart() {
+    let dir = scratch();
+    let (child, port) = start(&dir);
+    let credentials = r#"{"email": "ops@example.com", "password": "SecurePass123!"}"#;
+    let registered = body_of(&http(port, &json_request("POST", "/v1/auth/register", None, credentials)));
+    let token = registered["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Authorization: Bearer {token}");
+    let created =
+        body_of(&http(port, &json_request("POST", "/v1/api-keys", Some(&bearer), r#"{"name": "worker"}"#)));
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    for _ in 0..9 {
+        let answer = http(
+            port,
+            &format!(
+                "GET /v1/database/projects HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-API-Key: {key}\r\n\r\n"
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    // Stopped within the flush interval: the count is written at shutdown.
+    stop(child);
+
+    let (child, port) = start(&dir);
+    let listed = body_of(&http(
+        port,
+        &format!("GET /v1/api-keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{bearer}\r\n\r\n"),
+    ));
+    assert_eq!(listed[0]["usage_count"], 9, "{listed}");
+    assert!(listed[0]["last_used_at"].is_string());
+    stop(child);
+}

@@ -45,6 +45,13 @@ both_backends! {
         }
     }
 
+    async fn the_python_api_key_client_works_unchanged(app: &TestApp) {
+        if available("python3", &["-c", "import requests"]) {
+            let app_ref = app;
+            tokio::task::block_in_place(|| run("python3", "seed_api_keys.py", app_ref, "py-keys@example.com"));
+        }
+    }
+
     async fn the_javascript_client_works_unchanged(app: &TestApp) {
         if available("node", &["-e", "if (typeof fetch !== 'function') process.exit(1)"]) {
             let app_ref = app;

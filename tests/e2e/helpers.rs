@@ -38,6 +38,7 @@ pub struct TestApp {
     pub client: Client,
     pub clock: Arc<ManualClock>,
     pub users: Arc<dyn UserRepository>,
+    pub services: portcullis_domain::Services,
     _database: Database,
 }
 
@@ -93,10 +94,11 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new());
         let app = App::build(&cli.config, clock.clone()).await.unwrap();
         let users = Arc::clone(&app.stores.users);
+        let services = app.services.clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(app.serve(listener).unwrap());
-        Some(Self { base, client: Client::new(), clock, users, _database: database })
+        Some(Self { base, client: Client::new(), clock, users, services, _database: database })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -133,6 +135,25 @@ impl TestApp {
         let response = self.login(email, PASSWORD).await;
         assert_eq!(response.status(), 200);
         token_of(response).await
+    }
+
+    /// Registers `email` as an administrator and returns a token from login.
+    pub async fn admin_token(&self, email: &str) -> String {
+        self.register(email).await;
+        self.services.accounts.ensure_admin(email, None).await.unwrap();
+        token_of(self.login(email, PASSWORD).await).await
+    }
+
+    /// Creates an API key with `token` and returns the create response.
+    pub async fn create_key(&self, token: &str, body: &Value) -> Value {
+        let response =
+            self.client.post(self.url("/v1/api-keys")).bearer_auth(token).json(body).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    pub async fn get_with_key(&self, path: &str, key: &str) -> Response {
+        self.client.get(self.url(path)).header("X-API-Key", key).send().await.unwrap()
     }
 
     pub async fn user(&self, email: &str) -> User {

@@ -9,6 +9,8 @@
 mod helpers;
 
 mod accounts;
+mod admin;
+mod api_keys;
 mod bad_input;
 mod binary;
 mod clients;

@@ -1,6 +1,8 @@
-//! Randomness from the operating system's CSPRNG (through rand's reseeding ChaCha).
+//! Randomness from the operating system's CSPRNG (through rand's reseeding
+//! ChaCha), and SHA-256 digests of the secrets made from it.
 
 use portcullis_domain::ports::SecretGenerator;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The production [`SecretGenerator`].
@@ -14,6 +16,10 @@ impl SecretGenerator for OsSecrets {
 
     fn secret_bytes(&self) -> [u8; 32] {
         random()
+    }
+
+    fn digest(&self, secret: &[u8]) -> [u8; 32] {
+        Sha256::digest(secret).into()
     }
 }
 

@@ -20,7 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = AuthSettings::default();
     let ports = Ports {
         users: store.clone(),
-        revoked_tokens: store,
+        revoked_tokens: store.clone(),
+        api_keys: store.clone(),
+        projects: store,
         hasher: Arc::new(Argon2Hasher::new(&HashingConfig::default())?),
         tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
         clock: Arc::new(SystemClock),

@@ -24,6 +24,8 @@ pub enum AuthError {
     /// Valid credentials of a disabled or deleted user.
     AccountDisabled,
     InvalidApiKey,
+    ApiKeyRevoked,
+    ApiKeyExpired,
 }
 
 impl AuthError {
@@ -37,6 +39,8 @@ impl AuthError {
             Self::TokenRevoked => "token_revoked",
             Self::AccountDisabled => "account_disabled",
             Self::InvalidApiKey => "invalid_api_key",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::ApiKeyExpired => "api_key_expired",
         }
     }
 
@@ -50,6 +54,8 @@ impl AuthError {
             Self::TokenRevoked => "Token has been revoked",
             Self::AccountDisabled => "Account is disabled",
             Self::InvalidApiKey => "Invalid API key",
+            Self::ApiKeyRevoked => "API key has been revoked",
+            Self::ApiKeyExpired => "API key has expired",
         }
     }
 
@@ -132,6 +138,15 @@ impl DomainError {
     #[must_use]
     pub fn invalid_email(error: EmailError) -> FieldError {
         FieldError { field: "email".to_owned(), code: "invalid_email", message: error.to_string() }
+    }
+
+    #[must_use]
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError {
+            field: field.to_owned(),
+            code: "invalid_field",
+            message: message.into(),
+        }])
     }
 
     #[must_use]

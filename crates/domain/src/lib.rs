@@ -17,5 +17,6 @@ pub mod services;
 pub use error::{AuthError, DomainError, FieldError, Forbidden, StoreError};
 pub use model::*;
 pub use services::{
-    AccountService, AdminOutcome, AuthSettings, Ports, Registration, Services, SessionService,
+    AccountService, AdminOutcome, AdminService, ApiKeyService, AuthSettings, ListedKey, NewKeyRequest, Ports,
+    ProjectService, Registration, Services, SessionService, UserChanges,
 };

@@ -30,6 +30,8 @@ fn world_with(hasher: Arc<dyn PasswordHasher>) -> World {
     let ports = Ports {
         users: store.clone(),
         revoked_tokens: store.clone(),
+        api_keys: store.clone(),
+        projects: store.clone(),
         hasher,
         tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
         clock: clock.clone(),
@@ -154,4 +156,154 @@ async fn ensure_admin_creates_then_promotes() {
     assert_eq!(promoted, portcullis_domain::AdminOutcome::Promoted);
     let none = world.services.accounts.ensure_admin("new@example.com", None).await.unwrap_err();
     assert_eq!(none.code(), "invalid_field");
+}
+
+/// The memory store, counting writes of key usage.
+struct CountingKeys {
+    inner: Arc<MemoryStore>,
+    usage_writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl portcullis_domain::ports::ApiKeyRepository for CountingKeys {
+    async fn insert_key(
+        &self,
+        key: portcullis_domain::ApiKey,
+    ) -> Result<portcullis_domain::ApiKey, portcullis_domain::StoreError> {
+        self.inner.insert_key(key).await
+    }
+    async fn find_key_with_owner(
+        &self,
+        digest: &portcullis_domain::KeyDigest,
+    ) -> Result<Option<(portcullis_domain::ApiKey, portcullis_domain::User)>, portcullis_domain::StoreError>
+    {
+        self.inner.find_key_with_owner(digest).await
+    }
+    async fn list_keys(
+        &self,
+        user: portcullis_domain::UserId,
+    ) -> Result<Vec<portcullis_domain::ApiKey>, portcullis_domain::StoreError> {
+        self.inner.list_keys(user).await
+    }
+    async fn revoke_key(
+        &self,
+        user: portcullis_domain::UserId,
+        id: portcullis_domain::ApiKeyId,
+        now: time::OffsetDateTime,
+    ) -> Result<portcullis_domain::ApiKey, portcullis_domain::StoreError> {
+        self.inner.revoke_key(user, id, now).await
+    }
+    async fn record_key_usage(
+        &self,
+        usage: &[portcullis_domain::KeyUsage],
+    ) -> Result<(), portcullis_domain::StoreError> {
+        self.usage_writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.record_key_usage(usage).await
+    }
+}
+
+#[tokio::test]
+async fn key_authentication_writes_nothing_until_the_flush() {
+    use portcullis_domain::ports::ApiKeyRepository;
+
+    let store = Arc::new(MemoryStore::new());
+    let keys =
+        Arc::new(CountingKeys { inner: store.clone(), usage_writes: std::sync::atomic::AtomicUsize::new(0) });
+    let secret = JwtSecret::new(b"domain-tests-secret-domain-tests-secret".to_vec()).unwrap();
+    let ports = Ports {
+        users: store.clone(),
+        revoked_tokens: store.clone(),
+        api_keys: keys.clone(),
+        projects: store.clone(),
+        hasher: fast_hasher(),
+        tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
+        clock: Arc::new(ManualClock::new()),
+        secrets: Arc::new(OsSecrets),
+    };
+    let services = Services::new(ports, AuthSettings::default());
+    let (user, token) = services.accounts.register(registration("user@example.com")).await.unwrap();
+    let caller = services.sessions.authenticate(token.access_token.as_str()).await.unwrap();
+    let (key, secret) = services
+        .api_keys
+        .create(&caller, portcullis_domain::NewKeyRequest { name: "k".to_owned(), ..Default::default() })
+        .await
+        .unwrap();
+
+    for _ in 0..25 {
+        let principal = services.api_keys.authenticate(secret.expose()).await.unwrap();
+        assert_eq!(principal.user.id, user.id);
+        assert_eq!(principal.method, portcullis_domain::AuthMethod::ApiKey);
+    }
+    assert_eq!(
+        keys.usage_writes.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no write on the request path"
+    );
+
+    assert_eq!(services.api_keys.flush_usage().await.unwrap(), 1);
+    assert_eq!(keys.usage_writes.load(std::sync::atomic::Ordering::SeqCst), 1, "one batched write");
+    assert_eq!(services.api_keys.flush_usage().await.unwrap(), 0, "nothing left to write");
+    let stored = store.list_keys(user.id).await.unwrap();
+    assert_eq!((stored[0].id, stored[0].usage_count), (key.id, 25));
+}
+
+#[tokio::test]
+async fn counts_survive_a_failed_flush() {
+    use portcullis_domain::ports::MockApiKeyRepository;
+
+    let mut keys = MockApiKeyRepository::new();
+    let user = portcullis_domain::NewUser {
+        id: portcullis_domain::UserId::new(),
+        email: Email::parse("user@example.com").unwrap(),
+        full_name: None,
+        password_hash: None,
+        role: portcullis_domain::Role::User,
+        created_at: time::OffsetDateTime::now_utc(),
+    }
+    .into_user();
+    let secret = portcullis_domain::ApiKeySecret::from_random(portcullis_domain::Environment::Live, [5; 32]);
+    let key = portcullis_domain::ApiKey {
+        id: portcullis_domain::ApiKeyId::new(),
+        user_id: user.id,
+        name: portcullis_domain::ResourceName::parse("k").unwrap(),
+        environment: portcullis_domain::Environment::Live,
+        digest: portcullis_domain::KeyDigest(portcullis_domain::ports::SecretGenerator::digest(
+            &OsSecrets,
+            secret.expose().as_bytes(),
+        )),
+        created_at: time::OffsetDateTime::now_utc(),
+        expires_at: time::OffsetDateTime::now_utc() + Duration::days(1),
+        revoked_at: None,
+        last_used_at: None,
+        usage_count: 0,
+    };
+    let found = (key.clone(), user);
+    keys.expect_find_key_with_owner().returning(move |_| Ok(Some(found.clone())));
+    let mut sequence = mockall::Sequence::new();
+    keys.expect_record_key_usage()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(|_| Err(portcullis_domain::StoreError::Unavailable("down".to_owned())));
+    keys.expect_record_key_usage()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .withf(|usage| usage.len() == 1 && usage[0].count == 3)
+        .returning(|_| Ok(()));
+    let store = Arc::new(MemoryStore::new());
+    let ports = Ports {
+        users: store.clone(),
+        revoked_tokens: store.clone(),
+        api_keys: Arc::new(keys),
+        projects: store,
+        hasher: fast_hasher(),
+        tokens: Arc::new(JwtCodec::new(&JwtSecret::new(vec![7u8; 32]).unwrap(), "portcullis")),
+        clock: Arc::new(ManualClock::new()),
+        secrets: Arc::new(OsSecrets),
+    };
+    let services = Services::new(ports, AuthSettings::default());
+    services.api_keys.authenticate(secret.expose()).await.unwrap();
+    services.api_keys.authenticate(secret.expose()).await.unwrap();
+    assert!(services.api_keys.flush_usage().await.is_err(), "the store is down");
+    services.api_keys.authenticate(secret.expose()).await.unwrap();
+    assert_eq!(services.api_keys.flush_usage().await.unwrap(), 1, "the kept counts go out with the new one");
 }

@@ -8,7 +8,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::middleware;
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, ops, test_auth};
+use crate::routes::{admin, api_keys, auth, ops, projects, test_auth};
 use crate::state::AppState;
 
 /// The whole API as an actix `App`, ready for `HttpServer::new` or `actix_web::test`.
@@ -35,6 +35,13 @@ pub fn configure(
                 .limit(limit)
                 .error_handler(move |e, req| json_error(e, req, limit).into()),
         )
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::invalid_field("query", format!("Invalid query string: {e}")).into()
+        }))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|_, _| ApiError::for_status(actix_web::http::StatusCode::NOT_FOUND).into()),
+        )
         .app_data(
             web::FormConfig::default()
                 .limit(limit)
@@ -49,6 +56,13 @@ pub fn configure(
         .service(auth::refresh)
         .service(auth::logout)
         .service(auth::change_password)
+        .service(api_keys::create)
+        .service(api_keys::list)
+        .service(api_keys::revoke)
+        .service(projects::list)
+        .service(projects::create)
+        .service(admin::list_users)
+        .service(admin::update_user)
         .service(ops::healthz)
         .service(ops::readyz)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))

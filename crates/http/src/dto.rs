@@ -158,3 +158,135 @@ pub(crate) struct StatusResponse {
     #[schema(example = "ok")]
     pub status: &'static str,
 }
+
+/// `POST /v1/api-keys`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "Production Server Key", "expires_in_days": 90, "environment": "live"}))]
+pub(crate) struct CreateApiKeyRequest {
+    /// 1 to 100 characters, trimmed.
+    pub name: String,
+    /// 1 to 365; default 90 (`AUTH_API_KEY_DEFAULT_DAYS`).
+    #[serde(default)]
+    pub expires_in_days: Option<i64>,
+    /// `live` (default) or `test`.
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+/// `201` of `POST /v1/api-keys`: the only response that ever holds the key.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedApiKeyResponse {
+    #[schema(example = "key_550e8400-e29b-41d4-a716-446655440000")]
+    pub id: String,
+    /// Shown once: store it now.
+    #[schema(example = "sk_live_4Fq...")]
+    pub api_key: String,
+    pub name: String,
+    #[schema(example = "sk_live")]
+    pub prefix: &'static str,
+    #[schema(example = "live")]
+    pub environment: &'static str,
+    #[schema(example = "2026-05-03T12:00:00Z")]
+    pub expires_at: String,
+    #[schema(example = "2026-02-03T12:00:00Z")]
+    pub created_at: String,
+}
+
+/// An API key in a listing: never its secret or digest.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ApiKeyResponse {
+    #[schema(example = "key_550e8400-e29b-41d4-a716-446655440000")]
+    pub id: String,
+    pub name: String,
+    #[schema(example = "sk_live")]
+    pub prefix: &'static str,
+    #[schema(example = "live")]
+    pub environment: &'static str,
+    /// False once revoked or expired.
+    pub is_active: bool,
+    pub last_used_at: Option<String>,
+    /// Requests authenticated with the key (may lag a few seconds).
+    pub usage_count: i64,
+    pub expires_at: String,
+    pub created_at: String,
+}
+
+impl From<portcullis_domain::ListedKey> for ApiKeyResponse {
+    fn from(listed: portcullis_domain::ListedKey) -> Self {
+        let key = listed.key;
+        Self {
+            id: key.id.to_string(),
+            name: key.name.as_str().to_owned(),
+            prefix: key_prefix(key.environment),
+            environment: key.environment.as_str(),
+            is_active: listed.is_active,
+            last_used_at: key.last_used_at.map(rfc3339),
+            usage_count: key.usage_count,
+            expires_at: rfc3339(key.expires_at),
+            created_at: rfc3339(key.created_at),
+        }
+    }
+}
+
+/// `sk_live` / `sk_test`: the prefix without its trailing underscore.
+pub(crate) fn key_prefix(environment: portcullis_domain::Environment) -> &'static str {
+    environment.key_prefix().trim_end_matches('_')
+}
+
+/// `POST /v1/database/projects`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "My project"}))]
+pub(crate) struct ProjectRequest {
+    /// 1 to 100 characters, trimmed.
+    pub name: String,
+}
+
+/// A project of the caller's, in the caller's environment.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProjectResponse {
+    pub id: Uuid,
+    pub name: String,
+    #[schema(example = "live")]
+    pub environment: &'static str,
+    pub created_at: String,
+}
+
+impl From<portcullis_domain::Project> for ProjectResponse {
+    fn from(p: portcullis_domain::Project) -> Self {
+        Self {
+            id: p.id,
+            name: p.name.as_str().to_owned(),
+            environment: p.environment.as_str(),
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+/// `GET /v1/admin/users`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UsersPage {
+    pub items: Vec<UserResponse>,
+    /// All users, not just this page.
+    pub total: u64,
+}
+
+/// `?limit=&offset=` of `GET /v1/admin/users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// 1 to 100, default 50.
+    pub limit: Option<u32>,
+    /// Default 0.
+    pub offset: Option<u64>,
+}
+
+/// `PATCH /v1/admin/users/{id}`: the fields to change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"is_active": false}))]
+pub(crate) struct UpdateUserRequest {
+    #[serde(default)]
+    pub is_active: Option<bool>,
+    /// `USER` or `ADMIN`.
+    #[serde(default)]
+    pub role: Option<String>,
+}

@@ -16,16 +16,15 @@ const API_KEY_PREFIXES: [&str; 2] = ["sk_live_", "sk_test_"];
 /// A credential as presented, before anyone checked it. `Debug` hides it.
 pub(crate) enum Credential {
     Jwt(String),
-    /// Recognised by its prefix. No key can be valid until keys can be issued,
-    /// so its value is not kept.
-    ApiKey,
+    /// Recognised by its prefix.
+    ApiKey(String),
 }
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Jwt(_) => "Credential::Jwt([REDACTED])",
-            Self::ApiKey => "Credential::ApiKey([REDACTED])",
+            Self::ApiKey(_) => "Credential::ApiKey([REDACTED])",
         })
     }
 }
@@ -35,8 +34,8 @@ impl Credential {
     /// its prefix). `Ok(None)`: nothing was presented.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ApiError> {
         if let Some(key) = headers.get("x-api-key") {
-            key.to_str().map_err(|_| invalid(AuthError::InvalidApiKey))?;
-            return Ok(Some(Self::ApiKey));
+            let key = key.to_str().map_err(|_| invalid(AuthError::InvalidApiKey))?.trim();
+            return Ok(Some(Self::ApiKey(key.to_owned())));
         }
         let Some(authorization) = headers.get(AUTHORIZATION) else { return Ok(None) };
         let value = authorization.to_str().map_err(|_| invalid(AuthError::InvalidToken))?.trim();
@@ -56,7 +55,7 @@ impl Credential {
             return Err(invalid(AuthError::InvalidToken));
         }
         if API_KEY_PREFIXES.iter().any(|p| token.starts_with(p)) {
-            Ok(Some(Self::ApiKey))
+            Ok(Some(Self::ApiKey(token.to_owned())))
         } else {
             Ok(Some(Self::Jwt(token.to_owned())))
         }
@@ -81,8 +80,7 @@ pub(crate) async fn authenticate(
     match Credential::from_headers(headers)? {
         None => Ok(None),
         Some(Credential::Jwt(token)) => Ok(Some(state.services.sessions.authenticate(&token).await?)),
-        // No API key can be valid until keys can be issued: every one is refused.
-        Some(Credential::ApiKey) => Err(invalid(AuthError::InvalidApiKey)),
+        Some(Credential::ApiKey(key)) => Ok(Some(state.services.api_keys.authenticate(&key).await?)),
     }
 }
 
@@ -118,14 +116,21 @@ impl std::fmt::Debug for BearerJwt {
 
 impl FromRequest for BearerJwt {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(match Credential::from_headers(req.headers()) {
-            Ok(Some(Credential::Jwt(token))) => Ok(Self(token)),
-            Ok(Some(Credential::ApiKey)) => Err(invalid(AuthError::InvalidApiKey)),
-            Ok(None) => Err(invalid(AuthError::NotAuthenticated)),
-            Err(e) => Err(e),
+        let credential = Credential::from_headers(req.headers());
+        let state = state(req);
+        Box::pin(async move {
+            match credential? {
+                Some(Credential::Jwt(token)) => Ok(Self(token)),
+                // A valid key is still the wrong kind of credential here.
+                Some(Credential::ApiKey(key)) => {
+                    state?.services.api_keys.authenticate(&key).await?;
+                    Err(DomainError::Forbidden(portcullis_domain::Forbidden::JwtRequired).into())
+                }
+                None => Err(invalid(AuthError::NotAuthenticated)),
+            }
         })
     }
 }

@@ -3,33 +3,40 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
-    AuthStatusResponse, ChangePasswordRequest, ChangePasswordResponse, LoginRequest, MessageResponse,
-    RegisterRequest, RegisterResponse, StatusResponse, TestUserRequest, TokenResponse, UserResponse,
+    ApiKeyResponse, AuthStatusResponse, ChangePasswordRequest, ChangePasswordResponse, CreateApiKeyRequest,
+    CreatedApiKeyResponse, LoginRequest, MessageResponse, ProjectRequest, ProjectResponse, RegisterRequest,
+    RegisterResponse, StatusResponse, TestUserRequest, TokenResponse, UpdateUserRequest, UserResponse,
+    UsersPage,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
-use crate::routes::{auth, ops, test_auth};
+use crate::routes::{admin, api_keys, auth, ops, projects, test_auth};
 
 /// The OpenAPI document of every route.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "Portcullis",
-        description = "Authentication service: accounts and JWT sessions.",
+        description = "Authentication service: accounts, JWT sessions and API keys.",
     ),
     paths(
         auth::register, auth::login_json, auth::login_form, auth::me, auth::refresh, auth::logout,
-        auth::change_password, ops::healthz, ops::readyz,
+        auth::change_password, api_keys::create, api_keys::list, api_keys::revoke, projects::list,
+        projects::create, admin::list_users, admin::update_user, ops::healthz, ops::readyz,
         test_auth::auth_status, test_auth::create_test_user, test_auth::test_login,
     ),
     components(schemas(
         RegisterRequest, LoginRequest, ChangePasswordRequest, TestUserRequest, TokenResponse, UserResponse,
         RegisterResponse, MessageResponse, ChangePasswordResponse, AuthStatusResponse, StatusResponse,
-        ErrorBody, FieldErrorBody,
+        ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
+        ProjectResponse, UsersPage, UpdateUserRequest,
     )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "accounts", description = "Registration and profile"),
         (name = "sessions", description = "Login, refresh, logout"),
+        (name = "api-keys", description = "Long-lived keys for servers and jobs (JWT only)"),
+        (name = "projects", description = "The example protected resource"),
+        (name = "admin", description = "User administration (ADMIN JWT)"),
         (name = "test", description = "Only outside production"),
         (name = "operations", description = "Health and readiness"),
     )

@@ -18,6 +18,8 @@ fn state(health: Option<Arc<dyn StoreHealth>>) -> AppState {
     let ports = Ports {
         users: store.clone(),
         revoked_tokens: store.clone(),
+        api_keys: store.clone(),
+        projects: store.clone(),
         hasher: Arc::new(Argon2Hasher::new(&config).unwrap()),
         tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
         clock: Arc::new(SystemClock),

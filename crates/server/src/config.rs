@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "portcullis",
     version,
-    about = "Portcullis: authentication service (accounts and JWT sessions) on SQLite or PostgreSQL.",
+    about = "Portcullis: authentication service (accounts, JWT sessions, API keys) on SQLite or PostgreSQL.",
     after_help = "Every option can also be set through the environment variable shown beside it, or in a .env file in the working directory (the real environment wins)."
 )]
 pub struct Cli {
@@ -99,6 +99,10 @@ pub struct Config {
     /// Access-token lifetime in seconds (60 to 31536000).
     #[arg(long, global = true, env = "AUTH_TOKEN_TTL_SECS", value_name = "AUTH_TOKEN_TTL_SECS", default_value_t = 28_800, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
     pub token_ttl_secs: i64,
+
+    /// Lifetime in days of an API key created without `expires_in_days` (1 to 365).
+    #[arg(long, global = true, env = "AUTH_API_KEY_DEFAULT_DAYS", value_name = "AUTH_API_KEY_DEFAULT_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=365))]
+    pub api_key_default_days: i64,
 
     /// Most database connections this instance opens (1 to 1000).
     #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]

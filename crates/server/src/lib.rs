@@ -20,7 +20,10 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, OsSecrets};
-use portcullis_domain::ports::{Clock, RevokedTokenRepository, StoreHealth, SystemClock, UserRepository};
+use portcullis_domain::ports::{
+    ApiKeyRepository, Clock, ProjectRepository, RevokedTokenRepository, StoreHealth, SystemClock,
+    UserRepository,
+};
 use portcullis_domain::{AdminOutcome, AuthSettings, Password, Ports, Services};
 use portcullis_http::{AppState, HttpSettings};
 use portcullis_store_postgres::PostgresStore;
@@ -32,12 +35,16 @@ pub use telemetry::init_tracing;
 
 /// How often expired revocations are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How often counted API-key uses are written (and once more at shutdown).
+const FLUSH_USAGE_EVERY: Duration = Duration::from_secs(5);
 
 /// The storage adapters, as ports.
 #[derive(Clone)]
 pub struct Stores {
     pub users: Arc<dyn UserRepository>,
     pub revoked_tokens: Arc<dyn RevokedTokenRepository>,
+    pub api_keys: Arc<dyn ApiKeyRepository>,
+    pub projects: Arc<dyn ProjectRepository>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -48,6 +55,25 @@ impl std::fmt::Debug for Stores {
 }
 
 impl Stores {
+    /// Every port from one store that implements them all.
+    fn all<S>(store: Arc<S>) -> Self
+    where
+        S: UserRepository
+            + RevokedTokenRepository
+            + ApiKeyRepository
+            + ProjectRepository
+            + StoreHealth
+            + 'static,
+    {
+        Self {
+            users: store.clone(),
+            revoked_tokens: store.clone(),
+            api_keys: store.clone(),
+            projects: store.clone(),
+            health: store,
+        }
+    }
+
     /// Opens the database `DATABASE_URL` names and applies pending migrations.
     ///
     /// # Errors
@@ -60,13 +86,13 @@ impl Stores {
                 let store = Arc::new(SqliteStore::open(path, max).map_err(database)?);
                 let applied = store.migrate().await.map_err(database)?;
                 tracing::info!(path = %path.display(), applied, "SQLite database ready");
-                Ok(Self { users: store.clone(), revoked_tokens: store.clone(), health: store })
+                Ok(Self::all(store))
             }
             DatabaseUrl::Postgres(url) => {
                 let store = Arc::new(PostgresStore::connect(url, max).map_err(database)?);
                 let applied = store.migrate().await.map_err(database)?;
                 tracing::info!(applied, "PostgreSQL database ready");
-                Ok(Self { users: store.clone(), revoked_tokens: store.clone(), health: store })
+                Ok(Self::all(store))
             }
         }
     }
@@ -89,11 +115,17 @@ impl App {
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         let secret = secret::resolve(config)?;
         let stores = Stores::open(config).await?;
-        let settings = AuthSettings { token_ttl_secs: config.token_ttl_secs, ..AuthSettings::default() };
+        let settings = AuthSettings {
+            token_ttl_secs: config.token_ttl_secs,
+            api_key_default_days: config.api_key_default_days,
+            ..AuthSettings::default()
+        };
         let hasher = Argon2Hasher::new(&HashingConfig::default()).map_err(StartError::Io)?;
         let ports = Ports {
             users: Arc::clone(&stores.users),
             revoked_tokens: Arc::clone(&stores.revoked_tokens),
+            api_keys: Arc::clone(&stores.api_keys),
+            projects: Arc::clone(&stores.projects),
             hasher: Arc::new(hasher),
             tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
             clock,
@@ -108,7 +140,9 @@ impl App {
 
     /// Serves on `listener` until the returned server is stopped (or gets
     /// SIGINT/SIGTERM: it then finishes in-flight requests for up to 30 s).
-    /// Also starts the background purge of expired revocations.
+    /// Also starts the background work: the purge of expired revocations and
+    /// the periodic flush of API-key usage counts. Call [`flush`](Self::flush)
+    /// once the server has stopped so that no count is lost.
     ///
     /// # Errors
     /// [`StartError::Io`] when the listener cannot be used.
@@ -129,6 +163,16 @@ impl App {
             .listen(listener)
             .map_err(|e| StartError::Io(format!("cannot listen: {e}")))?
             .run();
+        let api_keys = self.services.api_keys.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(FLUSH_USAGE_EVERY);
+            loop {
+                every.tick().await;
+                if let Err(e) = api_keys.flush_usage().await {
+                    tracing::warn!(error = %e, "could not write API-key usage; kept for the next flush");
+                }
+            }
+        });
         let sessions = self.services.sessions;
         tokio::spawn(async move {
             let mut every = tokio::time::interval(PURGE_EVERY);
@@ -145,6 +189,14 @@ impl App {
     }
 }
 
+/// Writes what is still buffered (API-key usage) after the server stopped.
+pub async fn flush(services: &portcullis_domain::Services) {
+    match services.api_keys.flush_usage().await {
+        Ok(keys) => tracing::info!(keys, "API-key usage written"),
+        Err(e) => tracing::error!(error = %e, "API-key usage could not be written at shutdown"),
+    }
+}
+
 /// Runs a command of the CLI to completion.
 ///
 /// # Errors
@@ -154,11 +206,13 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = App::build(&config, Arc::new(SystemClock)).await?;
+            let services = app.services.clone();
             let listener = TcpListener::bind(config.bind).map_err(|e| {
                 StartError::config("AUTH_BIND", format!("cannot listen on {}: {e}", config.bind))
             })?;
             tracing::info!(address = %format!("http://{}", config.bind), environment = ?config.environment, "Portcullis is serving");
             app.serve(listener)?.await.map_err(|e| StartError::Io(e.to_string()))?;
+            flush(&services).await;
             tracing::info!("Portcullis stopped");
             Ok(())
         }

@@ -18,7 +18,10 @@ mod uuid_column;
 pub use error::{pool_error, query_error};
 pub use uuid_column::DbUuid;
 
-use portcullis_domain::{Email, FullName, PasswordHash, Role, StoreError, User, UserId};
+use portcullis_domain::{
+    ApiKey, ApiKeyId, Email, Environment, FullName, KeyDigest, PasswordHash, Project, ResourceName, Role,
+    StoreError, User, UserId,
+};
 use time::OffsetDateTime;
 
 /// A user row as both backends store it, before it is trusted as a [`User`].
@@ -75,6 +78,126 @@ impl TryFrom<UserRecord> for User {
     }
 }
 
+/// An API key row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: DbUuid,
+    pub user_id: DbUuid,
+    pub name: String,
+    pub environment: String,
+    pub key_digest: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub usage_count: i64,
+}
+
+impl From<ApiKey> for ApiKeyRecord {
+    fn from(key: ApiKey) -> Self {
+        Self {
+            id: DbUuid(key.id.as_uuid()),
+            user_id: DbUuid(key.user_id.as_uuid()),
+            name: key.name.as_str().to_owned(),
+            environment: key.environment.as_str().to_owned(),
+            key_digest: key.digest.0.to_vec(),
+            created_at: key.created_at,
+            expires_at: whole_seconds(key.expires_at),
+            revoked_at: key.revoked_at.map(whole_seconds),
+            last_used_at: key.last_used_at.map(whole_seconds),
+            usage_count: key.usage_count,
+        }
+    }
+}
+
+impl TryFrom<ApiKeyRecord> for ApiKey {
+    type Error = StoreError;
+
+    fn try_from(row: ApiKeyRecord) -> Result<Self, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Unavailable(format!("corrupt api_keys row {}: {what}", row.id.0));
+        Ok(Self {
+            id: ApiKeyId::from_uuid(row.id.0),
+            user_id: UserId::from_uuid(row.user_id.0),
+            name: ResourceName::parse(&row.name).map_err(|_| corrupt("name"))?,
+            environment: row.environment.parse::<Environment>().map_err(|()| corrupt("environment"))?,
+            digest: KeyDigest(row.key_digest.as_slice().try_into().map_err(|_| corrupt("key_digest"))?),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+            last_used_at: row.last_used_at,
+            usage_count: row.usage_count,
+        })
+    }
+}
+
+/// A project row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct ProjectRecord {
+    pub id: DbUuid,
+    pub user_id: DbUuid,
+    pub name: String,
+    pub environment: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<Project> for ProjectRecord {
+    fn from(p: Project) -> Self {
+        Self {
+            id: DbUuid(p.id),
+            user_id: DbUuid(p.user_id.as_uuid()),
+            name: p.name.as_str().to_owned(),
+            environment: p.environment.as_str().to_owned(),
+            created_at: p.created_at,
+        }
+    }
+}
+
+impl TryFrom<ProjectRecord> for Project {
+    type Error = StoreError;
+
+    fn try_from(row: ProjectRecord) -> Result<Self, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Unavailable(format!("corrupt projects row {}: {what}", row.id.0));
+        Ok(Self {
+            id: row.id.0,
+            user_id: UserId::from_uuid(row.user_id.0),
+            name: ResourceName::parse(&row.name).map_err(|_| corrupt("name"))?,
+            environment: row.environment.parse::<Environment>().map_err(|()| corrupt("environment"))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// Declares a diesel row struct for `$table` with the fields of `$record`,
+/// and conversions both ways through the record.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! diesel_row {
+    ($row:ident, $table:ident, $record:ident, $domain:ident, { $($field:ident: $ty:ty),* $(,)? }) => {
+        #[derive(Queryable, Selectable, Insertable)]
+        #[diesel(table_name = $table)]
+        struct $row {
+            $($field: $ty),*
+        }
+
+        impl From<$domain> for $row {
+            fn from(value: $domain) -> Self {
+                let r = $record::from(value);
+                Self { $($field: r.$field),* }
+            }
+        }
+
+        impl TryFrom<$row> for $domain {
+            type Error = StoreError;
+
+            fn try_from(r: $row) -> Result<Self, StoreError> {
+                $domain::try_from($record { $($field: r.$field),* })
+            }
+        }
+    };
+}
+
 /// Implements every repository port for `$store`, a type with
 /// `async fn conn(&self) -> Result<impl DerefMut<Target = C>, StoreError>`, over
 /// the `users` and `revoked_tokens` tables of the invoking crate's `schema`
@@ -86,18 +209,22 @@ macro_rules! diesel_repositories {
             use async_trait::async_trait;
             use diesel::prelude::*;
             use diesel_async::RunQueryDsl;
-            use portcullis_domain::ports::{RevokedTokenRepository, StoreHealth, UserRepository};
-            use portcullis_domain::{Email, NewUser, PasswordHash, Role, StoreError, User, UserId};
-            use portcullis_store_diesel::{DbUuid, UserRecord, query_error};
+            use diesel_async::AsyncConnection;
+            use portcullis_domain::ports::{
+                ApiKeyRepository, ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+            };
+            use portcullis_domain::{
+                ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, PasswordHash, Project, Role,
+                StoreError, User, UserId,
+            };
+            use portcullis_store_diesel::{ApiKeyRecord, DbUuid, ProjectRecord, UserRecord, query_error, whole_seconds};
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{revoked_tokens, users};
+            use super::schema::{api_keys, projects, revoked_tokens, users};
             use super::$store;
 
-            #[derive(Queryable, Selectable, Insertable)]
-            #[diesel(table_name = users)]
-            struct UserRow {
+            portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
                 id: DbUuid,
                 email: String,
                 full_name: Option<String>,
@@ -107,42 +234,28 @@ macro_rules! diesel_repositories {
                 session_version: i64,
                 created_at: OffsetDateTime,
                 updated_at: OffsetDateTime,
-            }
+            });
 
-            impl From<User> for UserRow {
-                fn from(user: User) -> Self {
-                    let r = UserRecord::from(user);
-                    Self {
-                        id: r.id,
-                        email: r.email,
-                        full_name: r.full_name,
-                        password_hash: r.password_hash,
-                        role: r.role,
-                        is_active: r.is_active,
-                        session_version: r.session_version,
-                        created_at: r.created_at,
-                        updated_at: r.updated_at,
-                    }
-                }
-            }
+            portcullis_store_diesel::diesel_row!(ApiKeyRow, api_keys, ApiKeyRecord, ApiKey, {
+                id: DbUuid,
+                user_id: DbUuid,
+                name: String,
+                environment: String,
+                key_digest: Vec<u8>,
+                created_at: OffsetDateTime,
+                expires_at: OffsetDateTime,
+                revoked_at: Option<OffsetDateTime>,
+                last_used_at: Option<OffsetDateTime>,
+                usage_count: i64,
+            });
 
-            impl TryFrom<UserRow> for User {
-                type Error = StoreError;
-
-                fn try_from(r: UserRow) -> Result<Self, StoreError> {
-                    User::try_from(UserRecord {
-                        id: r.id,
-                        email: r.email,
-                        full_name: r.full_name,
-                        password_hash: r.password_hash,
-                        role: r.role,
-                        is_active: r.is_active,
-                        session_version: r.session_version,
-                        created_at: r.created_at,
-                        updated_at: r.updated_at,
-                    })
-                }
-            }
+            portcullis_store_diesel::diesel_row!(ProjectRow, projects, ProjectRecord, Project, {
+                id: DbUuid,
+                user_id: DbUuid,
+                name: String,
+                environment: String,
+                created_at: OffsetDateTime,
+            });
 
             fn found(row: Option<UserRow>) -> Result<User, StoreError> {
                 row.ok_or(StoreError::NotFound)?.try_into()
@@ -204,14 +317,33 @@ macro_rules! diesel_repositories {
                     found(row)
                 }
 
-                async fn set_active(
-                    &self,
-                    id: UserId,
-                    active: bool,
-                    now: OffsetDateTime,
-                ) -> Result<User, StoreError> {
+                async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
                     let mut conn = self.conn().await?;
-                    let row = diesel::update(users::table.find(DbUuid(id.as_uuid())))
+                    let total: i64 = users::table.count().get_result(&mut *conn).await.map_err(query_error)?;
+                    let rows = users::table
+                        .order((users::created_at.asc(), users::id.asc()))
+                        .limit(i64::from(limit))
+                        .offset(i64::try_from(offset).unwrap_or(i64::MAX))
+                        .select(UserRow::as_select())
+                        .load::<UserRow>(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    let users = rows.into_iter().map(User::try_from).collect::<Result<Vec<_>, _>>()?;
+                    Ok((users, u64::try_from(total).unwrap_or(0)))
+                }
+
+                async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> Result<User, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let user = users::table.find(DbUuid(id.as_uuid()));
+                    if !active {
+                        // Disabling an active user ends every session, in the same write.
+                        diesel::update(user.filter(users::is_active.eq(true)))
+                            .set((users::is_active.eq(false), users::session_version.eq(users::session_version + 1)))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                    }
+                    let row = diesel::update(user)
                         .set((users::is_active.eq(active), users::updated_at.eq(now)))
                         .returning(UserRow::as_returning())
                         .get_result::<UserRow>(&mut *conn)
@@ -284,6 +416,117 @@ macro_rules! diesel_repositories {
                         .await
                         .map_err(query_error)?;
                     Ok(deleted as u64)
+                }
+            }
+
+            #[async_trait]
+            impl ApiKeyRepository for $store {
+                async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(api_keys::table)
+                        .values(ApiKeyRow::from(key))
+                        .returning(ApiKeyRow::as_returning())
+                        .get_result::<ApiKeyRow>(&mut *conn)
+                        .await
+                        .map_err(query_error)?
+                        .try_into()
+                }
+
+                async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let found = api_keys::table
+                        .inner_join(users::table)
+                        .filter(api_keys::key_digest.eq(digest.0.as_slice()))
+                        .select((ApiKeyRow::as_select(), UserRow::as_select()))
+                        .first::<(ApiKeyRow, UserRow)>(&mut *conn)
+                        .await
+                        .optional()
+                        .map_err(query_error)?;
+                    found.map(|(key, user)| Ok((key.try_into()?, user.try_into()?))).transpose()
+                }
+
+                async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    api_keys::table
+                        .filter(api_keys::user_id.eq(DbUuid(user.as_uuid())))
+                        .order((api_keys::created_at.desc(), api_keys::id.desc()))
+                        .select(ApiKeyRow::as_select())
+                        .load::<ApiKeyRow>(&mut *conn)
+                        .await
+                        .map_err(query_error)?
+                        .into_iter()
+                        .map(ApiKey::try_from)
+                        .collect()
+                }
+
+                async fn revoke_key(&self, user: UserId, id: ApiKeyId, now: OffsetDateTime) -> Result<ApiKey, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let owned = api_keys::table
+                        .filter(api_keys::id.eq(DbUuid(id.as_uuid())))
+                        .filter(api_keys::user_id.eq(DbUuid(user.as_uuid())));
+                    diesel::update(owned.filter(api_keys::revoked_at.is_null()))
+                        .set(api_keys::revoked_at.eq(whole_seconds(now)))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    owned
+                        .select(ApiKeyRow::as_select())
+                        .first::<ApiKeyRow>(&mut *conn)
+                        .await
+                        .optional()
+                        .map_err(query_error)?
+                        .ok_or(StoreError::NotFound)?
+                        .try_into()
+                }
+
+                async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            for entry in usage {
+                                let key = api_keys::table.find(DbUuid(entry.id.as_uuid()));
+                                diesel::update(key)
+                                    .set(api_keys::usage_count.eq(api_keys::usage_count + entry.count))
+                                    .execute(conn)
+                                    .await?;
+                                let at = whole_seconds(entry.last_used_at);
+                                diesel::update(key.filter(api_keys::last_used_at.is_null().or(api_keys::last_used_at.lt(at))))
+                                    .set(api_keys::last_used_at.eq(at))
+                                    .execute(conn)
+                                    .await?;
+                            }
+                            Ok(())
+                    })
+                    .await
+                    .map_err(query_error)
+                }
+            }
+
+            #[async_trait]
+            impl ProjectRepository for $store {
+                async fn insert_project(&self, project: Project) -> Result<Project, StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(projects::table)
+                        .values(ProjectRow::from(project))
+                        .returning(ProjectRow::as_returning())
+                        .get_result::<ProjectRow>(&mut *conn)
+                        .await
+                        .map_err(query_error)?
+                        .try_into()
+                }
+
+                async fn list_projects(&self, user: UserId, environment: Environment) -> Result<Vec<Project>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    projects::table
+                        .filter(projects::user_id.eq(DbUuid(user.as_uuid())))
+                        .filter(projects::environment.eq(environment.as_str()))
+                        .order((projects::created_at.desc(), projects::id.desc()))
+                        .select(ProjectRow::as_select())
+                        .load::<ProjectRow>(&mut *conn)
+                        .await
+                        .map_err(query_error)?
+                        .into_iter()
+                        .map(Project::try_from)
+                        .collect()
                 }
             }
 

@@ -11,8 +11,13 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use portcullis_domain::ports::{RevokedTokenRepository, StoreHealth, UserRepository};
-use portcullis_domain::{Email, NewUser, PasswordHash, Role, StoreError, User, UserId};
+use portcullis_domain::ports::{
+    ApiKeyRepository, ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+};
+use portcullis_domain::{
+    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, PasswordHash, Project, Role,
+    StoreError, User, UserId,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -21,6 +26,8 @@ struct State {
     users: HashMap<UserId, User>,
     by_email: HashMap<Email, UserId>,
     revoked: HashMap<Uuid, OffsetDateTime>,
+    api_keys: HashMap<ApiKeyId, ApiKey>,
+    projects: Vec<Project>,
 }
 
 /// Every repository port over one in-process map.
@@ -84,8 +91,26 @@ impl UserRepository for MemoryStore {
         self.update_user(id, now, |user| user.role = role)
     }
 
+    async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
+        let state = self.state();
+        let mut users: Vec<&User> = state.users.values().collect();
+        users.sort_by_key(|u| (u.created_at, u.id));
+        let page = users
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Ok((page, state.users.len() as u64))
+    }
+
     async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> Result<User, StoreError> {
-        self.update_user(id, now, |user| user.is_active = active)
+        self.update_user(id, now, |user| {
+            if user.is_active && !active {
+                user.session_version += 1;
+            }
+            user.is_active = active;
+        })
     }
 
     async fn set_password(
@@ -126,6 +151,82 @@ impl RevokedTokenRepository for MemoryStore {
         let before = state.revoked.len();
         state.revoked.retain(|_, expires_at| *expires_at >= now);
         Ok((before - state.revoked.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl ApiKeyRepository for MemoryStore {
+    async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
+        let mut state = self.state();
+        if state.api_keys.contains_key(&key.id) || state.api_keys.values().any(|k| k.digest == key.digest) {
+            return Err(StoreError::Conflict("api_key"));
+        }
+        state.api_keys.insert(key.id, key.clone());
+        Ok(key)
+    }
+
+    async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .api_keys
+            .values()
+            .find(|k| k.digest == *digest)
+            .and_then(|k| state.users.get(&k.user_id).map(|u| (k.clone(), u.clone()))))
+    }
+
+    async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
+        let state = self.state();
+        let mut keys: Vec<ApiKey> = state.api_keys.values().filter(|k| k.user_id == user).cloned().collect();
+        keys.sort_by_key(|k| std::cmp::Reverse((k.created_at, k.id)));
+        Ok(keys)
+    }
+
+    async fn revoke_key(
+        &self,
+        user: UserId,
+        id: ApiKeyId,
+        now: OffsetDateTime,
+    ) -> Result<ApiKey, StoreError> {
+        let mut state = self.state();
+        let key = state.api_keys.get_mut(&id).filter(|k| k.user_id == user).ok_or(StoreError::NotFound)?;
+        key.revoked_at.get_or_insert(now);
+        Ok(key.clone())
+    }
+
+    async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for entry in usage {
+            if let Some(key) = state.api_keys.get_mut(&entry.id) {
+                key.usage_count += entry.count;
+                key.last_used_at =
+                    Some(key.last_used_at.map_or(entry.last_used_at, |t| t.max(entry.last_used_at)));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProjectRepository for MemoryStore {
+    async fn insert_project(&self, project: Project) -> Result<Project, StoreError> {
+        self.state().projects.push(project.clone());
+        Ok(project)
+    }
+
+    async fn list_projects(
+        &self,
+        user: UserId,
+        environment: Environment,
+    ) -> Result<Vec<Project>, StoreError> {
+        let state = self.state();
+        let mut projects: Vec<Project> = state
+            .projects
+            .iter()
+            .filter(|p| p.user_id == user && p.environment == environment)
+            .cloned()
+            .collect();
+        projects.sort_by_key(|p| std::cmp::Reverse((p.created_at, p.id)));
+        Ok(projects)
     }
 }
 

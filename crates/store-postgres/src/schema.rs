@@ -21,3 +21,32 @@ diesel::table! {
         expires_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        environment -> Text,
+        key_digest -> Binary,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        usage_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        environment -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(projects -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, api_keys, projects, revoked_tokens);

@@ -12,6 +12,7 @@
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::Runtime;
@@ -23,6 +24,7 @@ use diesel_async::{AsyncConnection, AsyncMigrationHarness, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use portcullis_domain::StoreError;
 use portcullis_store_diesel::{pool_error, query_error};
+use tokio::runtime::Handle;
 
 type Conn = SyncConnectionWrapper<SqliteConnection>;
 
@@ -31,10 +33,30 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlit
 /// How long a writer waits for another to finish before giving up (503).
 const BUSY_TIMEOUT_MS: u32 = 5_000;
 
+/// The queries, over the pool. Wrapped by [`SqliteStore`], which runs them
+/// where cancelling a request cannot interrupt them.
+struct Queries {
+    pool: Pool<Conn>,
+}
+
+impl Queries {
+    async fn conn(&self) -> Result<Object<Conn>, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
 /// Every repository port over one SQLite file.
+///
+/// diesel-async runs SQLite queries on blocking threads; if the future of a
+/// query in flight is dropped (a client disconnects, or a sibling extractor of
+/// the request fails first), it waits for the query with `block_in_place`,
+/// which panics on actix's single-threaded workers. So every call runs as a
+/// task of its own on the runtime the store was opened on (multi-threaded):
+/// a cancelled request only stops waiting for it, and the query completes.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: Pool<Conn>,
+    queries: Arc<Queries>,
+    runtime: Handle,
     path: PathBuf,
 }
 
@@ -47,9 +69,11 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed, with its folder) the database at `path`.
     /// Connections are made lazily; call [`migrate`](Self::migrate) before use.
+    /// Must be called on a multi-threaded tokio runtime, which runs the queries.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when the folder cannot be created or the pool built.
+    /// [`StoreError::Unavailable`] when the folder cannot be created, the pool
+    /// built, or there is no runtime.
     pub fn open(path: &Path, max_connections: usize) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -67,7 +91,9 @@ impl SqliteStore {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(pool_error)?;
-        Ok(Self { pool, path: path.to_owned() })
+        let runtime =
+            Handle::try_current().map_err(|e| StoreError::Unavailable(format!("no tokio runtime: {e}")))?;
+        Ok(Self { queries: Arc::new(Queries { pool }), runtime, path: path.to_owned() })
     }
 
     /// Applies the pending embedded migrations. Needs a multi-thread runtime
@@ -76,7 +102,7 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError::Unavailable`] when the database cannot be opened or a migration fails.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
-        let conn = self.conn().await?;
+        let conn = self.queries.conn().await?;
         let mut harness = AsyncMigrationHarness::new(conn);
         let applied = harness
             .run_pending_migrations(MIGRATIONS)
@@ -90,8 +116,16 @@ impl SqliteStore {
         &self.path
     }
 
-    async fn conn(&self) -> Result<Object<Conn>, StoreError> {
-        self.pool.get().await.map_err(pool_error)
+    /// Runs `call` on the queries as a task of its own (see the type's docs).
+    async fn detached<T, F>(&self, call: impl FnOnce(Arc<Queries>) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        self.runtime
+            .spawn(call(Arc::clone(&self.queries)))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("SQLite task failed: {e}")))?
     }
 }
 
@@ -111,4 +145,6 @@ async fn connect(url: String) -> diesel::ConnectionResult<Conn> {
     Ok(conn)
 }
 
-portcullis_store_diesel::diesel_repositories!(SqliteStore);
+portcullis_store_diesel::diesel_repositories!(Queries);
+
+mod detached;

@@ -21,3 +21,32 @@ diesel::table! {
         expires_at -> TimestamptzSqlite,
     }
 }
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        environment -> Text,
+        key_digest -> Binary,
+        created_at -> TimestamptzSqlite,
+        expires_at -> TimestamptzSqlite,
+        revoked_at -> Nullable<TimestamptzSqlite>,
+        last_used_at -> Nullable<TimestamptzSqlite>,
+        usage_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        environment -> Text,
+        created_at -> TimestamptzSqlite,
+    }
+}
+
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(projects -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, api_keys, projects, revoked_tokens);

@@ -32,7 +32,14 @@ macro_rules! store_contract_tests {
             revoked_token_is_reported,
             revoke_is_single_use_under_concurrency,
             purge_removes_only_expired_revocations,
-            health_ping_succeeds
+            user_list_pages_in_creation_order_with_the_total,
+            health_ping_succeeds,
+            key_insert_then_find_with_owner,
+            key_digests_are_unique,
+            keys_are_listed_newest_first_for_their_owner_only,
+            revoking_a_key_is_for_its_owner_only_and_keeps_the_first_time,
+            key_usage_adds_up_and_only_moves_forward,
+            projects_are_per_owner_and_environment_newest_first
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{Claims, User};
+use super::{ApiKey, ApiKeyId, Claims, User};
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +18,43 @@ pub enum Environment {
     Test,
 }
 
+impl Environment {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Test => "test",
+        }
+    }
+
+    /// The start of this environment's API keys.
+    #[must_use]
+    pub const fn key_prefix(self) -> &'static str {
+        match self {
+            Self::Live => "sk_live_",
+            Self::Test => "sk_test_",
+        }
+    }
+
+    /// The environment whose prefix `key` starts with.
+    #[must_use]
+    pub fn of_key(key: &str) -> Option<Self> {
+        [Self::Live, Self::Test].into_iter().find(|env| key.starts_with(env.key_prefix()))
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "live" => Ok(Self::Live),
+            "test" => Ok(Self::Test),
+            _ => Err(()),
+        }
+    }
+}
+
 /// Who is calling, how they authenticated, and in which environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -26,11 +63,30 @@ pub struct Principal {
     pub environment: Environment,
     /// The verified claims, when the caller used a JWT.
     pub claims: Option<Claims>,
+    /// The key, when the caller used an API key.
+    pub api_key: Option<ApiKeyId>,
 }
 
 impl Principal {
     #[must_use]
     pub fn from_jwt(user: User, claims: Claims) -> Self {
-        Self { user, method: AuthMethod::Jwt, environment: Environment::Live, claims: Some(claims) }
+        Self {
+            user,
+            method: AuthMethod::Jwt,
+            environment: Environment::Live,
+            claims: Some(claims),
+            api_key: None,
+        }
+    }
+
+    #[must_use]
+    pub fn from_api_key(user: User, key: &ApiKey) -> Self {
+        Self {
+            user,
+            method: AuthMethod::ApiKey,
+            environment: key.environment,
+            claims: None,
+            api_key: Some(key.id),
+        }
     }
 }

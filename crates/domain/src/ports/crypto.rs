@@ -52,7 +52,8 @@ pub trait TokenCodec: Send + Sync {
     fn decode(&self, token: &str) -> Result<Claims, DomainError>;
 }
 
-/// Unpredictable values: token ids and secrets. Injected so tests can replay them.
+/// Unpredictable values (token ids, secrets) and their one-way digests.
+/// Injected so tests can replay them.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait SecretGenerator: Send + Sync {
     /// A random (v4) UUID, e.g. a token's `jti`.
@@ -60,4 +61,9 @@ pub trait SecretGenerator: Send + Sync {
 
     /// 256 bits from a cryptographically secure generator.
     fn secret_bytes(&self) -> [u8; 32];
+
+    /// SHA-256 of a secret: what is stored and looked up instead of it. A
+    /// fast hash suffices because the secrets are 256-bit random values, not
+    /// passwords: there is nothing to guess.
+    fn digest(&self, secret: &[u8]) -> [u8; 32];
 }

@@ -1,12 +1,17 @@
 //! The traits through which the domain reaches the outside world. Each speaks
 //! domain types only; adapters live in other crates.
 
+mod api_keys;
 mod clock;
 mod crypto;
 mod health;
+mod projects;
 mod revoked_tokens;
 mod users;
 
+pub use api_keys::ApiKeyRepository;
+#[cfg(feature = "mocks")]
+pub use api_keys::MockApiKeyRepository;
 #[cfg(feature = "mocks")]
 pub use clock::MockClock;
 pub use clock::{Clock, SystemClock};
@@ -16,6 +21,9 @@ pub use crypto::{PasswordHasher, SecretGenerator, TokenCodec};
 #[cfg(feature = "mocks")]
 pub use health::MockStoreHealth;
 pub use health::StoreHealth;
+#[cfg(feature = "mocks")]
+pub use projects::MockProjectRepository;
+pub use projects::ProjectRepository;
 #[cfg(feature = "mocks")]
 pub use revoked_tokens::MockRevokedTokenRepository;
 pub use revoked_tokens::RevokedTokenRepository;

@@ -32,7 +32,15 @@ pub trait UserRepository: Send + Sync {
     /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Unavailable`].
     async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> Result<User, StoreError>;
 
-    /// Enables or disables the user and returns the updated user.
+    /// One page of users, oldest first, and how many there are in all.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError>;
+
+    /// Enables or disables the user and returns the updated user. Disabling
+    /// also increments `session_version`, so re-enabling the user later does
+    /// not bring old tokens back.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Unavailable`].

@@ -2,17 +2,24 @@
 //! of the contract; none knows about HTTP or SQL.
 
 mod accounts;
+mod admin;
+mod api_keys;
+mod projects;
 mod sessions;
 mod tokens;
 
 use std::sync::Arc;
 
 pub use accounts::{AccountService, AdminOutcome, Registration};
+pub use admin::{AdminService, UserChanges};
+pub use api_keys::{ApiKeyService, ListedKey, NewKeyRequest};
+pub use projects::ProjectService;
 pub use sessions::SessionService;
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
-    Clock, PasswordHasher, RevokedTokenRepository, SecretGenerator, TokenCodec, UserRepository,
+    ApiKeyRepository, Clock, PasswordHasher, ProjectRepository, RevokedTokenRepository, SecretGenerator,
+    TokenCodec, UserRepository,
 };
 
 /// The adapters a [`Services`] runs on.
@@ -20,6 +27,8 @@ use crate::ports::{
 pub struct Ports {
     pub users: Arc<dyn UserRepository>,
     pub revoked_tokens: Arc<dyn RevokedTokenRepository>,
+    pub api_keys: Arc<dyn ApiKeyRepository>,
+    pub projects: Arc<dyn ProjectRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub clock: Arc<dyn Clock>,
@@ -42,6 +51,8 @@ pub struct AuthSettings {
     /// Clock skew tolerated when judging `exp` and `iat`; at most 5 s.
     pub leeway_secs: i64,
     pub password_policy: PasswordPolicy,
+    /// Lifetime of an API key created without `expires_in_days`.
+    pub api_key_default_days: i64,
 }
 
 impl Default for AuthSettings {
@@ -51,6 +62,7 @@ impl Default for AuthSettings {
             token_ttl_secs: 28_800,
             leeway_secs: 5,
             password_policy: PasswordPolicy::default(),
+            api_key_default_days: 90,
         }
     }
 }
@@ -60,6 +72,9 @@ impl Default for AuthSettings {
 pub struct Services {
     pub accounts: AccountService,
     pub sessions: SessionService,
+    pub api_keys: ApiKeyService,
+    pub projects: ProjectService,
+    pub admin: AdminService,
 }
 
 impl Services {
@@ -69,7 +84,10 @@ impl Services {
         let settings = Arc::new(settings);
         Self {
             accounts: AccountService::new(Arc::clone(&ports), Arc::clone(&settings)),
-            sessions: SessionService::new(ports, settings),
+            sessions: SessionService::new(Arc::clone(&ports), Arc::clone(&settings)),
+            api_keys: ApiKeyService::new(Arc::clone(&ports), settings),
+            projects: ProjectService::new(Arc::clone(&ports)),
+            admin: AdminService::new(ports),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Handlers: extract, call one service method, map to a response.
 
+pub(crate) mod admin;
+pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod ops;
+pub(crate) mod projects;
 pub(crate) mod test_auth;
 
 use actix_web::http::StatusCode;

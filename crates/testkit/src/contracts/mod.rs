@@ -4,17 +4,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+mod api_keys;
 mod health;
 mod revoked_tokens;
 mod users;
 
+pub use api_keys::*;
 pub use health::*;
 pub use revoked_tokens::*;
 pub use users::*;
 
-use portcullis_domain::ports::{RevokedTokenRepository, StoreHealth, UserRepository};
+use portcullis_domain::ports::{
+    ApiKeyRepository, ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+};
 
 /// Everything a storage adapter implements.
-pub trait ContractStore: UserRepository + RevokedTokenRepository + StoreHealth {}
+pub trait ContractStore:
+    UserRepository + RevokedTokenRepository + ApiKeyRepository + ProjectRepository + StoreHealth
+{
+}
 
-impl<T: UserRepository + RevokedTokenRepository + StoreHealth + ?Sized> ContractStore for T {}
+impl<T> ContractStore for T where
+    T: UserRepository + RevokedTokenRepository + ApiKeyRepository + ProjectRepository + StoreHealth + ?Sized
+{
+}

@@ -68,11 +68,15 @@ pub async fn user_set_role_and_active<S: ContractStore + ?Sized>(store: &S) {
 
     let disabled = store.set_active(user.id, false, LATER).await.unwrap();
     assert!(!disabled.is_active);
+    assert_eq!(disabled.session_version, 1, "disabling ends every session");
     assert_eq!(disabled.role, Role::Admin, "set_active keeps the role");
     assert_eq!(store.find_by_id(user.id).await.unwrap(), Some(disabled));
 
     let enabled = store.set_active(user.id, true, LATER).await.unwrap();
     assert!(enabled.is_active);
+    assert_eq!(enabled.session_version, 1, "re-enabling does not revive old tokens");
+    let again = store.set_active(user.id, true, LATER).await.unwrap();
+    assert_eq!(again.session_version, 1);
 }
 
 pub async fn user_updates_of_unknown_id_are_not_found<S: ContractStore + ?Sized>(store: &S) {
@@ -94,4 +98,22 @@ pub async fn user_set_password_bumps_session_version<S: ContractStore + ?Sized>(
     let again = store.set_password(user.id, PasswordHash::new("$argon2id$y"), LATER).await.unwrap();
     assert_eq!(again.session_version, 2, "every password change bumps the version");
     assert_eq!(store.find_by_id(user.id).await.unwrap(), Some(again));
+}
+
+pub async fn user_list_pages_in_creation_order_with_the_total<S: ContractStore + ?Sized>(store: &S) {
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let mut user = new_user(&format!("page{i}@example.com"));
+        user.created_at = CREATED + time::Duration::minutes(i);
+        created.push(store.create(user).await.unwrap());
+    }
+    let (first, total) = store.list_users(2, 0).await.unwrap();
+    assert_eq!(total, 5);
+    assert_eq!(first, created[..2].to_vec());
+    let (middle, _) = store.list_users(2, 2).await.unwrap();
+    assert_eq!(middle, created[2..4].to_vec());
+    let (last, _) = store.list_users(2, 4).await.unwrap();
+    assert_eq!(last, created[4..].to_vec());
+    let (beyond, total) = store.list_users(2, 10).await.unwrap();
+    assert_eq!((beyond.len(), total), (0, 5));
 }

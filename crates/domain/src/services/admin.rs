@@ -1,0 +1,84 @@
+use std::sync::Arc;
+
+use crate::error::{DomainError, Forbidden};
+use crate::model::{AuthMethod, Principal, Role, User, UserId};
+
+use super::Ports;
+
+/// What an administrator may change about a user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    pub is_active: Option<bool>,
+    pub role: Option<Role>,
+}
+
+/// Administration of users. Authorisation reads the caller's stored role,
+/// loaded on this request, never a role claimed by a token.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    ports: Arc<Ports>,
+}
+
+impl AdminService {
+    pub(super) fn new(ports: Arc<Ports>) -> Self {
+        Self { ports }
+    }
+
+    /// One page of users and the total.
+    ///
+    /// # Errors
+    /// `InsufficientPermissions`, `JwtRequired`; 422 for a limit outside 1..=100; `Unavailable`.
+    pub async fn list_users(
+        &self,
+        caller: &Principal,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<User>, u64), DomainError> {
+        require_admin(caller)?;
+        if !(1..=100).contains(&limit) {
+            return Err(DomainError::invalid_field("limit", "must be between 1 and 100"));
+        }
+        Ok(self.ports.users.list_users(limit, offset).await?)
+    }
+
+    /// Enables, disables, promotes or demotes a user. Disabling takes effect on
+    /// the user's next request with any token or key, on every instance.
+    ///
+    /// # Errors
+    /// `InsufficientPermissions`, `JwtRequired`; `NotFound`; 422 when an
+    /// administrator would disable or demote themselves (which could leave no
+    /// administrator); `Unavailable`.
+    pub async fn update_user(
+        &self,
+        caller: &Principal,
+        id: UserId,
+        changes: UserChanges,
+    ) -> Result<User, DomainError> {
+        require_admin(caller)?;
+        if id == caller.user.id && (changes.is_active == Some(false) || changes.role == Some(Role::User)) {
+            return Err(DomainError::invalid_field(
+                "id",
+                "administrators cannot disable or demote themselves",
+            ));
+        }
+        let now = self.ports.clock.now();
+        let mut user = self.ports.users.find_by_id(id).await?.ok_or(DomainError::NotFound)?;
+        if let Some(active) = changes.is_active.filter(|a| *a != user.is_active) {
+            user = self.ports.users.set_active(id, active, now).await?;
+        }
+        if let Some(role) = changes.role.filter(|r| *r != user.role) {
+            user = self.ports.users.set_role(id, role, now).await?;
+        }
+        Ok(user)
+    }
+}
+
+fn require_admin(caller: &Principal) -> Result<(), DomainError> {
+    if caller.user.role != Role::Admin {
+        return Err(DomainError::Forbidden(Forbidden::InsufficientPermissions));
+    }
+    if caller.method != AuthMethod::Jwt {
+        return Err(DomainError::Forbidden(Forbidden::JwtRequired));
+    }
+    Ok(())
+}

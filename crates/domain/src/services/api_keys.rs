@@ -1,0 +1,191 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{AuthError, DomainError, Forbidden};
+use crate::model::{
+    ApiKey, ApiKeyId, ApiKeySecret, AuthMethod, Environment, KeyDigest, KeyUsage, Principal, ResourceName,
+};
+
+use super::{AuthSettings, Ports};
+
+/// What a caller asks for when creating a key (unvalidated).
+#[derive(Debug, Clone, Default)]
+pub struct NewKeyRequest {
+    pub name: String,
+    pub expires_in_days: Option<i64>,
+    pub environment: Option<String>,
+}
+
+/// A key as its owner sees it in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedKey {
+    pub key: ApiKey,
+    /// Neither revoked nor expired now.
+    pub is_active: bool,
+}
+
+/// Key uses counted in memory between flushes, so that authenticating with a
+/// key never writes to the database on the request's path.
+#[derive(Debug, Default)]
+pub(super) struct UsageBuffer {
+    pending: Mutex<HashMap<ApiKeyId, (i64, OffsetDateTime)>>,
+}
+
+impl UsageBuffer {
+    fn record(&self, id: ApiKeyId, at: OffsetDateTime) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = pending.entry(id).or_insert((0, at));
+        entry.0 += 1;
+        entry.1 = entry.1.max(at);
+    }
+
+    fn take(&self) -> Vec<KeyUsage> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.drain().map(|(id, (count, last_used_at))| KeyUsage { id, count, last_used_at }).collect()
+    }
+
+    /// Puts back counts that could not be written.
+    fn restore(&self, usage: Vec<KeyUsage>) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for KeyUsage { id, count, last_used_at } in usage {
+            let entry = pending.entry(id).or_insert((0, last_used_at));
+            entry.0 += count;
+            entry.1 = entry.1.max(last_used_at);
+        }
+    }
+}
+
+/// API keys: create, list, revoke, authenticate, and usage counting.
+#[derive(Debug, Clone)]
+pub struct ApiKeyService {
+    ports: Arc<Ports>,
+    settings: Arc<AuthSettings>,
+    usage: Arc<UsageBuffer>,
+}
+
+impl ApiKeyService {
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
+        Self { ports, settings, usage: Arc::new(UsageBuffer::default()) }
+    }
+
+    /// Creates a key for the caller and returns it with its secret, the only
+    /// time the secret exists outside its owner's hands.
+    ///
+    /// # Errors
+    /// `JwtRequired` for a key-authenticated caller; 422 `invalid_field` for a
+    /// bad name, lifetime (1 to 365 days) or environment; `Unavailable`.
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        request: NewKeyRequest,
+    ) -> Result<(ApiKey, ApiKeySecret), DomainError> {
+        require_jwt(caller)?;
+        let name = ResourceName::parse(&request.name)
+            .map_err(|e| DomainError::invalid_field("name", e.to_string()))?;
+        let days = request.expires_in_days.unwrap_or(self.settings.api_key_default_days);
+        if !(1..=365).contains(&days) {
+            return Err(DomainError::invalid_field("expires_in_days", "must be between 1 and 365"));
+        }
+        let environment = match request.environment.as_deref() {
+            None => Environment::Live,
+            Some(raw) => raw
+                .parse::<Environment>()
+                .map_err(|()| DomainError::invalid_field("environment", "must be \"live\" or \"test\""))?,
+        };
+        let secret = ApiKeySecret::from_random(environment, self.ports.secrets.secret_bytes());
+        let now = self.ports.clock.now();
+        let key = ApiKey {
+            id: ApiKeyId::new(),
+            user_id: caller.user.id,
+            name,
+            environment,
+            digest: self.digest(&secret),
+            created_at: now,
+            expires_at: now + Duration::days(days),
+            revoked_at: None,
+            last_used_at: None,
+            usage_count: 0,
+        };
+        let key = self.ports.api_keys.insert_key(key).await?;
+        Ok((key, secret))
+    }
+
+    /// The caller's keys, newest first.
+    ///
+    /// # Errors
+    /// `JwtRequired`; `Unavailable`.
+    pub async fn list(&self, caller: &Principal) -> Result<Vec<ListedKey>, DomainError> {
+        require_jwt(caller)?;
+        let now = self.ports.clock.now();
+        let keys = self.ports.api_keys.list_keys(caller.user.id).await?;
+        Ok(keys.into_iter().map(|key| ListedKey { is_active: key.is_active(now), key }).collect())
+    }
+
+    /// Revokes one of the caller's keys; it fails from the next request on.
+    ///
+    /// # Errors
+    /// `JwtRequired`; `NotFound` for an unknown key or another user's; `Unavailable`.
+    pub async fn revoke(&self, caller: &Principal, id: ApiKeyId) -> Result<ApiKey, DomainError> {
+        require_jwt(caller)?;
+        Ok(self.ports.api_keys.revoke_key(caller.user.id, id, self.ports.clock.now()).await?)
+    }
+
+    /// Verifies a presented key. A malformed key (wrong prefix, length or
+    /// checksum) is refused without touching the store. A successful use is
+    /// counted in memory; [`flush_usage`](Self::flush_usage) writes the counts.
+    ///
+    /// # Errors
+    /// `InvalidApiKey`, `ApiKeyRevoked`, `ApiKeyExpired`, `AccountDisabled`; `Unavailable`.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, DomainError> {
+        let secret = ApiKeySecret::parse(presented)
+            .map_err(|_| DomainError::Unauthenticated(AuthError::InvalidApiKey))?;
+        let Some((key, user)) = self.ports.api_keys.find_key_with_owner(&self.digest(&secret)).await? else {
+            return Err(DomainError::Unauthenticated(AuthError::InvalidApiKey));
+        };
+        let now = self.ports.clock.now();
+        if key.revoked_at.is_some() {
+            return Err(DomainError::Unauthenticated(AuthError::ApiKeyRevoked));
+        }
+        if key.expires_at <= now {
+            return Err(DomainError::Unauthenticated(AuthError::ApiKeyExpired));
+        }
+        if !user.is_active {
+            return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
+        }
+        self.usage.record(key.id, now);
+        Ok(Principal::from_api_key(user, &key))
+    }
+
+    /// Writes the counted uses in one batch and returns how many keys it
+    /// touched. On failure the counts stay buffered for the next flush.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be reached.
+    pub async fn flush_usage(&self) -> Result<usize, DomainError> {
+        let batch = self.usage.take();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match self.ports.api_keys.record_key_usage(&batch).await {
+            Ok(()) => Ok(batch.len()),
+            Err(e) => {
+                self.usage.restore(batch);
+                Err(e.into())
+            }
+        }
+    }
+
+    fn digest(&self, secret: &ApiKeySecret) -> KeyDigest {
+        KeyDigest(self.ports.secrets.digest(secret.expose().as_bytes()))
+    }
+}
+
+fn require_jwt(caller: &Principal) -> Result<(), DomainError> {
+    if caller.method == AuthMethod::Jwt {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(Forbidden::JwtRequired))
+    }
+}

@@ -1,0 +1,64 @@
+use actix_web::{HttpResponse, get, patch, web};
+use portcullis_domain::{DomainError, Role, UserChanges, UserId};
+use uuid::Uuid;
+
+use crate::dto::{PageQuery, UpdateUserRequest, UserResponse, UsersPage};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Authenticated;
+use crate::state::AppState;
+
+/// All users, oldest first, a page at a time.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer_jwt" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page and the total", body = UsersPage),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "`insufficient_permissions` (not an admin), `jwt_required`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: limit or offset", body = ErrorBody),
+    )
+)]
+#[get("/v1/admin/users")]
+pub(crate) async fn list_users(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, offset) = (page.limit.unwrap_or(50), page.offset.unwrap_or(0));
+    let (users, total) = state.services.admin.list_users(&caller.0, limit, offset).await?;
+    Ok(HttpResponse::Ok().json(UsersPage { items: users.iter().map(UserResponse::from).collect(), total }))
+}
+
+/// Enable, disable, promote or demote a user. Takes effect on their next request.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer_jwt" = [])),
+    params(("id" = Uuid, Path, description = "The user's id")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, description = "The updated user", body = UserResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "`insufficient_permissions`, `jwt_required`", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: role, or disabling or demoting yourself", body = ErrorBody),
+    )
+)]
+#[patch("/v1/admin/users/{id}")]
+pub(crate) async fn update_user(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<UpdateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::try_parse(&id).map(UserId::from_uuid).map_err(|_| DomainError::NotFound)?;
+    let role = body
+        .role
+        .as_deref()
+        .map(str::parse::<Role>)
+        .transpose()
+        .map_err(|_| DomainError::invalid_field("role", "must be \"USER\" or \"ADMIN\""))?;
+    let changes = UserChanges { is_active: body.is_active, role };
+    let user = state.services.admin.update_user(&caller.0, id, changes).await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(&user)))
+}

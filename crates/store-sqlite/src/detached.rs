@@ -1,0 +1,124 @@
+//! The ports of [`SqliteStore`]: each call runs [`Queries`] detached from the
+//! caller's future (see `SqliteStore`'s docs for why).
+
+use async_trait::async_trait;
+use portcullis_domain::ports::{
+    ApiKeyRepository, ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+};
+use portcullis_domain::{
+    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, PasswordHash, Project, Role,
+    StoreError, User, UserId,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::SqliteStore;
+
+#[async_trait]
+impl UserRepository for SqliteStore {
+    async fn create(&self, user: NewUser) -> Result<User, StoreError> {
+        self.detached(|q| async move { q.create(user).await }).await
+    }
+
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.detached(|q| async move { q.find_by_id(id).await }).await
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let email = email.clone();
+        self.detached(|q| async move { q.find_by_email(&email).await }).await
+    }
+
+    async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> Result<User, StoreError> {
+        self.detached(|q| async move { q.set_role(id, role, now).await }).await
+    }
+
+    async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
+        self.detached(|q| async move { q.list_users(limit, offset).await }).await
+    }
+
+    async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> Result<User, StoreError> {
+        self.detached(|q| async move { q.set_active(id, active, now).await }).await
+    }
+
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<User, StoreError> {
+        self.detached(|q| async move { q.set_password(id, hash, now).await }).await
+    }
+}
+
+#[async_trait]
+impl RevokedTokenRepository for SqliteStore {
+    async fn revoke(
+        &self,
+        jti: Uuid,
+        user_id: UserId,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.detached(|q| async move { q.revoke(jti, user_id, expires_at).await }).await
+    }
+
+    async fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
+        self.detached(|q| async move { q.is_revoked(jti).await }).await
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.detached(|q| async move { q.purge_expired(now).await }).await
+    }
+}
+
+#[async_trait]
+impl ApiKeyRepository for SqliteStore {
+    async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
+        self.detached(|q| async move { q.insert_key(key).await }).await
+    }
+
+    async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
+        let digest = *digest;
+        self.detached(|q| async move { q.find_key_with_owner(&digest).await }).await
+    }
+
+    async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
+        self.detached(|q| async move { q.list_keys(user).await }).await
+    }
+
+    async fn revoke_key(
+        &self,
+        user: UserId,
+        id: ApiKeyId,
+        now: OffsetDateTime,
+    ) -> Result<ApiKey, StoreError> {
+        self.detached(|q| async move { q.revoke_key(user, id, now).await }).await
+    }
+
+    async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
+        let usage = usage.to_vec();
+        self.detached(|q| async move { q.record_key_usage(&usage).await }).await
+    }
+}
+
+#[async_trait]
+impl ProjectRepository for SqliteStore {
+    async fn insert_project(&self, project: Project) -> Result<Project, StoreError> {
+        self.detached(|q| async move { q.insert_project(project).await }).await
+    }
+
+    async fn list_projects(
+        &self,
+        user: UserId,
+        environment: Environment,
+    ) -> Result<Vec<Project>, StoreError> {
+        self.detached(|q| async move { q.list_projects(user, environment).await }).await
+    }
+}
+
+#[async_trait]
+impl StoreHealth for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.detached(|q| async move { q.ping().await }).await
+    }
+}

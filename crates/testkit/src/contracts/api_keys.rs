@@ -1,0 +1,120 @@
+use portcullis_domain::{
+    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, Project, ResourceName, Role,
+    StoreError, User, UserId,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::ContractStore;
+
+const CREATED: OffsetDateTime = datetime!(2026-02-03 12:00:00 UTC);
+
+async fn owner<S: ContractStore + ?Sized>(store: &S, email: &str) -> User {
+    let user = NewUser {
+        id: UserId::new(),
+        email: Email::parse(email).unwrap(),
+        full_name: None,
+        password_hash: None,
+        role: Role::User,
+        created_at: CREATED,
+    };
+    store.create(user).await.unwrap()
+}
+
+fn key(user: &User, digest_byte: u8, created_at: OffsetDateTime) -> ApiKey {
+    ApiKey {
+        id: ApiKeyId::new(),
+        user_id: user.id,
+        name: ResourceName::parse("Production Server Key").unwrap(),
+        environment: Environment::Live,
+        digest: KeyDigest([digest_byte; 32]),
+        created_at,
+        expires_at: created_at + Duration::days(90),
+        revoked_at: None,
+        last_used_at: None,
+        usage_count: 0,
+    }
+}
+
+pub async fn key_insert_then_find_with_owner<S: ContractStore + ?Sized>(store: &S) {
+    let user = owner(store, "key-owner@example.com").await;
+    let mut new = key(&user, 1, CREATED);
+    new.environment = Environment::Test;
+    let stored = store.insert_key(new.clone()).await.unwrap();
+    assert_eq!(stored, new);
+    let found = store.find_key_with_owner(&KeyDigest([1; 32])).await.unwrap();
+    assert_eq!(found, Some((new, user)), "the key and its owner in one lookup");
+    assert_eq!(store.find_key_with_owner(&KeyDigest([2; 32])).await.unwrap(), None);
+}
+
+pub async fn key_digests_are_unique<S: ContractStore + ?Sized>(store: &S) {
+    let user = owner(store, "key-dup@example.com").await;
+    store.insert_key(key(&user, 3, CREATED)).await.unwrap();
+    let duplicate = store.insert_key(key(&user, 3, CREATED)).await;
+    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+}
+
+pub async fn keys_are_listed_newest_first_for_their_owner_only<S: ContractStore + ?Sized>(store: &S) {
+    let alice = owner(store, "alice-keys@example.com").await;
+    let bob = owner(store, "bob-keys@example.com").await;
+    let old = store.insert_key(key(&alice, 10, CREATED)).await.unwrap();
+    let new = store.insert_key(key(&alice, 11, CREATED + Duration::hours(1))).await.unwrap();
+    store.insert_key(key(&bob, 12, CREATED)).await.unwrap();
+    assert_eq!(store.list_keys(alice.id).await.unwrap(), vec![new, old]);
+    assert_eq!(store.list_keys(UserId::new()).await.unwrap(), vec![]);
+}
+
+pub async fn revoking_a_key_is_for_its_owner_only_and_keeps_the_first_time<S: ContractStore + ?Sized>(
+    store: &S,
+) {
+    let alice = owner(store, "alice-revoke@example.com").await;
+    let bob = owner(store, "bob-revoke@example.com").await;
+    let stored = store.insert_key(key(&alice, 20, CREATED)).await.unwrap();
+    let first = CREATED + Duration::hours(2);
+
+    assert_eq!(store.revoke_key(bob.id, stored.id, first).await, Err(StoreError::NotFound), "not bob's key");
+    assert_eq!(store.revoke_key(alice.id, ApiKeyId::new(), first).await, Err(StoreError::NotFound));
+
+    let revoked = store.revoke_key(alice.id, stored.id, first).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(first));
+    let again = store.revoke_key(alice.id, stored.id, first + Duration::hours(1)).await.unwrap();
+    assert_eq!(again.revoked_at, Some(first), "the first revocation time stays");
+    let (found, _) = store.find_key_with_owner(&KeyDigest([20; 32])).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, Some(first));
+}
+
+pub async fn key_usage_adds_up_and_only_moves_forward<S: ContractStore + ?Sized>(store: &S) {
+    let user = owner(store, "usage@example.com").await;
+    let stored = store.insert_key(key(&user, 30, CREATED)).await.unwrap();
+    let later = CREATED + Duration::minutes(5);
+    let earlier = CREATED + Duration::minutes(1);
+    store.record_key_usage(&[KeyUsage { id: stored.id, count: 3, last_used_at: later }]).await.unwrap();
+    store
+        .record_key_usage(&[
+            KeyUsage { id: stored.id, count: 4, last_used_at: earlier },
+            KeyUsage { id: ApiKeyId::new(), count: 9, last_used_at: later },
+        ])
+        .await
+        .unwrap();
+    let listed = store.list_keys(user.id).await.unwrap();
+    assert_eq!(listed[0].usage_count, 7, "counts from several flushes add up");
+    assert_eq!(listed[0].last_used_at, Some(later), "an older batch does not move last_used_at back");
+}
+
+pub async fn projects_are_per_owner_and_environment_newest_first<S: ContractStore + ?Sized>(store: &S) {
+    let alice = owner(store, "alice-projects@example.com").await;
+    let bob = owner(store, "bob-projects@example.com").await;
+    let project = |user: &User, environment, minutes: i64| Project {
+        id: uuid::Uuid::now_v7(),
+        user_id: user.id,
+        name: ResourceName::parse("My project").unwrap(),
+        environment,
+        created_at: CREATED + Duration::minutes(minutes),
+    };
+    let first = store.insert_project(project(&alice, Environment::Live, 0)).await.unwrap();
+    let second = store.insert_project(project(&alice, Environment::Live, 1)).await.unwrap();
+    let test = store.insert_project(project(&alice, Environment::Test, 2)).await.unwrap();
+    store.insert_project(project(&bob, Environment::Live, 3)).await.unwrap();
+    assert_eq!(store.list_projects(alice.id, Environment::Live).await.unwrap(), vec![second, first]);
+    assert_eq!(store.list_projects(alice.id, Environment::Test).await.unwrap(), vec![test]);
+}
