@@ -203,12 +203,15 @@ fn body_of(answer: &str) -> serde_json::Value {
 }
 
 /// Starts `portcullis serve` in `dir` on a free port and waits for /readyz.
+/// Its log goes to `dir/log-<port>`.
 fn start(dir: &Path) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(dir.join(format!("log-{port}"))).unwrap();
     let mut child = portcullis(dir)
         .env("AUTH_BIND", format!("127.0.0.1:{port}"))
         .env("AUTH_JWT_SECRET", crate::helpers::SECRET)
-        .stderr(Stdio::null())
+        .env("RUST_LOG", "debug")
+        .stderr(log)
         .spawn()
         .unwrap();
     let started = Instant::now();
@@ -251,8 +254,19 @@ fn key_usage_counted_before_a_graceful_stop_survives_the_restart() {
         );
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
+    // A key pasted into the URL by mistake is refused, and logged nowhere.
+    let leaked = http(
+        port,
+        &format!("GET /v1/auth/me?api_key={key} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(leaked.starts_with("HTTP/1.1 401"), "{leaked}");
     // Stopped within the flush interval: the count is written at shutdown.
     stop(child);
+    let log = std::fs::read_to_string(dir.join(format!("log-{port}"))).unwrap();
+    assert!(log.contains("/v1/database/projects"), "requests are logged");
+    for secret in [&key[..], &key[8..30], &token[..], "SecurePass123!"] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
 
     let (child, port) = start(&dir);
     let listed = body_of(&http(

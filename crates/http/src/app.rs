@@ -8,6 +8,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::middleware;
 use crate::openapi::ApiDoc;
+use crate::request_span::RequestSpan;
 use crate::routes::{admin, api_keys, auth, ops, projects, test_auth};
 use crate::state::AppState;
 
@@ -48,7 +49,7 @@ pub fn configure(
                 .error_handler(move |e, req| form_error(&e, req, limit).into()),
         )
         .wrap_fn(move |req, srv| middleware::guard(req, srv, limit))
-        .wrap(TracingLogger::default())
+        .wrap(TracingLogger::<RequestSpan>::new())
         .service(auth::register)
         .service(auth::login_json)
         .service(auth::login_form)

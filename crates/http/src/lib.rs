@@ -15,6 +15,7 @@ mod error;
 mod extract;
 mod middleware;
 mod openapi;
+mod request_span;
 mod routes;
 mod state;
 
