@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 9] = [
+const VARIABLES: [&str; 13] = [
     "DATABASE_URL",
     "AUTH_BIND",
     "AUTH_ENV",
     "AUTH_JWT_SECRET",
     "AUTH_TOKEN_TTL_SECS",
+    "AUTH_API_KEY_DEFAULT_DAYS",
+    "AUTH_SMTP_URL",
+    "AUTH_MAIL_FROM",
+    "AUTH_PASSWORD_RESET_URL",
     "AUTH_DB_MAX_CONNECTIONS",
     "AUTH_WORKERS",
     "RUST_LOG",
@@ -125,7 +129,7 @@ fn create_admin_refuses_a_weak_password_and_needs_one_for_a_new_user() {
 #[test]
 fn create_admin_promotes_an_existing_user_on_postgres() {
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("skipped: create-admin on PostgreSQL needs TEST_DATABASE_URL");
+        portcullis_store_postgres::testing::say_skipped("create-admin on PostgreSQL needs TEST_DATABASE_URL");
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -205,12 +209,17 @@ fn body_of(answer: &str) -> serde_json::Value {
 /// Starts `portcullis serve` in `dir` on a free port and waits for /readyz.
 /// Its log goes to `dir/log-<port>`.
 fn start(dir: &Path) -> (std::process::Child, u16) {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &Path, envs: &[(&str, &str)]) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = std::fs::File::create(dir.join(format!("log-{port}"))).unwrap();
     let mut child = portcullis(dir)
         .env("AUTH_BIND", format!("127.0.0.1:{port}"))
         .env("AUTH_JWT_SECRET", crate::helpers::SECRET)
         .env("RUST_LOG", "debug")
+        .envs(envs.iter().copied())
         .stderr(log)
         .spawn()
         .unwrap();
@@ -276,4 +285,58 @@ fn key_usage_counted_before_a_graceful_stop_survives_the_restart() {
     assert_eq!(listed[0]["usage_count"], 9, "{listed}");
     assert!(listed[0]["last_used_at"].is_string());
     stop(child);
+}
+
+fn register_and_forget(port: u16, email: &str) {
+    let credentials = format!(r#"{{"email": "{email}", "password": "SecurePass123!"}}"#);
+    assert!(
+        http(port, &json_request("POST", "/v1/auth/register", None, &credentials))
+            .starts_with("HTTP/1.1 201")
+    );
+    let forgot = format!(r#"{{"email": "{email}"}}"#);
+    assert!(
+        http(port, &json_request("POST", "/v1/auth/forgot-password", None, &forgot))
+            .starts_with("HTTP/1.1 202")
+    );
+}
+
+#[test]
+fn a_queued_email_survives_a_restart_while_the_mail_server_is_down() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut smtp = runtime.block_on(crate::smtp::SmtpServer::start());
+    smtp.stop();
+    let url = smtp.url();
+    let dir = scratch();
+    let (child, port) = start_with(&dir, &[("AUTH_SMTP_URL", &url)]);
+    register_and_forget(port, "restart@example.com");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(child);
+    assert!(smtp.received().is_empty());
+
+    runtime.block_on(smtp.restart());
+    let (child, _) = start_with(&dir, &[("AUTH_SMTP_URL", &url)]);
+    let email = runtime.block_on(smtp.wait_for("restart@example.com", Duration::from_secs(20)));
+    stop(child);
+    let email = email.expect("the email queued before the restart is delivered by the new process");
+    assert!(email.reset_token().is_some());
+}
+
+#[test]
+fn the_log_mailer_shows_the_link_in_development_only() {
+    let dir = scratch();
+    let (child, port) = start(&dir);
+    register_and_forget(port, "dev@example.com");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(child);
+    let log = std::fs::read_to_string(dir.join(format!("log-{port}"))).unwrap();
+    assert!(log.contains("http://localhost:3000/reset-password?token=prt_"), "development logs the link");
+
+    let dir = scratch();
+    let (child, port) = start_with(&dir, &[("AUTH_ENV", "production")]);
+    register_and_forget(port, "prod@example.com");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(child);
+    let log = std::fs::read_to_string(dir.join(format!("log-{port}"))).unwrap();
+    assert!(log.contains("email dropped"), "production says the email was not sent");
+    assert!(!log.contains("prt_"), "production never logs a reset link");
 }

@@ -17,7 +17,9 @@ fn available(program: &str, check: &[&str]) -> bool {
     let ok = Command::new(program).args(check).output().is_ok_and(|o| o.status.success());
     if !ok {
         assert!(std::env::var_os("CI").is_none(), "{program} is required in CI for the client tests");
-        eprintln!("skipped: {program} (with what the client test needs) is not installed");
+        portcullis_store_postgres::testing::say_skipped(&format!(
+            "{program} (with what the client test needs) is not installed"
+        ));
     }
     ok
 }

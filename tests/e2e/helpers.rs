@@ -31,6 +31,8 @@ pub struct Options {
     pub production: bool,
     /// Route PostgreSQL through this address instead of the server's own.
     pub postgres_via: Option<SocketAddr>,
+    /// Send email through this SMTP server (else the log mailer).
+    pub smtp_url: Option<String>,
 }
 
 pub struct TestApp {
@@ -77,20 +79,12 @@ impl TestApp {
             }
         };
         let env = if options.production { "production" } else { "test" };
-        let cli = Cli::try_parse_from([
-            "portcullis",
-            "--database-url",
-            &url,
-            "--jwt-secret",
-            SECRET,
-            "--env",
-            env,
-            "--workers",
-            "1",
-            "--db-max-connections",
-            "8",
-        ])
-        .unwrap();
+        let mut args = vec!["portcullis", "--database-url", &url, "--jwt-secret", SECRET, "--env", env];
+        args.extend(["--workers", "1", "--db-max-connections", "8"]);
+        if let Some(smtp) = &options.smtp_url {
+            args.extend(["--smtp-url", smtp]);
+        }
+        let cli = Cli::try_parse_from(args).unwrap();
         let clock = Arc::new(ManualClock::new());
         let app = App::build(&cli.config, clock.clone()).await.unwrap();
         let users = Arc::clone(&app.stores.users);

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr, unreachable_pub)]
 
 mod helpers;
+mod smtp;
 
 mod accounts;
 mod admin;
@@ -16,5 +17,6 @@ mod binary;
 mod clients;
 mod concurrency;
 mod outage;
+mod passwords;
 mod sessions;
 mod surface;

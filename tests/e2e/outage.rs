@@ -67,7 +67,9 @@ fn postgres_address() -> Option<SocketAddr> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_gives_503_and_the_process_recovers() {
     let Some(target) = postgres_address() else {
-        eprintln!("skipped: the outage test needs PostgreSQL; set TEST_DATABASE_URL to run it");
+        portcullis_store_postgres::testing::say_skipped(
+            "the outage test needs PostgreSQL; set TEST_DATABASE_URL to run it",
+        );
         return;
     };
     let switch = Switch::start(target).await;

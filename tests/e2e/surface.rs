@@ -82,6 +82,8 @@ async fn the_openapi_document_covers_every_route() {
         ("/v1/auth/refresh", "post", "/v1/auth/refresh"),
         ("/v1/auth/logout", "post", "/v1/auth/logout"),
         ("/v1/auth/change-password", "post", "/v1/auth/change-password"),
+        ("/v1/auth/forgot-password", "post", "/v1/auth/forgot-password"),
+        ("/v1/auth/reset-password", "post", "/v1/auth/reset-password"),
         ("/v1/api-keys", "post", "/v1/api-keys"),
         ("/v1/api-keys", "get", "/v1/api-keys"),
         ("/v1/api-keys/{key_id}", "delete", "/v1/api-keys/key_00000000-0000-0000-0000-000000000000"),
@@ -109,7 +111,10 @@ async fn the_openapi_document_covers_every_route() {
             .await
             .unwrap()
             .status();
-        assert!(status != 404 && status != 405, "{method} {path} answered {status}");
+        assert!(
+            status != 404 && status != 405 && !status.is_server_error(),
+            "{method} {path} answered {status}"
+        );
     }
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer_jwt"]["scheme"], "bearer");

@@ -109,6 +109,9 @@ pub enum DomainError {
     Unauthenticated(AuthError),
     #[error("{}", .0.detail())]
     Forbidden(Forbidden),
+    /// A reset token that is malformed, unknown, used or expired (HTTP 400).
+    #[error("invalid or expired reset token")]
+    InvalidResetToken,
     /// The current password given to change it was wrong (HTTP 400).
     #[error("current password is incorrect")]
     InvalidCurrentPassword,
@@ -130,6 +133,7 @@ impl DomainError {
             Self::Unauthenticated(e) => e.code(),
             Self::Forbidden(e) => e.code(),
             Self::InvalidCurrentPassword => "invalid_current_password",
+            Self::InvalidResetToken => "invalid_reset_token",
             Self::NotFound => "not_found",
             Self::Unavailable(_) => "service_unavailable",
         }

@@ -17,6 +17,7 @@ pub mod services;
 pub use error::{AuthError, DomainError, FieldError, Forbidden, StoreError};
 pub use model::*;
 pub use services::{
-    AccountService, AdminOutcome, AdminService, ApiKeyService, AuthSettings, ListedKey, NewKeyRequest, Ports,
-    ProjectService, Registration, Services, SessionService, UserChanges,
+    AccountService, AdminOutcome, AdminService, ApiKeyService, AuthSettings, DeliveryReport, ListedKey,
+    NewKeyRequest, PasswordService, Ports, ProjectService, Registration, Services, SessionService,
+    UserChanges,
 };

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::middleware;
 use crate::openapi::ApiDoc;
 use crate::request_span::RequestSpan;
-use crate::routes::{admin, api_keys, auth, ops, projects, test_auth};
+use crate::routes::{admin, api_keys, auth, ops, passwords, projects, test_auth};
 use crate::state::AppState;
 
 /// The whole API as an actix `App`, ready for `HttpServer::new` or `actix_web::test`.
@@ -57,6 +57,8 @@ pub fn configure(
         .service(auth::refresh)
         .service(auth::logout)
         .service(auth::change_password)
+        .service(passwords::forgot)
+        .service(passwords::reset)
         .service(api_keys::create)
         .service(api_keys::list)
         .service(api_keys::revoke)

@@ -290,3 +290,19 @@ pub(crate) struct UpdateUserRequest {
     #[serde(default)]
     pub role: Option<String>,
 }
+
+/// `POST /v1/auth/forgot-password`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "user@example.com"}))]
+pub(crate) struct ForgotPasswordRequest {
+    pub email: String,
+}
+
+/// `POST /v1/auth/reset-password`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"token": "prt_...", "new_password": "NewSecurePass456!"}))]
+pub(crate) struct ResetPasswordRequest {
+    /// The `token` parameter of the emailed link.
+    pub token: String,
+    pub new_password: String,
+}

@@ -136,6 +136,9 @@ impl From<DomainError> for ApiError {
             DomainError::EmailTaken => (StatusCode::CONFLICT, "Email already registered".to_owned()),
             DomainError::Unauthenticated(e) => (StatusCode::UNAUTHORIZED, e.detail().to_owned()),
             DomainError::Forbidden(e) => (StatusCode::FORBIDDEN, e.detail().to_owned()),
+            DomainError::InvalidResetToken => {
+                (StatusCode::BAD_REQUEST, "The reset token is invalid, used or expired".to_owned())
+            }
             DomainError::InvalidCurrentPassword => {
                 (StatusCode::BAD_REQUEST, "Current password is incorrect".to_owned())
             }

@@ -4,23 +4,23 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
     ApiKeyResponse, AuthStatusResponse, ChangePasswordRequest, ChangePasswordResponse, CreateApiKeyRequest,
-    CreatedApiKeyResponse, LoginRequest, MessageResponse, ProjectRequest, ProjectResponse, RegisterRequest,
-    RegisterResponse, StatusResponse, TestUserRequest, TokenResponse, UpdateUserRequest, UserResponse,
-    UsersPage,
+    CreatedApiKeyResponse, ForgotPasswordRequest, LoginRequest, MessageResponse, ProjectRequest,
+    ProjectResponse, RegisterRequest, RegisterResponse, ResetPasswordRequest, StatusResponse,
+    TestUserRequest, TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
-use crate::routes::{admin, api_keys, auth, ops, projects, test_auth};
+use crate::routes::{admin, api_keys, auth, ops, passwords, projects, test_auth};
 
 /// The OpenAPI document of every route.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "Portcullis",
-        description = "Authentication service: accounts, JWT sessions and API keys.",
+        description = "Authentication service: accounts, JWT sessions, API keys, password reset by email.",
     ),
     paths(
         auth::register, auth::login_json, auth::login_form, auth::me, auth::refresh, auth::logout,
-        auth::change_password, api_keys::create, api_keys::list, api_keys::revoke, projects::list,
+        auth::change_password, passwords::forgot, passwords::reset, api_keys::create, api_keys::list, api_keys::revoke, projects::list,
         projects::create, admin::list_users, admin::update_user, ops::healthz, ops::readyz,
         test_auth::auth_status, test_auth::create_test_user, test_auth::test_login,
     ),
@@ -28,7 +28,7 @@ use crate::routes::{admin, api_keys, auth, ops, projects, test_auth};
         RegisterRequest, LoginRequest, ChangePasswordRequest, TestUserRequest, TokenResponse, UserResponse,
         RegisterResponse, MessageResponse, ChangePasswordResponse, AuthStatusResponse, StatusResponse,
         ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
-        ProjectResponse, UsersPage, UpdateUserRequest,
+        ProjectResponse, UsersPage, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
     )),
     modifiers(&SecuritySchemes),
     tags(

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "portcullis",
     version,
-    about = "Portcullis: authentication service (accounts, JWT sessions, API keys) on SQLite or PostgreSQL.",
+    about = "Portcullis: authentication service (accounts, JWT sessions, API keys, password reset) on SQLite or PostgreSQL.",
     after_help = "Every option can also be set through the environment variable shown beside it, or in a .env file in the working directory (the real environment wins)."
 )]
 pub struct Cli {
@@ -104,6 +104,26 @@ pub struct Config {
     #[arg(long, global = true, env = "AUTH_API_KEY_DEFAULT_DAYS", value_name = "AUTH_API_KEY_DEFAULT_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=365))]
     pub api_key_default_days: i64,
 
+    /// SMTP server for outgoing email: smtp://host:25, smtp://user:pass@host:587?tls=required
+    /// (STARTTLS) or smtps://user:pass@host:465. Unset: emails are written to the log
+    /// (outside production, with their links).
+    #[arg(long, global = true, env = "AUTH_SMTP_URL", value_name = "AUTH_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of outgoing email.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_MAIL_FROM",
+        value_name = "AUTH_MAIL_FROM",
+        default_value = "Portcullis <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+
+    /// The client app's reset page; the emailed link is this with `?token=...` appended.
+    #[arg(long, global = true, env = "AUTH_PASSWORD_RESET_URL", value_name = "AUTH_PASSWORD_RESET_URL", default_value = "http://localhost:3000/reset-password", value_parser = parse_http_url)]
+    pub password_reset_url: String,
+
     /// Most database connections this instance opens (1 to 1000).
     #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub db_max_connections: u16,
@@ -138,6 +158,14 @@ impl std::fmt::Debug for Config {
             .field("token_ttl_secs", &self.token_ttl_secs)
             .finish_non_exhaustive()
     }
+}
+
+fn parse_http_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    let valid = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() > "https://".len()
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(url.to_owned()) } else { Err("must be an http:// or https:// URL".to_owned()) }
 }
 
 fn parse_secret(raw: &str) -> Result<String, String> {

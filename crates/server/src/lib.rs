@@ -21,8 +21,8 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, OsSecrets};
 use portcullis_domain::ports::{
-    ApiKeyRepository, Clock, ProjectRepository, RevokedTokenRepository, StoreHealth, SystemClock,
-    UserRepository,
+    ApiKeyRepository, Clock, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
+    StoreHealth, SystemClock, UserRepository,
 };
 use portcullis_domain::{AdminOutcome, AuthSettings, Password, Ports, Services};
 use portcullis_http::{AppState, HttpSettings};
@@ -35,6 +35,8 @@ pub use telemetry::init_tracing;
 
 /// How often expired revocations are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How often the outbox is checked for emails that are due.
+const DELIVER_EVERY: Duration = Duration::from_secs(1);
 /// How often counted API-key uses are written (and once more at shutdown).
 const FLUSH_USAGE_EVERY: Duration = Duration::from_secs(5);
 
@@ -45,6 +47,8 @@ pub struct Stores {
     pub revoked_tokens: Arc<dyn RevokedTokenRepository>,
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub projects: Arc<dyn ProjectRepository>,
+    pub resets: Arc<dyn PasswordResetRepository>,
+    pub outbox: Arc<dyn Outbox>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -62,6 +66,8 @@ impl Stores {
             + RevokedTokenRepository
             + ApiKeyRepository
             + ProjectRepository
+            + PasswordResetRepository
+            + Outbox
             + StoreHealth
             + 'static,
     {
@@ -70,6 +76,8 @@ impl Stores {
             revoked_tokens: store.clone(),
             api_keys: store.clone(),
             projects: store.clone(),
+            resets: store.clone(),
+            outbox: store.clone(),
             health: store,
         }
     }
@@ -118,6 +126,7 @@ impl App {
         let settings = AuthSettings {
             token_ttl_secs: config.token_ttl_secs,
             api_key_default_days: config.api_key_default_days,
+            password_reset_url: config.password_reset_url.clone(),
             ..AuthSettings::default()
         };
         let hasher = Argon2Hasher::new(&HashingConfig::default()).map_err(StartError::Io)?;
@@ -126,6 +135,9 @@ impl App {
             revoked_tokens: Arc::clone(&stores.revoked_tokens),
             api_keys: Arc::clone(&stores.api_keys),
             projects: Arc::clone(&stores.projects),
+            resets: Arc::clone(&stores.resets),
+            outbox: Arc::clone(&stores.outbox),
+            mailer: mailer(config)?,
             hasher: Arc::new(hasher),
             tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
             clock,
@@ -173,6 +185,25 @@ impl App {
                 }
             }
         });
+        let passwords = self.services.passwords.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(DELIVER_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match passwords.deliver_due().await {
+                    Ok(report) => {
+                        if report.sent > 0 || report.retried > 0 {
+                            tracing::info!(sent = report.sent, retrying = report.retried, "outbox delivery");
+                        }
+                        for (id, why) in report.gave_up {
+                            tracing::error!(message = %id, error = %why, "email given up after repeated failures");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "outbox unavailable; will retry"),
+                }
+            }
+        });
         let sessions = self.services.sessions;
         tokio::spawn(async move {
             let mut every = tokio::time::interval(PURGE_EVERY);
@@ -186,6 +217,24 @@ impl App {
             }
         });
         Ok(server)
+    }
+}
+
+/// SMTP when `AUTH_SMTP_URL` is set, else the log (with bodies outside production only).
+fn mailer(config: &Config) -> Result<Arc<dyn portcullis_domain::ports::Mailer>, StartError> {
+    match &config.smtp_url {
+        Some(url) => {
+            let smtp = portcullis_mail::SmtpMailer::new(url, &config.mail_from)
+                .map_err(|why| StartError::config("AUTH_SMTP_URL", why))?;
+            Ok(Arc::new(smtp))
+        }
+        None => {
+            let production = config.environment == Environment::Production;
+            if production {
+                tracing::warn!("AUTH_SMTP_URL is unset: password-reset emails cannot be delivered");
+            }
+            Ok(Arc::new(portcullis_mail::LogMailer::new(!production)))
+        }
     }
 }
 

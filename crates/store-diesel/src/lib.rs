@@ -19,8 +19,8 @@ pub use error::{pool_error, query_error};
 pub use uuid_column::DbUuid;
 
 use portcullis_domain::{
-    ApiKey, ApiKeyId, Email, Environment, FullName, KeyDigest, PasswordHash, Project, ResourceName, Role,
-    StoreError, User, UserId,
+    ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, FullName, KeyDigest, MailMessage, OutboxMessage,
+    PasswordHash, PasswordReset, Project, ResourceName, Role, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 
@@ -169,6 +169,99 @@ impl TryFrom<ProjectRecord> for Project {
     }
 }
 
+/// A password-reset row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct ResetRecord {
+    pub id: DbUuid,
+    pub user_id: DbUuid,
+    pub token_digest: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+impl From<PasswordReset> for ResetRecord {
+    fn from(r: PasswordReset) -> Self {
+        Self {
+            id: DbUuid(r.id),
+            user_id: DbUuid(r.user_id.as_uuid()),
+            token_digest: r.digest.0.to_vec(),
+            created_at: r.created_at,
+            expires_at: whole_seconds(r.expires_at),
+            used_at: r.used_at.map(whole_seconds),
+        }
+    }
+}
+
+impl TryFrom<ResetRecord> for PasswordReset {
+    type Error = StoreError;
+
+    fn try_from(row: ResetRecord) -> Result<Self, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Unavailable(format!("corrupt password_resets row {}: {what}", row.id.0));
+        Ok(Self {
+            id: row.id.0,
+            user_id: UserId::from_uuid(row.user_id.0),
+            digest: KeyDigest(row.token_digest.as_slice().try_into().map_err(|_| corrupt("token_digest"))?),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            used_at: row.used_at,
+        })
+    }
+}
+
+/// An outbox row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct OutboxRecord {
+    pub id: DbUuid,
+    pub recipient: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<OutboxMessage> for OutboxRecord {
+    fn from(m: OutboxMessage) -> Self {
+        Self {
+            id: DbUuid(m.id),
+            recipient: m.message.to.as_str().to_owned(),
+            subject: m.message.subject,
+            body_text: m.message.text,
+            body_html: m.message.html,
+            status: m.status.as_str().to_owned(),
+            attempts: m.attempts,
+            next_attempt_at: whole_seconds(m.next_attempt_at),
+            created_at: m.created_at,
+        }
+    }
+}
+
+impl TryFrom<OutboxRecord> for OutboxMessage {
+    type Error = StoreError;
+
+    fn try_from(row: OutboxRecord) -> Result<Self, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Unavailable(format!("corrupt outbox row {}: {what}", row.id.0));
+        Ok(Self {
+            id: row.id.0,
+            message: MailMessage {
+                to: Email::parse(&row.recipient).map_err(|_| corrupt("recipient"))?,
+                subject: row.subject,
+                text: row.body_text,
+                html: row.body_html,
+            },
+            status: row.status.parse::<DeliveryStatus>().map_err(|()| corrupt("status"))?,
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at,
+            created_at: row.created_at,
+        })
+    }
+}
+
 /// Declares a diesel row struct for `$table` with the fields of `$record`,
 /// and conversions both ways through the record.
 #[doc(hidden)]
@@ -211,17 +304,20 @@ macro_rules! diesel_repositories {
             use diesel_async::RunQueryDsl;
             use diesel_async::AsyncConnection;
             use portcullis_domain::ports::{
-                ApiKeyRepository, ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+                ApiKeyRepository, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
+                StoreHealth, UserRepository,
             };
             use portcullis_domain::{
-                ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, PasswordHash, Project, Role,
-                StoreError, User, UserId,
+                ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OutboxMessage,
+                PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
             };
-            use portcullis_store_diesel::{ApiKeyRecord, DbUuid, ProjectRecord, UserRecord, query_error, whole_seconds};
+            use portcullis_store_diesel::{
+                ApiKeyRecord, DbUuid, OutboxRecord, ProjectRecord, ResetRecord, UserRecord, query_error, whole_seconds,
+            };
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{api_keys, projects, revoked_tokens, users};
+            use super::schema::{api_keys, outbox, password_resets, projects, revoked_tokens, users};
             use super::$store;
 
             portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
@@ -527,6 +623,189 @@ macro_rules! diesel_repositories {
                         .into_iter()
                         .map(Project::try_from)
                         .collect()
+                }
+            }
+
+            portcullis_store_diesel::diesel_row!(ResetRow, password_resets, ResetRecord, PasswordReset, {
+                id: DbUuid,
+                user_id: DbUuid,
+                token_digest: Vec<u8>,
+                created_at: OffsetDateTime,
+                expires_at: OffsetDateTime,
+                used_at: Option<OffsetDateTime>,
+            });
+
+            portcullis_store_diesel::diesel_row!(OutboxRow, outbox, OutboxRecord, OutboxMessage, {
+                id: DbUuid,
+                recipient: String,
+                subject: String,
+                body_text: String,
+                body_html: String,
+                status: String,
+                attempts: i32,
+                next_attempt_at: OffsetDateTime,
+                created_at: OffsetDateTime,
+            });
+
+            #[async_trait]
+            impl PasswordResetRepository for $store {
+                async fn issue_reset(&self, reset: PasswordReset, email: OutboxMessage) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    let (user, at) = (DbUuid(reset.user_id.as_uuid()), whole_seconds(reset.created_at));
+                    let (reset, email) = (ResetRow::from(reset), OutboxRow::from(email));
+                    AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                        diesel::update(
+                            password_resets::table
+                                .filter(password_resets::user_id.eq(user))
+                                .filter(password_resets::used_at.is_null()),
+                        )
+                        .set(password_resets::used_at.eq(at))
+                        .execute(conn)
+                        .await?;
+                        diesel::insert_into(password_resets::table).values(reset).execute(conn).await?;
+                        diesel::insert_into(outbox::table).values(email).execute(conn).await?;
+                        Ok(())
+                    })
+                    .await
+                    .map_err(query_error)
+                }
+
+                async fn find_valid_reset(&self, digest: &KeyDigest, now: OffsetDateTime) -> Result<Option<PasswordReset>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    password_resets::table
+                        .filter(password_resets::token_digest.eq(digest.0.as_slice()))
+                        .filter(password_resets::used_at.is_null())
+                        .filter(password_resets::expires_at.gt(whole_seconds(now)))
+                        .select(ResetRow::as_select())
+                        .first::<ResetRow>(&mut *conn)
+                        .await
+                        .optional()
+                        .map_err(query_error)?
+                        .map(PasswordReset::try_from)
+                        .transpose()
+                }
+
+                async fn consume_reset(&self, digest: &KeyDigest, hash: PasswordHash, now: OffsetDateTime) -> Result<Option<User>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let digest = digest.0.to_vec();
+                    let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                        // The conditional update is the lock: of racing consumers, one
+                        // sees the row unused and the others see it used.
+                        let owner = diesel::update(
+                            password_resets::table
+                                .filter(password_resets::token_digest.eq(&digest))
+                                .filter(password_resets::used_at.is_null())
+                                .filter(password_resets::expires_at.gt(whole_seconds(now))),
+                        )
+                        .set(password_resets::used_at.eq(whole_seconds(now)))
+                        .returning(password_resets::user_id)
+                        .get_result::<DbUuid>(conn)
+                        .await
+                        .optional()?;
+                        let Some(owner) = owner else { return Ok(None) };
+                        diesel::update(users::table.find(owner))
+                            .set((
+                                users::password_hash.eq(hash.as_str()),
+                                users::session_version.eq(users::session_version + 1),
+                                users::updated_at.eq(now),
+                            ))
+                            .returning(UserRow::as_returning())
+                            .get_result::<UserRow>(conn)
+                            .await
+                            .optional()
+                    })
+                    .await
+                    .map_err(query_error)?;
+                    row.map(User::try_from).transpose()
+                }
+            }
+
+            #[async_trait]
+            impl Outbox for $store {
+                async fn claim_due(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let (now, lease_until) = (whole_seconds(now), whole_seconds(lease_until));
+                    let due = || outbox::table
+                        .filter(outbox::status.eq(DeliveryStatus::Pending.as_str()))
+                        .filter(outbox::next_attempt_at.le(now));
+                    let candidates = due()
+                        .order(outbox::next_attempt_at.asc())
+                        .limit(i64::from(limit))
+                        .select(outbox::id)
+                        .load::<DbUuid>(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    let mut claimed = Vec::with_capacity(candidates.len());
+                    for id in candidates {
+                        // Claimed only if still due: another worker may have taken it meanwhile.
+                        let row = diesel::update(due().filter(outbox::id.eq(id)))
+                            .set(outbox::next_attempt_at.eq(lease_until))
+                            .returning(OutboxRow::as_returning())
+                            .get_result::<OutboxRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?;
+                        if let Some(row) = row {
+                            claimed.push(OutboxMessage::try_from(row)?);
+                        }
+                    }
+                    Ok(claimed)
+                }
+
+                async fn mark_sent(&self, id: uuid::Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::update(outbox::table.find(DbUuid(id)))
+                        .set((
+                            outbox::status.eq(DeliveryStatus::Sent.as_str()),
+                            outbox::sent_at.eq(now),
+                            outbox::body_text.eq(""),
+                            outbox::body_html.eq(""),
+                        ))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    Ok(())
+                }
+
+                async fn mark_failed(&self, id: uuid::Uuid, attempts: i32, retry_at: Option<OffsetDateTime>, error: &str) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    let error: String = error.chars().take(500).collect();
+                    let message = outbox::table.find(DbUuid(id));
+                    match retry_at {
+                        Some(at) => diesel::update(message)
+                            .set((
+                                outbox::attempts.eq(attempts),
+                                outbox::next_attempt_at.eq(whole_seconds(at)),
+                                outbox::last_error.eq(error),
+                            ))
+                            .execute(&mut *conn)
+                            .await,
+                        None => diesel::update(message)
+                            .set((
+                                outbox::attempts.eq(attempts),
+                                outbox::status.eq(DeliveryStatus::Failed.as_str()),
+                                outbox::last_error.eq(error),
+                                outbox::body_text.eq(""),
+                                outbox::body_html.eq(""),
+                            ))
+                            .execute(&mut *conn)
+                            .await,
+                    }
+                    .map_err(query_error)?;
+                    Ok(())
+                }
+
+                async fn find_message(&self, id: uuid::Uuid) -> Result<Option<OutboxMessage>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    outbox::table
+                        .find(DbUuid(id))
+                        .select(OutboxRow::as_select())
+                        .first::<OutboxRow>(&mut *conn)
+                        .await
+                        .optional()
+                        .map_err(query_error)?
+                        .map(OutboxMessage::try_from)
+                        .transpose()
                 }
             }
 

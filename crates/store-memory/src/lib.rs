@@ -12,11 +12,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use portcullis_domain::ports::{
-    ApiKeyRepository, ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+    ApiKeyRepository, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
+    StoreHealth, UserRepository,
 };
 use portcullis_domain::{
-    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, PasswordHash, Project, Role,
-    StoreError, User, UserId,
+    ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OutboxMessage,
+    PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -28,6 +29,8 @@ struct State {
     revoked: HashMap<Uuid, OffsetDateTime>,
     api_keys: HashMap<ApiKeyId, ApiKey>,
     projects: Vec<Project>,
+    resets: Vec<PasswordReset>,
+    outbox: Vec<OutboxMessage>,
 }
 
 /// Every repository port over one in-process map.
@@ -227,6 +230,114 @@ impl ProjectRepository for MemoryStore {
             .collect();
         projects.sort_by_key(|p| std::cmp::Reverse((p.created_at, p.id)));
         Ok(projects)
+    }
+}
+
+#[async_trait]
+impl PasswordResetRepository for MemoryStore {
+    async fn issue_reset(&self, reset: PasswordReset, email: OutboxMessage) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for earlier in state.resets.iter_mut().filter(|r| r.user_id == reset.user_id && r.used_at.is_none()) {
+            earlier.used_at = Some(reset.created_at);
+        }
+        state.resets.push(reset);
+        state.outbox.push(email);
+        Ok(())
+    }
+
+    async fn find_valid_reset(
+        &self,
+        digest: &KeyDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<PasswordReset>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .resets
+            .iter()
+            .find(|r| r.digest == *digest && r.used_at.is_none() && r.expires_at > now)
+            .cloned())
+    }
+
+    async fn consume_reset(
+        &self,
+        digest: &KeyDigest,
+        hash: PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        let mut state = self.state();
+        let Some(reset) = state
+            .resets
+            .iter_mut()
+            .find(|r| r.digest == *digest && r.used_at.is_none() && r.expires_at > now)
+        else {
+            return Ok(None);
+        };
+        reset.used_at = Some(now);
+        let user_id = reset.user_id;
+        let Some(user) = state.users.get_mut(&user_id) else { return Ok(None) };
+        user.password_hash = Some(hash);
+        user.session_version += 1;
+        user.updated_at = now;
+        Ok(Some(user.clone()))
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryStore {
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut state = self.state();
+        let mut claimed = Vec::new();
+        for message in state.outbox.iter_mut() {
+            if claimed.len() >= limit as usize {
+                break;
+            }
+            if message.status == DeliveryStatus::Pending && message.next_attempt_at <= now {
+                message.next_attempt_at = lease_until;
+                claimed.push(message.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_sent(&self, id: Uuid, _now: OffsetDateTime) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(message) = state.outbox.iter_mut().find(|m| m.id == id) {
+            message.status = DeliveryStatus::Sent;
+            message.message.text.clear();
+            message.message.html.clear();
+        }
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        id: Uuid,
+        attempts: i32,
+        retry_at: Option<OffsetDateTime>,
+        _error: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(message) = state.outbox.iter_mut().find(|m| m.id == id) {
+            message.attempts = attempts;
+            match retry_at {
+                Some(at) => message.next_attempt_at = at,
+                None => {
+                    message.status = DeliveryStatus::Failed;
+                    message.message.text.clear();
+                    message.message.html.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn find_message(&self, id: Uuid) -> Result<Option<OutboxMessage>, StoreError> {
+        Ok(self.state().outbox.iter().find(|m| m.id == id).cloned())
     }
 }
 

@@ -47,6 +47,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    password_resets (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        token_digest -> Binary,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Uuid,
+        recipient -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(projects -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, api_keys, projects, revoked_tokens);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    api_keys,
+    projects,
+    revoked_tokens,
+    password_resets,
+    outbox
+);

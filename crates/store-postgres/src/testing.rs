@@ -20,10 +20,7 @@ impl TestDatabase {
     /// promise that PostgreSQL is there, and a silent skip would hide a broken CI.
     pub async fn create(purpose: &str) -> Option<Self> {
         let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("skipped: {purpose} needs PostgreSQL; set TEST_DATABASE_URL to run it");
-            }
+            say_skipped(&format!("{purpose} needs PostgreSQL; set TEST_DATABASE_URL to run it"));
             return None;
         };
         let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
@@ -63,6 +60,13 @@ impl Drop for TestDatabase {
         });
         let _ = dropped.join();
     }
+}
+
+/// Says on the terminal that a test is skipped. Written to the stderr handle
+/// directly: the test harness captures `eprintln!`, which would hide the line.
+pub fn say_skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 /// `url` with its database name replaced by `name` (query string kept).

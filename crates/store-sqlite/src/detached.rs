@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 use portcullis_domain::ports::{
-    ApiKeyRepository, ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+    ApiKeyRepository, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
+    StoreHealth, UserRepository,
 };
 use portcullis_domain::{
-    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, PasswordHash, Project, Role,
-    StoreError, User, UserId,
+    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, OutboxMessage, PasswordHash,
+    PasswordReset, Project, Role, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -113,6 +114,63 @@ impl ProjectRepository for SqliteStore {
         environment: Environment,
     ) -> Result<Vec<Project>, StoreError> {
         self.detached(|q| async move { q.list_projects(user, environment).await }).await
+    }
+}
+
+#[async_trait]
+impl PasswordResetRepository for SqliteStore {
+    async fn issue_reset(&self, reset: PasswordReset, email: OutboxMessage) -> Result<(), StoreError> {
+        self.detached(|q| async move { q.issue_reset(reset, email).await }).await
+    }
+
+    async fn find_valid_reset(
+        &self,
+        digest: &KeyDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<PasswordReset>, StoreError> {
+        let digest = *digest;
+        self.detached(|q| async move { q.find_valid_reset(&digest, now).await }).await
+    }
+
+    async fn consume_reset(
+        &self,
+        digest: &KeyDigest,
+        hash: PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        let digest = *digest;
+        self.detached(|q| async move { q.consume_reset(&digest, hash, now).await }).await
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteStore {
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.detached(|q| async move { q.claim_due(now, lease_until, limit).await }).await
+    }
+
+    async fn mark_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.detached(|q| async move { q.mark_sent(id, now).await }).await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: Uuid,
+        attempts: i32,
+        retry_at: Option<OffsetDateTime>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let error = error.to_owned();
+        self.detached(|q| async move { q.mark_failed(id, attempts, retry_at, &error).await }).await
+    }
+
+    async fn find_message(&self, id: Uuid) -> Result<Option<OutboxMessage>, StoreError> {
+        self.detached(|q| async move { q.find_message(id).await }).await
     }
 }
 

@@ -47,6 +47,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    password_resets (id) {
+        id -> Text,
+        user_id -> Text,
+        token_digest -> Binary,
+        created_at -> TimestamptzSqlite,
+        expires_at -> TimestamptzSqlite,
+        used_at -> Nullable<TimestamptzSqlite>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> TimestamptzSqlite,
+        last_error -> Nullable<Text>,
+        created_at -> TimestamptzSqlite,
+        sent_at -> Nullable<TimestamptzSqlite>,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(projects -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, api_keys, projects, revoked_tokens);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    api_keys,
+    projects,
+    revoked_tokens,
+    password_resets,
+    outbox
+);

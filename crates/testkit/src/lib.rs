@@ -39,7 +39,13 @@ macro_rules! store_contract_tests {
             keys_are_listed_newest_first_for_their_owner_only,
             revoking_a_key_is_for_its_owner_only_and_keeps_the_first_time,
             key_usage_adds_up_and_only_moves_forward,
-            projects_are_per_owner_and_environment_newest_first
+            projects_are_per_owner_and_environment_newest_first,
+            a_reset_is_valid_until_it_expires,
+            a_new_reset_invalidates_the_earlier_ones,
+            a_reset_is_consumed_once_even_under_concurrency,
+            an_expired_reset_cannot_be_consumed,
+            outbox_messages_are_claimed_once_per_lease,
+            sent_and_given_up_messages_are_done_and_forget_their_body
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

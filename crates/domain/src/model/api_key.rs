@@ -202,7 +202,7 @@ impl ResourceName {
 }
 
 /// `bytes` as a big-endian number, in exactly `digits` base62 digits.
-fn base62(bytes: &[u8], digits: usize) -> String {
+pub(super) fn base62(bytes: &[u8], digits: usize) -> String {
     let mut number = bytes.to_vec();
     let mut out = vec![b'0'; digits];
     for slot in out.iter_mut().rev() {
@@ -218,7 +218,7 @@ fn base62(bytes: &[u8], digits: usize) -> String {
 }
 
 /// CRC-32 (IEEE 802.3), the checksum GitHub-style tokens use.
-fn crc32(data: &[u8]) -> u32 {
+pub(super) fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &byte in data {
         crc ^= u32::from(byte);

@@ -5,6 +5,7 @@ mod email;
 mod password;
 mod principal;
 mod project;
+mod reset;
 mod token;
 mod user;
 
@@ -16,5 +17,8 @@ pub use email::{Email, EmailError};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule};
 pub use principal::{AuthMethod, Environment, Principal};
 pub use project::Project;
+pub use reset::{
+    DeliveryStatus, MailMessage, MalformedResetToken, OutboxMessage, PasswordReset, ResetTokenSecret,
+};
 pub use token::{AccessToken, Claims, IssuedToken};
 pub use user::{FullName, FullNameError, NewUser, Provider, Role, UnknownRole, User, UserId};

@@ -6,6 +6,7 @@ mod clock;
 mod crypto;
 mod health;
 mod projects;
+mod resets;
 mod revoked_tokens;
 mod users;
 
@@ -24,6 +25,9 @@ pub use health::StoreHealth;
 #[cfg(feature = "mocks")]
 pub use projects::MockProjectRepository;
 pub use projects::ProjectRepository;
+pub use resets::{MailError, Mailer, Outbox, PasswordResetRepository};
+#[cfg(feature = "mocks")]
+pub use resets::{MockMailer, MockOutbox, MockPasswordResetRepository};
 #[cfg(feature = "mocks")]
 pub use revoked_tokens::MockRevokedTokenRepository;
 pub use revoked_tokens::RevokedTokenRepository;

@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod api_keys;
+mod passwords;
 mod projects;
 mod sessions;
 mod tokens;
@@ -13,13 +14,14 @@ use std::sync::Arc;
 pub use accounts::{AccountService, AdminOutcome, Registration};
 pub use admin::{AdminService, UserChanges};
 pub use api_keys::{ApiKeyService, ListedKey, NewKeyRequest};
+pub use passwords::{DeliveryReport, PasswordService};
 pub use projects::ProjectService;
 pub use sessions::SessionService;
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
-    ApiKeyRepository, Clock, PasswordHasher, ProjectRepository, RevokedTokenRepository, SecretGenerator,
-    TokenCodec, UserRepository,
+    ApiKeyRepository, Clock, Mailer, Outbox, PasswordHasher, PasswordResetRepository, ProjectRepository,
+    RevokedTokenRepository, SecretGenerator, TokenCodec, UserRepository,
 };
 
 /// The adapters a [`Services`] runs on.
@@ -29,6 +31,9 @@ pub struct Ports {
     pub revoked_tokens: Arc<dyn RevokedTokenRepository>,
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub projects: Arc<dyn ProjectRepository>,
+    pub resets: Arc<dyn PasswordResetRepository>,
+    pub outbox: Arc<dyn Outbox>,
+    pub mailer: Arc<dyn Mailer>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub clock: Arc<dyn Clock>,
@@ -53,6 +58,9 @@ pub struct AuthSettings {
     pub password_policy: PasswordPolicy,
     /// Lifetime of an API key created without `expires_in_days`.
     pub api_key_default_days: i64,
+    /// The page of the client app that takes a reset token; the emailed link
+    /// is this with `?token=...` appended.
+    pub password_reset_url: String,
 }
 
 impl Default for AuthSettings {
@@ -63,6 +71,7 @@ impl Default for AuthSettings {
             leeway_secs: 5,
             password_policy: PasswordPolicy::default(),
             api_key_default_days: 90,
+            password_reset_url: "http://localhost:3000/reset-password".to_owned(),
         }
     }
 }
@@ -75,6 +84,7 @@ pub struct Services {
     pub api_keys: ApiKeyService,
     pub projects: ProjectService,
     pub admin: AdminService,
+    pub passwords: PasswordService,
 }
 
 impl Services {
@@ -85,7 +95,8 @@ impl Services {
         Self {
             accounts: AccountService::new(Arc::clone(&ports), Arc::clone(&settings)),
             sessions: SessionService::new(Arc::clone(&ports), Arc::clone(&settings)),
-            api_keys: ApiKeyService::new(Arc::clone(&ports), settings),
+            api_keys: ApiKeyService::new(Arc::clone(&ports), Arc::clone(&settings)),
+            passwords: PasswordService::new(Arc::clone(&ports), settings),
             projects: ProjectService::new(Arc::clone(&ports)),
             admin: AdminService::new(ports),
         }

@@ -6,25 +6,41 @@
 
 mod api_keys;
 mod health;
+mod resets;
 mod revoked_tokens;
 mod users;
 
 pub use api_keys::*;
 pub use health::*;
+pub use resets::*;
 pub use revoked_tokens::*;
 pub use users::*;
 
 use portcullis_domain::ports::{
-    ApiKeyRepository, ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+    ApiKeyRepository, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
+    StoreHealth, UserRepository,
 };
 
 /// Everything a storage adapter implements.
 pub trait ContractStore:
-    UserRepository + RevokedTokenRepository + ApiKeyRepository + ProjectRepository + StoreHealth
+    UserRepository
+    + RevokedTokenRepository
+    + ApiKeyRepository
+    + ProjectRepository
+    + PasswordResetRepository
+    + Outbox
+    + StoreHealth
 {
 }
 
 impl<T> ContractStore for T where
-    T: UserRepository + RevokedTokenRepository + ApiKeyRepository + ProjectRepository + StoreHealth + ?Sized
+    T: UserRepository
+        + RevokedTokenRepository
+        + ApiKeyRepository
+        + ProjectRepository
+        + PasswordResetRepository
+        + Outbox
+        + StoreHealth
+        + ?Sized
 {
 }

@@ -1,0 +1,196 @@
+use std::sync::Arc;
+
+use time::Duration;
+use uuid::Uuid;
+
+use crate::error::DomainError;
+use crate::model::{
+    DeliveryStatus, Email, KeyDigest, MailMessage, OutboxMessage, Password, PasswordReset, ResetTokenSecret,
+};
+use crate::ports::MailError;
+
+use super::{AuthSettings, Ports};
+
+/// How long a reset link works.
+const RESET_TTL: Duration = Duration::hours(1);
+/// How long a worker may hold a claimed email before another may retry it.
+const DELIVERY_LEASE: Duration = Duration::minutes(2);
+/// Attempts before an email is given up.
+const MAX_ATTEMPTS: i32 = 10;
+/// Emails claimed per round.
+const BATCH: u32 = 20;
+
+/// What one delivery round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub sent: usize,
+    pub retried: usize,
+    /// Emails given up for good, with the last error (for the log).
+    pub gave_up: Vec<(Uuid, String)>,
+}
+
+/// Forgotten passwords: reset links by email through a durable outbox.
+#[derive(Debug, Clone)]
+pub struct PasswordService {
+    ports: Arc<Ports>,
+    settings: Arc<AuthSettings>,
+}
+
+impl PasswordService {
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
+        Self { ports, settings }
+    }
+
+    /// Queues a reset email if `email` belongs to an active user, and does
+    /// nothing otherwise: the caller cannot tell which (the HTTP answer is the
+    /// same, and no email is sent on the request's path). A new token
+    /// invalidates the user's earlier ones.
+    ///
+    /// # Errors
+    /// 422 `invalid_email` for a string that is not an email; `Unavailable`.
+    pub async fn forgot(&self, email: &str) -> Result<(), DomainError> {
+        let email =
+            Email::parse(email).map_err(|e| DomainError::validation(vec![DomainError::invalid_email(e)]))?;
+        let Some(user) = self.ports.users.find_by_email(&email).await? else { return Ok(()) };
+        if !user.is_active {
+            return Ok(());
+        }
+        let secret = ResetTokenSecret::from_random(self.ports.secrets.secret_bytes());
+        let now = self.ports.clock.now();
+        let reset = PasswordReset {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            digest: self.digest(&secret),
+            created_at: now,
+            expires_at: now + RESET_TTL,
+            used_at: None,
+        };
+        let email = OutboxMessage {
+            id: Uuid::now_v7(),
+            message: reset_email(&user.email, &self.link(&secret)),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+        };
+        Ok(self.ports.resets.issue_reset(reset, email).await?)
+    }
+
+    /// Sets a new password with a reset token. The token is used up and every
+    /// token issued before stops working. A weak password is refused before
+    /// the token is touched, so it stays usable.
+    ///
+    /// # Errors
+    /// `InvalidResetToken` for a malformed, unknown, used or expired token;
+    /// 422 `weak_password`; `Unavailable`.
+    pub async fn reset(&self, token: &str, new_password: Password) -> Result<(), DomainError> {
+        let secret = ResetTokenSecret::parse(token).map_err(|_| DomainError::InvalidResetToken)?;
+        let policy = &self.settings.password_policy;
+        let password = policy.check(new_password.expose()).map_err(|rules| {
+            DomainError::validation(DomainError::weak_password("new_password", &rules, policy))
+        })?;
+        let digest = self.digest(&secret);
+        let now = self.ports.clock.now();
+        // Checked before hashing, so bad tokens cost no argon2 time.
+        if self.ports.resets.find_valid_reset(&digest, now).await?.is_none() {
+            return Err(DomainError::InvalidResetToken);
+        }
+        let hash = self.ports.hasher.hash(password).await?;
+        self.ports.resets.consume_reset(&digest, hash, now).await?.ok_or(DomainError::InvalidResetToken)?;
+        Ok(())
+    }
+
+    /// Sends the emails that are due: one round of the delivery worker.
+    /// Failures are retried with exponential backoff (5 s, 10 s, 20 s... up to
+    /// 10 minutes apart) and given up after 10 attempts, or at once when the
+    /// server refuses the message for good.
+    ///
+    /// # Errors
+    /// `Unavailable` when the outbox cannot be read or updated.
+    pub async fn deliver_due(&self) -> Result<DeliveryReport, DomainError> {
+        let now = self.ports.clock.now();
+        let due = self.ports.outbox.claim_due(now, now + DELIVERY_LEASE, BATCH).await?;
+        let mut report = DeliveryReport::default();
+        for email in due {
+            let attempts = email.attempts + 1;
+            match self.ports.mailer.send(&email.message).await {
+                Ok(()) => {
+                    self.ports.outbox.mark_sent(email.id, self.ports.clock.now()).await?;
+                    report.sent += 1;
+                }
+                Err(MailError::Transient(why)) if attempts < MAX_ATTEMPTS => {
+                    let retry_at = self.ports.clock.now() + backoff(attempts);
+                    self.ports.outbox.mark_failed(email.id, attempts, Some(retry_at), &why).await?;
+                    report.retried += 1;
+                }
+                Err(MailError::Transient(why) | MailError::Permanent(why)) => {
+                    self.ports.outbox.mark_failed(email.id, attempts, None, &why).await?;
+                    report.gave_up.push((email.id, why));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn digest(&self, secret: &ResetTokenSecret) -> KeyDigest {
+        KeyDigest(self.ports.secrets.digest(secret.expose().as_bytes()))
+    }
+
+    fn link(&self, secret: &ResetTokenSecret) -> String {
+        let base = &self.settings.password_reset_url;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{separator}token={}", secret.expose())
+    }
+}
+
+/// 5 s after the first failure, doubling, at most 10 minutes.
+fn backoff(attempts: i32) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(1, 8) - 1).unwrap_or(0);
+    Duration::seconds(5 * 2_i64.pow(exponent)).min(Duration::minutes(10))
+}
+
+fn reset_email(to: &Email, link: &str) -> MailMessage {
+    let text = format!(
+        "Someone, hopefully you, asked to reset the password of the account {to}.\n\n\
+         Open this link within one hour to choose a new password:\n\n{link}\n\n\
+         If you did not ask for this, ignore this email: your password stays as it is.\n"
+    );
+    let link = escape_html(link);
+    let account = escape_html(to.as_str());
+    let html = format!(
+        "<!DOCTYPE html><html><body>\
+         <p>Someone, hopefully you, asked to reset the password of the account <strong>{account}</strong>.</p>\
+         <p>Open this link within one hour to choose a new password:</p>\
+         <p><a href=\"{link}\">Reset my password</a></p>\
+         <p>Or copy it into your browser: {link}</p>\
+         <p>If you did not ask for this, ignore this email: your password stays as it is.</p>\
+         </body></html>"
+    );
+    MailMessage { to: to.clone(), subject: "Reset your password".to_owned(), text, html }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_ten_minutes() {
+        assert_eq!(backoff(1), Duration::seconds(5));
+        assert_eq!(backoff(2), Duration::seconds(10));
+        assert_eq!(backoff(5), Duration::seconds(80));
+        assert_eq!(backoff(9), Duration::minutes(10));
+    }
+
+    #[test]
+    fn the_email_has_both_parts_and_the_link() {
+        let to = Email::parse("user@example.com").unwrap();
+        let mail = reset_email(&to, "https://app.example.com/reset?x=1&token=prt_abc");
+        assert_eq!(mail.subject, "Reset your password");
+        assert!(mail.text.contains("https://app.example.com/reset?x=1&token=prt_abc"));
+        assert!(mail.html.contains("href=\"https://app.example.com/reset?x=1&amp;token=prt_abc\""));
+    }
+}

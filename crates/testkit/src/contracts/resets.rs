@@ -1,0 +1,173 @@
+use futures_util::future::join_all;
+use portcullis_domain::{
+    DeliveryStatus, Email, KeyDigest, MailMessage, NewUser, OutboxMessage, PasswordHash, PasswordReset, Role,
+    User, UserId,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::ContractStore;
+
+const NOW: OffsetDateTime = datetime!(2026-02-03 12:00:00 UTC);
+
+async fn user<S: ContractStore + ?Sized>(store: &S, email: &str) -> User {
+    let new = NewUser {
+        id: UserId::new(),
+        email: Email::parse(email).unwrap(),
+        full_name: None,
+        password_hash: Some(PasswordHash::new("$argon2id$old")),
+        role: Role::User,
+        created_at: NOW,
+    };
+    store.create(new).await.unwrap()
+}
+
+fn reset(user: &User, byte: u8, created_at: OffsetDateTime) -> PasswordReset {
+    PasswordReset {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        digest: KeyDigest([byte; 32]),
+        created_at,
+        expires_at: created_at + Duration::hours(1),
+        used_at: None,
+    }
+}
+
+fn email(to: &User, at: OffsetDateTime) -> OutboxMessage {
+    OutboxMessage {
+        id: Uuid::now_v7(),
+        message: MailMessage {
+            to: to.email.clone(),
+            subject: "Reset your password".to_owned(),
+            text: "link: https://example.com/reset?token=prt_x".to_owned(),
+            html: "<a href=\"https://example.com/reset?token=prt_x\">reset</a>".to_owned(),
+        },
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: at,
+        created_at: at,
+    }
+}
+
+pub async fn a_reset_is_valid_until_it_expires<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store, "reset-valid@example.com").await;
+    let issued = reset(&owner, 1, NOW);
+    let queued = email(&owner, NOW);
+    store.issue_reset(issued.clone(), queued.clone()).await.unwrap();
+    assert_eq!(store.find_valid_reset(&KeyDigest([1; 32]), NOW).await.unwrap(), Some(issued));
+    assert_eq!(store.find_valid_reset(&KeyDigest([2; 32]), NOW).await.unwrap(), None);
+    let later = NOW + Duration::hours(1);
+    assert_eq!(
+        store.find_valid_reset(&KeyDigest([1; 32]), later).await.unwrap(),
+        None,
+        "expired at expires_at"
+    );
+    assert_eq!(store.find_message(queued.id).await.unwrap(), Some(queued), "the email is queued with it");
+}
+
+pub async fn a_new_reset_invalidates_the_earlier_ones<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store, "reset-twice@example.com").await;
+    let other = user(store, "reset-other@example.com").await;
+    store.issue_reset(reset(&owner, 10, NOW), email(&owner, NOW)).await.unwrap();
+    store.issue_reset(reset(&other, 12, NOW), email(&other, NOW)).await.unwrap();
+    store.issue_reset(reset(&owner, 11, NOW + Duration::minutes(1)), email(&owner, NOW)).await.unwrap();
+    let at = NOW + Duration::minutes(2);
+    assert_eq!(
+        store.find_valid_reset(&KeyDigest([10; 32]), at).await.unwrap(),
+        None,
+        "the older token is dead"
+    );
+    assert!(store.find_valid_reset(&KeyDigest([11; 32]), at).await.unwrap().is_some());
+    assert!(
+        store.find_valid_reset(&KeyDigest([12; 32]), at).await.unwrap().is_some(),
+        "other users keep theirs"
+    );
+}
+
+pub async fn a_reset_is_consumed_once_even_under_concurrency<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store, "reset-race@example.com").await;
+    store.issue_reset(reset(&owner, 20, NOW), email(&owner, NOW)).await.unwrap();
+    let at = NOW + Duration::minutes(5);
+    let attempts = (0..10).map(|i| {
+        store.consume_reset(&KeyDigest([20; 32]), PasswordHash::new(format!("$argon2id$new{i}")), at)
+    });
+    let results = join_all(attempts).await;
+    let winners: Vec<&User> = results.iter().filter_map(|r| r.as_ref().unwrap().as_ref()).collect();
+    assert_eq!(winners.len(), 1, "exactly one consume wins");
+    assert_eq!(winners[0].session_version, owner.session_version + 1, "every earlier token dies");
+    let stored = store.find_by_id(owner.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, winners[0].password_hash);
+    assert_ne!(stored.password_hash, owner.password_hash);
+    assert_eq!(store.find_valid_reset(&KeyDigest([20; 32]), at).await.unwrap(), None);
+}
+
+pub async fn an_expired_reset_cannot_be_consumed<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store, "reset-late@example.com").await;
+    store.issue_reset(reset(&owner, 30, NOW), email(&owner, NOW)).await.unwrap();
+    let late = NOW + Duration::hours(2);
+    assert_eq!(
+        store.consume_reset(&KeyDigest([30; 32]), PasswordHash::new("$argon2id$late"), late).await.unwrap(),
+        None
+    );
+    let stored = store.find_by_id(owner.id).await.unwrap().unwrap();
+    assert_eq!(stored, owner, "nothing changed");
+}
+
+pub async fn outbox_messages_are_claimed_once_per_lease<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store, "outbox-claim@example.com").await;
+    let first = email(&owner, NOW);
+    let future = email(&owner, NOW + Duration::minutes(10));
+    store.issue_reset(reset(&owner, 40, NOW), first.clone()).await.unwrap();
+    store.issue_reset(reset(&owner, 41, NOW), future.clone()).await.unwrap();
+    let lease = NOW + Duration::minutes(2);
+    let claimed = store.claim_due(NOW, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "only what is due");
+    assert_eq!(claimed[0].id, first.id);
+    assert_eq!(claimed[0].message, first.message);
+    assert_eq!(
+        store.claim_due(NOW + Duration::minutes(1), lease, 10).await.unwrap(),
+        vec![],
+        "held by its lease"
+    );
+    let again = store.claim_due(lease, lease + Duration::minutes(2), 10).await.unwrap();
+    assert_eq!(again.len(), 1, "a lapsed lease frees the message for another worker");
+    let concurrent =
+        join_all((0..4).map(|_| store.claim_due(NOW + Duration::hours(1), NOW + Duration::hours(2), 10)))
+            .await;
+    let total: usize = concurrent.iter().map(|r| r.as_ref().unwrap().len()).sum();
+    assert_eq!(total, 2, "concurrent claims never hand out one message twice");
+}
+
+pub async fn sent_and_given_up_messages_are_done_and_forget_their_body<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store, "outbox-done@example.com").await;
+    let sent = email(&owner, NOW);
+    let failing = email(&owner, NOW);
+    store.issue_reset(reset(&owner, 50, NOW), sent.clone()).await.unwrap();
+    store.issue_reset(reset(&owner, 51, NOW), failing.clone()).await.unwrap();
+    store.mark_sent(sent.id, NOW).await.unwrap();
+    let retry_at = NOW + Duration::seconds(5);
+    store.mark_failed(failing.id, 1, Some(retry_at), "connection refused").await.unwrap();
+
+    let stored = store.find_message(sent.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Sent);
+    assert!(stored.message.text.is_empty() && stored.message.html.is_empty(), "the link is gone once sent");
+    let waiting = store.find_message(failing.id).await.unwrap().unwrap();
+    assert_eq!(
+        (waiting.status, waiting.attempts, waiting.next_attempt_at),
+        (DeliveryStatus::Pending, 1, retry_at)
+    );
+    assert_eq!(
+        store.claim_due(NOW, NOW + Duration::minutes(2), 10).await.unwrap(),
+        vec![],
+        "waits for its retry"
+    );
+    let retried = store.claim_due(retry_at, retry_at + Duration::minutes(2), 10).await.unwrap();
+    assert_eq!(retried.iter().map(|m| m.id).collect::<Vec<_>>(), vec![failing.id]);
+
+    store.mark_failed(failing.id, 2, None, "550 mailbox unavailable").await.unwrap();
+    let given_up = store.find_message(failing.id).await.unwrap().unwrap();
+    assert_eq!(given_up.status, DeliveryStatus::Failed);
+    assert!(given_up.message.text.is_empty());
+    assert_eq!(store.claim_due(NOW + Duration::days(1), NOW + Duration::days(2), 10).await.unwrap(), vec![]);
+}
