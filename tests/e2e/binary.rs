@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 13] = [
+const VARIABLES: [&str; 25] = [
     "DATABASE_URL",
     "AUTH_BIND",
     "AUTH_ENV",
@@ -17,6 +17,18 @@ const VARIABLES: [&str; 13] = [
     "AUTH_SMTP_URL",
     "AUTH_MAIL_FROM",
     "AUTH_PASSWORD_RESET_URL",
+    "AUTH_GITHUB_CLIENT_ID",
+    "AUTH_GITHUB_CLIENT_SECRET",
+    "AUTH_GITHUB_AUTHORIZE_URL",
+    "AUTH_GITHUB_TOKEN_URL",
+    "AUTH_GITHUB_API_URL",
+    "AUTH_LINKEDIN_CLIENT_ID",
+    "AUTH_LINKEDIN_CLIENT_SECRET",
+    "AUTH_LINKEDIN_AUTHORIZE_URL",
+    "AUTH_LINKEDIN_TOKEN_URL",
+    "AUTH_LINKEDIN_USERINFO_URL",
+    "AUTH_OAUTH_REQUIRE_STATE",
+    "AUTH_OAUTH_TIMEOUT_SECS",
     "AUTH_DB_MAX_CONNECTIONS",
     "AUTH_WORKERS",
     "RUST_LOG",

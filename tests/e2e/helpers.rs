@@ -33,6 +33,11 @@ pub struct Options {
     pub postgres_via: Option<SocketAddr>,
     /// Send email through this SMTP server (else the log mailer).
     pub smtp_url: Option<String>,
+    /// A fake GitHub (authorize, token and API under this base URL).
+    pub github_url: Option<String>,
+    /// A fake LinkedIn (authorize, token and userinfo under this base URL).
+    pub linkedin_url: Option<String>,
+    pub oauth_require_state: bool,
 }
 
 pub struct TestApp {
@@ -84,6 +89,50 @@ impl TestApp {
         if let Some(smtp) = &options.smtp_url {
             args.extend(["--smtp-url", smtp]);
         }
+        let github = options.github_url.as_deref().map(|base| {
+            [
+                format!("{base}/login/oauth/authorize"),
+                format!("{base}/login/oauth/access_token"),
+                base.to_owned(),
+            ]
+        });
+        if let Some([authorize, token, api]) = &github {
+            args.extend([
+                "--github-client-id",
+                "gh-client-id",
+                "--github-client-secret",
+                "gh-client-secret-value",
+            ]);
+            args.extend([
+                "--github-authorize-url",
+                authorize,
+                "--github-token-url",
+                token,
+                "--github-api-url",
+                api,
+            ]);
+        }
+        let linkedin = options.linkedin_url.as_deref().map(|base| {
+            [
+                format!("{base}/oauth/v2/authorization"),
+                format!("{base}/oauth/v2/accessToken"),
+                format!("{base}/v2/userinfo"),
+            ]
+        });
+        if let Some([authorize, token, userinfo]) = &linkedin {
+            args.extend([
+                "--linkedin-client-id",
+                "li-client-id",
+                "--linkedin-client-secret",
+                "li-client-secret-value",
+            ]);
+            args.extend(["--linkedin-authorize-url", authorize, "--linkedin-token-url", token]);
+            args.extend(["--linkedin-userinfo-url", userinfo]);
+        }
+        if options.oauth_require_state {
+            args.extend(["--oauth-require-state", "true"]);
+        }
+        args.extend(["--oauth-timeout-secs", "1"]);
         let cli = Cli::try_parse_from(args).unwrap();
         let clock = Arc::new(ManualClock::new());
         let app = App::build(&cli.config, clock.clone()).await.unwrap();

@@ -10,7 +10,9 @@ mod hasher;
 mod jwt;
 mod pool;
 mod secrets;
+mod signer;
 
 pub use hasher::{Argon2Hasher, HashingConfig};
 pub use jwt::{JwtCodec, JwtSecret, MIN_SECRET_LEN};
 pub use secrets::OsSecrets;
+pub use signer::HmacSigner;

@@ -109,6 +109,18 @@ pub enum DomainError {
     Unauthenticated(AuthError),
     #[error("{}", .0.detail())]
     Forbidden(Forbidden),
+    /// An OAuth `state` that is not ours, expired, or for another redirect URI (HTTP 400).
+    #[error("invalid OAuth state")]
+    InvalidOAuthState,
+    /// The provider refused the authorization code (HTTP 400).
+    #[error("the provider refused the authorization code")]
+    OAuthExchangeFailed,
+    /// The provider's email is missing or not verified by it (HTTP 409).
+    #[error("the provider did not vouch for the account's email")]
+    OAuthEmailUnverified,
+    /// The provider failed or answered garbage (HTTP 502). For the log only.
+    #[error("provider error: {0}")]
+    ProviderError(String),
     /// A reset token that is malformed, unknown, used or expired (HTTP 400).
     #[error("invalid or expired reset token")]
     InvalidResetToken,
@@ -134,6 +146,10 @@ impl DomainError {
             Self::Forbidden(e) => e.code(),
             Self::InvalidCurrentPassword => "invalid_current_password",
             Self::InvalidResetToken => "invalid_reset_token",
+            Self::InvalidOAuthState => "invalid_oauth_state",
+            Self::OAuthExchangeFailed => "oauth_exchange_failed",
+            Self::OAuthEmailUnverified => "oauth_email_unverified",
+            Self::ProviderError(_) => "provider_error",
             Self::NotFound => "not_found",
             Self::Unavailable(_) => "service_unavailable",
         }

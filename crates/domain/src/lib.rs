@@ -18,6 +18,6 @@ pub use error::{AuthError, DomainError, FieldError, Forbidden, StoreError};
 pub use model::*;
 pub use services::{
     AccountService, AdminOutcome, AdminService, ApiKeyService, AuthSettings, DeliveryReport, ListedKey,
-    NewKeyRequest, PasswordService, Ports, ProjectService, Registration, Services, SessionService,
-    UserChanges,
+    NewKeyRequest, OAuthLogin, OAuthService, PasswordService, Ports, ProjectService, Registration, Services,
+    SessionService, UserChanges,
 };

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::middleware;
 use crate::openapi::ApiDoc;
 use crate::request_span::RequestSpan;
-use crate::routes::{admin, api_keys, auth, ops, passwords, projects, test_auth};
+use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test_auth};
 use crate::state::AppState;
 
 /// The whole API as an actix `App`, ready for `HttpServer::new` or `actix_web::test`.
@@ -59,6 +59,9 @@ pub fn configure(
         .service(auth::change_password)
         .service(passwords::forgot)
         .service(passwords::reset)
+        .service(oauth::authorize)
+        .service(oauth::github_callback)
+        .service(oauth::linkedin_callback)
         .service(api_keys::create)
         .service(api_keys::list)
         .service(api_keys::revoke)

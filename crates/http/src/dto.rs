@@ -306,3 +306,67 @@ pub(crate) struct ResetPasswordRequest {
     pub token: String,
     pub new_password: String,
 }
+
+/// `?redirect_uri=` of `GET /v1/auth/{provider}/authorize`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuthorizeQuery {
+    /// Where the provider sends the user back; the same value goes to the callback.
+    pub redirect_uri: Option<String>,
+}
+
+/// `200` of `GET /v1/auth/{provider}/authorize`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuthorizeResponse {
+    /// Send the user's browser here.
+    pub authorization_url: String,
+    /// Signed by us, valid 10 minutes, bound to the provider and `redirect_uri`: pass it to the callback.
+    pub state: String,
+}
+
+/// `POST /v1/auth/{provider}/callback`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"code": "github_authorization_code", "redirect_uri": "https://yourapp.com/callback", "state": "..."}))]
+pub(crate) struct CallbackRequest {
+    pub code: String,
+    pub redirect_uri: String,
+    /// The `state` from `/authorize` (required when `AUTH_OAUTH_REQUIRE_STATE=true`).
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// The user of a GitHub login.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GithubUser {
+    /// The Portcullis user id.
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// The user of a LinkedIn login.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LinkedinUser {
+    /// The Portcullis user id.
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+}
+
+/// `200` of `POST /v1/auth/github/callback`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GithubLoginResponse {
+    #[serde(flatten)]
+    pub token: TokenResponse,
+    pub user: GithubUser,
+}
+
+/// `200` of `POST /v1/auth/linkedin/callback`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LinkedinLoginResponse {
+    #[serde(flatten)]
+    pub token: TokenResponse,
+    pub user: LinkedinUser,
+}

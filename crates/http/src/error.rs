@@ -136,6 +136,21 @@ impl From<DomainError> for ApiError {
             DomainError::EmailTaken => (StatusCode::CONFLICT, "Email already registered".to_owned()),
             DomainError::Unauthenticated(e) => (StatusCode::UNAUTHORIZED, e.detail().to_owned()),
             DomainError::Forbidden(e) => (StatusCode::FORBIDDEN, e.detail().to_owned()),
+            DomainError::InvalidOAuthState => {
+                (StatusCode::BAD_REQUEST, "The OAuth state is invalid, expired or for another redirect URI".to_owned())
+            }
+            DomainError::OAuthExchangeFailed => {
+                (StatusCode::BAD_REQUEST, "The provider refused the authorization code".to_owned())
+            }
+            DomainError::OAuthEmailUnverified => (
+                StatusCode::CONFLICT,
+                "The provider did not confirm an email address for this account; verify one with the provider and try again"
+                    .to_owned(),
+            ),
+            DomainError::ProviderError(why) => {
+                tracing::warn!(reason = %why, "OAuth provider failure");
+                (StatusCode::BAD_GATEWAY, "The login provider failed or answered something unusable".to_owned())
+            }
             DomainError::InvalidResetToken => {
                 (StatusCode::BAD_REQUEST, "The reset token is invalid, used or expired".to_owned())
             }

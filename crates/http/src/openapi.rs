@@ -3,24 +3,26 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
-    ApiKeyResponse, AuthStatusResponse, ChangePasswordRequest, ChangePasswordResponse, CreateApiKeyRequest,
-    CreatedApiKeyResponse, ForgotPasswordRequest, LoginRequest, MessageResponse, ProjectRequest,
-    ProjectResponse, RegisterRequest, RegisterResponse, ResetPasswordRequest, StatusResponse,
+    ApiKeyResponse, AuthStatusResponse, AuthorizeResponse, CallbackRequest, ChangePasswordRequest,
+    ChangePasswordResponse, CreateApiKeyRequest, CreatedApiKeyResponse, ForgotPasswordRequest,
+    GithubLoginResponse, GithubUser, LinkedinLoginResponse, LinkedinUser, LoginRequest, MessageResponse,
+    ProjectRequest, ProjectResponse, RegisterRequest, RegisterResponse, ResetPasswordRequest, StatusResponse,
     TestUserRequest, TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
-use crate::routes::{admin, api_keys, auth, ops, passwords, projects, test_auth};
+use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test_auth};
 
 /// The OpenAPI document of every route.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "Portcullis",
-        description = "Authentication service: accounts, JWT sessions, API keys, password reset by email.",
+        description = "Authentication service: accounts, JWT sessions, API keys, password reset by email, GitHub and LinkedIn login.",
     ),
     paths(
         auth::register, auth::login_json, auth::login_form, auth::me, auth::refresh, auth::logout,
-        auth::change_password, passwords::forgot, passwords::reset, api_keys::create, api_keys::list, api_keys::revoke, projects::list,
+        auth::change_password, passwords::forgot, passwords::reset, oauth::authorize, oauth::github_callback,
+        oauth::linkedin_callback, api_keys::create, api_keys::list, api_keys::revoke, projects::list,
         projects::create, admin::list_users, admin::update_user, ops::healthz, ops::readyz,
         test_auth::auth_status, test_auth::create_test_user, test_auth::test_login,
     ),
@@ -29,11 +31,13 @@ use crate::routes::{admin, api_keys, auth, ops, passwords, projects, test_auth};
         RegisterResponse, MessageResponse, ChangePasswordResponse, AuthStatusResponse, StatusResponse,
         ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
         ProjectResponse, UsersPage, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
+        AuthorizeResponse, CallbackRequest, GithubLoginResponse, LinkedinLoginResponse, GithubUser, LinkedinUser,
     )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "accounts", description = "Registration and profile"),
         (name = "sessions", description = "Login, refresh, logout"),
+        (name = "oauth", description = "GitHub and LinkedIn login"),
         (name = "api-keys", description = "Long-lived keys for servers and jobs (JWT only)"),
         (name = "projects", description = "The example protected resource"),
         (name = "admin", description = "User administration (ADMIN JWT)"),

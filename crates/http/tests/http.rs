@@ -23,6 +23,12 @@ fn state(health: Option<Arc<dyn StoreHealth>>) -> AppState {
         resets: store.clone(),
         outbox: store.clone(),
         mailer: Arc::new(portcullis_mail::LogMailer::new(true)),
+        identities: store.clone(),
+        oauth_providers: Vec::new(),
+        signer: Arc::new(portcullis_crypto::HmacSigner::derive(
+            &portcullis_crypto::JwtSecret::new(vec![9u8; 32]).unwrap(),
+            "tests",
+        )),
         hasher: Arc::new(Argon2Hasher::new(&config).unwrap()),
         tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
         clock: Arc::new(SystemClock),

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "portcullis",
     version,
-    about = "Portcullis: authentication service (accounts, JWT sessions, API keys, password reset) on SQLite or PostgreSQL.",
+    about = "Portcullis: authentication service (accounts, JWT sessions, API keys, password reset, GitHub and LinkedIn login) on SQLite or PostgreSQL.",
     after_help = "Every option can also be set through the environment variable shown beside it, or in a .env file in the working directory (the real environment wins)."
 )]
 pub struct Cli {
@@ -123,6 +123,66 @@ pub struct Config {
     /// The client app's reset page; the emailed link is this with `?token=...` appended.
     #[arg(long, global = true, env = "AUTH_PASSWORD_RESET_URL", value_name = "AUTH_PASSWORD_RESET_URL", default_value = "http://localhost:3000/reset-password", value_parser = parse_http_url)]
     pub password_reset_url: String,
+
+    /// GitHub OAuth app client id; GitHub login is on when this and the secret are set.
+    #[arg(long, global = true, env = "AUTH_GITHUB_CLIENT_ID", value_name = "AUTH_GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+
+    /// GitHub OAuth app client secret.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_GITHUB_CLIENT_SECRET",
+        value_name = "AUTH_GITHUB_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub github_client_secret: Option<String>,
+
+    /// GitHub's authorization endpoint (tests point it at a fake).
+    #[arg(long, global = true, env = "AUTH_GITHUB_AUTHORIZE_URL", value_name = "AUTH_GITHUB_AUTHORIZE_URL", default_value = "https://github.com/login/oauth/authorize", value_parser = parse_http_url)]
+    pub github_authorize_url: String,
+
+    /// GitHub's token endpoint.
+    #[arg(long, global = true, env = "AUTH_GITHUB_TOKEN_URL", value_name = "AUTH_GITHUB_TOKEN_URL", default_value = "https://github.com/login/oauth/access_token", value_parser = parse_http_url)]
+    pub github_token_url: String,
+
+    /// GitHub's REST API base.
+    #[arg(long, global = true, env = "AUTH_GITHUB_API_URL", value_name = "AUTH_GITHUB_API_URL", default_value = "https://api.github.com", value_parser = parse_http_url)]
+    pub github_api_url: String,
+
+    /// LinkedIn app client id; LinkedIn login is on when this and the secret are set.
+    #[arg(long, global = true, env = "AUTH_LINKEDIN_CLIENT_ID", value_name = "AUTH_LINKEDIN_CLIENT_ID")]
+    pub linkedin_client_id: Option<String>,
+
+    /// LinkedIn app client secret.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_LINKEDIN_CLIENT_SECRET",
+        value_name = "AUTH_LINKEDIN_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub linkedin_client_secret: Option<String>,
+
+    /// LinkedIn's authorization endpoint.
+    #[arg(long, global = true, env = "AUTH_LINKEDIN_AUTHORIZE_URL", value_name = "AUTH_LINKEDIN_AUTHORIZE_URL", default_value = "https://www.linkedin.com/oauth/v2/authorization", value_parser = parse_http_url)]
+    pub linkedin_authorize_url: String,
+
+    /// LinkedIn's token endpoint.
+    #[arg(long, global = true, env = "AUTH_LINKEDIN_TOKEN_URL", value_name = "AUTH_LINKEDIN_TOKEN_URL", default_value = "https://www.linkedin.com/oauth/v2/accessToken", value_parser = parse_http_url)]
+    pub linkedin_token_url: String,
+
+    /// LinkedIn's OpenID Connect userinfo endpoint.
+    #[arg(long, global = true, env = "AUTH_LINKEDIN_USERINFO_URL", value_name = "AUTH_LINKEDIN_USERINFO_URL", default_value = "https://api.linkedin.com/v2/userinfo", value_parser = parse_http_url)]
+    pub linkedin_userinfo_url: String,
+
+    /// Refuse OAuth callbacks that carry no `state` from /authorize.
+    #[arg(long, global = true, env = "AUTH_OAUTH_REQUIRE_STATE", value_name = "AUTH_OAUTH_REQUIRE_STATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub oauth_require_state: bool,
+
+    /// Timeout in seconds for each call to a login provider (1 to 60).
+    #[arg(long, global = true, env = "AUTH_OAUTH_TIMEOUT_SECS", value_name = "AUTH_OAUTH_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub oauth_timeout_secs: u64,
 
     /// Most database connections this instance opens (1 to 1000).
     #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]

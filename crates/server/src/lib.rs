@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::Server;
-use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, OsSecrets};
+use portcullis_crypto::{Argon2Hasher, HashingConfig, HmacSigner, JwtCodec, OsSecrets};
 use portcullis_domain::ports::{
-    ApiKeyRepository, Clock, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
-    StoreHealth, SystemClock, UserRepository,
+    ApiKeyRepository, Clock, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
+    RevokedTokenRepository, StoreHealth, SystemClock, UserRepository,
 };
 use portcullis_domain::{AdminOutcome, AuthSettings, Password, Ports, Services};
 use portcullis_http::{AppState, HttpSettings};
@@ -49,6 +49,7 @@ pub struct Stores {
     pub projects: Arc<dyn ProjectRepository>,
     pub resets: Arc<dyn PasswordResetRepository>,
     pub outbox: Arc<dyn Outbox>,
+    pub identities: Arc<dyn OAuthIdentityRepository>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -68,6 +69,7 @@ impl Stores {
             + ProjectRepository
             + PasswordResetRepository
             + Outbox
+            + OAuthIdentityRepository
             + StoreHealth
             + 'static,
     {
@@ -78,6 +80,7 @@ impl Stores {
             projects: store.clone(),
             resets: store.clone(),
             outbox: store.clone(),
+            identities: store.clone(),
             health: store,
         }
     }
@@ -121,12 +124,14 @@ impl App {
     /// # Errors
     /// A [`StartError`] naming what is wrong.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        install_crypto_provider();
         let secret = secret::resolve(config)?;
         let stores = Stores::open(config).await?;
         let settings = AuthSettings {
             token_ttl_secs: config.token_ttl_secs,
             api_key_default_days: config.api_key_default_days,
             password_reset_url: config.password_reset_url.clone(),
+            oauth_require_state: config.oauth_require_state,
             ..AuthSettings::default()
         };
         let hasher = Argon2Hasher::new(&HashingConfig::default()).map_err(StartError::Io)?;
@@ -138,6 +143,9 @@ impl App {
             resets: Arc::clone(&stores.resets),
             outbox: Arc::clone(&stores.outbox),
             mailer: mailer(config)?,
+            identities: Arc::clone(&stores.identities),
+            oauth_providers: oauth_providers(config)?,
+            signer: Arc::new(HmacSigner::derive(&secret, "portcullis oauth state")),
             hasher: Arc::new(hasher),
             tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
             clock,
@@ -218,6 +226,61 @@ impl App {
         });
         Ok(server)
     }
+}
+
+/// rustls's process-wide crypto provider (ring), needed before any TLS client
+/// (SMTP, OAuth providers) is built. Idempotent.
+pub fn install_crypto_provider() {
+    // Err only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The providers whose client id and secret are both set.
+fn oauth_providers(
+    config: &Config,
+) -> Result<Vec<Arc<dyn portcullis_domain::ports::OAuthProvider>>, StartError> {
+    use portcullis_oauth::{GithubProvider, LinkedinProvider, ProviderConfig};
+
+    let timeout = Duration::from_secs(config.oauth_timeout_secs);
+    let credentials = |id: &Option<String>, secret: &Option<String>, name: &'static str| match (id, secret) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+            Ok(Some((id.clone(), secret.clone())))
+        }
+        (None, None) => Ok(None),
+        _ => Err(StartError::config(name, "set both the client id and the client secret, or neither")),
+    };
+    let mut providers: Vec<Arc<dyn portcullis_domain::ports::OAuthProvider>> = Vec::new();
+    if let Some((client_id, client_secret)) =
+        credentials(&config.github_client_id, &config.github_client_secret, "AUTH_GITHUB_CLIENT_SECRET")?
+    {
+        let github = GithubProvider::new(ProviderConfig {
+            client_id,
+            client_secret,
+            authorize_url: config.github_authorize_url.clone(),
+            token_url: config.github_token_url.clone(),
+            api_url: config.github_api_url.clone(),
+            timeout,
+        })
+        .map_err(StartError::Io)?;
+        providers.push(Arc::new(github));
+    }
+    if let Some((client_id, client_secret)) = credentials(
+        &config.linkedin_client_id,
+        &config.linkedin_client_secret,
+        "AUTH_LINKEDIN_CLIENT_SECRET",
+    )? {
+        let linkedin = LinkedinProvider::new(ProviderConfig {
+            client_id,
+            client_secret,
+            authorize_url: config.linkedin_authorize_url.clone(),
+            token_url: config.linkedin_token_url.clone(),
+            api_url: config.linkedin_userinfo_url.clone(),
+            timeout,
+        })
+        .map_err(StartError::Io)?;
+        providers.push(Arc::new(linkedin));
+    }
+    Ok(providers)
 }
 
 /// SMTP when `AUTH_SMTP_URL` is set, else the log (with bodies outside production only).

@@ -19,8 +19,9 @@ pub use error::{pool_error, query_error};
 pub use uuid_column::DbUuid;
 
 use portcullis_domain::{
-    ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, FullName, KeyDigest, MailMessage, OutboxMessage,
-    PasswordHash, PasswordReset, Project, ResourceName, Role, StoreError, User, UserId,
+    ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, FullName, KeyDigest, MailMessage, OAuthIdentity,
+    OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, ResourceName, Role, StoreError,
+    User, UserId,
 };
 use time::OffsetDateTime;
 
@@ -262,6 +263,51 @@ impl TryFrom<OutboxRecord> for OutboxMessage {
     }
 }
 
+/// A linked provider account as both backends store it.
+#[derive(Debug, Clone)]
+pub struct IdentityRecord {
+    pub id: DbUuid,
+    pub user_id: DbUuid,
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<OAuthIdentity> for IdentityRecord {
+    fn from(i: OAuthIdentity) -> Self {
+        Self {
+            id: DbUuid(i.id),
+            user_id: DbUuid(i.user_id.as_uuid()),
+            provider: i.provider.as_str().to_owned(),
+            subject: i.subject,
+            email: i.email.map(|e| e.as_str().to_owned()),
+            email_verified: i.email_verified,
+            created_at: i.created_at,
+        }
+    }
+}
+
+impl TryFrom<IdentityRecord> for OAuthIdentity {
+    type Error = StoreError;
+
+    fn try_from(row: IdentityRecord) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Unavailable(format!("corrupt oauth_identities row {}: {what}", row.id.0))
+        };
+        Ok(Self {
+            id: row.id.0,
+            user_id: UserId::from_uuid(row.user_id.0),
+            provider: row.provider.parse::<OAuthProviderKind>().map_err(|()| corrupt("provider"))?,
+            subject: row.subject,
+            email: row.email.as_deref().map(Email::parse).transpose().map_err(|_| corrupt("email"))?,
+            email_verified: row.email_verified,
+            created_at: row.created_at,
+        })
+    }
+}
+
 /// Declares a diesel row struct for `$table` with the fields of `$record`,
 /// and conversions both ways through the record.
 #[doc(hidden)]
@@ -308,16 +354,17 @@ macro_rules! diesel_repositories {
                 StoreHealth, UserRepository,
             };
             use portcullis_domain::{
-                ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OutboxMessage,
+                ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
                 PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
-                ApiKeyRecord, DbUuid, OutboxRecord, ProjectRecord, ResetRecord, UserRecord, query_error, whole_seconds,
+                ApiKeyRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, ResetRecord, UserRecord, query_error,
+                whole_seconds,
             };
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{api_keys, outbox, password_resets, projects, revoked_tokens, users};
+            use super::schema::{api_keys, oauth_identities, outbox, password_resets, projects, revoked_tokens, users};
             use super::$store;
 
             portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
@@ -806,6 +853,86 @@ macro_rules! diesel_repositories {
                         .map_err(query_error)?
                         .map(OutboxMessage::try_from)
                         .transpose()
+                }
+            }
+
+            portcullis_store_diesel::diesel_row!(IdentityRow, oauth_identities, IdentityRecord, OAuthIdentity, {
+                id: DbUuid,
+                user_id: DbUuid,
+                provider: String,
+                subject: String,
+                email: Option<String>,
+                email_verified: bool,
+                created_at: OffsetDateTime,
+            });
+
+            #[async_trait]
+            impl portcullis_domain::ports::OAuthIdentityRepository for $store {
+                async fn find_identity(
+                    &self,
+                    provider: portcullis_domain::OAuthProviderKind,
+                    subject: &str,
+                ) -> Result<Option<(portcullis_domain::OAuthIdentity, User)>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let found = oauth_identities::table
+                        .inner_join(users::table)
+                        .filter(oauth_identities::provider.eq(provider.as_str()))
+                        .filter(oauth_identities::subject.eq(subject))
+                        .select((IdentityRow::as_select(), UserRow::as_select()))
+                        .first::<(IdentityRow, UserRow)>(&mut *conn)
+                        .await
+                        .optional()
+                        .map_err(query_error)?;
+                    found.map(|(identity, user)| Ok((identity.try_into()?, user.try_into()?))).transpose()
+                }
+
+                async fn link_identity(
+                    &self,
+                    identity: portcullis_domain::OAuthIdentity,
+                ) -> Result<portcullis_domain::OAuthIdentity, StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(oauth_identities::table)
+                        .values(IdentityRow::from(identity))
+                        .returning(IdentityRow::as_returning())
+                        .get_result::<IdentityRow>(&mut *conn)
+                        .await
+                        .map_err(query_error)?
+                        .try_into()
+                }
+
+                async fn create_user_with_identity(
+                    &self,
+                    user: NewUser,
+                    identity: portcullis_domain::OAuthIdentity,
+                ) -> Result<User, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let (user, identity) = (UserRow::from(user.into_user()), IdentityRow::from(identity));
+                    let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                        let row = diesel::insert_into(users::table)
+                            .values(user)
+                            .returning(UserRow::as_returning())
+                            .get_result::<UserRow>(conn)
+                            .await?;
+                        diesel::insert_into(oauth_identities::table).values(identity).execute(conn).await?;
+                        Ok(row)
+                    })
+                    .await
+                    .map_err(query_error)?;
+                    row.try_into()
+                }
+
+                async fn list_identities(&self, user: UserId) -> Result<Vec<portcullis_domain::OAuthIdentity>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    oauth_identities::table
+                        .filter(oauth_identities::user_id.eq(DbUuid(user.as_uuid())))
+                        .order((oauth_identities::created_at.asc(), oauth_identities::id.asc()))
+                        .select(IdentityRow::as_select())
+                        .load::<IdentityRow>(&mut *conn)
+                        .await
+                        .map_err(query_error)?
+                        .into_iter()
+                        .map(portcullis_domain::OAuthIdentity::try_from)
+                        .collect()
                 }
             }
 

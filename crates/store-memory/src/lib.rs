@@ -12,12 +12,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use portcullis_domain::ports::{
-    ApiKeyRepository, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
-    StoreHealth, UserRepository,
+    ApiKeyRepository, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
+    RevokedTokenRepository, StoreHealth, UserRepository,
 };
 use portcullis_domain::{
-    ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OutboxMessage,
-    PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
+    ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity,
+    OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -31,6 +31,7 @@ struct State {
     projects: Vec<Project>,
     resets: Vec<PasswordReset>,
     outbox: Vec<OutboxMessage>,
+    identities: Vec<OAuthIdentity>,
 }
 
 /// Every repository port over one in-process map.
@@ -338,6 +339,61 @@ impl Outbox for MemoryStore {
 
     async fn find_message(&self, id: Uuid) -> Result<Option<OutboxMessage>, StoreError> {
         Ok(self.state().outbox.iter().find(|m| m.id == id).cloned())
+    }
+}
+
+#[async_trait]
+impl OAuthIdentityRepository for MemoryStore {
+    async fn find_identity(
+        &self,
+        provider: OAuthProviderKind,
+        subject: &str,
+    ) -> Result<Option<(OAuthIdentity, User)>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .identities
+            .iter()
+            .find(|i| i.provider == provider && i.subject == subject)
+            .and_then(|i| state.users.get(&i.user_id).map(|u| (i.clone(), u.clone()))))
+    }
+
+    async fn link_identity(&self, identity: OAuthIdentity) -> Result<OAuthIdentity, StoreError> {
+        let mut state = self.state();
+        if state.identities.iter().any(|i| i.provider == identity.provider && i.subject == identity.subject) {
+            return Err(StoreError::Conflict("identity"));
+        }
+        if !state.users.contains_key(&identity.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        state.identities.push(identity.clone());
+        Ok(identity)
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: NewUser,
+        identity: OAuthIdentity,
+    ) -> Result<User, StoreError> {
+        let mut state = self.state();
+        if state.by_email.contains_key(&user.email) {
+            return Err(StoreError::Conflict("email"));
+        }
+        if state.identities.iter().any(|i| i.provider == identity.provider && i.subject == identity.subject) {
+            return Err(StoreError::Conflict("identity"));
+        }
+        let user = user.into_user();
+        state.by_email.insert(user.email.clone(), user.id);
+        state.users.insert(user.id, user.clone());
+        state.identities.push(identity);
+        Ok(user)
+    }
+
+    async fn list_identities(&self, user: UserId) -> Result<Vec<OAuthIdentity>, StoreError> {
+        let state = self.state();
+        let mut identities: Vec<OAuthIdentity> =
+            state.identities.iter().filter(|i| i.user_id == user).cloned().collect();
+        identities.sort_by_key(|i| (i.created_at, i.id));
+        Ok(identities)
     }
 }
 

@@ -3,12 +3,12 @@
 
 use async_trait::async_trait;
 use portcullis_domain::ports::{
-    ApiKeyRepository, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
-    StoreHealth, UserRepository,
+    ApiKeyRepository, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
+    RevokedTokenRepository, StoreHealth, UserRepository,
 };
 use portcullis_domain::{
-    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, OutboxMessage, PasswordHash,
-    PasswordReset, Project, Role, StoreError, User, UserId,
+    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OAuthProviderKind,
+    OutboxMessage, PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -171,6 +171,34 @@ impl Outbox for SqliteStore {
 
     async fn find_message(&self, id: Uuid) -> Result<Option<OutboxMessage>, StoreError> {
         self.detached(|q| async move { q.find_message(id).await }).await
+    }
+}
+
+#[async_trait]
+impl OAuthIdentityRepository for SqliteStore {
+    async fn find_identity(
+        &self,
+        provider: OAuthProviderKind,
+        subject: &str,
+    ) -> Result<Option<(OAuthIdentity, User)>, StoreError> {
+        let subject = subject.to_owned();
+        self.detached(|q| async move { q.find_identity(provider, &subject).await }).await
+    }
+
+    async fn link_identity(&self, identity: OAuthIdentity) -> Result<OAuthIdentity, StoreError> {
+        self.detached(|q| async move { q.link_identity(identity).await }).await
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: NewUser,
+        identity: OAuthIdentity,
+    ) -> Result<User, StoreError> {
+        self.detached(|q| async move { q.create_user_with_identity(user, identity).await }).await
+    }
+
+    async fn list_identities(&self, user: UserId) -> Result<Vec<OAuthIdentity>, StoreError> {
+        self.detached(|q| async move { q.list_identities(user).await }).await
     }
 }
 

@@ -74,7 +74,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_identities (id) {
+        id -> Text,
+        user_id -> Text,
+        provider -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        email_verified -> Bool,
+        created_at -> TimestamptzSqlite,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(oauth_identities -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(projects -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -83,5 +96,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     projects,
     revoked_tokens,
     password_resets,
-    outbox
+    outbox,
+    oauth_identities,
 );

@@ -45,7 +45,11 @@ macro_rules! store_contract_tests {
             a_reset_is_consumed_once_even_under_concurrency,
             an_expired_reset_cannot_be_consumed,
             outbox_messages_are_claimed_once_per_lease,
-            sent_and_given_up_messages_are_done_and_forget_their_body
+            sent_and_given_up_messages_are_done_and_forget_their_body,
+            an_identity_is_found_with_its_user,
+            a_provider_account_links_to_one_user_only,
+            creating_a_user_with_an_identity_is_all_or_nothing,
+            identities_are_listed_per_user
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

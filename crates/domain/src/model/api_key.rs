@@ -202,6 +202,7 @@ impl ResourceName {
 }
 
 /// `bytes` as a big-endian number, in exactly `digits` base62 digits.
+/// (Enough digits for the input are the caller's promise.)
 pub(super) fn base62(bytes: &[u8], digits: usize) -> String {
     let mut number = bytes.to_vec();
     let mut out = vec![b'0'; digits];

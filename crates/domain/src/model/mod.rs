@@ -2,6 +2,7 @@
 
 mod api_key;
 mod email;
+mod oauth;
 mod password;
 mod principal;
 mod project;
@@ -14,6 +15,7 @@ pub use api_key::{
     ResourceNameError,
 };
 pub use email::{Email, EmailError};
+pub use oauth::{OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule};
 pub use principal::{AuthMethod, Environment, Principal};
 pub use project::Project;
@@ -22,3 +24,10 @@ pub use reset::{
 };
 pub use token::{AccessToken, Claims, IssuedToken};
 pub use user::{FullName, FullNameError, NewUser, Provider, Role, UnknownRole, User, UserId};
+
+/// `bytes` as a big-endian number in exactly `digits` base62 digits: for
+/// random values and signatures that travel in URLs.
+#[must_use]
+pub fn base62_text(bytes: &[u8], digits: usize) -> String {
+    api_key::base62(bytes, digits)
+}

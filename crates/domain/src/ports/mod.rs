@@ -5,6 +5,7 @@ mod api_keys;
 mod clock;
 mod crypto;
 mod health;
+mod oauth;
 mod projects;
 mod resets;
 mod revoked_tokens;
@@ -22,6 +23,9 @@ pub use crypto::{PasswordHasher, SecretGenerator, TokenCodec};
 #[cfg(feature = "mocks")]
 pub use health::MockStoreHealth;
 pub use health::StoreHealth;
+#[cfg(feature = "mocks")]
+pub use oauth::{MockOAuthIdentityRepository, MockOAuthProvider, MockSigner};
+pub use oauth::{OAuthError, OAuthIdentityRepository, OAuthProvider, Signer};
 #[cfg(feature = "mocks")]
 pub use projects::MockProjectRepository;
 pub use projects::ProjectRepository;

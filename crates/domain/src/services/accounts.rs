@@ -87,6 +87,21 @@ impl AccountService {
         Ok(self.ports.users.create(user).await?)
     }
 
+    /// How `user` can sign in: `password` if they have one, then each linked provider.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn providers(&self, user: &User) -> Result<Vec<&'static str>, DomainError> {
+        let mut providers: Vec<&'static str> = user.providers().into_iter().map(|p| p.as_str()).collect();
+        for identity in self.ports.identities.list_identities(user.id).await? {
+            let name = identity.provider.as_str();
+            if !providers.contains(&name) {
+                providers.push(name);
+            }
+        }
+        Ok(providers)
+    }
+
     /// Changes the caller's password. Every token issued before stops working;
     /// the returned token is issued under the new session version.
     ///

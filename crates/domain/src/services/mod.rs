@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod api_keys;
+mod oauth;
 mod passwords;
 mod projects;
 mod sessions;
@@ -14,14 +15,16 @@ use std::sync::Arc;
 pub use accounts::{AccountService, AdminOutcome, Registration};
 pub use admin::{AdminService, UserChanges};
 pub use api_keys::{ApiKeyService, ListedKey, NewKeyRequest};
+pub use oauth::{Authorization, OAuthLogin, OAuthService};
 pub use passwords::{DeliveryReport, PasswordService};
 pub use projects::ProjectService;
 pub use sessions::SessionService;
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
-    ApiKeyRepository, Clock, Mailer, Outbox, PasswordHasher, PasswordResetRepository, ProjectRepository,
-    RevokedTokenRepository, SecretGenerator, TokenCodec, UserRepository,
+    ApiKeyRepository, Clock, Mailer, OAuthIdentityRepository, OAuthProvider, Outbox, PasswordHasher,
+    PasswordResetRepository, ProjectRepository, RevokedTokenRepository, SecretGenerator, Signer, TokenCodec,
+    UserRepository,
 };
 
 /// The adapters a [`Services`] runs on.
@@ -34,6 +37,10 @@ pub struct Ports {
     pub resets: Arc<dyn PasswordResetRepository>,
     pub outbox: Arc<dyn Outbox>,
     pub mailer: Arc<dyn Mailer>,
+    pub identities: Arc<dyn OAuthIdentityRepository>,
+    /// The configured social login providers (none is fine).
+    pub oauth_providers: Vec<Arc<dyn OAuthProvider>>,
+    pub signer: Arc<dyn Signer>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub clock: Arc<dyn Clock>,
@@ -61,6 +68,8 @@ pub struct AuthSettings {
     /// The page of the client app that takes a reset token; the emailed link
     /// is this with `?token=...` appended.
     pub password_reset_url: String,
+    /// Refuse OAuth callbacks without a `state`.
+    pub oauth_require_state: bool,
 }
 
 impl Default for AuthSettings {
@@ -72,6 +81,7 @@ impl Default for AuthSettings {
             password_policy: PasswordPolicy::default(),
             api_key_default_days: 90,
             password_reset_url: "http://localhost:3000/reset-password".to_owned(),
+            oauth_require_state: false,
         }
     }
 }
@@ -85,6 +95,7 @@ pub struct Services {
     pub projects: ProjectService,
     pub admin: AdminService,
     pub passwords: PasswordService,
+    pub oauth: OAuthService,
 }
 
 impl Services {
@@ -96,7 +107,8 @@ impl Services {
             accounts: AccountService::new(Arc::clone(&ports), Arc::clone(&settings)),
             sessions: SessionService::new(Arc::clone(&ports), Arc::clone(&settings)),
             api_keys: ApiKeyService::new(Arc::clone(&ports), Arc::clone(&settings)),
-            passwords: PasswordService::new(Arc::clone(&ports), settings),
+            passwords: PasswordService::new(Arc::clone(&ports), Arc::clone(&settings)),
+            oauth: OAuthService::new(Arc::clone(&ports), settings),
             projects: ProjectService::new(Arc::clone(&ports)),
             admin: AdminService::new(ports),
         }

@@ -87,8 +87,10 @@ pub(crate) async fn login(state: &AppState, body: LoginRequest) -> Result<HttpRe
     )
 )]
 #[get("/v1/auth/me")]
-pub(crate) async fn me(caller: Authenticated) -> HttpResponse {
-    no_store(StatusCode::OK, &UserResponse::from(&caller.0.user))
+pub(crate) async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let mut body = UserResponse::from(&caller.0.user);
+    body.providers = state.services.accounts.providers(&caller.0.user).await?;
+    Ok(no_store(StatusCode::OK, &body))
 }
 
 /// Exchange a valid token for a new one; the presented token is revoked.

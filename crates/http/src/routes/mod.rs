@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
+pub(crate) mod oauth;
 pub(crate) mod ops;
 pub(crate) mod passwords;
 pub(crate) mod projects;

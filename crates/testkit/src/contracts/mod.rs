@@ -6,19 +6,21 @@
 
 mod api_keys;
 mod health;
+mod identities;
 mod resets;
 mod revoked_tokens;
 mod users;
 
 pub use api_keys::*;
 pub use health::*;
+pub use identities::*;
 pub use resets::*;
 pub use revoked_tokens::*;
 pub use users::*;
 
 use portcullis_domain::ports::{
-    ApiKeyRepository, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
-    StoreHealth, UserRepository,
+    ApiKeyRepository, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
+    RevokedTokenRepository, StoreHealth, UserRepository,
 };
 
 /// Everything a storage adapter implements.
@@ -29,6 +31,7 @@ pub trait ContractStore:
     + ProjectRepository
     + PasswordResetRepository
     + Outbox
+    + OAuthIdentityRepository
     + StoreHealth
 {
 }
@@ -40,6 +43,7 @@ impl<T> ContractStore for T where
         + ProjectRepository
         + PasswordResetRepository
         + Outbox
+        + OAuthIdentityRepository
         + StoreHealth
         + ?Sized
 {

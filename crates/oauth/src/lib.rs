@@ -1,0 +1,54 @@
+//! GitHub and LinkedIn login for Portcullis.
+//!
+//! Each adapter implements the domain's `OAuthProvider` port: the authorization
+//! URL and the code exchange go through the `oauth2` crate, the profile calls
+//! through reqwest (rustls, no redirects followed, a timeout on everything).
+//! Every URL is configurable, so tests point them at a fake provider on
+//! 127.0.0.1. This crate never logs or returns a provider token, code or
+//! client secret. It depends on the domain, oauth2 and reqwest only.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod exchange;
+mod github;
+mod linkedin;
+
+use std::time::Duration;
+
+pub use github::GithubProvider;
+pub use linkedin::LinkedinProvider;
+
+/// What every provider needs: the app's credentials, its endpoints, a timeout.
+#[derive(Clone)]
+pub struct ProviderConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    /// GitHub: the API base (`https://api.github.com`); LinkedIn: the userinfo URL.
+    pub api_url: String,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP client for provider calls: rustls, no redirects, a timeout.
+fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}

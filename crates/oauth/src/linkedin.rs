@@ -1,0 +1,90 @@
+use async_trait::async_trait;
+use portcullis_domain::ports::{OAuthError, OAuthProvider};
+use portcullis_domain::{OAuthProviderKind, ProviderProfile, RedirectUri};
+use serde::Deserialize;
+
+use crate::{ProviderConfig, exchange, http_client};
+
+/// LinkedIn through OpenID Connect: the `userinfo` endpoint.
+#[derive(Debug)]
+pub struct LinkedinProvider {
+    config: ProviderConfig,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct UserInfo {
+    sub: String,
+    name: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
+    picture: Option<String>,
+}
+
+impl LinkedinProvider {
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(config: ProviderConfig) -> Result<Self, String> {
+        Ok(Self { http: http_client(config.timeout)?, config })
+    }
+}
+
+#[async_trait]
+impl OAuthProvider for LinkedinProvider {
+    fn kind(&self) -> OAuthProviderKind {
+        OAuthProviderKind::Linkedin
+    }
+
+    /// LinkedIn offers PKCE to native apps only, not to web applications.
+    fn supports_pkce(&self) -> bool {
+        false
+    }
+
+    fn authorization_url(
+        &self,
+        redirect_uri: &RedirectUri,
+        state: &str,
+        pkce_verifier: Option<String>,
+    ) -> String {
+        exchange::authorization_url(
+            &self.config,
+            &["openid", "profile", "email"],
+            redirect_uri,
+            state,
+            pkce_verifier.as_deref(),
+        )
+    }
+
+    async fn exchange(
+        &self,
+        code: &str,
+        redirect_uri: &RedirectUri,
+        pkce_verifier: Option<String>,
+    ) -> Result<ProviderProfile, OAuthError> {
+        let token =
+            exchange::access_token(&self.config, &self.http, code, redirect_uri, pkce_verifier).await?;
+        let response = self.http.get(&self.config.api_url).bearer_auth(&token).send().await.map_err(|e| {
+            OAuthError::Provider(if e.is_timeout() {
+                "userinfo timed out".to_owned()
+            } else {
+                "userinfo failed".to_owned()
+            })
+        })?;
+        if !response.status().is_success() {
+            return Err(OAuthError::Provider(format!("userinfo answered {}", response.status().as_u16())));
+        }
+        let info: UserInfo =
+            response.json().await.map_err(|_| OAuthError::Provider("unreadable userinfo".to_owned()))?;
+        if info.sub.is_empty() {
+            return Err(OAuthError::Provider("userinfo without a subject".to_owned()));
+        }
+        Ok(ProviderProfile {
+            subject: info.sub,
+            email: info.email,
+            email_verified: info.email_verified,
+            name: info.name,
+            picture: info.picture,
+        })
+    }
+}

@@ -1,0 +1,95 @@
+use portcullis_domain::{Email, NewUser, OAuthIdentity, OAuthProviderKind, Role, StoreError, User, UserId};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use uuid::Uuid;
+
+use super::ContractStore;
+
+const NOW: OffsetDateTime = datetime!(2026-02-03 12:00:00 UTC);
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        id: UserId::new(),
+        email: Email::parse(email).unwrap(),
+        full_name: None,
+        password_hash: None,
+        role: Role::User,
+        created_at: NOW,
+    }
+}
+
+fn identity(user: UserId, provider: OAuthProviderKind, subject: &str, email: &str) -> OAuthIdentity {
+    OAuthIdentity {
+        id: Uuid::now_v7(),
+        user_id: user,
+        provider,
+        subject: subject.to_owned(),
+        email: Some(Email::parse(email).unwrap()),
+        email_verified: true,
+        created_at: NOW,
+    }
+}
+
+pub async fn an_identity_is_found_with_its_user<S: ContractStore + ?Sized>(store: &S) {
+    let user: User = store.create(new_user("linked@example.com")).await.unwrap();
+    let linked = identity(user.id, OAuthProviderKind::Github, "12345", "linked@example.com");
+    assert_eq!(store.link_identity(linked.clone()).await.unwrap(), linked);
+    assert_eq!(store.find_identity(OAuthProviderKind::Github, "12345").await.unwrap(), Some((linked, user)));
+    assert_eq!(
+        store.find_identity(OAuthProviderKind::Linkedin, "12345").await.unwrap(),
+        None,
+        "per provider"
+    );
+    assert_eq!(store.find_identity(OAuthProviderKind::Github, "54321").await.unwrap(), None);
+}
+
+pub async fn a_provider_account_links_to_one_user_only<S: ContractStore + ?Sized>(store: &S) {
+    let first = store.create(new_user("first-link@example.com")).await.unwrap();
+    let second = store.create(new_user("second-link@example.com")).await.unwrap();
+    store
+        .link_identity(identity(first.id, OAuthProviderKind::Linkedin, "abc", "first-link@example.com"))
+        .await
+        .unwrap();
+    let again = store
+        .link_identity(identity(second.id, OAuthProviderKind::Linkedin, "abc", "second-link@example.com"))
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let (_, owner) = store.find_identity(OAuthProviderKind::Linkedin, "abc").await.unwrap().unwrap();
+    assert_eq!(owner.id, first.id);
+}
+
+pub async fn creating_a_user_with_an_identity_is_all_or_nothing<S: ContractStore + ?Sized>(store: &S) {
+    let created = new_user("oauth-new@example.com");
+    let with = identity(created.id, OAuthProviderKind::Github, "777", "oauth-new@example.com");
+    let user = store.create_user_with_identity(created.clone(), with.clone()).await.unwrap();
+    assert_eq!(user, created.into_user());
+    assert_eq!(store.list_identities(user.id).await.unwrap(), vec![with]);
+
+    // The email is taken: nothing is stored, not even the identity.
+    let taken = new_user("oauth-new@example.com");
+    let orphan = identity(taken.id, OAuthProviderKind::Github, "778", "oauth-new@example.com");
+    let result = store.create_user_with_identity(taken, orphan).await;
+    assert_eq!(result, Err(StoreError::Conflict("email")));
+    assert_eq!(store.find_identity(OAuthProviderKind::Github, "778").await.unwrap(), None);
+
+    // The identity is taken: no user is created.
+    let other = new_user("oauth-other@example.com");
+    let duplicate = identity(other.id, OAuthProviderKind::Github, "777", "oauth-other@example.com");
+    assert!(matches!(
+        store.create_user_with_identity(other.clone(), duplicate).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.find_by_email(&other.email).await.unwrap(), None);
+}
+
+pub async fn identities_are_listed_per_user<S: ContractStore + ?Sized>(store: &S) {
+    let user = store.create(new_user("many@example.com")).await.unwrap();
+    let other = store.create(new_user("few@example.com")).await.unwrap();
+    let github = identity(user.id, OAuthProviderKind::Github, "1", "many@example.com");
+    let mut linkedin = identity(user.id, OAuthProviderKind::Linkedin, "x", "many@example.com");
+    linkedin.created_at = NOW + time::Duration::minutes(1);
+    store.link_identity(github.clone()).await.unwrap();
+    store.link_identity(linkedin.clone()).await.unwrap();
+    store.link_identity(identity(other.id, OAuthProviderKind::Github, "2", "few@example.com")).await.unwrap();
+    assert_eq!(store.list_identities(user.id).await.unwrap(), vec![github, linkedin]);
+}
