@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, JwtSecret, OsSecrets};
+use portcullis_crypto::OsSecrets;
 use portcullis_domain::ports::{MockPasswordHasher, PasswordHasher, UserRepository};
 use portcullis_domain::{
     AuthError, AuthSettings, DomainError, Email, Password, Ports, Registration, Services,
@@ -18,34 +18,13 @@ struct World {
 }
 
 fn fast_hasher() -> Arc<dyn PasswordHasher> {
-    // Cheap parameters: these tests are about rules, not cost.
-    let config = HashingConfig { memory_kib: 64, iterations: 1, parallelism: 1, threads: 2, queue: 64 };
-    Arc::new(Argon2Hasher::new(&config).unwrap())
+    portcullis_testkit::cheap_hasher()
 }
 
 fn world_with(hasher: Arc<dyn PasswordHasher>) -> World {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new());
-    let secret = JwtSecret::new(b"domain-tests-secret-domain-tests-secret".to_vec()).unwrap();
-    let ports = Ports {
-        users: store.clone(),
-        revoked_tokens: store.clone(),
-        api_keys: store.clone(),
-        projects: store.clone(),
-        resets: store.clone(),
-        outbox: store.clone(),
-        mailer: Arc::new(portcullis_mail::LogMailer::new(true)),
-        identities: store.clone(),
-        oauth_providers: Vec::new(),
-        signer: Arc::new(portcullis_crypto::HmacSigner::derive(
-            &portcullis_crypto::JwtSecret::new(vec![9u8; 32]).unwrap(),
-            "tests",
-        )),
-        hasher,
-        tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
-        clock: clock.clone(),
-        secrets: Arc::new(OsSecrets),
-    };
+    let ports = Ports { hasher, ..portcullis_testkit::memory_ports(store.clone(), clock.clone()) };
     World { services: Services::new(ports, AuthSettings::default()), store, clock }
 }
 
@@ -218,25 +197,9 @@ async fn key_authentication_writes_nothing_until_the_flush() {
     let store = Arc::new(MemoryStore::new());
     let keys =
         Arc::new(CountingKeys { inner: store.clone(), usage_writes: std::sync::atomic::AtomicUsize::new(0) });
-    let secret = JwtSecret::new(b"domain-tests-secret-domain-tests-secret".to_vec()).unwrap();
     let ports = Ports {
-        users: store.clone(),
-        revoked_tokens: store.clone(),
         api_keys: keys.clone(),
-        projects: store.clone(),
-        resets: store.clone(),
-        outbox: store.clone(),
-        mailer: Arc::new(portcullis_mail::LogMailer::new(true)),
-        identities: store.clone(),
-        oauth_providers: Vec::new(),
-        signer: Arc::new(portcullis_crypto::HmacSigner::derive(
-            &portcullis_crypto::JwtSecret::new(vec![9u8; 32]).unwrap(),
-            "tests",
-        )),
-        hasher: fast_hasher(),
-        tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
-        clock: Arc::new(ManualClock::new()),
-        secrets: Arc::new(OsSecrets),
+        ..portcullis_testkit::memory_ports(store.clone(), Arc::new(ManualClock::new()))
     };
     let services = Services::new(ports, AuthSettings::default());
     let (user, token) = services.accounts.register(registration("user@example.com")).await.unwrap();
@@ -309,23 +272,8 @@ async fn counts_survive_a_failed_flush() {
         .returning(|_| Ok(()));
     let store = Arc::new(MemoryStore::new());
     let ports = Ports {
-        users: store.clone(),
-        revoked_tokens: store.clone(),
         api_keys: Arc::new(keys),
-        projects: store.clone(),
-        resets: store.clone(),
-        outbox: store.clone(),
-        mailer: Arc::new(portcullis_mail::LogMailer::new(true)),
-        identities: store.clone(),
-        oauth_providers: Vec::new(),
-        signer: Arc::new(portcullis_crypto::HmacSigner::derive(
-            &portcullis_crypto::JwtSecret::new(vec![9u8; 32]).unwrap(),
-            "tests",
-        )),
-        hasher: fast_hasher(),
-        tokens: Arc::new(JwtCodec::new(&JwtSecret::new(vec![7u8; 32]).unwrap(), "portcullis")),
-        clock: Arc::new(ManualClock::new()),
-        secrets: Arc::new(OsSecrets),
+        ..portcullis_testkit::memory_ports(store, Arc::new(ManualClock::new()))
     };
     let services = Services::new(ports, AuthSettings::default());
     services.api_keys.authenticate(secret.expose()).await.unwrap();

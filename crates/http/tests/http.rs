@@ -4,36 +4,15 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, JwtSecret, OsSecrets};
 use portcullis_domain::ports::{MockStoreHealth, StoreHealth, SystemClock};
-use portcullis_domain::{AuthSettings, Ports, Services, StoreError};
+use portcullis_domain::{AuthSettings, Services, StoreError};
 use portcullis_http::{AppState, HttpSettings, configure};
 use portcullis_store_memory::MemoryStore;
 use serde_json::{Value, json};
 
 fn state(health: Option<Arc<dyn StoreHealth>>) -> AppState {
     let store = Arc::new(MemoryStore::new());
-    let config = HashingConfig { memory_kib: 64, iterations: 1, parallelism: 1, threads: 1, queue: 16 };
-    let secret = JwtSecret::new(b"http-tests-secret-http-tests-secret!".to_vec()).unwrap();
-    let ports = Ports {
-        users: store.clone(),
-        revoked_tokens: store.clone(),
-        api_keys: store.clone(),
-        projects: store.clone(),
-        resets: store.clone(),
-        outbox: store.clone(),
-        mailer: Arc::new(portcullis_mail::LogMailer::new(true)),
-        identities: store.clone(),
-        oauth_providers: Vec::new(),
-        signer: Arc::new(portcullis_crypto::HmacSigner::derive(
-            &portcullis_crypto::JwtSecret::new(vec![9u8; 32]).unwrap(),
-            "tests",
-        )),
-        hasher: Arc::new(Argon2Hasher::new(&config).unwrap()),
-        tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
-        clock: Arc::new(SystemClock),
-        secrets: Arc::new(OsSecrets),
-    };
+    let ports = portcullis_testkit::memory_ports(store.clone(), Arc::new(SystemClock));
     AppState {
         services: Services::new(ports, AuthSettings::default()),
         health: health.unwrap_or(store),

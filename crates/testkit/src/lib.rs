@@ -7,9 +7,11 @@
 
 pub mod clock;
 pub mod contracts;
+pub mod wiring;
 
 pub use clock::ManualClock;
 pub use contracts::ContractStore;
+pub use wiring::{cheap_hasher, memory_ports};
 
 /// Generates one `#[tokio::test]` per storage contract case.
 ///
