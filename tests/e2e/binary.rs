@@ -352,3 +352,35 @@ fn the_log_mailer_shows_the_link_in_development_only() {
     assert!(log.contains("email dropped"), "production says the email was not sent");
     assert!(!log.contains("prt_"), "production never logs a reset link");
 }
+
+#[test]
+fn no_provider_token_secret_or_code_reaches_the_log() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let github = runtime.block_on(crate::oauth::fake_github(crate::oauth::octocat("logs@example.com")));
+    let base = github.uri();
+    let (authorize, token) =
+        (format!("{base}/login/oauth/authorize"), format!("{base}/login/oauth/access_token"));
+    let dir = scratch();
+    let envs = [
+        ("AUTH_GITHUB_CLIENT_ID", "gh-client-id"),
+        ("AUTH_GITHUB_CLIENT_SECRET", "gh-client-secret-value"),
+        ("AUTH_GITHUB_AUTHORIZE_URL", authorize.as_str()),
+        ("AUTH_GITHUB_TOKEN_URL", token.as_str()),
+        ("AUTH_GITHUB_API_URL", base.as_str()),
+    ];
+    let (child, port) = start_with(&dir, &envs);
+    let redirect = crate::oauth::REDIRECT;
+    let good = format!(r#"{{"code": "good-code", "redirect_uri": "{redirect}"}}"#);
+    let answer = http(port, &json_request("POST", "/v1/auth/github/callback", None, &good));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let bad = format!(r#"{{"code": "wrong-code-value", "redirect_uri": "{redirect}"}}"#);
+    assert!(
+        http(port, &json_request("POST", "/v1/auth/github/callback", None, &bad)).starts_with("HTTP/1.1 400")
+    );
+    stop(child);
+    let log = std::fs::read_to_string(dir.join(format!("log-{port}"))).unwrap();
+    assert!(log.contains("/v1/auth/github/callback"), "the requests were logged");
+    for secret in [crate::oauth::GITHUB_TOKEN, "gh-client-secret-value", "good-code", "wrong-code-value"] {
+        assert!(!log.contains(secret), "{secret} reached the log");
+    }
+}

@@ -11,18 +11,18 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{Backend, Options, PASSWORD, TestApp, expect_error};
 
-const REDIRECT: &str = "https://app.example.com/callback";
-const GITHUB_TOKEN: &str = "gho_provider_access_token_123";
+pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
+pub(crate) const GITHUB_TOKEN: &str = "gho_provider_access_token_123";
 const LINKEDIN_TOKEN: &str = "li_provider_access_token_456";
 
 /// What the fake GitHub says about its user.
-struct GithubAccount {
+pub(crate) struct GithubAccount {
     id: u64,
     email: Option<&'static str>,
     emails: Value,
 }
 
-fn octocat(email: &'static str) -> GithubAccount {
+pub(crate) fn octocat(email: &'static str) -> GithubAccount {
     GithubAccount {
         id: 583_231,
         email: Some(email),
@@ -30,7 +30,7 @@ fn octocat(email: &'static str) -> GithubAccount {
     }
 }
 
-async fn fake_github(account: GithubAccount) -> MockServer {
+pub(crate) async fn fake_github(account: GithubAccount) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/login/oauth/access_token"))
@@ -463,6 +463,33 @@ async fn unconfigured_providers_and_bad_input() {
         app.client.get(app.url("/v1/auth/github/authorize")).send().await.unwrap(),
         422,
         "invalid_field",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_created_by_oauth_can_set_a_password_by_reset() {
+    let github = fake_github(octocat("social@example.com")).await;
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let options =
+        Options { github_url: Some(github.uri()), smtp_url: Some(smtp.url()), ..Options::default() };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let login = github_login(&app).await;
+    let forgot = app.post_json("/v1/auth/forgot-password", &json!({"email": "social@example.com"})).await;
+    assert_eq!(forgot.status(), 202);
+    let email = smtp.wait_for("social@example.com", Duration::from_secs(5)).await.expect("a reset email");
+    let token = email.reset_token().unwrap();
+    let reset =
+        app.post_json("/v1/auth/reset-password", &json!({"token": token, "new_password": PASSWORD})).await;
+    assert_eq!(reset.status(), 200);
+    let by_password = crate::helpers::token_of(app.login("social@example.com", PASSWORD).await).await;
+    let me: Value = app.get_with("/v1/auth/me", &by_password).await.json().await.unwrap();
+    assert_eq!(me["id"], login["user"]["id"]);
+    assert_eq!(me["providers"], json!(["password", "github"]));
+    expect_error(
+        app.get_with("/v1/auth/me", login["access_token"].as_str().unwrap()).await,
+        401,
+        "token_revoked",
     )
     .await;
 }
