@@ -81,6 +81,15 @@ both_backends! {
         expect_error(app.login("weak@example.com", PASSWORD).await, 401, "invalid_credentials").await;
     }
 
+    async fn a_password_may_not_contain_the_email_name(app: &TestApp) {
+        let response = app.post_json("/v1/auth/register", &json!({"email": "johnny@example.com", "password": "Johnny2024!x"})).await;
+        let body = expect_error(response, 422, "weak_password").await;
+        assert_eq!(body["errors"][0]["code"], "password_contains_email");
+        // The seed's own examples stay valid: their local parts are under 5 characters.
+        assert_eq!(app.post_json("/v1/auth/register", &json!({"email": "user@example.com", "password": "SecurePass123!"})).await.status(), 201);
+        assert_eq!(app.post_json("/v1/auth/register", &json!({"email": "test@example.com", "password": "TestPass123!"})).await.status(), 201);
+    }
+
     async fn an_invalid_full_name_is_refused(app: &TestApp) {
         let response = app
             .post_json("/v1/auth/register", &json!({"email": "name@example.com", "password": PASSWORD, "full_name": "x".repeat(201)}))
@@ -185,4 +194,50 @@ both_backends! {
         assert_eq!(app.get_with("/v1/auth/me", &token).await.status(), 200);
         assert_eq!(app.login("careful@example.com", PASSWORD).await.status(), 200);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_policy_is_published() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await.unwrap();
+    let policy: Value =
+        app.client.get(app.url("/v1/auth/password-policy")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(policy["mode"], "composition");
+    assert_eq!((policy["min_length"].as_u64(), policy["max_length"].as_u64()), (Some(8), Some(128)));
+    assert_eq!(policy["email_local_part_min"], 5);
+    let codes: Vec<&str> =
+        policy["rules"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes,
+        [
+            "password_too_short",
+            "password_too_long",
+            "password_missing_uppercase",
+            "password_missing_lowercase",
+            "password_missing_digit",
+            "password_missing_special",
+            "password_contains_email",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nist_rules_want_length_not_classes() {
+    let options = crate::helpers::Options { nist_passwords: true, ..Default::default() };
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, options).await.unwrap();
+    let policy: Value =
+        app.client.get(app.url("/v1/auth/password-policy")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((policy["mode"].as_str(), policy["min_length"].as_u64()), (Some("nist"), Some(15)));
+    let passphrase = app
+        .post_json(
+            "/v1/auth/register",
+            &json!({"email": "nist@example.com", "password": "correct horse battery staple"}),
+        )
+        .await;
+    assert_eq!(passphrase.status(), 201);
+    let short = app
+        .post_json("/v1/auth/register", &json!({"email": "nist2@example.com", "password": "SecurePass123!"}))
+        .await;
+    let body = expect_error(short, 422, "weak_password").await;
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(body["errors"][0]["code"], "password_too_short");
 }

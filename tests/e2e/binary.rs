@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 25] = [
+const VARIABLES: [&str; 26] = [
     "DATABASE_URL",
     "AUTH_BIND",
     "AUTH_ENV",
@@ -29,6 +29,7 @@ const VARIABLES: [&str; 25] = [
     "AUTH_LINKEDIN_USERINFO_URL",
     "AUTH_OAUTH_REQUIRE_STATE",
     "AUTH_OAUTH_TIMEOUT_SECS",
+    "AUTH_PASSWORD_RULES",
     "AUTH_DB_MAX_CONNECTIONS",
     "AUTH_WORKERS",
     "RUST_LOG",
@@ -101,7 +102,7 @@ fn the_development_key_is_generated_once_and_private() {
     let dir = scratch();
     let run = || {
         let output = portcullis(&dir)
-            .args(["create-admin", "--email", "admin@example.com", "--password", "AdminPass123!"])
+            .args(["create-admin", "--email", "admin@example.com", "--password", "ChiefPass123!"])
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

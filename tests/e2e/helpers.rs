@@ -38,6 +38,8 @@ pub struct Options {
     /// A fake LinkedIn (authorize, token and userinfo under this base URL).
     pub linkedin_url: Option<String>,
     pub oauth_require_state: bool,
+    /// `AUTH_PASSWORD_RULES=nist`.
+    pub nist_passwords: bool,
 }
 
 pub struct TestApp {
@@ -133,6 +135,9 @@ impl TestApp {
             args.extend(["--oauth-require-state", "true"]);
         }
         args.extend(["--oauth-timeout-secs", "1"]);
+        if options.nist_passwords {
+            args.extend(["--password-rules", "nist"]);
+        }
         let cli = Cli::try_parse_from(args).unwrap();
         let clock = Arc::new(ManualClock::new());
         let app = App::build(&cli.config, clock.clone()).await.unwrap();

@@ -88,6 +88,7 @@ async fn the_openapi_document_covers_every_route() {
         ("/v1/auth/change-password", "post", "/v1/auth/change-password"),
         ("/v1/auth/forgot-password", "post", "/v1/auth/forgot-password"),
         ("/v1/auth/reset-password", "post", "/v1/auth/reset-password"),
+        ("/v1/auth/password-policy", "get", "/v1/auth/password-policy"),
         ("/v1/auth/{provider}/authorize", "get", "/v1/auth/github/authorize"),
         ("/v1/auth/github/callback", "post", "/v1/auth/github/callback"),
         ("/v1/auth/linkedin/callback", "post", "/v1/auth/linkedin/callback"),

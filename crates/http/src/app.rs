@@ -59,6 +59,7 @@ pub fn configure(
         .service(auth::change_password)
         .service(passwords::forgot)
         .service(passwords::reset)
+        .service(passwords::policy)
         .service(oauth::authorize)
         .service(oauth::github_callback)
         .service(oauth::linkedin_callback)

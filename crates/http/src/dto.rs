@@ -370,3 +370,51 @@ pub(crate) struct LinkedinLoginResponse {
     pub token: TokenResponse,
     pub user: LinkedinUser,
 }
+
+/// One rule of the password policy.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PasswordRuleBody {
+    /// The `code` a 422 uses when the rule fails.
+    #[schema(example = "password_missing_digit")]
+    pub code: &'static str,
+    #[schema(example = "must contain a digit")]
+    pub message: String,
+}
+
+/// `GET /v1/auth/password-policy`: the rules a new password must meet.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PasswordPolicyResponse {
+    /// `composition` (the default) or `nist`.
+    #[schema(example = "composition")]
+    pub mode: &'static str,
+    pub min_length: usize,
+    pub max_length: usize,
+    pub require_uppercase: bool,
+    pub require_lowercase: bool,
+    pub require_digit: bool,
+    /// A character from `!@#$%^&*` or any other punctuation or symbol.
+    pub require_special: bool,
+    /// Passwords may not contain the email's local part when it has at least this many characters.
+    pub email_local_part_min: Option<usize>,
+    pub rules: Vec<PasswordRuleBody>,
+}
+
+impl From<&portcullis_domain::PasswordPolicy> for PasswordPolicyResponse {
+    fn from(policy: &portcullis_domain::PasswordPolicy) -> Self {
+        Self {
+            mode: policy.rules.as_str(),
+            min_length: policy.min_length,
+            max_length: policy.max_length,
+            require_uppercase: policy.require_uppercase,
+            require_lowercase: policy.require_lowercase,
+            require_digit: policy.require_digit,
+            require_special: policy.require_special,
+            email_local_part_min: policy.email_local_part_min,
+            rules: policy
+                .rules_in_force()
+                .into_iter()
+                .map(|rule| PasswordRuleBody { code: rule.code(), message: rule.message(policy) })
+                .collect(),
+        }
+    }
+}

@@ -6,8 +6,9 @@ use crate::dto::{
     ApiKeyResponse, AuthStatusResponse, AuthorizeResponse, CallbackRequest, ChangePasswordRequest,
     ChangePasswordResponse, CreateApiKeyRequest, CreatedApiKeyResponse, ForgotPasswordRequest,
     GithubLoginResponse, GithubUser, LinkedinLoginResponse, LinkedinUser, LoginRequest, MessageResponse,
-    ProjectRequest, ProjectResponse, RegisterRequest, RegisterResponse, ResetPasswordRequest, StatusResponse,
-    TestUserRequest, TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
+    PasswordPolicyResponse, PasswordRuleBody, ProjectRequest, ProjectResponse, RegisterRequest,
+    RegisterResponse, ResetPasswordRequest, StatusResponse, TestUserRequest, TokenResponse,
+    UpdateUserRequest, UserResponse, UsersPage,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
 use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test_auth};
@@ -21,7 +22,7 @@ use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test
     ),
     paths(
         auth::register, auth::login_json, auth::login_form, auth::me, auth::refresh, auth::logout,
-        auth::change_password, passwords::forgot, passwords::reset, oauth::authorize, oauth::github_callback,
+        auth::change_password, passwords::forgot, passwords::reset, passwords::policy, oauth::authorize, oauth::github_callback,
         oauth::linkedin_callback, api_keys::create, api_keys::list, api_keys::revoke, projects::list,
         projects::create, admin::list_users, admin::update_user, ops::healthz, ops::readyz,
         test_auth::auth_status, test_auth::create_test_user, test_auth::test_login,
@@ -31,7 +32,7 @@ use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test
         RegisterResponse, MessageResponse, ChangePasswordResponse, AuthStatusResponse, StatusResponse,
         ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
         ProjectResponse, UsersPage, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
-        AuthorizeResponse, CallbackRequest, GithubLoginResponse, LinkedinLoginResponse, GithubUser, LinkedinUser,
+        PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, LinkedinLoginResponse, GithubUser, LinkedinUser,
     )),
     modifiers(&SecuritySchemes),
     tags(

@@ -48,6 +48,13 @@ pub enum Environment {
     Production,
 }
 
+/// `AUTH_PASSWORD_RULES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PasswordRulesArg {
+    Composition,
+    Nist,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -183,6 +190,18 @@ pub struct Config {
     /// Timeout in seconds for each call to a login provider (1 to 60).
     #[arg(long, global = true, env = "AUTH_OAUTH_TIMEOUT_SECS", value_name = "AUTH_OAUTH_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub oauth_timeout_secs: u64,
+
+    /// composition (the seed's: 8+ characters, upper, lower, digit, special) or nist
+    /// (NIST SP 800-63B rev. 4: 15+ characters, no composition rules).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_PASSWORD_RULES",
+        value_name = "AUTH_PASSWORD_RULES",
+        default_value = "composition",
+        value_enum
+    )]
+    pub password_rules: PasswordRulesArg,
 
     /// Most database connections this instance opens (1 to 1000).
     #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]

@@ -24,7 +24,7 @@ use portcullis_domain::ports::{
     ApiKeyRepository, Clock, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
     RevokedTokenRepository, StoreHealth, SystemClock, UserRepository,
 };
-use portcullis_domain::{AdminOutcome, AuthSettings, Password, Ports, Services};
+use portcullis_domain::{AdminOutcome, AuthSettings, Password, PasswordPolicy, Ports, Services};
 use portcullis_http::{AppState, HttpSettings};
 use portcullis_store_postgres::PostgresStore;
 use portcullis_store_sqlite::SqliteStore;
@@ -132,6 +132,10 @@ impl App {
             api_key_default_days: config.api_key_default_days,
             password_reset_url: config.password_reset_url.clone(),
             oauth_require_state: config.oauth_require_state,
+            password_policy: match config.password_rules {
+                config::PasswordRulesArg::Composition => PasswordPolicy::default(),
+                config::PasswordRulesArg::Nist => PasswordPolicy::nist(),
+            },
             ..AuthSettings::default()
         };
         let hasher = Argon2Hasher::new(&HashingConfig::default()).map_err(StartError::Io)?;

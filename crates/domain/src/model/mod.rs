@@ -16,7 +16,7 @@ pub use api_key::{
 };
 pub use email::{Email, EmailError};
 pub use oauth::{OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri};
-pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule};
+pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule, PasswordRules};
 pub use principal::{AuthMethod, Environment, Principal};
 pub use project::Project;
 pub use reset::{

@@ -2,6 +2,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::Email;
+
 /// A plain-text password on its way to the hasher. `Debug` never shows it.
 #[derive(Clone)]
 pub struct Password(String);
@@ -59,6 +61,8 @@ pub enum PasswordRule {
     MissingLowercase,
     MissingDigit,
     MissingSpecial,
+    /// Contains the local part of the account's email (5 characters or more).
+    ContainsEmail,
 }
 
 impl PasswordRule {
@@ -71,6 +75,7 @@ impl PasswordRule {
             Self::MissingLowercase => "password_missing_lowercase",
             Self::MissingDigit => "password_missing_digit",
             Self::MissingSpecial => "password_missing_special",
+            Self::ContainsEmail => "password_contains_email",
         }
     }
 
@@ -83,6 +88,29 @@ impl PasswordRule {
             Self::MissingLowercase => "must contain a lower-case letter".to_owned(),
             Self::MissingDigit => "must contain a digit".to_owned(),
             Self::MissingSpecial => "must contain a special character such as !@#$%^&*".to_owned(),
+            Self::ContainsEmail => format!(
+                "must not contain the name part of your email address ({} characters or more)",
+                policy.email_local_part_min.unwrap_or(0)
+            ),
+        }
+    }
+}
+
+/// Which family of rules is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordRules {
+    /// The seed's: 8+ characters with upper, lower, digit and special.
+    Composition,
+    /// NIST SP 800-63B rev. 4: 15+ characters, no composition rules.
+    Nist,
+}
+
+impl PasswordRules {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Composition => "composition",
+            Self::Nist => "nist",
         }
     }
 }
@@ -91,35 +119,70 @@ impl PasswordRule {
 /// a passphrase in any script is measured the way its owner counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordPolicy {
+    pub rules: PasswordRules,
     pub min_length: usize,
     pub max_length: usize,
     pub require_uppercase: bool,
     pub require_lowercase: bool,
     pub require_digit: bool,
     pub require_special: bool,
+    /// Refuse passwords containing the email's local part when it has at least
+    /// this many characters (`None`: no such rule).
+    pub email_local_part_min: Option<usize>,
 }
 
 impl Default for PasswordPolicy {
     /// The seed's composition rules: 8 to 128 characters, upper, lower, digit, special.
     fn default() -> Self {
         Self {
+            rules: PasswordRules::Composition,
             min_length: 8,
             max_length: 128,
             require_uppercase: true,
             require_lowercase: true,
             require_digit: true,
             require_special: true,
+            email_local_part_min: Some(5),
         }
     }
 }
 
 impl PasswordPolicy {
+    /// NIST SP 800-63B rev. 4: at least 15 characters, no composition rules.
+    #[must_use]
+    pub fn nist() -> Self {
+        Self {
+            rules: PasswordRules::Nist,
+            min_length: 15,
+            require_uppercase: false,
+            require_lowercase: false,
+            require_digit: false,
+            require_special: false,
+            ..Self::default()
+        }
+    }
+
+    /// Every rule in force, in the order failures are reported.
+    #[must_use]
+    pub fn rules_in_force(&self) -> Vec<PasswordRule> {
+        let mut rules = vec![PasswordRule::TooShort, PasswordRule::TooLong];
+        let optional = [
+            (self.require_uppercase, PasswordRule::MissingUppercase),
+            (self.require_lowercase, PasswordRule::MissingLowercase),
+            (self.require_digit, PasswordRule::MissingDigit),
+            (self.require_special, PasswordRule::MissingSpecial),
+            (self.email_local_part_min.is_some(), PasswordRule::ContainsEmail),
+        ];
+        rules.extend(optional.into_iter().filter(|(on, _)| *on).map(|(_, rule)| rule));
+        rules
+    }
+
     /// Checks a new password against every rule and reports all the failures at
     /// once, so a user fixes their password in one round trip.
     ///
     /// # Errors
     /// The list of failed rules, in a stable order.
-    pub fn check(&self, candidate: &str) -> Result<Password, Vec<PasswordRule>> {
+    pub fn check(&self, candidate: &str, email: Option<&Email>) -> Result<Password, Vec<PasswordRule>> {
         let length = candidate.chars().count();
         let mut failed = Vec::new();
         if length < self.min_length {
@@ -140,6 +203,12 @@ impl PasswordPolicy {
         if self.require_special && !candidate.chars().any(is_special) {
             failed.push(PasswordRule::MissingSpecial);
         }
+        if let (Some(min), Some(email)) = (self.email_local_part_min, email) {
+            let local = email.local_part();
+            if local.chars().count() >= min && candidate.to_lowercase().contains(local) {
+                failed.push(PasswordRule::ContainsEmail);
+            }
+        }
         if failed.is_empty() { Ok(Password::new(candidate)) } else { Err(failed) }
     }
 }
@@ -157,13 +226,13 @@ mod tests {
     fn seed_passwords_pass_the_default_policy() {
         let policy = PasswordPolicy::default();
         for ok in ["SecurePass123!", "TestPass123!", "NewSecurePass456!", "NewPass456!", "OldPass123!"] {
-            assert!(policy.check(ok).is_ok(), "{ok} should pass");
+            assert!(policy.check(ok, None).is_ok(), "{ok} should pass");
         }
     }
 
     #[test]
     fn every_failed_rule_is_reported() {
-        let failed = PasswordPolicy::default().check("").unwrap_err();
+        let failed = PasswordPolicy::default().check("", None).unwrap_err();
         assert_eq!(
             failed,
             vec![
@@ -187,22 +256,48 @@ mod tests {
             ("SecurePass123", PasswordRule::MissingSpecial),
         ];
         for (password, rule) in cases {
-            assert_eq!(policy.check(password).unwrap_err(), vec![rule], "{password}");
+            assert_eq!(policy.check(password, None).unwrap_err(), vec![rule], "{password}");
         }
         let long = format!("Aa1!{}", "x".repeat(125));
-        assert_eq!(policy.check(&long).unwrap_err(), vec![PasswordRule::TooLong]);
+        assert_eq!(policy.check(&long, None).unwrap_err(), vec![PasswordRule::TooLong]);
     }
 
     #[test]
     fn other_punctuation_counts_as_special() {
-        assert!(PasswordPolicy::default().check("SecurePass123-").is_ok());
-        assert!(PasswordPolicy::default().check("SecurePass123€").is_ok());
+        assert!(PasswordPolicy::default().check("SecurePass123-", None).is_ok());
+        assert!(PasswordPolicy::default().check("SecurePass123€", None).is_ok());
     }
 
     #[test]
     fn length_counts_characters_not_bytes() {
         // 8 characters, 11 bytes.
-        assert!(PasswordPolicy::default().check("Ééééa1!x").is_ok());
+        assert!(PasswordPolicy::default().check("Ééééa1!x", None).is_ok());
+    }
+
+    #[test]
+    fn the_email_local_part_is_refused_from_five_characters() {
+        let policy = PasswordPolicy::default();
+        let johnny = Email::parse("johnny@example.com").unwrap();
+        assert_eq!(
+            policy.check("Johnny2024!x", Some(&johnny)).unwrap_err(),
+            vec![PasswordRule::ContainsEmail]
+        );
+        let user = Email::parse("user@example.com").unwrap();
+        assert!(
+            policy.check("SecurePass123!user", Some(&user)).is_ok(),
+            "a 4-character local part is not checked"
+        );
+    }
+
+    #[test]
+    fn nist_mode_wants_length_not_classes() {
+        let nist = PasswordPolicy::nist();
+        assert!(nist.check("correct horse battery staple", None).is_ok());
+        assert_eq!(nist.check("Sh0rt!Pass", None).unwrap_err(), vec![PasswordRule::TooShort]);
+        assert_eq!(
+            nist.rules_in_force(),
+            vec![PasswordRule::TooShort, PasswordRule::TooLong, PasswordRule::ContainsEmail]
+        );
     }
 
     #[test]

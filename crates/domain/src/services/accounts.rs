@@ -61,7 +61,7 @@ impl AccountService {
         };
         let policy = &self.settings.password_policy;
         let password = policy
-            .check(password.expose())
+            .check(password.expose(), email.as_ref())
             .map_err(|rules| errors.extend(DomainError::weak_password("password", &rules, policy)))
             .ok();
         let (Some(email), Some(password)) = (email, password) else {
@@ -85,6 +85,12 @@ impl AccountService {
             created_at: self.ports.clock.now(),
         };
         Ok(self.ports.users.create(user).await?)
+    }
+
+    /// The rules a new password must meet.
+    #[must_use]
+    pub fn password_policy(&self) -> &crate::model::PasswordPolicy {
+        &self.settings.password_policy
     }
 
     /// How `user` can sign in: `password` if they have one, then each linked provider.
@@ -115,7 +121,7 @@ impl AccountService {
         new: Password,
     ) -> Result<IssuedToken, DomainError> {
         let policy = &self.settings.password_policy;
-        let new = policy.check(new.expose()).map_err(|rules| {
+        let new = policy.check(new.expose(), Some(&principal.user.email)).map_err(|rules| {
             DomainError::validation(DomainError::weak_password("new_password", &rules, policy))
         })?;
         let Some(user) = self.ports.users.find_by_id(principal.user.id).await? else {

@@ -85,16 +85,17 @@ impl PasswordService {
     /// 422 `weak_password`; `Unavailable`.
     pub async fn reset(&self, token: &str, new_password: Password) -> Result<(), DomainError> {
         let secret = ResetTokenSecret::parse(token).map_err(|_| DomainError::InvalidResetToken)?;
-        let policy = &self.settings.password_policy;
-        let password = policy.check(new_password.expose()).map_err(|rules| {
-            DomainError::validation(DomainError::weak_password("new_password", &rules, policy))
-        })?;
         let digest = self.digest(&secret);
         let now = self.ports.clock.now();
         // Checked before hashing, so bad tokens cost no argon2 time.
-        if self.ports.resets.find_valid_reset(&digest, now).await?.is_none() {
+        let Some(reset) = self.ports.resets.find_valid_reset(&digest, now).await? else {
             return Err(DomainError::InvalidResetToken);
-        }
+        };
+        let email = self.ports.users.find_by_id(reset.user_id).await?.map(|user| user.email);
+        let policy = &self.settings.password_policy;
+        let password = policy.check(new_password.expose(), email.as_ref()).map_err(|rules| {
+            DomainError::validation(DomainError::weak_password("new_password", &rules, policy))
+        })?;
         let hash = self.ports.hasher.hash(password).await?;
         self.ports.resets.consume_reset(&digest, hash, now).await?.ok_or(DomainError::InvalidResetToken)?;
         Ok(())

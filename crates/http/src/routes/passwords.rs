@@ -1,7 +1,7 @@
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use portcullis_domain::Password;
 
-use crate::dto::{ForgotPasswordRequest, MessageResponse, ResetPasswordRequest};
+use crate::dto::{ForgotPasswordRequest, MessageResponse, PasswordPolicyResponse, ResetPasswordRequest};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -44,4 +44,11 @@ pub(crate) async fn reset(
     let body = body.into_inner();
     state.services.passwords.reset(&body.token, Password::new(body.new_password)).await?;
     Ok(HttpResponse::Ok().json(MessageResponse { message: "Password has been reset" }))
+}
+
+/// The rules a new password must meet, so a UI can show them before submitting.
+#[utoipa::path(tag = "accounts", responses((status = 200, description = "The policy in force", body = PasswordPolicyResponse)))]
+#[get("/v1/auth/password-policy")]
+pub(crate) async fn policy(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(PasswordPolicyResponse::from(state.services.accounts.password_policy()))
 }
