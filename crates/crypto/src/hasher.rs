@@ -103,6 +103,22 @@ impl PasswordHasher for Argon2Hasher {
         self.pool.run(move || verify(&argon2, password.expose(), hash.as_str())).await.map_err(unavailable)
     }
 
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        let Ok(parsed) = PhcHash::new(hash.as_str()) else { return false };
+        let params = self.argon2.params();
+        let expected = [
+            ("m", params.m_cost().to_string()),
+            ("t", params.t_cost().to_string()),
+            ("p", params.p_cost().to_string()),
+        ];
+        parsed.algorithm.as_str() != "argon2id"
+            || parsed.version != Some(0x13)
+            || expected.iter().any(|(name, value)| {
+                parsed.params.iter().find(|(k, _)| k.as_str() == *name).map(|(_, v)| v.to_string()).as_deref()
+                    != Some(value.as_str())
+            })
+    }
+
     async fn verify_dummy(&self, password: Password) -> Result<(), DomainError> {
         let argon2 = Arc::clone(&self.argon2);
         let dummy = Arc::clone(&self.dummy);

@@ -282,3 +282,35 @@ async fn counts_survive_a_failed_flush() {
     services.api_keys.authenticate(secret.expose()).await.unwrap();
     assert_eq!(services.api_keys.flush_usage().await.unwrap(), 1, "the kept counts go out with the new one");
 }
+
+#[tokio::test]
+async fn a_login_upgrades_a_hash_made_with_weaker_parameters() {
+    use portcullis_domain::ports::UserRepository;
+
+    let world = world();
+    let (user, token) = world.services.accounts.register(registration("user@example.com")).await.unwrap();
+    let weak_hash = world.store.find_by_id(user.id).await.unwrap().unwrap().password_hash.unwrap();
+
+    // The operator raised the cost: same store, a stronger hasher.
+    let stronger: Arc<dyn PasswordHasher> = Arc::new(
+        portcullis_crypto::Argon2Hasher::new(&portcullis_crypto::HashingConfig {
+            memory_kib: 128,
+            iterations: 2,
+            parallelism: 1,
+            threads: 1,
+            queue: 8,
+        })
+        .unwrap(),
+    );
+    let ports = Ports { hasher: stronger, ..portcullis_testkit::memory_ports(world.store.clone(), world.clock.clone()) };
+    let upgraded = Services::new(ports, AuthSettings::default());
+    upgraded.sessions.login("user@example.com", Password::new("SecurePass123!")).await.unwrap();
+
+    let stored = world.store.find_by_id(user.id).await.unwrap().unwrap();
+    let new_hash = stored.password_hash.unwrap();
+    assert_ne!(new_hash, weak_hash);
+    assert!(new_hash.as_str().contains("m=128,t=2,p=1"), "{:?}", new_hash.as_str());
+    assert_eq!(stored.session_version, user.session_version, "no session ends");
+    assert!(world.services.sessions.authenticate(token.access_token.as_str()).await.is_ok());
+    upgraded.sessions.login("user@example.com", Password::new("SecurePass123!")).await.unwrap();
+}

@@ -496,6 +496,18 @@ macro_rules! diesel_repositories {
                     found(row)
                 }
 
+                async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: PasswordHash) -> Result<bool, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let updated = diesel::update(
+                        users::table.find(DbUuid(id.as_uuid())).filter(users::password_hash.eq(old.as_str())),
+                    )
+                    .set(users::password_hash.eq(new.as_str()))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(query_error)?;
+                    Ok(updated == 1)
+                }
+
                 async fn set_password(
                     &self,
                     id: UserId,

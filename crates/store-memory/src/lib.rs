@@ -117,6 +117,20 @@ impl UserRepository for MemoryStore {
         })
     }
 
+    async fn rehash_password(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: PasswordHash,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(user) = state.users.get_mut(&id).filter(|u| u.password_hash.as_ref() == Some(old)) else {
+            return Ok(false);
+        };
+        user.password_hash = Some(new);
+        Ok(true)
+    }
+
     async fn set_password(
         &self,
         id: UserId,

@@ -42,6 +42,16 @@ impl UserRepository for SqliteStore {
         self.detached(|q| async move { q.set_active(id, active, now).await }).await
     }
 
+    async fn rehash_password(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: PasswordHash,
+    ) -> Result<bool, StoreError> {
+        let old = old.clone();
+        self.detached(|q| async move { q.rehash_password(id, &old, new).await }).await
+    }
+
     async fn set_password(
         &self,
         id: UserId,

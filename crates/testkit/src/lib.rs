@@ -35,6 +35,7 @@ macro_rules! store_contract_tests {
             revoke_is_single_use_under_concurrency,
             purge_removes_only_expired_revocations,
             user_list_pages_in_creation_order_with_the_total,
+            a_rehash_replaces_only_the_hash_it_was_made_from,
             health_ping_succeeds,
             key_insert_then_find_with_owner,
             key_digests_are_unique,

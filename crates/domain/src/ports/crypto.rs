@@ -23,6 +23,10 @@ pub trait PasswordHasher: Send + Sync {
     /// [`DomainError::Unavailable`] when the hashing capacity is exhausted.
     async fn verify(&self, password: Password, hash: PasswordHash) -> Result<bool, DomainError>;
 
+    /// Whether `hash` was made with weaker (or other) parameters than the ones
+    /// configured now, so it should be replaced at the next successful login.
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool;
+
     /// Spends the time of one verification without a real hash, so that an
     /// unknown email takes as long to refuse as a wrong password.
     ///

@@ -46,6 +46,20 @@ pub trait UserRepository: Send + Sync {
     /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Unavailable`].
     async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> Result<User, StoreError>;
 
+    /// Replaces the hash of an unchanged password (a re-hash under stronger
+    /// parameters): only if the stored hash is still `old`, so a concurrent
+    /// password change wins; the session version is left alone. Returns
+    /// whether the hash was replaced.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn rehash_password(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: PasswordHash,
+    ) -> Result<bool, StoreError>;
+
     /// Replaces the password hash and, in the same write, increments
     /// `session_version`, so every token issued before is refused afterwards.
     ///

@@ -37,11 +37,18 @@ impl SessionService {
             self.ports.hasher.verify_dummy(password).await?;
             return Err(DomainError::Unauthenticated(AuthError::InvalidCredentials));
         };
-        if !self.ports.hasher.verify(password, hash).await? {
+        if !self.ports.hasher.verify(password.clone(), hash.clone()).await? {
             return Err(DomainError::Unauthenticated(AuthError::InvalidCredentials));
         }
         if !user.is_active {
             return Err(DomainError::Forbidden(Forbidden::AccountDisabled));
+        }
+        if self.ports.hasher.needs_rehash(&hash) {
+            // Upgrading is best effort: a full hashing queue or a lost race
+            // leaves the old hash for the next login.
+            if let Ok(stronger) = self.ports.hasher.hash(password).await {
+                self.ports.users.rehash_password(user.id, &hash, stronger).await?;
+            }
         }
         tokens::issue(&self.ports, &self.settings, &user)
     }

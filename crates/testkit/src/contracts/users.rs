@@ -117,3 +117,16 @@ pub async fn user_list_pages_in_creation_order_with_the_total<S: ContractStore +
     let (beyond, total) = store.list_users(2, 10).await.unwrap();
     assert_eq!((beyond.len(), total), (0, 5));
 }
+
+pub async fn a_rehash_replaces_only_the_hash_it_was_made_from<S: ContractStore + ?Sized>(store: &S) {
+    let user = store.create(new_user("contract-rehash@example.com")).await.unwrap();
+    let old = user.password_hash.clone().unwrap();
+    let stronger = PasswordHash::new("$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$c3Ryb25n");
+    assert!(store.rehash_password(user.id, &old, stronger.clone()).await.unwrap());
+    let stored = store.find_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, Some(stronger.clone()));
+    assert_eq!(stored.session_version, user.session_version, "a rehash ends no session");
+    // The hash changed meanwhile (a password change): the stale rehash loses.
+    assert!(!store.rehash_password(user.id, &old, PasswordHash::new("$argon2id$late")).await.unwrap());
+    assert_eq!(store.find_by_id(user.id).await.unwrap().unwrap().password_hash, Some(stronger));
+}
