@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 26] = [
+const VARIABLES: [&str; 28] = [
     "DATABASE_URL",
     "AUTH_BIND",
     "AUTH_ENV",
@@ -30,6 +30,8 @@ const VARIABLES: [&str; 26] = [
     "AUTH_OAUTH_REQUIRE_STATE",
     "AUTH_OAUTH_TIMEOUT_SECS",
     "AUTH_PASSWORD_RULES",
+    "AUTH_RATE_LIMITS",
+    "AUTH_TRUSTED_PROXIES",
     "AUTH_DB_MAX_CONNECTIONS",
     "AUTH_WORKERS",
     "RUST_LOG",

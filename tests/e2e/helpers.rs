@@ -40,6 +40,10 @@ pub struct Options {
     pub oauth_require_state: bool,
     /// `AUTH_PASSWORD_RULES=nist`.
     pub nist_passwords: bool,
+    /// `AUTH_RATE_LIMITS`; tests run with limits off unless they set this.
+    pub rate_limits: Option<&'static str>,
+    /// `AUTH_TRUSTED_PROXIES`.
+    pub trusted_proxies: Option<&'static str>,
 }
 
 pub struct TestApp {
@@ -137,6 +141,10 @@ impl TestApp {
         args.extend(["--oauth-timeout-secs", "1"]);
         if options.nist_passwords {
             args.extend(["--password-rules", "nist"]);
+        }
+        args.extend(["--rate-limits", options.rate_limits.unwrap_or("off")]);
+        if let Some(trusted) = options.trusted_proxies {
+            args.extend(["--trusted-proxies", trusted]);
         }
         let cli = Cli::try_parse_from(args).unwrap();
         let clock = Arc::new(ManualClock::new());

@@ -16,6 +16,7 @@ mod bad_input;
 mod binary;
 mod clients;
 mod concurrency;
+mod limits;
 mod oauth;
 mod outage;
 mod passwords;

@@ -185,13 +185,20 @@ fn secrets_are_random() {
 #[tokio::test]
 async fn weaker_or_foreign_hashes_need_a_rehash() {
     let current = hasher();
-    let weak = Argon2Hasher::new(&HashingConfig { memory_kib: 64, iterations: 1, ..HashingConfig::default() }).unwrap();
+    let weak =
+        Argon2Hasher::new(&HashingConfig { memory_kib: 64, iterations: 1, ..HashingConfig::default() })
+            .unwrap();
     let old = weak.hash(Password::new("SecurePass123!")).await.unwrap();
     assert!(current.needs_rehash(&old), "m=64,t=1 is weaker than the configured parameters");
-    assert!(current.verify(Password::new("SecurePass123!"), old).await.unwrap(), "and still verifies meanwhile");
+    assert!(
+        current.verify(Password::new("SecurePass123!"), old).await.unwrap(),
+        "and still verifies meanwhile"
+    );
     let fresh = current.hash(Password::new("SecurePass123!")).await.unwrap();
     assert!(!current.needs_rehash(&fresh));
-    let argon2i = PasswordHash::new("$argon2i$v=19$m=19456,t=2,p=1$c3Nzc3Nzc3Nzc3Nzc3Nzcw$aGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGg");
+    let argon2i = PasswordHash::new(
+        "$argon2i$v=19$m=19456,t=2,p=1$c3Nzc3Nzc3Nzc3Nzc3Nzcw$aGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGg",
+    );
     assert!(current.needs_rehash(&argon2i), "another variant is replaced too");
     assert!(!current.needs_rehash(&PasswordHash::new("garbage")), "nothing to upgrade from");
 }

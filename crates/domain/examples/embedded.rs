@@ -28,10 +28,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         mailer: Arc::new(portcullis_mail::LogMailer::new(true)),
         identities: store,
         oauth_providers: Vec::new(),
-        signer: Arc::new(portcullis_crypto::HmacSigner::derive(
-            &portcullis_crypto::JwtSecret::new(vec![9u8; 32]).unwrap(),
-            "tests",
-        )),
+        signer: Arc::new(portcullis_crypto::HmacSigner::derive(&secret, "oauth state")),
+        rate_limiter: Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),
         hasher: Arc::new(Argon2Hasher::new(&HashingConfig::default())?),
         tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
         clock: Arc::new(SystemClock),

@@ -109,6 +109,9 @@ pub enum DomainError {
     Unauthenticated(AuthError),
     #[error("{}", .0.detail())]
     Forbidden(Forbidden),
+    /// Too many attempts (HTTP 429).
+    #[error("rate limited")]
+    RateLimited(crate::model::RateDecision),
     /// An OAuth `state` that is not ours, expired, or for another redirect URI (HTTP 400).
     #[error("invalid OAuth state")]
     InvalidOAuthState,
@@ -146,6 +149,7 @@ impl DomainError {
             Self::Forbidden(e) => e.code(),
             Self::InvalidCurrentPassword => "invalid_current_password",
             Self::InvalidResetToken => "invalid_reset_token",
+            Self::RateLimited(_) => "rate_limited",
             Self::InvalidOAuthState => "invalid_oauth_state",
             Self::OAuthExchangeFailed => "oauth_exchange_failed",
             Self::OAuthEmailUnverified => "oauth_email_unverified",

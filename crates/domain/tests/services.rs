@@ -302,7 +302,10 @@ async fn a_login_upgrades_a_hash_made_with_weaker_parameters() {
         })
         .unwrap(),
     );
-    let ports = Ports { hasher: stronger, ..portcullis_testkit::memory_ports(world.store.clone(), world.clock.clone()) };
+    let ports = Ports {
+        hasher: stronger,
+        ..portcullis_testkit::memory_ports(world.store.clone(), world.clock.clone())
+    };
     let upgraded = Services::new(ports, AuthSettings::default());
     upgraded.sessions.login("user@example.com", Password::new("SecurePass123!")).await.unwrap();
 

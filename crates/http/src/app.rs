@@ -48,6 +48,7 @@ pub fn configure(
                 .limit(limit)
                 .error_handler(move |e, req| form_error(&e, req, limit).into()),
         )
+        .wrap(actix_web::middleware::from_fn(crate::limits::per_ip))
         .wrap_fn(move |req, srv| middleware::guard(req, srv, limit))
         .wrap(TracingLogger::<RequestSpan>::new())
         .service(auth::register)

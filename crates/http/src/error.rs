@@ -51,13 +51,15 @@ pub struct ApiError {
     errors: Vec<FieldErrorBody>,
     /// For 401s: whether a bearer credential was presented (RFC 6750).
     bearer_error: Option<bool>,
+    /// For 429s: the limiter's answer, for `Retry-After` and `X-RateLimit-*`.
+    rate: Option<portcullis_domain::RateDecision>,
 }
 
 impl ApiError {
     #[must_use]
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         let bearer_error = (status == StatusCode::UNAUTHORIZED).then_some(false);
-        Self { status, code, detail: detail.into(), errors: Vec::new(), bearer_error }
+        Self { status, code, detail: detail.into(), errors: Vec::new(), bearer_error, rate: None }
     }
 
     #[must_use]
@@ -136,6 +138,10 @@ impl From<DomainError> for ApiError {
             DomainError::EmailTaken => (StatusCode::CONFLICT, "Email already registered".to_owned()),
             DomainError::Unauthenticated(e) => (StatusCode::UNAUTHORIZED, e.detail().to_owned()),
             DomainError::Forbidden(e) => (StatusCode::FORBIDDEN, e.detail().to_owned()),
+            DomainError::RateLimited(decision) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many attempts; retry in {} seconds", decision.retry_after_secs),
+            ),
             DomainError::InvalidOAuthState => {
                 (StatusCode::BAD_REQUEST, "The OAuth state is invalid, expired or for another redirect URI".to_owned())
             }
@@ -168,11 +174,15 @@ impl From<DomainError> for ApiError {
             DomainError::Unauthenticated(e) => Some(e.credential_was_presented()),
             _ => None,
         };
+        let rate = match &error {
+            DomainError::RateLimited(decision) => Some(*decision),
+            _ => None,
+        };
         let errors = match error {
             DomainError::Validation { errors, .. } => errors.into_iter().map(FieldErrorBody::from).collect(),
             _ => Vec::new(),
         };
-        Self { status, code, detail, errors, bearer_error }
+        Self { status, code, detail, errors, bearer_error, rate }
     }
 }
 
@@ -200,6 +210,12 @@ impl ResponseError for ApiError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if let Some(decision) = self.rate {
+            response.insert_header((header::RETRY_AFTER, decision.retry_after_secs.to_string()));
+            for (name, value) in crate::limits::rate_headers(&decision) {
+                response.insert_header((name, value));
+            }
         }
         response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         response.json(ErrorBody {

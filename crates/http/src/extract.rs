@@ -96,8 +96,12 @@ impl FromRequest for Authenticated {
         let state = state(req);
         let headers = req.headers().clone();
         Box::pin(async move {
-            match authenticate(&*state?, &headers).await? {
-                Some(principal) => Ok(Self(principal)),
+            let state = state?;
+            match authenticate(&state, &headers).await? {
+                Some(principal) => {
+                    state.services.limits.hit_principal(&principal).await?;
+                    Ok(Self(principal))
+                }
                 None => Err(invalid(AuthError::NotAuthenticated)),
             }
         })

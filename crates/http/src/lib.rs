@@ -10,9 +10,11 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod app;
+mod client_ip;
 mod dto;
 mod error;
 mod extract;
+mod limits;
 mod middleware;
 mod openapi;
 mod request_span;
@@ -20,6 +22,7 @@ mod routes;
 mod state;
 
 pub use app::configure;
+pub use client_ip::TrustedProxies;
 pub use error::{ApiError, ErrorBody};
 pub use openapi::ApiDoc;
 pub use state::{AppState, HttpSettings};

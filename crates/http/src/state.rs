@@ -10,11 +10,17 @@ pub struct HttpSettings {
     pub test_endpoints: bool,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Whose `X-Forwarded-For` is believed when telling client addresses apart.
+    pub trusted_proxies: crate::TrustedProxies,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { test_endpoints: true, body_limit: 64 * 1024 }
+        Self {
+            test_endpoints: true,
+            body_limit: 64 * 1024,
+            trusted_proxies: crate::TrustedProxies::default(),
+        }
     }
 }
 

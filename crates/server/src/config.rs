@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use portcullis_domain::{Quota, RateLimits};
+use portcullis_http::TrustedProxies;
 
 /// Portcullis: authentication service (accounts, JWT sessions, API keys, OAuth2 login).
 #[derive(Debug, Parser)]
@@ -203,6 +205,17 @@ pub struct Config {
     )]
     pub password_rules: PasswordRulesArg,
 
+    /// Rate limits: `off`, or overrides of the defaults
+    /// `login=20/60,register=10/60,failed_login=5/900,authenticated=600/60`
+    /// (requests / seconds; `name=off` turns one off).
+    #[arg(long, global = true, env = "AUTH_RATE_LIMITS", value_name = "AUTH_RATE_LIMITS", default_value = "", value_parser = parse_rate_limits)]
+    pub rate_limits: RateLimits,
+
+    /// Comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed
+    /// (e.g. `10.0.0.0/8,127.0.0.1`); empty: the socket's peer is the client.
+    #[arg(long, global = true, env = "AUTH_TRUSTED_PROXIES", value_name = "AUTH_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
+
     /// Most database connections this instance opens (1 to 1000).
     #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub db_max_connections: u16,
@@ -237,6 +250,49 @@ impl std::fmt::Debug for Config {
             .field("token_ttl_secs", &self.token_ttl_secs)
             .finish_non_exhaustive()
     }
+}
+
+fn parse_rate_limits(raw: &str) -> Result<RateLimits, String> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("off") {
+        return Ok(RateLimits::off());
+    }
+    let mut limits = RateLimits::default();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, value) =
+            entry.split_once('=').ok_or_else(|| format!("{entry:?} is not name=limit/seconds"))?;
+        let quota = if value.trim().eq_ignore_ascii_case("off") {
+            None
+        } else {
+            let (limit, period) =
+                value.split_once('/').ok_or_else(|| format!("{entry:?} is not name=limit/seconds"))?;
+            let limit: u32 = limit
+                .trim()
+                .parse()
+                .ok()
+                .filter(|l| *l > 0)
+                .ok_or_else(|| format!("{entry:?}: bad limit"))?;
+            let period: u32 = period
+                .trim()
+                .parse()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{entry:?}: bad period"))?;
+            Some(Quota::new(limit, period))
+        };
+        match name.trim() {
+            "login" => limits.login = quota,
+            "register" => limits.register = quota,
+            "failed_login" => limits.failed_login = quota,
+            "authenticated" => limits.authenticated = quota,
+            other => {
+                return Err(format!(
+                    "unknown limit {other:?} (login, register, failed_login, authenticated)"
+                ));
+            }
+        }
+    }
+    Ok(limits)
 }
 
 fn parse_http_url(raw: &str) -> Result<String, String> {
@@ -317,6 +373,19 @@ mod tests {
         assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db"), Ok(DatabaseUrl::Postgres(_))));
         for bad in ["", "mysql://x", "sqlite://", "sqlite://:memory:", "data/p.db"] {
             assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rate_limits() {
+        assert_eq!(parse_rate_limits("").unwrap(), RateLimits::default());
+        assert_eq!(parse_rate_limits("off").unwrap(), RateLimits::off());
+        let custom = parse_rate_limits("login=3/10, failed_login=off").unwrap();
+        assert_eq!(custom.login, Some(Quota::new(3, 10)));
+        assert_eq!(custom.failed_login, None);
+        assert_eq!(custom.register, RateLimits::default().register);
+        for bad in ["login", "login=3", "login=0/60", "login=3/x", "logins=3/60"] {
+            assert!(parse_rate_limits(bad).is_err(), "{bad}");
         }
     }
 

@@ -132,6 +132,7 @@ impl App {
             api_key_default_days: config.api_key_default_days,
             password_reset_url: config.password_reset_url.clone(),
             oauth_require_state: config.oauth_require_state,
+            rate_limits: config.rate_limits.clone(),
             password_policy: match config.password_rules {
                 config::PasswordRulesArg::Composition => PasswordPolicy::default(),
                 config::PasswordRulesArg::Nist => PasswordPolicy::nist(),
@@ -150,6 +151,7 @@ impl App {
             identities: Arc::clone(&stores.identities),
             oauth_providers: oauth_providers(config)?,
             signer: Arc::new(HmacSigner::derive(&secret, "portcullis oauth state")),
+            rate_limiter: Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),
             hasher: Arc::new(hasher),
             tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
             clock,
@@ -157,6 +159,7 @@ impl App {
         };
         let http = HttpSettings {
             test_endpoints: config.environment != Environment::Production,
+            trusted_proxies: config.trusted_proxies.clone(),
             ..HttpSettings::default()
         };
         Ok(Self { services: Services::new(ports, settings), stores, http, workers: config.workers })

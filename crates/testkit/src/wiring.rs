@@ -41,6 +41,7 @@ pub fn memory_ports(store: Arc<MemoryStore>, clock: Arc<dyn Clock>) -> Ports {
         mailer: Arc::new(LogMailer::new(true)),
         oauth_providers: Vec::new(),
         signer: Arc::new(HmacSigner::derive(&secret, "testkit")),
+        rate_limiter: Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),
         hasher: cheap_hasher(),
         tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
         clock,

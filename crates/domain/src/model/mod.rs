@@ -6,6 +6,7 @@ mod oauth;
 mod password;
 mod principal;
 mod project;
+mod rate;
 mod reset;
 mod token;
 mod user;
@@ -19,6 +20,7 @@ pub use oauth::{OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule, PasswordRules};
 pub use principal::{AuthMethod, Environment, Principal};
 pub use project::Project;
+pub use rate::{Quota, RateDecision};
 pub use reset::{
     DeliveryStatus, MailMessage, MalformedResetToken, OutboxMessage, PasswordReset, ResetTokenSecret,
 };

@@ -7,6 +7,7 @@ mod crypto;
 mod health;
 mod oauth;
 mod projects;
+mod rate;
 mod resets;
 mod revoked_tokens;
 mod users;
@@ -29,6 +30,9 @@ pub use oauth::{OAuthError, OAuthIdentityRepository, OAuthProvider, Signer};
 #[cfg(feature = "mocks")]
 pub use projects::MockProjectRepository;
 pub use projects::ProjectRepository;
+#[cfg(feature = "mocks")]
+pub use rate::MockRateLimiter;
+pub use rate::RateLimiter;
 pub use resets::{MailError, Mailer, Outbox, PasswordResetRepository};
 #[cfg(feature = "mocks")]
 pub use resets::{MockMailer, MockOutbox, MockPasswordResetRepository};

@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod api_keys;
+mod limits;
 mod oauth;
 mod passwords;
 mod projects;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub use accounts::{AccountService, AdminOutcome, Registration};
 pub use admin::{AdminService, UserChanges};
 pub use api_keys::{ApiKeyService, ListedKey, NewKeyRequest};
+pub use limits::{IpFamily, LimitService, RateLimits};
 pub use oauth::{Authorization, OAuthLogin, OAuthService};
 pub use passwords::{DeliveryReport, PasswordService};
 pub use projects::ProjectService;
@@ -23,8 +25,8 @@ pub use sessions::SessionService;
 use crate::model::PasswordPolicy;
 use crate::ports::{
     ApiKeyRepository, Clock, Mailer, OAuthIdentityRepository, OAuthProvider, Outbox, PasswordHasher,
-    PasswordResetRepository, ProjectRepository, RevokedTokenRepository, SecretGenerator, Signer, TokenCodec,
-    UserRepository,
+    PasswordResetRepository, ProjectRepository, RateLimiter, RevokedTokenRepository, SecretGenerator, Signer,
+    TokenCodec, UserRepository,
 };
 
 /// The adapters a [`Services`] runs on.
@@ -41,6 +43,7 @@ pub struct Ports {
     /// The configured social login providers (none is fine).
     pub oauth_providers: Vec<Arc<dyn OAuthProvider>>,
     pub signer: Arc<dyn Signer>,
+    pub rate_limiter: Arc<dyn RateLimiter>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub clock: Arc<dyn Clock>,
@@ -70,6 +73,7 @@ pub struct AuthSettings {
     pub password_reset_url: String,
     /// Refuse OAuth callbacks without a `state`.
     pub oauth_require_state: bool,
+    pub rate_limits: RateLimits,
 }
 
 impl Default for AuthSettings {
@@ -82,6 +86,7 @@ impl Default for AuthSettings {
             api_key_default_days: 90,
             password_reset_url: "http://localhost:3000/reset-password".to_owned(),
             oauth_require_state: false,
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -96,16 +101,19 @@ pub struct Services {
     pub admin: AdminService,
     pub passwords: PasswordService,
     pub oauth: OAuthService,
+    pub limits: LimitService,
 }
 
 impl Services {
     #[must_use]
     pub fn new(ports: Ports, settings: AuthSettings) -> Self {
         let ports = Arc::new(ports);
+        let limits = LimitService::new(Arc::clone(&ports), Arc::new(settings.rate_limits.clone()));
         let settings = Arc::new(settings);
         Self {
+            limits: limits.clone(),
             accounts: AccountService::new(Arc::clone(&ports), Arc::clone(&settings)),
-            sessions: SessionService::new(Arc::clone(&ports), Arc::clone(&settings)),
+            sessions: SessionService::new(Arc::clone(&ports), Arc::clone(&settings), limits),
             api_keys: ApiKeyService::new(Arc::clone(&ports), Arc::clone(&settings)),
             passwords: PasswordService::new(Arc::clone(&ports), Arc::clone(&settings)),
             oauth: OAuthService::new(Arc::clone(&ports), settings),

@@ -5,18 +5,19 @@ use uuid::Uuid;
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{Claims, Email, IssuedToken, Password, Principal, User, UserId};
 
-use super::{AuthSettings, Ports, tokens};
+use super::{AuthSettings, LimitService, Ports, tokens};
 
 /// Sessions: login, token authentication, refresh and logout.
 #[derive(Debug, Clone)]
 pub struct SessionService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
+    limits: LimitService,
 }
 
 impl SessionService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
-        Self { ports, settings }
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>, limits: LimitService) -> Self {
+        Self { ports, settings, limits }
     }
 
     /// Exchanges an email and password for a token.
@@ -26,12 +27,34 @@ impl SessionService {
     /// the answer nor its timing tells which emails are registered. A disabled
     /// account is only revealed to someone who knows its password.
     ///
+    /// After 5 failures within 15 minutes (by default) the account answers
+    /// `RateLimited` to every attempt, right password or not, known email or
+    /// not, until the window passes: the lockout reveals nothing.
+    ///
     /// # Errors
-    /// `InvalidCredentials`; `Forbidden(AccountDisabled)`; `Unavailable`.
+    /// `InvalidCredentials`; `Forbidden(AccountDisabled)`; `RateLimited`; `Unavailable`.
     pub async fn login(&self, username: &str, password: Password) -> Result<IssuedToken, DomainError> {
-        let user = match Email::parse(username) {
-            Ok(email) => self.ports.users.find_by_email(&email).await?,
-            Err(_) => None,
+        let email = Email::parse(username).ok();
+        // The account is the normalised email whatever its spelling; a string
+        // that is no email still gets a budget of its own.
+        let account =
+            email.as_ref().map_or_else(|| username.trim().to_lowercase(), |e| e.as_str().to_owned());
+        self.limits.reserve_login(&account).await?;
+        let outcome = self.verify_login(email, password).await;
+        if outcome.is_ok() {
+            self.limits.release_login(&account).await?;
+        }
+        outcome
+    }
+
+    async fn verify_login(
+        &self,
+        email: Option<Email>,
+        password: Password,
+    ) -> Result<IssuedToken, DomainError> {
+        let user = match email {
+            Some(email) => self.ports.users.find_by_email(&email).await?,
+            None => None,
         };
         let Some((user, hash)) = user.and_then(|u| u.password_hash.clone().map(|h| (u, h))) else {
             self.ports.hasher.verify_dummy(password).await?;

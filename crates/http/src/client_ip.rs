@@ -1,0 +1,126 @@
+//! Which address a request comes from: the socket's peer, or, when the peer
+//! is a proxy we trust, the nearest address in `X-Forwarded-For` that is not
+//! one of our proxies.
+
+use std::net::IpAddr;
+
+/// One trusted address or network (`10.0.0.0/8`, `127.0.0.1`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Net {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    fn parse(text: &str) -> Result<Self, String> {
+        let (address, prefix) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
+        let address: IpAddr =
+            address.trim().parse().map_err(|_| format!("{text:?} is not an IP address or CIDR"))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?} has a bad prefix length"))?,
+        };
+        Ok(Self { address, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.address, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            _ => ip,
+        };
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The proxies whose `X-Forwarded-For` we believe (`AUTH_TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<Net>);
+
+impl TrustedProxies {
+    /// A comma-separated list of addresses and CIDRs; empty trusts nobody.
+    ///
+    /// # Errors
+    /// A message naming the entry that does not parse.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Net::parse)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(ip))
+    }
+
+    /// The client's address: the peer's, unless the peer is trusted, in which
+    /// case the right-most `X-Forwarded-For` entry that is not a trusted proxy
+    /// (entries to its left could be anything the client wrote).
+    #[must_use]
+    pub(crate) fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: &[&str]) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let chain: Vec<IpAddr> =
+            forwarded_for.iter().flat_map(|h| h.split(',')).filter_map(|s| s.trim().parse().ok()).collect();
+        Some(
+            chain
+                .iter()
+                .rev()
+                .copied()
+                .find(|ip| !self.trusts(*ip))
+                .or_else(|| chain.first().copied())
+                .unwrap_or(peer),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peers_are_taken_at_their_word_and_nothing_more() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        assert_eq!(trusted.client_ip(Some(ip("203.0.113.9")), &["1.2.3.4"]), Some(ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn trusted_proxies_hand_over_the_nearest_untrusted_address() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1, fd00::/8").unwrap();
+        let forwarded = ["198.51.100.7, 203.0.113.5", "10.1.2.3"];
+        assert_eq!(trusted.client_ip(Some(ip("127.0.0.1")), &forwarded), Some(ip("203.0.113.5")));
+        assert_eq!(trusted.client_ip(Some(ip("10.9.9.9")), &[]), Some(ip("10.9.9.9")));
+        assert_eq!(trusted.client_ip(Some(ip("fd00::1")), &["2001:db8::1"]), Some(ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        for bad in ["nope", "10.0.0.0/33", "::1/129", "1.2.3"] {
+            assert!(TrustedProxies::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(TrustedProxies::parse("").unwrap(), TrustedProxies::default());
+    }
+}
