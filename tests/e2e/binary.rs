@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 28] = [
+const VARIABLES: [&str; 30] = [
     "DATABASE_URL",
     "AUTH_BIND",
     "AUTH_ENV",
@@ -32,6 +32,8 @@ const VARIABLES: [&str; 28] = [
     "AUTH_PASSWORD_RULES",
     "AUTH_RATE_LIMITS",
     "AUTH_TRUSTED_PROXIES",
+    "AUTH_REDIS_URL",
+    "AUTH_REDIS_PREFIX",
     "AUTH_DB_MAX_CONNECTIONS",
     "AUTH_WORKERS",
     "RUST_LOG",

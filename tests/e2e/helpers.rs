@@ -44,6 +44,8 @@ pub struct Options {
     pub rate_limits: Option<&'static str>,
     /// `AUTH_TRUSTED_PROXIES`.
     pub trusted_proxies: Option<&'static str>,
+    /// `AUTH_REDIS_URL` and `AUTH_REDIS_PREFIX`.
+    pub redis: Option<(String, String)>,
 }
 
 pub struct TestApp {
@@ -145,6 +147,13 @@ impl TestApp {
         args.extend(["--rate-limits", options.rate_limits.unwrap_or("off")]);
         if let Some(trusted) = options.trusted_proxies {
             args.extend(["--trusted-proxies", trusted]);
+        }
+        // A prefix of its own even without `redis`: CI sets AUTH_REDIS_URL, which
+        // every test server then uses, and counters must not cross tests.
+        let own_prefix = format!("portcullis-e2e:{}:", uuid::Uuid::new_v4().simple());
+        match &options.redis {
+            Some((url, prefix)) => args.extend(["--redis-url", url, "--redis-prefix", prefix]),
+            None => args.extend(["--redis-prefix", &own_prefix]),
         }
         let cli = Cli::try_parse_from(args).unwrap();
         let clock = Arc::new(ManualClock::new());

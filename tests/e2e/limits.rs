@@ -174,3 +174,52 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     );
     expect_error(login(&behind_proxy, "198.51.100.1").await.unwrap(), 429, "rate_limited").await;
 }
+
+/// A run-unique Redis key prefix, so parallel tests never share counters.
+fn redis_options(limits: &'static str, url: String) -> Options {
+    let prefix = format!("portcullis-e2e:{}:", uuid::Uuid::new_v4().simple());
+    Options { rate_limits: Some(limits), redis: Some((url, prefix)), ..Options::default() }
+}
+
+fn redis_url() -> Option<String> {
+    let url = std::env::var("AUTH_REDIS_URL").ok();
+    if url.is_none() {
+        portcullis_store_postgres::testing::say_skipped("shared limits need AUTH_REDIS_URL");
+    }
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_redis_enforce_one_limit() {
+    let Some(url) = redis_url() else { return };
+    let options = redis_options("login=4/60,failed_login=off", url);
+    let first = TestApp::spawn_with(Backend::Sqlite, options.clone()).await.unwrap();
+    let second = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    for app in [&first, &second, &first, &second] {
+        expect_error(app.login("nobody@example.com", "x").await, 401, "invalid_credentials").await;
+    }
+    expect_error(first.login("nobody@example.com", "x").await, 429, "rate_limited").await;
+    expect_error(second.login("nobody@example.com", "x").await, 429, "rate_limited").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_instances_keep_answering_and_limiting_on_their_own() {
+    let Some(url) = redis_url() else { return };
+    let target: std::net::SocketAddr =
+        url.trim_start_matches("redis://").trim_end_matches('/').parse().unwrap();
+    let switch = crate::outage::Switch::start(target).await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        redis_options("login=2/60,failed_login=off", format!("redis://{}", switch.address)),
+    )
+    .await
+    .unwrap();
+    expect_error(app.login("nobody@example.com", "x").await, 401, "invalid_credentials").await;
+    switch.down();
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        expect_error(app.login("nobody@example.com", "x").await, 401, "invalid_credentials").await;
+    }
+    expect_error(app.login("nobody@example.com", "x").await, 429, "rate_limited").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "no request waits long on a dead Redis");
+}

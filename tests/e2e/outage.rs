@@ -13,14 +13,14 @@ use crate::helpers::{Backend, Options, PASSWORD, TestApp, expect_error};
 
 /// A TCP proxy to PostgreSQL that the test can cut and restore, so the outage
 /// touches this test's connections only.
-struct Switch {
-    address: SocketAddr,
+pub(crate) struct Switch {
+    pub(crate) address: SocketAddr,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
 }
 
 impl Switch {
-    async fn start(target: SocketAddr) -> Self {
+    pub(crate) async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
@@ -45,12 +45,13 @@ impl Switch {
         Self { address, up, cut }
     }
 
-    fn down(&self) {
+    pub(crate) fn down(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.cut.send_modify(|generation| *generation += 1);
     }
 
-    fn up(&self) {
+    #[allow(dead_code)]
+    pub(crate) fn up(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
 }

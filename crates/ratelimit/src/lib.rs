@@ -1,13 +1,19 @@
-//! Rate limiting for Portcullis: the `RateLimiter` port implemented in-process
-//! with GCRA (the generic cell rate algorithm): one timestamp per key, no
-//! background timers, exact under concurrency because every key is updated
-//! under one lock. Depends on the domain only.
+//! Rate limiting for Portcullis: the `RateLimiter` port with GCRA (the generic
+//! cell rate algorithm), in process ([`MemoryRateLimiter`]: limits per
+//! instance) and in Redis ([`RedisRateLimiter`]: one limit across instances,
+//! atomic in a Lua script), and [`FallbackRateLimiter`], which uses Redis and
+//! falls back to the in-process limiter while Redis cannot be reached.
+//! Depends on the domain and redis only.
 //!
 //! GCRA spaces hits `period / limit` apart and tolerates a burst of `limit`:
 //! each key stores its theoretical arrival time (TAT); a hit is allowed when
 //! the TAT it would push forward stays within one period of now.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod redis_limiter;
+
+pub use redis_limiter::{FallbackRateLimiter, RedisRateLimiter};
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -34,16 +40,16 @@ impl MemoryRateLimiter {
     }
 }
 
-fn millis(at: OffsetDateTime) -> i128 {
+pub(crate) fn millis(at: OffsetDateTime) -> i128 {
     at.unix_timestamp_nanos() / 1_000_000
 }
 
-fn ceil_secs(ms: i128) -> u64 {
+pub(crate) fn ceil_secs(ms: i128) -> u64 {
     u64::try_from((ms.max(0) + 999) / 1000).unwrap_or(u64::MAX)
 }
 
 /// The GCRA step: the decision and, when allowed, the new TAT.
-fn decide(stored: Option<i128>, quota: Quota, now: i128) -> (RateDecision, Option<i128>) {
+pub(crate) fn decide(stored: Option<i128>, quota: Quota, now: i128) -> (RateDecision, Option<i128>) {
     let limit = quota.limit.max(1);
     let period = i128::from(quota.period_secs.max(1)) * 1000;
     let interval = period / i128::from(limit);
@@ -94,72 +100,5 @@ impl RateLimiter for MemoryRateLimiter {
             *tat = (*tat - interval).max(now);
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use time::Duration;
-    use time::macros::datetime;
-
-    use super::*;
-
-    const NOW: OffsetDateTime = datetime!(2026-02-03 12:00:00 UTC);
-
-    #[tokio::test]
-    async fn allows_the_limit_then_refuses_with_retry_after() {
-        let limiter = MemoryRateLimiter::new();
-        let quota = Quota::new(5, 900);
-        for expected in (0..5).rev() {
-            let decision = limiter.hit("k", quota, NOW).await.unwrap();
-            assert!(decision.allowed);
-            assert_eq!(decision.remaining, expected);
-        }
-        let refused = limiter.hit("k", quota, NOW).await.unwrap();
-        assert!(!refused.allowed);
-        assert_eq!(refused.retry_after_secs, 180, "one slot frees every period / limit");
-        assert!(limiter.hit("other", quota, NOW).await.unwrap().allowed, "keys are independent");
-    }
-
-    #[tokio::test]
-    async fn the_whole_budget_returns_after_a_period() {
-        let limiter = MemoryRateLimiter::new();
-        let quota = Quota::new(20, 60);
-        for _ in 0..20 {
-            assert!(limiter.hit("ip", quota, NOW).await.unwrap().allowed);
-        }
-        assert!(!limiter.hit("ip", quota, NOW).await.unwrap().allowed);
-        let later = NOW + Duration::seconds(60);
-        for _ in 0..20 {
-            assert!(limiter.hit("ip", quota, later).await.unwrap().allowed);
-        }
-    }
-
-    #[tokio::test]
-    async fn a_refund_gives_one_hit_back() {
-        let limiter = MemoryRateLimiter::new();
-        let quota = Quota::new(2, 60);
-        limiter.hit("k", quota, NOW).await.unwrap();
-        limiter.hit("k", quota, NOW).await.unwrap();
-        assert!(!limiter.hit("k", quota, NOW).await.unwrap().allowed);
-        limiter.refund("k", quota, NOW).await.unwrap();
-        assert!(limiter.hit("k", quota, NOW).await.unwrap().allowed);
-    }
-
-    #[tokio::test]
-    async fn concurrent_hits_never_exceed_the_limit() {
-        let limiter = std::sync::Arc::new(MemoryRateLimiter::new());
-        let quota = Quota::new(5, 900);
-        let tasks: Vec<_> = (0..50)
-            .map(|_| {
-                let limiter = std::sync::Arc::clone(&limiter);
-                tokio::spawn(async move { limiter.hit("k", quota, NOW).await.unwrap().allowed })
-            })
-            .collect();
-        let mut allowed = 0;
-        for task in tasks {
-            allowed += usize::from(task.await.unwrap());
-        }
-        assert_eq!(allowed, 5);
     }
 }

@@ -207,9 +207,31 @@ pub struct Config {
 
     /// Rate limits: `off`, or overrides of the defaults
     /// `login=20/60,register=10/60,failed_login=5/900,authenticated=600/60`
-    /// (requests / seconds; `name=off` turns one off).
+    /// (requests / seconds; `name=off` turns one off). Counters live in Redis when AUTH_REDIS_URL is set.
     #[arg(long, global = true, env = "AUTH_RATE_LIMITS", value_name = "AUTH_RATE_LIMITS", default_value = "", value_parser = parse_rate_limits)]
     pub rate_limits: RateLimits,
+
+    /// Redis for rate-limit counters shared by every instance, e.g. redis://127.0.0.1:6379.
+    /// Unset: counters are in process. While Redis cannot be reached, each instance
+    /// limits on its own.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_REDIS_URL",
+        value_name = "AUTH_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key Portcullis writes (for a Redis shared with other software).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_REDIS_PREFIX",
+        value_name = "AUTH_REDIS_PREFIX",
+        default_value = "portcullis:"
+    )]
+    pub redis_prefix: String,
 
     /// Comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed
     /// (e.g. `10.0.0.0/8,127.0.0.1`); empty: the socket's peer is the client.

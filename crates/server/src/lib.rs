@@ -151,7 +151,7 @@ impl App {
             identities: Arc::clone(&stores.identities),
             oauth_providers: oauth_providers(config)?,
             signer: Arc::new(HmacSigner::derive(&secret, "portcullis oauth state")),
-            rate_limiter: Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),
+            rate_limiter: rate_limiter(config).await,
             hasher: Arc::new(hasher),
             tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
             clock,
@@ -288,6 +288,18 @@ fn oauth_providers(
         providers.push(Arc::new(linkedin));
     }
     Ok(providers)
+}
+
+/// Redis-backed limits (falling back to in-process ones) when `AUTH_REDIS_URL`
+/// is set, else in-process ones.
+async fn rate_limiter(config: &Config) -> Arc<dyn portcullis_domain::ports::RateLimiter> {
+    match &config.redis_url {
+        Some(url) => {
+            let prefix = format!("{}rl:", config.redis_prefix);
+            Arc::new(portcullis_ratelimit::FallbackRateLimiter::connect(url, &prefix).await)
+        }
+        None => Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),
+    }
 }
 
 /// SMTP when `AUTH_SMTP_URL` is set, else the log (with bodies outside production only).

@@ -13,6 +13,29 @@ pub use clock::ManualClock;
 pub use contracts::ContractStore;
 pub use wiring::{cheap_hasher, memory_ports};
 
+/// Generates one `#[tokio::test]` per rate-limiter contract case. `$factory`
+/// gives `Option<(L, String)>`: the limiter and a key prefix unique to the run.
+#[macro_export]
+macro_rules! limiter_contract_tests {
+    ($factory:expr) => {
+        $crate::limiter_contract_tests!(@cases $factory;
+            limiter_allows_the_limit_then_refuses,
+            limiter_budget_returns_after_a_period,
+            limiter_refund_gives_one_hit_back,
+            limiter_concurrent_hits_never_exceed_the_limit
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some((limiter, prefix)) = $factory.await else { return };
+                $crate::contracts::$case(&limiter, &format!("{prefix}{}", stringify!($case))).await;
+            }
+        )*
+    };
+}
+
 /// Generates one `#[tokio::test]` per storage contract case.
 ///
 /// `$factory` is an expression (usually an `async` block) giving an

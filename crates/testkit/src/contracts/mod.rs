@@ -7,6 +7,7 @@
 mod api_keys;
 mod health;
 mod identities;
+mod limiter;
 mod resets;
 mod revoked_tokens;
 mod users;
@@ -14,6 +15,7 @@ mod users;
 pub use api_keys::*;
 pub use health::*;
 pub use identities::*;
+pub use limiter::*;
 pub use resets::*;
 pub use revoked_tokens::*;
 pub use users::*;
