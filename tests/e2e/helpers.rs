@@ -46,6 +46,8 @@ pub struct Options {
     pub trusted_proxies: Option<&'static str>,
     /// `AUTH_REDIS_URL` and `AUTH_REDIS_PREFIX`.
     pub redis: Option<(String, String)>,
+    /// `AUTH_HASH_THREADS` and `AUTH_HASH_QUEUE`.
+    pub hashing: Option<(&'static str, &'static str)>,
 }
 
 pub struct TestApp {
@@ -154,6 +156,9 @@ impl TestApp {
         match &options.redis {
             Some((url, prefix)) => args.extend(["--redis-url", url, "--redis-prefix", prefix]),
             None => args.extend(["--redis-prefix", &own_prefix]),
+        }
+        if let Some((threads, queue)) = options.hashing {
+            args.extend(["--hash-threads", threads, "--hash-queue", queue]);
         }
         let cli = Cli::try_parse_from(args).unwrap();
         let clock = Arc::new(ManualClock::new());

@@ -223,3 +223,28 @@ async fn without_redis_instances_keep_answering_and_limiting_on_their_own() {
     expect_error(app.login("nobody@example.com", "x").await, 429, "rate_limited").await;
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "no request waits long on a dead Redis");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_storm_beyond_hashing_capacity_gets_503s_at_once() {
+    let options = Options { hashing: Some(("1", "2")), ..Options::default() };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    app.register("storm@example.com").await;
+    let started = std::time::Instant::now();
+    let storm = (0..40).map(|_| app.login("storm@example.com", PASSWORD));
+    let responses = join_all(storm).await;
+    let elapsed = started.elapsed();
+    let mut shed = 0;
+    for response in responses {
+        match response.status().as_u16() {
+            200 => {}
+            503 => {
+                assert_eq!(response.headers()["retry-after"], "5");
+                expect_error(response, 503, "service_unavailable").await;
+                shed += 1;
+            }
+            other => panic!("only 200 or 503 are acceptable, got {other}"),
+        }
+    }
+    assert!(shed > 0, "a queue of 2 behind 1 thread cannot take 40 logins at once");
+    assert!(elapsed < std::time::Duration::from_secs(20), "refused at once rather than queued: {elapsed:?}");
+}

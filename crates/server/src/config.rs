@@ -238,6 +238,21 @@ pub struct Config {
     #[arg(long, global = true, env = "AUTH_TRUSTED_PROXIES", value_name = "AUTH_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
     pub trusted_proxies: TrustedProxies,
 
+    /// Threads that hash passwords (argon2id); 0 means one per core.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_HASH_THREADS",
+        value_name = "AUTH_HASH_THREADS",
+        default_value_t = 0
+    )]
+    pub hash_threads: usize,
+
+    /// Password hashes that may wait for a thread; beyond that, login and register
+    /// answer 503 with Retry-After at once. 0 means 64 per thread.
+    #[arg(long, global = true, env = "AUTH_HASH_QUEUE", value_name = "AUTH_HASH_QUEUE", default_value_t = 0)]
+    pub hash_queue: usize,
+
     /// Most database connections this instance opens (1 to 1000).
     #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub db_max_connections: u16,

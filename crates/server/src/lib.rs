@@ -139,7 +139,11 @@ impl App {
             },
             ..AuthSettings::default()
         };
-        let hasher = Argon2Hasher::new(&HashingConfig::default()).map_err(StartError::Io)?;
+        let defaults = HashingConfig::default();
+        let threads = if config.hash_threads == 0 { defaults.threads } else { config.hash_threads };
+        let queue = if config.hash_queue == 0 { threads * 64 } else { config.hash_queue };
+        let hasher =
+            Argon2Hasher::new(&HashingConfig { threads, queue, ..defaults }).map_err(StartError::Io)?;
         let ports = Ports {
             users: Arc::clone(&stores.users),
             revoked_tokens: Arc::clone(&stores.revoked_tokens),
