@@ -30,3 +30,7 @@ ci:
 # Serve on PostgreSQL.
 run-pg:
     DATABASE_URL={{pg_url}} cargo run --release
+
+# schemathesis against a running server (installs it from PyPI if missing).
+fuzz:
+    scripts/fuzz

@@ -34,7 +34,7 @@ use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test
         ProjectResponse, UsersPage, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
         PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, LinkedinLoginResponse, GithubUser, LinkedinUser,
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonResponses),
     tags(
         (name = "accounts", description = "Registration and profile"),
         (name = "sessions", description = "Login, refresh, logout"),
@@ -76,5 +76,68 @@ impl Modify for SecuritySchemes {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+    }
+}
+
+/// The answers any route may give, whatever its own documentation says: a body
+/// that does not parse (400) or is too large (413), a rate limit (429), a
+/// dependency that is down (503). Added here once rather than on every route.
+#[derive(Debug)]
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut Document) {
+        use utoipa::openapi::schema::Ref;
+        use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                    )
+                    .build(),
+            )
+        };
+        const LIMITED: [&str; 7] = [
+            "/v1/auth/login",
+            "/v1/auth/login-json",
+            "/v1/test-auth/test-login",
+            "/v1/auth/github/callback",
+            "/v1/auth/linkedin/callback",
+            "/v1/auth/register",
+            "/v1/auth/forgot-password",
+        ];
+        for (path, item) in &mut openapi.paths.paths {
+            let operations =
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if operation.request_body.is_some() {
+                    responses
+                        .entry("400".to_owned())
+                        .or_insert_with(|| error("`malformed_body`: not JSON, or the wrong content type"));
+                    responses
+                        .entry("413".to_owned())
+                        .or_insert_with(|| error("`payload_too_large`: over 64 KiB"));
+                    responses
+                        .entry("422".to_owned())
+                        .or_insert_with(|| error("`invalid_field`: a field is missing or of the wrong type"));
+                }
+                let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                if authenticated || LIMITED.contains(&path.as_str()) {
+                    responses
+                        .entry("429".to_owned())
+                        .or_insert_with(|| error("`rate_limited`; see `Retry-After`"));
+                }
+                if path != "/healthz" {
+                    responses.entry("503".to_owned()).or_insert_with(|| {
+                        error("`service_unavailable`: storage or another dependency is down")
+                    });
+                }
+            }
+        }
     }
 }
