@@ -90,6 +90,18 @@ both_backends! {
         assert_eq!(app.post_json("/v1/auth/register", &json!({"email": "test@example.com", "password": "TestPass123!"})).await.status(), 201);
     }
 
+    async fn a_common_password_is_refused_though_it_meets_the_rules(app: &TestApp) {
+        let response = app.post_json("/v1/auth/register", &json!({"email": "common@example.com", "password": "Password123!"})).await;
+        let body = expect_error(response, 422, "weak_password").await;
+        let codes: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
+        assert_eq!(codes, ["password_too_common"]);
+        for (i, seed) in ["SecurePass123!", "TestPass123!", "NewSecurePass456!", "OldPass123!", "NewPass456!"].iter().enumerate() {
+            let email = format!("seed{i}@example.org");
+            let response = app.post_json("/v1/auth/register", &json!({"email": email, "password": seed})).await;
+            assert_eq!(response.status(), 201, "the seed's {seed} stays valid");
+        }
+    }
+
     async fn an_invalid_full_name_is_refused(app: &TestApp) {
         let response = app
             .post_json("/v1/auth/register", &json!({"email": "name@example.com", "password": PASSWORD, "full_name": "x".repeat(201)}))
@@ -216,6 +228,7 @@ async fn the_password_policy_is_published() {
             "password_missing_digit",
             "password_missing_special",
             "password_contains_email",
+            "password_too_common",
         ]
     );
 }

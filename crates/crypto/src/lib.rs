@@ -6,12 +6,14 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod blocklist;
 mod hasher;
 mod jwt;
 mod pool;
 mod secrets;
 mod signer;
 
+pub use blocklist::CommonPasswords;
 pub use hasher::{Argon2Hasher, HashingConfig};
 pub use jwt::{JwtCodec, JwtSecret, MIN_SECRET_LEN};
 pub use secrets::OsSecrets;

@@ -31,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         signer: Arc::new(portcullis_crypto::HmacSigner::derive(&secret, "oauth state")),
         rate_limiter: Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),
         hasher: Arc::new(Argon2Hasher::new(&HashingConfig::default())?),
+        blocklist: Arc::new(portcullis_crypto::CommonPasswords),
         tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
         clock: Arc::new(SystemClock),
         secrets: Arc::new(OsSecrets),

@@ -157,6 +157,7 @@ impl App {
             signer: Arc::new(HmacSigner::derive(&secret, "portcullis oauth state")),
             rate_limiter: rate_limiter(config).await,
             hasher: Arc::new(hasher),
+            blocklist: Arc::new(portcullis_crypto::CommonPasswords),
             tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
             clock,
             secrets: Arc::new(OsSecrets),

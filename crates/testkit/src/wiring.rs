@@ -43,6 +43,7 @@ pub fn memory_ports(store: Arc<MemoryStore>, clock: Arc<dyn Clock>) -> Ports {
         signer: Arc::new(HmacSigner::derive(&secret, "testkit")),
         rate_limiter: Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),
         hasher: cheap_hasher(),
+        blocklist: Arc::new(portcullis_crypto::CommonPasswords),
         tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
         clock,
         secrets: Arc::new(OsSecrets),

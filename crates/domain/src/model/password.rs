@@ -63,6 +63,8 @@ pub enum PasswordRule {
     MissingSpecial,
     /// Contains the local part of the account's email (5 characters or more).
     ContainsEmail,
+    /// One of the most common passwords.
+    TooCommon,
 }
 
 impl PasswordRule {
@@ -76,6 +78,7 @@ impl PasswordRule {
             Self::MissingDigit => "password_missing_digit",
             Self::MissingSpecial => "password_missing_special",
             Self::ContainsEmail => "password_contains_email",
+            Self::TooCommon => "password_too_common",
         }
     }
 
@@ -88,6 +91,7 @@ impl PasswordRule {
             Self::MissingLowercase => "must contain a lower-case letter".to_owned(),
             Self::MissingDigit => "must contain a digit".to_owned(),
             Self::MissingSpecial => "must contain a special character such as !@#$%^&*".to_owned(),
+            Self::TooCommon => "is one of the most commonly used passwords".to_owned(),
             Self::ContainsEmail => format!(
                 "must not contain the name part of your email address ({} characters or more)",
                 policy.email_local_part_min.unwrap_or(0)
@@ -129,6 +133,8 @@ pub struct PasswordPolicy {
     /// Refuse passwords containing the email's local part when it has at least
     /// this many characters (`None`: no such rule).
     pub email_local_part_min: Option<usize>,
+    /// Refuse passwords on the list of the most common ones.
+    pub reject_common: bool,
 }
 
 impl Default for PasswordPolicy {
@@ -143,6 +149,7 @@ impl Default for PasswordPolicy {
             require_digit: true,
             require_special: true,
             email_local_part_min: Some(5),
+            reject_common: true,
         }
     }
 }
@@ -172,6 +179,7 @@ impl PasswordPolicy {
             (self.require_digit, PasswordRule::MissingDigit),
             (self.require_special, PasswordRule::MissingSpecial),
             (self.email_local_part_min.is_some(), PasswordRule::ContainsEmail),
+            (self.reject_common, PasswordRule::TooCommon),
         ];
         rules.extend(optional.into_iter().filter(|(on, _)| *on).map(|(_, rule)| rule));
         rules
@@ -296,7 +304,12 @@ mod tests {
         assert_eq!(nist.check("Sh0rt!Pass", None).unwrap_err(), vec![PasswordRule::TooShort]);
         assert_eq!(
             nist.rules_in_force(),
-            vec![PasswordRule::TooShort, PasswordRule::TooLong, PasswordRule::ContainsEmail]
+            vec![
+                PasswordRule::TooShort,
+                PasswordRule::TooLong,
+                PasswordRule::ContainsEmail,
+                PasswordRule::TooCommon
+            ]
         );
     }
 

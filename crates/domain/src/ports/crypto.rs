@@ -71,3 +71,11 @@ pub trait SecretGenerator: Send + Sync {
     /// passwords: there is nothing to guess.
     fn digest(&self, secret: &[u8]) -> [u8; 32];
 }
+
+/// Knows the passwords attackers try first.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait PasswordBlocklist: Send + Sync {
+    /// Whether `password` is one of the most common passwords (ignoring case
+    /// and trailing punctuation, so `Password123!` counts as `password123`).
+    fn is_common(&self, password: &str) -> bool;
+}

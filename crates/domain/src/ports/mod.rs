@@ -19,8 +19,8 @@ pub use api_keys::MockApiKeyRepository;
 pub use clock::MockClock;
 pub use clock::{Clock, SystemClock};
 #[cfg(feature = "mocks")]
-pub use crypto::{MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
-pub use crypto::{PasswordHasher, SecretGenerator, TokenCodec};
+pub use crypto::{MockPasswordBlocklist, MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
+pub use crypto::{PasswordBlocklist, PasswordHasher, SecretGenerator, TokenCodec};
 #[cfg(feature = "mocks")]
 pub use health::MockStoreHealth;
 pub use health::StoreHealth;

@@ -59,11 +59,20 @@ impl AccountService {
                 None
             }
         };
-        let policy = &self.settings.password_policy;
-        let password = policy
-            .check(password.expose(), email.as_ref())
-            .map_err(|rules| errors.extend(DomainError::weak_password("password", &rules, policy)))
-            .ok();
+        let password = match super::check_new_password(
+            &self.ports,
+            &self.settings,
+            password.expose(),
+            email.as_ref(),
+            "password",
+        ) {
+            Ok(password) => Some(password),
+            Err(DomainError::Validation { errors: failed, .. }) => {
+                errors.extend(failed);
+                None
+            }
+            Err(other) => return Err(other),
+        };
         let (Some(email), Some(password)) = (email, password) else {
             return Err(DomainError::validation(errors));
         };
@@ -120,10 +129,13 @@ impl AccountService {
         current: Password,
         new: Password,
     ) -> Result<IssuedToken, DomainError> {
-        let policy = &self.settings.password_policy;
-        let new = policy.check(new.expose(), Some(&principal.user.email)).map_err(|rules| {
-            DomainError::validation(DomainError::weak_password("new_password", &rules, policy))
-        })?;
+        let new = super::check_new_password(
+            &self.ports,
+            &self.settings,
+            new.expose(),
+            Some(&principal.user.email),
+            "new_password",
+        )?;
         let Some(user) = self.ports.users.find_by_id(principal.user.id).await? else {
             return Err(DomainError::Unauthenticated(AuthError::InvalidToken));
         };

@@ -24,9 +24,9 @@ pub use sessions::SessionService;
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
-    ApiKeyRepository, Clock, Mailer, OAuthIdentityRepository, OAuthProvider, Outbox, PasswordHasher,
-    PasswordResetRepository, ProjectRepository, RateLimiter, RevokedTokenRepository, SecretGenerator, Signer,
-    TokenCodec, UserRepository,
+    ApiKeyRepository, Clock, Mailer, OAuthIdentityRepository, OAuthProvider, Outbox, PasswordBlocklist,
+    PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter, RevokedTokenRepository,
+    SecretGenerator, Signer, TokenCodec, UserRepository,
 };
 
 /// The adapters a [`Services`] runs on.
@@ -45,6 +45,7 @@ pub struct Ports {
     pub signer: Arc<dyn Signer>,
     pub rate_limiter: Arc<dyn RateLimiter>,
     pub hasher: Arc<dyn PasswordHasher>,
+    pub blocklist: Arc<dyn PasswordBlocklist>,
     pub tokens: Arc<dyn TokenCodec>,
     pub clock: Arc<dyn Clock>,
     pub secrets: Arc<dyn SecretGenerator>,
@@ -120,5 +121,28 @@ impl Services {
             projects: ProjectService::new(Arc::clone(&ports)),
             admin: AdminService::new(ports),
         }
+    }
+}
+
+/// Checks a new password against the policy and the common-password list,
+/// reporting every failed rule at once under `field`.
+pub(super) fn check_new_password(
+    ports: &Ports,
+    settings: &AuthSettings,
+    candidate: &str,
+    email: Option<&crate::model::Email>,
+    field: &str,
+) -> Result<crate::model::Password, crate::error::DomainError> {
+    let policy = &settings.password_policy;
+    let mut failed = policy.check(candidate, email).err().unwrap_or_default();
+    if policy.reject_common && ports.blocklist.is_common(candidate) {
+        failed.push(crate::model::PasswordRule::TooCommon);
+    }
+    if failed.is_empty() {
+        Ok(crate::model::Password::new(candidate))
+    } else {
+        Err(crate::error::DomainError::validation(crate::error::DomainError::weak_password(
+            field, &failed, policy,
+        )))
     }
 }

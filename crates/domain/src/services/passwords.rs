@@ -92,10 +92,13 @@ impl PasswordService {
             return Err(DomainError::InvalidResetToken);
         };
         let email = self.ports.users.find_by_id(reset.user_id).await?.map(|user| user.email);
-        let policy = &self.settings.password_policy;
-        let password = policy.check(new_password.expose(), email.as_ref()).map_err(|rules| {
-            DomainError::validation(DomainError::weak_password("new_password", &rules, policy))
-        })?;
+        let password = super::check_new_password(
+            &self.ports,
+            &self.settings,
+            new_password.expose(),
+            email.as_ref(),
+            "new_password",
+        )?;
         let hash = self.ports.hasher.hash(password).await?;
         self.ports.resets.consume_reset(&digest, hash, now).await?.ok_or(DomainError::InvalidResetToken)?;
         Ok(())
