@@ -66,3 +66,61 @@ both_backends! {
         assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200, "still serving");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_nesting_and_header_floods_are_refused_cleanly() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await.unwrap();
+    // Deep nesting in a typed field is refused at its first bracket; in a
+    // field no DTO has, serde_json skips it without recursing. Either way: a
+    // clean 4xx, and a server that lives on.
+    let deep = format!(
+        "{{\"email\": \"deep@example.com\", \"password\": \"x\", \"extra\": {}1{}}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let response = app
+        .client
+        .post(app.url("/v1/auth/register"))
+        .header("Content-Type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error());
+    assert!(response.json::<serde_json::Value>().await.unwrap()["code"].is_string());
+    let typed = format!("{{\"email\": {}1{}, \"password\": \"x\"}}", "[".repeat(5000), "]".repeat(5000));
+    let response = app
+        .client
+        .post(app.url("/v1/auth/register"))
+        .header("Content-Type", "application/json")
+        .body(typed)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 422, "invalid_field").await;
+
+    let mut request = app.client.get(app.url("/healthz"));
+    for i in 0..200 {
+        request = request.header(format!("x-flood-{i}"), "y");
+    }
+    if let Ok(response) = request.send().await {
+        assert!(response.status().is_client_error(), "too many headers: {}", response.status());
+    }
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200, "still serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_request_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await.unwrap();
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(b"POST /v1/auth/login-json HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server closes a stalled request within its timeout");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

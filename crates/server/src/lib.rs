@@ -192,6 +192,12 @@ impl App {
         let server = HttpServer::new(move || portcullis_http::configure(state.clone()))
             .workers(workers)
             .shutdown_timeout(30)
+            // Everything a client controls is bounded: time to send the head of
+            // a request, time to close, idle keep-alive, connections per worker.
+            .client_request_timeout(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .keep_alive(Duration::from_secs(5))
+            .max_connections(10_000)
             .listen(listener)
             .map_err(|e| StartError::Io(format!("cannot listen: {e}")))?
             .run();
