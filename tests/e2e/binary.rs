@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 32] = [
+const VARIABLES: [&str; 33] = [
     "DATABASE_URL",
     "AUTH_BIND",
     "AUTH_ENV",
@@ -34,6 +34,7 @@ const VARIABLES: [&str; 32] = [
     "AUTH_TRUSTED_PROXIES",
     "AUTH_REDIS_URL",
     "AUTH_REDIS_PREFIX",
+    "AUTH_CORS_ORIGINS",
     "AUTH_HASH_THREADS",
     "AUTH_HASH_QUEUE",
     "AUTH_DB_MAX_CONNECTIONS",

@@ -48,6 +48,8 @@ pub struct Options {
     pub redis: Option<(String, String)>,
     /// `AUTH_HASH_THREADS` and `AUTH_HASH_QUEUE`.
     pub hashing: Option<(&'static str, &'static str)>,
+    /// `AUTH_CORS_ORIGINS`.
+    pub cors_origins: Option<&'static str>,
 }
 
 pub struct TestApp {
@@ -156,6 +158,9 @@ impl TestApp {
         match &options.redis {
             Some((url, prefix)) => args.extend(["--redis-url", url, "--redis-prefix", prefix]),
             None => args.extend(["--redis-prefix", &own_prefix]),
+        }
+        if let Some(origins) = options.cors_origins {
+            args.extend(["--cors-origins", origins]);
         }
         if let Some((threads, queue)) = options.hashing {
             args.extend(["--hash-threads", threads, "--hash-queue", queue]);

@@ -134,3 +134,40 @@ async fn the_openapi_document_covers_every_route() {
     assert!(html.contains("swagger"), "the interactive page is served locally");
     assert!(!html.contains("cdn.") && !html.contains("unpkg"), "no download from a CDN");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_the_configured_origins_only() {
+    let options = Options { cors_origins: Some("https://app.example.com"), ..Options::default() };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/v1/auth/login-json"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert!(allowed.headers().get("access-control-allow-credentials").is_none(), "no credentials");
+    let refused = preflight("https://evil.example.com").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+
+    let simple =
+        app.client.get(app.url("/healthz")).header("Origin", "https://app.example.com").send().await.unwrap();
+    assert_eq!(simple.headers()["access-control-allow-origin"], "https://app.example.com");
+    let exposed = simple.headers()["access-control-expose-headers"].to_str().unwrap().to_lowercase();
+    assert!(exposed.contains("x-request-id") && exposed.contains("retry-after"), "{exposed}");
+
+    // Without configuration, no origin is allowed.
+    let closed = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let response = closed
+        .client
+        .get(closed.url("/healthz"))
+        .header("Origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+}

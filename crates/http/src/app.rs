@@ -25,6 +25,7 @@ pub fn configure(
     >,
 > {
     let limit = state.settings.body_limit;
+    let cors = cors(&state.settings.cors_origins);
     let test_endpoints = state.settings.test_endpoints;
     let document = ApiDoc::document(test_endpoints);
     let known = web::Data::new(KnownRoutes::from_document(&document));
@@ -50,6 +51,7 @@ pub fn configure(
         )
         .wrap(actix_web::middleware::from_fn(crate::limits::per_ip))
         .wrap_fn(move |req, srv| middleware::guard(req, srv, limit))
+        .wrap(cors)
         .wrap(TracingLogger::<RequestSpan>::new())
         .service(auth::register)
         .service(auth::login_json)
@@ -133,6 +135,27 @@ async fn unrouted(req: HttpRequest, known: web::Data<KnownRoutes>) -> Result<Htt
         response.headers_mut().insert(actix_web::http::header::ALLOW, value);
     }
     Ok(response)
+}
+
+/// CORS for the configured origins only (none by default): exact matches,
+/// no credentials (tokens travel in headers, not cookies), the headers a
+/// client needs, and the rate-limit and request-id headers exposed.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_headers(["authorization", "content-type", "x-api-key", "x-request-id"])
+        .expose_headers([
+            "x-request-id",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+            "retry-after",
+        ])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 async fn docs_redirect() -> HttpResponse {

@@ -12,6 +12,8 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Whose `X-Forwarded-For` is believed when telling client addresses apart.
     pub trusted_proxies: crate::TrustedProxies,
+    /// Browser origins allowed to call the API (exact `scheme://host[:port]`).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -20,6 +22,7 @@ impl Default for HttpSettings {
             test_endpoints: true,
             body_limit: 64 * 1024,
             trusted_proxies: crate::TrustedProxies::default(),
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -238,6 +238,11 @@ pub struct Config {
     #[arg(long, global = true, env = "AUTH_TRUSTED_PROXIES", value_name = "AUTH_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
     pub trusted_proxies: TrustedProxies,
 
+    /// Comma-separated browser origins allowed to call the API (exact, e.g.
+    /// `https://app.example.com`); empty: no cross-origin access.
+    #[arg(long, global = true, env = "AUTH_CORS_ORIGINS", value_name = "AUTH_CORS_ORIGINS", default_value = "", value_parser = parse_origins)]
+    pub cors_origins: Origins,
+
     /// Threads that hash passwords (argon2id); 0 means one per core.
     #[arg(
         long,
@@ -287,6 +292,25 @@ impl std::fmt::Debug for Config {
             .field("token_ttl_secs", &self.token_ttl_secs)
             .finish_non_exhaustive()
     }
+}
+
+/// Parsed `AUTH_CORS_ORIGINS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(pub Vec<String>);
+
+fn parse_origins(raw: &str) -> Result<Origins, String> {
+    let mut origins = Vec::new();
+    for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+        let valid = rest.is_some_and(|r| !r.is_empty() && !r.contains('/') && !r.contains('*'));
+        if !valid {
+            return Err(format!(
+                "{origin:?} is not an origin like https://app.example.com (no path, no wildcard)"
+            ));
+        }
+        origins.push(origin.to_owned());
+    }
+    Ok(Origins(origins))
 }
 
 fn parse_rate_limits(raw: &str) -> Result<RateLimits, String> {

@@ -165,6 +165,7 @@ impl App {
         let http = HttpSettings {
             test_endpoints: config.environment != Environment::Production,
             trusted_proxies: config.trusted_proxies.clone(),
+            cors_origins: config.cors_origins.0.clone(),
             ..HttpSettings::default()
         };
         Ok(Self { services: Services::new(ports, settings), stores, http, workers: config.workers })
