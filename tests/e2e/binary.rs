@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 33] = [
+const VARIABLES: [&str; 35] = [
     "DATABASE_URL",
     "AUTH_BIND",
     "AUTH_ENV",
@@ -35,6 +35,8 @@ const VARIABLES: [&str; 33] = [
     "AUTH_REDIS_URL",
     "AUTH_REDIS_PREFIX",
     "AUTH_CORS_ORIGINS",
+    "AUTH_METRICS_BIND",
+    "AUTH_AUDIT_RETENTION_DAYS",
     "AUTH_HASH_THREADS",
     "AUTH_HASH_QUEUE",
     "AUTH_DB_MAX_CONNECTIONS",

@@ -50,6 +50,8 @@ pub struct Options {
     pub hashing: Option<(&'static str, &'static str)>,
     /// `AUTH_CORS_ORIGINS`.
     pub cors_origins: Option<&'static str>,
+    /// `AUTH_METRICS_BIND`.
+    pub metrics_bind: Option<String>,
 }
 
 pub struct TestApp {
@@ -58,6 +60,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub users: Arc<dyn UserRepository>,
     pub services: portcullis_domain::Services,
+    /// The store's audit log, read directly (not through HTTP).
+    pub audit: Arc<dyn portcullis_domain::ports::AuditLog>,
     _database: Database,
 }
 
@@ -159,6 +163,9 @@ impl TestApp {
             Some((url, prefix)) => args.extend(["--redis-url", url, "--redis-prefix", prefix]),
             None => args.extend(["--redis-prefix", &own_prefix]),
         }
+        if let Some(address) = &options.metrics_bind {
+            args.extend(["--metrics-bind", address]);
+        }
         if let Some(origins) = options.cors_origins {
             args.extend(["--cors-origins", origins]);
         }
@@ -169,11 +176,12 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new());
         let app = App::build(&cli.config, clock.clone()).await.unwrap();
         let users = Arc::clone(&app.stores.users);
+        let audit = Arc::clone(&app.stores.audit);
         let services = app.services.clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(app.serve(listener).unwrap());
-        Some(Self { base, client: Client::new(), clock, users, services, _database: database })
+        Some(Self { base, client: Client::new(), clock, users, services, audit, _database: database })
     }
 
     pub fn url(&self, path: &str) -> String {

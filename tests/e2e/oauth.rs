@@ -211,6 +211,12 @@ with_providers! {
         assert_eq!(login["user"]["id"], registered["id"]);
         let me: Value = app.get_with("/v1/auth/me", login["access_token"].as_str().unwrap()).await.json().await.unwrap();
         assert_eq!(me["providers"], json!(["password", "github"]));
+        let kinds = crate::audit::own_event_types(&app, login["access_token"].as_str().unwrap()).await;
+        assert_eq!(kinds, ["oauth_login", "oauth_linked", "register"]);
+        let again = github_login(&app).await;
+        let kinds = crate::audit::own_event_types(&app, again["access_token"].as_str().unwrap()).await;
+        assert_eq!(kinds[..2], ["oauth_login", "oauth_login"], "linked once only: {kinds:?}");
+        crate::audit::assert_no_secret(&app, &[GITHUB_TOKEN, "good-code", "gh-client-secret"]).await;
     }
 
     async fn an_unverified_email_never_links_and_creates_nothing(backend: Backend) {

@@ -90,6 +90,9 @@ with_smtp! {
         assert_eq!(app.get_with("/v1/auth/me", &fresh).await.status(), 200);
 
         expect_error(reset(app, &token, "AnotherPass789!").await, 400, "invalid_reset_token").await;
+        let kinds = crate::audit::own_event_types(app, &fresh).await;
+        assert_eq!(kinds[..4], ["login_succeeded", "login_failed", "password_reset", "password_reset_requested"], "{kinds:?}");
+        crate::audit::assert_no_secret(app, &[&token, &old, &fresh, "NewSecurePass456!", PASSWORD]).await;
     }
 
     async fn an_unknown_email_gets_the_same_answer_and_no_email(app: &TestApp, smtp: &mut SmtpServer) {

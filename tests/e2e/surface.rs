@@ -99,7 +99,10 @@ async fn the_openapi_document_covers_every_route() {
         ("/v1/database/projects", "post", "/v1/database/projects"),
         ("/v1/admin/users", "get", "/v1/admin/users"),
         ("/v1/admin/users/{id}", "patch", "/v1/admin/users/00000000-0000-0000-0000-000000000000"),
+        ("/v1/admin/audit-events", "get", "/v1/admin/audit-events"),
+        ("/v1/auth/me/events", "get", "/v1/auth/me/events"),
         ("/healthz", "get", "/healthz"),
+        ("/metrics", "get", "/metrics"),
         ("/readyz", "get", "/readyz"),
         ("/v1/test-auth/auth-status", "get", "/v1/test-auth/auth-status"),
         ("/v1/test-auth/create-test-user", "post", "/v1/test-auth/create-test-user"),
@@ -170,4 +173,36 @@ async fn cors_answers_the_configured_origins_only() {
         .await
         .unwrap();
     assert!(response.headers().get("access-control-allow-origin").is_none());
+}
+
+/// The served document against the OpenAPI 3.1 schema, with
+/// openapi-spec-validator from PyPI (`.ci/run` installs it; elsewhere the test
+/// says it was skipped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_valid_openapi_3_1() {
+    let validator =
+        std::process::Command::new("python3").args(["-c", "import openapi_spec_validator"]).output();
+    if !validator.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have openapi-spec-validator (pip install openapi-spec-validator)"
+        );
+        eprintln!("skipped: pip install openapi-spec-validator to validate the OpenAPI document");
+        return;
+    }
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let doc = app.client.get(app.url("/openapi.json")).send().await.unwrap().text().await.unwrap();
+    let file = std::env::temp_dir().join(format!("portcullis-openapi-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, &doc).unwrap();
+    let script = "import json, sys\nfrom openapi_spec_validator import OpenAPIV31SpecValidator\n\
+        spec = json.load(open(sys.argv[1]))\nerrors = list(OpenAPIV31SpecValidator(spec).iter_errors())\n\
+        [print(e.message, list(e.path)) for e in errors]\nsys.exit(1 if errors else 0)";
+    let out = std::process::Command::new("python3").args(["-c", script]).arg(&file).output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "not valid OpenAPI 3.1: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

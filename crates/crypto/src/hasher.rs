@@ -66,6 +66,13 @@ impl Argon2Hasher {
         Ok(Self { argon2: Arc::new(argon2), pool, dummy: dummy.into() })
     }
 
+    /// Reports each job's time in the queue to `observer` (a metrics histogram).
+    #[must_use]
+    pub fn observe_waits(mut self, observer: crate::pool::WaitObserver) -> Self {
+        self.pool.observe_waits(observer);
+        self
+    }
+
     /// Hashes waiting for a thread (a metric, and what a load shedder watches).
     #[must_use]
     pub fn queued(&self) -> usize {

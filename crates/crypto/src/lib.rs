@@ -16,5 +16,6 @@ mod signer;
 pub use blocklist::CommonPasswords;
 pub use hasher::{Argon2Hasher, HashingConfig};
 pub use jwt::{JwtCodec, JwtSecret, MIN_SECRET_LEN};
+pub use pool::WaitObserver;
 pub use secrets::OsSecrets;
 pub use signer::HmacSigner;

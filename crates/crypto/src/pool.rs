@@ -15,6 +15,9 @@ use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Told how long each job waited in the queue before a thread took it.
+pub type WaitObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
 /// Why a job did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PoolError {
@@ -24,10 +27,16 @@ pub(crate) enum PoolError {
     Lost,
 }
 
-#[derive(Debug)]
 pub(crate) struct WorkerPool {
     sender: SyncSender<Job>,
     waiting: Arc<AtomicUsize>,
+    observer: Option<WaitObserver>,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool").field("waiting", &self.waiting).finish_non_exhaustive()
+    }
 }
 
 impl WorkerPool {
@@ -39,7 +48,11 @@ impl WorkerPool {
             let receiver = Arc::clone(&receiver);
             thread::Builder::new().name(format!("{name}-{index}")).spawn(move || work(&receiver))?;
         }
-        Ok(Self { sender, waiting: Arc::new(AtomicUsize::new(0)) })
+        Ok(Self { sender, waiting: Arc::new(AtomicUsize::new(0)), observer: None })
+    }
+
+    pub(crate) fn observe_waits(&mut self, observer: WaitObserver) {
+        self.observer = Some(observer);
     }
 
     /// Runs `job` on a worker and waits for its result without blocking the caller's thread.
@@ -51,8 +64,12 @@ impl WorkerPool {
         let (tx, rx) = oneshot::channel();
         let waiting = Arc::clone(&self.waiting);
         waiting.fetch_add(1, Ordering::Relaxed);
+        let (queued_at, observer) = (std::time::Instant::now(), self.observer.clone());
         let boxed: Job = Box::new(move || {
             waiting.fetch_sub(1, Ordering::Relaxed);
+            if let Some(observer) = observer {
+                observer(queued_at.elapsed());
+            }
             // The receiver may be gone (the request was cancelled): nothing to do.
             let _ = tx.send(job());
         });

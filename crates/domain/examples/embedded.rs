@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, JwtSecret, OsSecrets};
-use portcullis_domain::ports::SystemClock;
+use portcullis_domain::ports::{NoRequestContext, SystemClock};
 use portcullis_domain::{AuthSettings, Password, Ports, Registration, Services};
 use portcullis_store_memory::MemoryStore;
 
@@ -26,7 +26,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         resets: store.clone(),
         outbox: store.clone(),
         mailer: Arc::new(portcullis_mail::LogMailer::new(true)),
-        identities: store,
+        identities: store.clone(),
+        // Security events land in the same store; list them with `services.audit`.
+        audit: store,
+        // No HTTP here: events carry no address, user agent or request id.
+        context: Arc::new(NoRequestContext),
         oauth_providers: Vec::new(),
         signer: Arc::new(portcullis_crypto::HmacSigner::derive(&secret, "oauth state")),
         rate_limiter: Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),
@@ -61,5 +65,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let stale = services.sessions.authenticate(rotated.access_token.as_str()).await.unwrap_err();
     println!("after a password change earlier tokens are refused: {}", stale.code());
+
+    let token = services.sessions.login("user@example.com", Password::new("NewSecurePass456!")).await?;
+    let caller = services.sessions.authenticate(token.access_token.as_str()).await?;
+    for event in services.audit.mine(&caller, 20, None).await? {
+        println!("audit: {} {}", event.at, event.kind);
+    }
     Ok(())
 }

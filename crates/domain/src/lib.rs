@@ -17,7 +17,7 @@ pub mod services;
 pub use error::{AuthError, DomainError, FieldError, Forbidden, StoreError};
 pub use model::*;
 pub use services::{
-    AccountService, AdminOutcome, AdminService, ApiKeyService, AuthSettings, DeliveryReport, IpFamily,
-    LimitService, ListedKey, NewKeyRequest, OAuthLogin, OAuthService, PasswordService, Ports, ProjectService,
-    RateLimits, Registration, Services, SessionService, UserChanges,
+    AccountService, AdminOutcome, AdminService, ApiKeyService, AuditService, AuthSettings, DeliveryReport,
+    IpFamily, LimitService, ListedKey, MAX_AUDIT_PAGE, NewKeyRequest, OAuthLogin, OAuthService,
+    PasswordService, Ports, ProjectService, RateLimits, Registration, Services, SessionService, UserChanges,
 };

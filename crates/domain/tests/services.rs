@@ -188,6 +188,14 @@ impl portcullis_domain::ports::ApiKeyRepository for CountingKeys {
         self.usage_writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.record_key_usage(usage).await
     }
+    async fn remember_key_ip(
+        &self,
+        id: portcullis_domain::ApiKeyId,
+        ip: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, portcullis_domain::StoreError> {
+        self.inner.remember_key_ip(id, ip, now).await
+    }
 }
 
 #[tokio::test]

@@ -27,7 +27,8 @@ pub fn configure(
     let limit = state.settings.body_limit;
     let cors = cors(&state.settings.cors_origins);
     let test_endpoints = state.settings.test_endpoints;
-    let document = ApiDoc::document(test_endpoints);
+    let state_metrics_on_main = state.settings.metrics_on_main;
+    let document = ApiDoc::document(test_endpoints, state_metrics_on_main);
     let known = web::Data::new(KnownRoutes::from_document(&document));
     let mut app = App::new()
         .app_data(web::Data::new(state))
@@ -53,10 +54,12 @@ pub fn configure(
         .wrap_fn(move |req, srv| middleware::guard(req, srv, limit))
         .wrap(cors)
         .wrap(TracingLogger::<RequestSpan>::new())
+        .wrap_fn(crate::context::observe)
         .service(auth::register)
         .service(auth::login_json)
         .service(auth::login_form)
         .service(auth::me)
+        .service(auth::my_events)
         .service(auth::refresh)
         .service(auth::logout)
         .service(auth::change_password)
@@ -73,10 +76,14 @@ pub fn configure(
         .service(projects::create)
         .service(admin::list_users)
         .service(admin::update_user)
+        .service(admin::audit_events)
         .service(ops::healthz)
         .service(ops::readyz)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
         .route("/docs", web::get().to(docs_redirect));
+    if state_metrics_on_main {
+        app = app.service(ops::metrics);
+    }
     if test_endpoints {
         app = app
             .service(test_auth::auth_status)
@@ -84,6 +91,21 @@ pub fn configure(
             .service(test_auth::test_login);
     }
     app.default_service(web::to(unrouted))
+}
+
+/// `/metrics` alone, for a listener of its own (`AUTH_METRICS_BIND`).
+pub fn metrics_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new().app_data(web::Data::new(state)).service(ops::metrics)
 }
 
 /// The routes of the OpenAPI document with their methods, so that a known

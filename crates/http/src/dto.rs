@@ -418,3 +418,91 @@ impl From<&portcullis_domain::PasswordPolicy> for PasswordPolicyResponse {
         }
     }
 }
+
+/// One security event of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193f0a4-5b6c-7d8e-9f00-112233445566",
+    "at": "2026-11-28T10:15:02Z",
+    "type": "login_failed",
+    "user_id": "8b0c3c9e-2f5d-4f0e-9a41-6f1f2d3c4b5a",
+    "detail": "bad_password",
+    "ip": "203.0.113.7",
+    "user_agent": "curl/8.5.0",
+    "request_id": "5f2b8e0c-7d1a-4b3e-9c6f-0a1b2c3d4e5f"
+}))]
+pub(crate) struct AuditEventResponse {
+    /// Time-ordered (UUIDv7): pass the last one as `before` for the next page.
+    pub id: Uuid,
+    /// RFC 3339, whole seconds.
+    pub at: String,
+    /// `register`, `login_succeeded`, `login_failed`, `account_locked`, `logout`,
+    /// `token_refreshed`, `password_changed`, `password_reset_requested`,
+    /// `password_reset`, `api_key_created`, `api_key_revoked`, `api_key_new_ip`,
+    /// `oauth_login`, `oauth_linked`, `user_updated`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub user_id: Option<Uuid>,
+    /// A reason (`bad_password`, `locked`...), a key id or provider, or what an admin changed.
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl From<portcullis_domain::AuditEvent> for AuditEventResponse {
+    fn from(e: portcullis_domain::AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            at: rfc3339(e.at),
+            kind: e.kind.as_str(),
+            user_id: e.user_id.map(|u| u.as_uuid()),
+            detail: e.detail,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            request_id: e.request_id,
+        }
+    }
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditEventsPage {
+    pub items: Vec<AuditEventResponse>,
+    /// The `before` that gives the next (older) page; null on the last page.
+    pub next_before: Option<Uuid>,
+}
+
+impl AuditEventsPage {
+    pub(crate) fn new(events: Vec<portcullis_domain::AuditEvent>, limit: u32) -> Self {
+        let full = events.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_before = if full { events.last().map(|e| e.id) } else { None };
+        Self { items: events.into_iter().map(AuditEventResponse::from).collect(), next_before }
+    }
+}
+
+/// `?user_id=&type=&limit=&before=` of `GET /v1/admin/audit-events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditQueryParams {
+    /// Only this user's events.
+    pub user_id: Option<Uuid>,
+    /// Only events of this type (see `AuditEventResponse.type`).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<u32>,
+    /// Only events older than this event id (`next_before` of the previous page).
+    pub before: Option<Uuid>,
+}
+
+/// `?limit=&before=` of `GET /v1/auth/me/events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct OwnEventsParams {
+    /// 1 to 200, default 50.
+    pub limit: Option<u32>,
+    /// Only events older than this event id.
+    pub before: Option<Uuid>,
+}

@@ -77,11 +77,24 @@ pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<Principal>, ApiError> {
-    match Credential::from_headers(headers)? {
-        None => Ok(None),
-        Some(Credential::Jwt(token)) => Ok(Some(state.services.sessions.authenticate(&token).await?)),
-        Some(Credential::ApiKey(key)) => Ok(Some(state.services.api_keys.authenticate(&key).await?)),
-    }
+    let principal = match Credential::from_headers(headers)? {
+        None => return Ok(None),
+        Some(Credential::Jwt(token)) => state.services.sessions.authenticate(&token).await?,
+        Some(Credential::ApiKey(key)) => api_key(state, &key).await?,
+    };
+    let span = tracing::Span::current();
+    match principal.api_key {
+        Some(key) => span.record("principal", tracing::field::display(format_args!("key:{key}"))),
+        None => span.record("principal", tracing::field::display(format_args!("user:{}", principal.user.id))),
+    };
+    Ok(Some(principal))
+}
+
+/// Verifies an API key, counting the outcome.
+async fn api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+    let outcome = state.services.api_keys.authenticate(key).await.map_err(ApiError::from);
+    state.metrics.observe_api_key(outcome.as_ref().map_or_else(ApiError::code, |_| "success"));
+    outcome
 }
 
 /// The authenticated caller, by JWT or API key.
@@ -130,7 +143,7 @@ impl FromRequest for BearerJwt {
                 Some(Credential::Jwt(token)) => Ok(Self(token)),
                 // A valid key is still the wrong kind of credential here.
                 Some(Credential::ApiKey(key)) => {
-                    state?.services.api_keys.authenticate(&key).await?;
+                    api_key(&*state?, &key).await?;
                     Err(DomainError::Forbidden(portcullis_domain::Forbidden::JwtRequired).into())
                 }
                 None => Err(invalid(AuthError::NotAuthenticated)),

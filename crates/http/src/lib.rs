@@ -11,18 +11,22 @@
 
 mod app;
 mod client_ip;
+mod context;
 mod dto;
 mod error;
 mod extract;
 mod limits;
+mod metrics;
 mod middleware;
 mod openapi;
 mod request_span;
 mod routes;
 mod state;
 
-pub use app::configure;
+pub use app::{configure, metrics_app};
 pub use client_ip::TrustedProxies;
+pub use context::HttpRequestContext;
 pub use error::{ApiError, ErrorBody};
+pub use metrics::{MeteredAuditLog, Metrics, QueueDepth};
 pub use openapi::ApiDoc;
 pub use state::{AppState, HttpSettings};

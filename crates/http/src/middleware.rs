@@ -3,12 +3,11 @@
 
 use std::panic::AssertUnwindSafe;
 
+use actix_web::ResponseError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
-use actix_web::{HttpMessage, ResponseError};
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
 use futures_util::FutureExt;
-use tracing_actix_web::RequestId;
 
 use crate::error::ApiError;
 
@@ -30,7 +29,6 @@ where
     S::Future: 'static,
     B: MessageBody + 'static,
 {
-    let request_id = req.extensions().get::<RequestId>().copied();
     // An oversized body is refused before anything reads it, whatever the route.
     let call = if declared_length(&req).is_some_and(|len| len > body_limit) {
         Err(req.error_response(ApiError::payload_too_large(body_limit)))
@@ -46,21 +44,13 @@ where
             },
             Ok(Err(_)) => return Err(panicked()),
         };
-        Ok(finish(response, request_id))
+        Ok(json_errors(response))
     }
 }
 
 fn panicked() -> actix_web::Error {
     tracing::error!("a handler panicked; answered 500");
     ApiError::for_status(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR).into()
-}
-
-fn finish(response: ServiceResponse<BoxBody>, request_id: Option<RequestId>) -> ServiceResponse<BoxBody> {
-    let mut response = json_errors(response);
-    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
-        response.headers_mut().insert(REQUEST_ID, id);
-    }
-    response
 }
 
 fn declared_length(req: &ServiceRequest) -> Option<usize> {

@@ -3,12 +3,12 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
-    ApiKeyResponse, AuthStatusResponse, AuthorizeResponse, CallbackRequest, ChangePasswordRequest,
-    ChangePasswordResponse, CreateApiKeyRequest, CreatedApiKeyResponse, ForgotPasswordRequest,
-    GithubLoginResponse, GithubUser, LinkedinLoginResponse, LinkedinUser, LoginRequest, MessageResponse,
-    PasswordPolicyResponse, PasswordRuleBody, ProjectRequest, ProjectResponse, RegisterRequest,
-    RegisterResponse, ResetPasswordRequest, StatusResponse, TestUserRequest, TokenResponse,
-    UpdateUserRequest, UserResponse, UsersPage,
+    ApiKeyResponse, AuditEventResponse, AuditEventsPage, AuthStatusResponse, AuthorizeResponse,
+    CallbackRequest, ChangePasswordRequest, ChangePasswordResponse, CreateApiKeyRequest,
+    CreatedApiKeyResponse, ForgotPasswordRequest, GithubLoginResponse, GithubUser, LinkedinLoginResponse,
+    LinkedinUser, LoginRequest, MessageResponse, PasswordPolicyResponse, PasswordRuleBody, ProjectRequest,
+    ProjectResponse, RegisterRequest, RegisterResponse, ResetPasswordRequest, StatusResponse,
+    TestUserRequest, TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
 use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test_auth};
@@ -24,14 +24,15 @@ use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test
         auth::register, auth::login_json, auth::login_form, auth::me, auth::refresh, auth::logout,
         auth::change_password, passwords::forgot, passwords::reset, passwords::policy, oauth::authorize, oauth::github_callback,
         oauth::linkedin_callback, api_keys::create, api_keys::list, api_keys::revoke, projects::list,
-        projects::create, admin::list_users, admin::update_user, ops::healthz, ops::readyz,
+        projects::create, admin::list_users, admin::update_user, admin::audit_events, auth::my_events,
+        ops::healthz, ops::readyz, ops::metrics,
         test_auth::auth_status, test_auth::create_test_user, test_auth::test_login,
     ),
     components(schemas(
         RegisterRequest, LoginRequest, ChangePasswordRequest, TestUserRequest, TokenResponse, UserResponse,
         RegisterResponse, MessageResponse, ChangePasswordResponse, AuthStatusResponse, StatusResponse,
         ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
-        ProjectResponse, UsersPage, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
+        ProjectResponse, UsersPage, AuditEventsPage, AuditEventResponse, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
         PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, LinkedinLoginResponse, GithubUser, LinkedinUser,
     )),
     modifiers(&SecuritySchemes, &CommonResponses),
@@ -43,18 +44,22 @@ use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test
         (name = "projects", description = "The example protected resource"),
         (name = "admin", description = "User administration (ADMIN JWT)"),
         (name = "test", description = "Only outside production"),
-        (name = "operations", description = "Health and readiness"),
+        (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;
 
 impl ApiDoc {
-    /// The document as served: without the test endpoints when they are off.
+    /// The document as served: without the test endpoints when they are off,
+    /// and without `/metrics` when it has a port of its own.
     #[must_use]
-    pub fn document(test_endpoints: bool) -> Document {
+    pub fn document(test_endpoints: bool, metrics_on_main: bool) -> Document {
         let mut doc = Self::openapi();
         if !test_endpoints {
             doc.paths.paths.retain(|path, _| !path.starts_with("/v1/test-auth/"));
+        }
+        if !metrics_on_main {
+            doc.paths.paths.retain(|path, _| path != "/metrics");
         }
         doc
     }

@@ -7,21 +7,26 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{Error, HttpMessage};
+use portcullis_domain::RequestContext;
 use tracing::Span;
 use tracing::field::Empty;
-use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
+
+use crate::context::RequestStart;
 
 /// Fields: `method`, `route` (the template, e.g. `/v1/api-keys/{key_id}`),
-/// `path`, `client_ip` (the socket peer), `request_id`, and on completion
-/// `status`.
+/// `path`, `client_ip` (the client's address, through trusted proxies),
+/// `request_id`, `principal` (`user:<id>` or `key:<id>` once authenticated),
+/// and on completion `status` and `latency_ms`.
 #[derive(Debug)]
 pub(crate) struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-        let request_id = request.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
-        let client_ip = request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        let context = request.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+        let request_id = context.request_id.unwrap_or_default();
+        let client_ip = context.ip.unwrap_or_default();
         tracing::info_span!(
             "request",
             method = %request.method(),
@@ -29,13 +34,20 @@ impl RootSpanBuilder for RequestSpan {
             path = %request.path(),
             client_ip = %client_ip,
             request_id = %request_id,
+            principal = Empty,
             status = Empty,
+            latency_ms = Empty,
         )
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         let status = match outcome {
-            Ok(response) => response.status(),
+            Ok(response) => {
+                if let Some(RequestStart(started)) = response.request().extensions().get::<RequestStart>() {
+                    span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+                }
+                response.status()
+            }
             Err(error) => error.as_response_error().status_code(),
         };
         span.record("status", status.as_u16());

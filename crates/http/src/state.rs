@@ -14,6 +14,8 @@ pub struct HttpSettings {
     pub trusted_proxies: crate::TrustedProxies,
     /// Browser origins allowed to call the API (exact `scheme://host[:port]`).
     pub cors_origins: Vec<String>,
+    /// Serve `/metrics` on the API's port (else only through [`crate::metrics_app`]).
+    pub metrics_on_main: bool,
 }
 
 impl Default for HttpSettings {
@@ -23,6 +25,7 @@ impl Default for HttpSettings {
             body_limit: 64 * 1024,
             trusted_proxies: crate::TrustedProxies::default(),
             cors_origins: Vec::new(),
+            metrics_on_main: true,
         }
     }
 }
@@ -33,6 +36,7 @@ pub struct AppState {
     pub services: Services,
     pub health: Arc<dyn StoreHealth>,
     pub settings: HttpSettings,
+    pub metrics: Arc<crate::Metrics>,
 }
 
 impl std::fmt::Debug for AppState {

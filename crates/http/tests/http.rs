@@ -17,6 +17,7 @@ fn state(health: Option<Arc<dyn StoreHealth>>) -> AppState {
         services: Services::new(ports, AuthSettings::default()),
         health: health.unwrap_or(store),
         settings: HttpSettings::default(),
+        metrics: Arc::new(portcullis_http::Metrics::default()),
     }
 }
 

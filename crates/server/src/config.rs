@@ -243,6 +243,15 @@ pub struct Config {
     #[arg(long, global = true, env = "AUTH_CORS_ORIGINS", value_name = "AUTH_CORS_ORIGINS", default_value = "", value_parser = parse_origins)]
     pub cors_origins: Origins,
 
+    /// Serve `/metrics` on this address of its own (e.g. `127.0.0.1:9100`)
+    /// instead of the main port; unset: on the main port.
+    #[arg(long, global = true, env = "AUTH_METRICS_BIND", value_name = "AUTH_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Days audit events are kept before they are deleted (1 to 3650).
+    #[arg(long, global = true, env = "AUTH_AUDIT_RETENTION_DAYS", value_name = "AUTH_AUDIT_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub audit_retention_days: u32,
+
     /// Threads that hash passwords (argon2id); 0 means one per core.
     #[arg(
         long,

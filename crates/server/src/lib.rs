@@ -21,11 +21,11 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use portcullis_crypto::{Argon2Hasher, HashingConfig, HmacSigner, JwtCodec, OsSecrets};
 use portcullis_domain::ports::{
-    ApiKeyRepository, Clock, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
-    RevokedTokenRepository, StoreHealth, SystemClock, UserRepository,
+    ApiKeyRepository, AuditLog, Clock, OAuthIdentityRepository, Outbox, PasswordResetRepository,
+    ProjectRepository, RevokedTokenRepository, StoreHealth, SystemClock, UserRepository,
 };
 use portcullis_domain::{AdminOutcome, AuthSettings, Password, PasswordPolicy, Ports, Services};
-use portcullis_http::{AppState, HttpSettings};
+use portcullis_http::{AppState, HttpRequestContext, HttpSettings, MeteredAuditLog, Metrics};
 use portcullis_store_postgres::PostgresStore;
 use portcullis_store_sqlite::SqliteStore;
 
@@ -39,6 +39,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 const DELIVER_EVERY: Duration = Duration::from_secs(1);
 /// How often counted API-key uses are written (and once more at shutdown).
 const FLUSH_USAGE_EVERY: Duration = Duration::from_secs(5);
+/// How often audit events past their retention are deleted.
+const PRUNE_AUDIT_EVERY: Duration = Duration::from_secs(3600);
 
 /// The storage adapters, as ports.
 #[derive(Clone)]
@@ -50,6 +52,7 @@ pub struct Stores {
     pub resets: Arc<dyn PasswordResetRepository>,
     pub outbox: Arc<dyn Outbox>,
     pub identities: Arc<dyn OAuthIdentityRepository>,
+    pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -70,6 +73,7 @@ impl Stores {
             + PasswordResetRepository
             + Outbox
             + OAuthIdentityRepository
+            + AuditLog
             + StoreHealth
             + 'static,
     {
@@ -81,6 +85,7 @@ impl Stores {
             resets: store.clone(),
             outbox: store.clone(),
             identities: store.clone(),
+            audit: store.clone(),
             health: store,
         }
     }
@@ -114,8 +119,11 @@ impl Stores {
 pub struct App {
     pub services: Services,
     pub stores: Stores,
+    pub metrics: Arc<Metrics>,
     http: HttpSettings,
     workers: usize,
+    metrics_bind: Option<std::net::SocketAddr>,
+    audit_retention_days: u32,
 }
 
 impl App {
@@ -142,8 +150,22 @@ impl App {
         let defaults = HashingConfig::default();
         let threads = if config.hash_threads == 0 { defaults.threads } else { config.hash_threads };
         let queue = if config.hash_queue == 0 { threads * 64 } else { config.hash_queue };
-        let hasher =
-            Argon2Hasher::new(&HashingConfig { threads, queue, ..defaults }).map_err(StartError::Io)?;
+        let metrics = Arc::new(Metrics::default());
+        let observer: portcullis_crypto::WaitObserver = {
+            let metrics = Arc::downgrade(&metrics);
+            Arc::new(move |waited| {
+                if let Some(metrics) = metrics.upgrade() {
+                    metrics.observe_hash_wait(waited);
+                }
+            })
+        };
+        let hasher = Arc::new(
+            Argon2Hasher::new(&HashingConfig { threads, queue, ..defaults })
+                .map_err(StartError::Io)?
+                .observe_waits(observer),
+        );
+        let queue_depth = Arc::downgrade(&hasher);
+        metrics.watch_hash_queue(Arc::new(move || queue_depth.upgrade().map_or(0, |h| h.queued())));
         let ports = Ports {
             users: Arc::clone(&stores.users),
             revoked_tokens: Arc::clone(&stores.revoked_tokens),
@@ -156,19 +178,30 @@ impl App {
             oauth_providers: oauth_providers(config)?,
             signer: Arc::new(HmacSigner::derive(&secret, "portcullis oauth state")),
             rate_limiter: rate_limiter(config).await,
-            hasher: Arc::new(hasher),
+            hasher,
             blocklist: Arc::new(portcullis_crypto::CommonPasswords),
             tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
             clock,
             secrets: Arc::new(OsSecrets),
+            audit: Arc::new(MeteredAuditLog::new(Arc::clone(&stores.audit), Arc::clone(&metrics))),
+            context: Arc::new(HttpRequestContext),
         };
         let http = HttpSettings {
             test_endpoints: config.environment != Environment::Production,
             trusted_proxies: config.trusted_proxies.clone(),
             cors_origins: config.cors_origins.0.clone(),
+            metrics_on_main: config.metrics_bind.is_none(),
             ..HttpSettings::default()
         };
-        Ok(Self { services: Services::new(ports, settings), stores, http, workers: config.workers })
+        Ok(Self {
+            services: Services::new(ports, settings),
+            stores,
+            metrics,
+            http,
+            workers: config.workers,
+            metrics_bind: config.metrics_bind,
+            audit_retention_days: config.audit_retention_days,
+        })
     }
 
     /// Serves on `listener` until the returned server is stopped (or gets
@@ -184,7 +217,21 @@ impl App {
             services: self.services.clone(),
             health: Arc::clone(&self.stores.health),
             settings: self.http.clone(),
+            metrics: Arc::clone(&self.metrics),
         };
+        if let Some(address) = self.metrics_bind {
+            let metrics_state = state.clone();
+            let server = HttpServer::new(move || portcullis_http::metrics_app(metrics_state.clone()))
+                .workers(1)
+                .shutdown_timeout(1)
+                .bind(address)
+                .map_err(|e| {
+                    StartError::config("AUTH_METRICS_BIND", format!("cannot listen on {address}: {e}"))
+                })?
+                .run();
+            tokio::spawn(server);
+            tracing::info!(address = %format!("http://{address}/metrics"), "metrics are served");
+        }
         let workers = if self.workers == 0 {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         } else {
@@ -228,6 +275,20 @@ impl App {
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "outbox unavailable; will retry"),
+                }
+            }
+        });
+        let (audit, retention) = (self.services.audit.clone(), self.audit_retention_days);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PRUNE_AUDIT_EVERY);
+            loop {
+                every.tick().await;
+                match audit.prune(retention).await {
+                    Ok(0) => {}
+                    Ok(pruned) => {
+                        tracing::info!(pruned, retention_days = retention, "pruned old audit events")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
                 }
             }
         });

@@ -19,9 +19,9 @@ pub use error::{pool_error, query_error};
 pub use uuid_column::DbUuid;
 
 use portcullis_domain::{
-    ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, FullName, KeyDigest, MailMessage, OAuthIdentity,
-    OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, ResourceName, Role, StoreError,
-    User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, AuditKind, DeliveryStatus, Email, Environment, FullName, KeyDigest,
+    MailMessage, OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project,
+    ResourceName, Role, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 
@@ -308,6 +308,55 @@ impl TryFrom<IdentityRecord> for OAuthIdentity {
     }
 }
 
+/// An audit event row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: DbUuid,
+    pub at: OffsetDateTime,
+    pub kind: String,
+    pub user_id: Option<DbUuid>,
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl From<AuditEvent> for AuditRecord {
+    fn from(event: AuditEvent) -> Self {
+        Self {
+            id: DbUuid(event.id),
+            at: whole_seconds(event.at),
+            kind: event.kind.as_str().to_owned(),
+            user_id: event.user_id.map(|u| DbUuid(u.as_uuid())),
+            detail: event.detail,
+            ip: event.ip,
+            user_agent: event.user_agent,
+            request_id: event.request_id,
+        }
+    }
+}
+
+impl TryFrom<AuditRecord> for AuditEvent {
+    type Error = StoreError;
+
+    fn try_from(row: AuditRecord) -> Result<Self, StoreError> {
+        let kind = row
+            .kind
+            .parse::<AuditKind>()
+            .map_err(|()| StoreError::Unavailable(format!("corrupt audit_events row {}: kind", row.id.0)))?;
+        Ok(Self {
+            id: row.id.0,
+            at: row.at,
+            kind,
+            user_id: row.user_id.map(|u| UserId::from_uuid(u.0)),
+            detail: row.detail,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            request_id: row.request_id,
+        })
+    }
+}
+
 /// Declares a diesel row struct for `$table` with the fields of `$record`,
 /// and conversions both ways through the record.
 #[doc(hidden)]
@@ -350,21 +399,21 @@ macro_rules! diesel_repositories {
             use diesel_async::RunQueryDsl;
             use diesel_async::AsyncConnection;
             use portcullis_domain::ports::{
-                ApiKeyRepository, Outbox, PasswordResetRepository, ProjectRepository, RevokedTokenRepository,
-                StoreHealth, UserRepository,
+                ApiKeyRepository, AuditLog, Outbox, PasswordResetRepository, PoolUsage, ProjectRepository,
+                RevokedTokenRepository, StoreHealth, UserRepository,
             };
             use portcullis_domain::{
-                ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
+                ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
                 PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
-                ApiKeyRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, ResetRecord, UserRecord, query_error,
+                ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, ResetRecord, UserRecord, query_error,
                 whole_seconds,
             };
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{api_keys, oauth_identities, outbox, password_resets, projects, revoked_tokens, users};
+            use super::schema::{api_key_addresses, api_keys, audit_events, oauth_identities, outbox, password_resets, projects, revoked_tokens, users};
             use super::$store;
 
             portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
@@ -634,6 +683,29 @@ macro_rules! diesel_repositories {
                         .try_into()
                 }
 
+                async fn remember_key_ip(&self, id: ApiKeyId, ip: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let inserted = diesel::insert_into(api_key_addresses::table)
+                        .values((
+                            api_key_addresses::key_id.eq(DbUuid(id.as_uuid())),
+                            api_key_addresses::ip.eq(ip),
+                            api_key_addresses::first_seen_at.eq(whole_seconds(now)),
+                        ))
+                        .on_conflict((api_key_addresses::key_id, api_key_addresses::ip))
+                        .do_nothing()
+                        .execute(&mut *conn)
+                        .await;
+                    match inserted {
+                        Ok(count) => Ok(count == 1),
+                        // The key is gone (foreign key): nothing to remember.
+                        Err(diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                            _,
+                        )) => Ok(false),
+                        Err(e) => Err(query_error(e)),
+                    }
+                }
+
                 async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
                     let mut conn = self.conn().await?;
                     AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
@@ -854,6 +926,17 @@ macro_rules! diesel_repositories {
                     Ok(())
                 }
 
+                async fn pending_count(&self) -> Result<u64, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let count: i64 = outbox::table
+                        .filter(outbox::status.eq(DeliveryStatus::Pending.as_str()))
+                        .count()
+                        .get_result(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    Ok(u64::try_from(count).unwrap_or(0))
+                }
+
                 async fn find_message(&self, id: uuid::Uuid) -> Result<Option<OutboxMessage>, StoreError> {
                     let mut conn = self.conn().await?;
                     outbox::table
@@ -948,12 +1031,73 @@ macro_rules! diesel_repositories {
                 }
             }
 
+            portcullis_store_diesel::diesel_row!(AuditRow, audit_events, AuditRecord, AuditEvent, {
+                id: DbUuid,
+                at: OffsetDateTime,
+                kind: String,
+                user_id: Option<DbUuid>,
+                detail: Option<String>,
+                ip: Option<String>,
+                user_agent: Option<String>,
+                request_id: Option<String>,
+            });
+
+            #[async_trait]
+            impl AuditLog for $store {
+                async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(audit_events::table)
+                        .values(AuditRow::from(event))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    Ok(())
+                }
+
+                async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let mut select = audit_events::table.into_boxed();
+                    if let Some(user) = query.user_id {
+                        select = select.filter(audit_events::user_id.eq(DbUuid(user.as_uuid())));
+                    }
+                    if let Some(kind) = query.kind {
+                        select = select.filter(audit_events::kind.eq(kind.as_str()));
+                    }
+                    if let Some(before) = query.before {
+                        select = select.filter(audit_events::id.lt(DbUuid(before)));
+                    }
+                    select
+                        .order(audit_events::id.desc())
+                        .limit(i64::from(query.limit))
+                        .select(AuditRow::as_select())
+                        .load::<AuditRow>(&mut *conn)
+                        .await
+                        .map_err(query_error)?
+                        .into_iter()
+                        .map(AuditEvent::try_from)
+                        .collect()
+                }
+
+                async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let deleted = diesel::delete(audit_events::table.filter(audit_events::at.lt(whole_seconds(before))))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    Ok(deleted as u64)
+                }
+            }
+
             #[async_trait]
             impl StoreHealth for $store {
                 async fn ping(&self) -> Result<(), StoreError> {
                     let mut conn = self.conn().await?;
                     diesel::sql_query("SELECT 1").execute(&mut *conn).await.map_err(query_error)?;
                     Ok(())
+                }
+
+                fn pool_usage(&self) -> Option<PoolUsage> {
+                    Some(self.usage())
                 }
             }
         }

@@ -7,17 +7,18 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use portcullis_domain::ports::{
-    ApiKeyRepository, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
+    ApiKeyRepository, AuditLog, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
     RevokedTokenRepository, StoreHealth, UserRepository,
 };
 use portcullis_domain::{
-    ApiKey, ApiKeyId, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity,
-    OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage,
+    NewUser, OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, Role,
+    StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -32,6 +33,9 @@ struct State {
     resets: Vec<PasswordReset>,
     outbox: Vec<OutboxMessage>,
     identities: Vec<OAuthIdentity>,
+    key_addresses: HashSet<(ApiKeyId, String)>,
+    /// Sorted by id, which is time-ordered.
+    audit: std::collections::BTreeMap<Uuid, AuditEvent>,
 }
 
 /// Every repository port over one in-process map.
@@ -211,6 +215,19 @@ impl ApiKeyRepository for MemoryStore {
         Ok(key.clone())
     }
 
+    async fn remember_key_ip(
+        &self,
+        id: ApiKeyId,
+        ip: &str,
+        _now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if !state.api_keys.contains_key(&id) {
+            return Ok(false);
+        }
+        Ok(state.key_addresses.insert((id, ip.to_owned())))
+    }
+
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
         let mut state = self.state();
         for entry in usage {
@@ -354,6 +371,10 @@ impl Outbox for MemoryStore {
     async fn find_message(&self, id: Uuid) -> Result<Option<OutboxMessage>, StoreError> {
         Ok(self.state().outbox.iter().find(|m| m.id == id).cloned())
     }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        Ok(self.state().outbox.iter().filter(|m| m.status == DeliveryStatus::Pending).count() as u64)
+    }
 }
 
 #[async_trait]
@@ -408,6 +429,41 @@ impl OAuthIdentityRepository for MemoryStore {
             state.identities.iter().filter(|i| i.user_id == user).cloned().collect();
         identities.sort_by_key(|i| (i.created_at, i.id));
         Ok(identities)
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.audit.contains_key(&event.id) {
+            return Err(StoreError::Conflict("id"));
+        }
+        state.audit.insert(event.id, event);
+        Ok(())
+    }
+
+    async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let state = self.state();
+        let older = match query.before {
+            Some(before) => state.audit.range(..before),
+            None => state.audit.range(..),
+        };
+        Ok(older
+            .rev()
+            .map(|(_, event)| event)
+            .filter(|e| query.user_id.is_none_or(|user| e.user_id == Some(user)))
+            .filter(|e| query.kind.is_none_or(|kind| e.kind == kind))
+            .take(usize::try_from(query.limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let count = state.audit.len();
+        state.audit.retain(|_, e| e.at >= before);
+        Ok((count - state.audit.len()) as u64)
     }
 }
 

@@ -87,6 +87,16 @@ impl PostgresStore {
     async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
         self.pool.get().await.map_err(pool_error)
     }
+
+    fn usage(&self) -> portcullis_domain::ports::PoolUsage {
+        let status = self.pool.status();
+        portcullis_domain::ports::PoolUsage {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
 }
 
 portcullis_store_diesel::diesel_repositories!(PostgresStore);

@@ -3,12 +3,13 @@
 
 use async_trait::async_trait;
 use portcullis_domain::ports::{
-    ApiKeyRepository, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
-    RevokedTokenRepository, StoreHealth, UserRepository,
+    ApiKeyRepository, AuditLog, OAuthIdentityRepository, Outbox, PasswordResetRepository, PoolUsage,
+    ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
 };
 use portcullis_domain::{
-    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OAuthProviderKind,
-    OutboxMessage, PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, AuditQuery, Email, Environment, KeyDigest, KeyUsage, NewUser,
+    OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, Role, StoreError,
+    User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -106,6 +107,11 @@ impl ApiKeyRepository for SqliteStore {
         self.detached(|q| async move { q.revoke_key(user, id, now).await }).await
     }
 
+    async fn remember_key_ip(&self, id: ApiKeyId, ip: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let ip = ip.to_owned();
+        self.detached(|q| async move { q.remember_key_ip(id, &ip, now).await }).await
+    }
+
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
         let usage = usage.to_vec();
         self.detached(|q| async move { q.record_key_usage(&usage).await }).await
@@ -179,6 +185,10 @@ impl Outbox for SqliteStore {
         self.detached(|q| async move { q.mark_failed(id, attempts, retry_at, &error).await }).await
     }
 
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.detached(|q| async move { q.pending_count().await }).await
+    }
+
     async fn find_message(&self, id: Uuid) -> Result<Option<OutboxMessage>, StoreError> {
         self.detached(|q| async move { q.find_message(id).await }).await
     }
@@ -213,8 +223,27 @@ impl OAuthIdentityRepository for SqliteStore {
 }
 
 #[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
+        self.detached(|q| async move { q.append(event).await }).await
+    }
+
+    async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        self.detached(|q| async move { q.list_events(query).await }).await
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.detached(|q| async move { q.prune_events(before).await }).await
+    }
+}
+
+#[async_trait]
 impl StoreHealth for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.detached(|q| async move { q.ping().await }).await
+    }
+
+    fn pool_usage(&self) -> Option<PoolUsage> {
+        Some(self.queries.usage())
     }
 }

@@ -43,6 +43,16 @@ impl Queries {
     async fn conn(&self) -> Result<Object<Conn>, StoreError> {
         self.pool.get().await.map_err(pool_error)
     }
+
+    fn usage(&self) -> portcullis_domain::ports::PoolUsage {
+        let status = self.pool.status();
+        portcullis_domain::ports::PoolUsage {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
 }
 
 /// Every repository port over one SQLite file.

@@ -86,7 +86,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        at -> TimestamptzSqlite,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    api_key_addresses (key_id, ip) {
+        key_id -> Text,
+        ip -> Text,
+        first_seen_at -> TimestamptzSqlite,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(api_key_addresses -> api_keys (key_id));
 diesel::joinable!(oauth_identities -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(projects -> users (user_id));
@@ -98,4 +120,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     password_resets,
     outbox,
     oauth_identities,
+    audit_events,
+    api_key_addresses,
 );

@@ -75,7 +75,12 @@ macro_rules! store_contract_tests {
             an_identity_is_found_with_its_user,
             a_provider_account_links_to_one_user_only,
             creating_a_user_with_an_identity_is_all_or_nothing,
-            identities_are_listed_per_user
+            identities_are_listed_per_user,
+            audit_events_round_trip_newest_first,
+            audit_events_filter_by_user_and_kind_and_page,
+            audit_prune_removes_only_old_events,
+            a_key_address_is_new_once,
+            outbox_backlog_counts_pending_messages
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

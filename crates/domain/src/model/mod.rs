@@ -1,6 +1,7 @@
 //! Values that cannot be invalid once constructed.
 
 mod api_key;
+mod audit;
 mod email;
 mod oauth;
 mod password;
@@ -15,6 +16,7 @@ pub use api_key::{
     ApiKey, ApiKeyId, ApiKeySecret, InvalidApiKeyId, KeyDigest, KeyUsage, MalformedApiKey, ResourceName,
     ResourceNameError,
 };
+pub use audit::{AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, RequestContext};
 pub use email::{Email, EmailError};
 pub use oauth::{OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule, PasswordRules};

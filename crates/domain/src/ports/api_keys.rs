@@ -42,4 +42,11 @@ pub trait ApiKeyRepository: Send + Sync {
     /// [`StoreError::Unavailable`] when the store cannot be reached; the caller
     /// keeps the counts and tries again.
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError>;
+
+    /// Remembers that key `id` was used from `ip`; `true` the first time this
+    /// pair is seen, `false` after. Unknown keys are ignored (`false`).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn remember_key_ip(&self, id: ApiKeyId, ip: &str, now: OffsetDateTime) -> Result<bool, StoreError>;
 }

@@ -2,6 +2,7 @@
 //! domain types only; adapters live in other crates.
 
 mod api_keys;
+mod audit;
 mod clock;
 mod crypto;
 mod health;
@@ -16,6 +17,9 @@ pub use api_keys::ApiKeyRepository;
 #[cfg(feature = "mocks")]
 pub use api_keys::MockApiKeyRepository;
 #[cfg(feature = "mocks")]
+pub use audit::MockAuditLog;
+pub use audit::{AuditLog, NoRequestContext, RequestContextSource};
+#[cfg(feature = "mocks")]
 pub use clock::MockClock;
 pub use clock::{Clock, SystemClock};
 #[cfg(feature = "mocks")]
@@ -23,7 +27,7 @@ pub use crypto::{MockPasswordBlocklist, MockPasswordHasher, MockSecretGenerator,
 pub use crypto::{PasswordBlocklist, PasswordHasher, SecretGenerator, TokenCodec};
 #[cfg(feature = "mocks")]
 pub use health::MockStoreHealth;
-pub use health::StoreHealth;
+pub use health::{PoolUsage, StoreHealth};
 #[cfg(feature = "mocks")]
 pub use oauth::{MockOAuthIdentityRepository, MockOAuthProvider, MockSigner};
 pub use oauth::{OAuthError, OAuthIdentityRepository, OAuthProvider, Signer};

@@ -84,6 +84,12 @@ pub trait Outbox: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn find_message(&self, id: Uuid) -> Result<Option<OutboxMessage>, StoreError>;
+
+    /// How many messages wait to be sent (the backlog, for metrics).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn pending_count(&self) -> Result<u64, StoreError>;
 }
 
 /// Why an email was not sent.

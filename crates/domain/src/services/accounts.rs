@@ -1,9 +1,11 @@
 use std::sync::Arc;
 
 use crate::error::{AuthError, DomainError, FieldError};
-use crate::model::{Email, FullName, IssuedToken, NewUser, Password, Principal, Role, User, UserId};
+use crate::model::{
+    AuditKind, Email, FullName, IssuedToken, NewUser, Password, Principal, Role, User, UserId,
+};
 
-use super::{AuthSettings, Ports, tokens};
+use super::{AuthSettings, Ports, audit, tokens};
 
 /// What a client sends to register; checked here, not at the edge.
 #[derive(Debug, Clone)]
@@ -41,6 +43,7 @@ impl AccountService {
     pub async fn register(&self, registration: Registration) -> Result<(User, IssuedToken), DomainError> {
         let user = self.create_user(registration, Role::User).await?;
         let token = tokens::issue(&self.ports, &self.settings, &user)?;
+        audit::record(&self.ports, AuditKind::Register, Some(user.id), None).await?;
         Ok((user, token))
     }
 
@@ -151,7 +154,9 @@ impl AccountService {
         }
         let hash = self.ports.hasher.hash(new).await?;
         let user = self.ports.users.set_password(user.id, hash, self.ports.clock.now()).await?;
-        tokens::issue(&self.ports, &self.settings, &user)
+        let token = tokens::issue(&self.ports, &self.settings, &user)?;
+        audit::record(&self.ports, AuditKind::PasswordChanged, Some(user.id), None).await?;
+        Ok(token)
     }
 
     /// Makes `email` an administrator: promotes an existing user, or creates one

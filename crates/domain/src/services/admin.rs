@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
 use crate::error::{DomainError, Forbidden};
-use crate::model::{AuthMethod, Principal, Role, User, UserId};
+use crate::model::{AuditKind, AuthMethod, Principal, Role, User, UserId};
 
-use super::Ports;
+use super::{Ports, audit};
 
 /// What an administrator may change about a user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,17 +63,24 @@ impl AdminService {
         }
         let now = self.ports.clock.now();
         let mut user = self.ports.users.find_by_id(id).await?.ok_or(DomainError::NotFound)?;
+        let mut changed = Vec::new();
         if let Some(active) = changes.is_active.filter(|a| *a != user.is_active) {
             user = self.ports.users.set_active(id, active, now).await?;
+            changed.push(format!("is_active={active}"));
         }
         if let Some(role) = changes.role.filter(|r| *r != user.role) {
             user = self.ports.users.set_role(id, role, now).await?;
+            changed.push(format!("role={}", role.as_str()));
+        }
+        if !changed.is_empty() {
+            let detail = format!("{} by={}", changed.join(" "), caller.user.id);
+            audit::record(&self.ports, AuditKind::UserUpdated, Some(id), Some(detail)).await?;
         }
         Ok(user)
     }
 }
 
-fn require_admin(caller: &Principal) -> Result<(), DomainError> {
+pub(super) fn require_admin(caller: &Principal) -> Result<(), DomainError> {
     if caller.user.role != Role::Admin {
         return Err(DomainError::Forbidden(Forbidden::InsufficientPermissions));
     }

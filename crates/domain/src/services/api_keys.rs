@@ -1,14 +1,19 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{
-    ApiKey, ApiKeyId, ApiKeySecret, AuthMethod, Environment, KeyDigest, KeyUsage, Principal, ResourceName,
+    ApiKey, ApiKeyId, ApiKeySecret, AuditEvent, AuditKind, AuthMethod, Environment, KeyDigest, KeyUsage,
+    Principal, ResourceName,
 };
 
-use super::{AuthSettings, Ports};
+use super::{AuthSettings, Ports, audit};
+
+/// How many (key, address) pairs one instance remembers before starting over;
+/// forgetting only costs a lookup in the store.
+const SEEN_ADDRESSES: usize = 100_000;
 
 /// What a caller asks for when creating a key (unvalidated).
 #[derive(Debug, Clone, Default)]
@@ -31,6 +36,11 @@ pub struct ListedKey {
 #[derive(Debug, Default)]
 pub(super) struct UsageBuffer {
     pending: Mutex<HashMap<ApiKeyId, (i64, OffsetDateTime)>>,
+    /// Addresses this instance already saw each key used from.
+    seen: Mutex<HashSet<(ApiKeyId, String)>>,
+    /// First uses from an address, to check against the store at the next
+    /// flush: the event is written only if the store did not know the pair.
+    sightings: Mutex<Vec<(ApiKeyId, String, AuditEvent)>>,
 }
 
 impl UsageBuffer {
@@ -44,6 +54,29 @@ impl UsageBuffer {
     fn take(&self) -> Vec<KeyUsage> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         pending.drain().map(|(id, (count, last_used_at))| KeyUsage { id, count, last_used_at }).collect()
+    }
+
+    /// Notes a use of `id` from `ip`; only the first per address is kept.
+    fn sighted(&self, id: ApiKeyId, ip: &str, event: impl FnOnce() -> AuditEvent) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(&(id, ip.to_owned())) {
+            return;
+        }
+        if seen.len() >= SEEN_ADDRESSES {
+            seen.clear();
+        }
+        seen.insert((id, ip.to_owned()));
+        drop(seen);
+        self.sightings.lock().unwrap_or_else(PoisonError::into_inner).push((id, ip.to_owned(), event()));
+    }
+
+    fn take_sightings(&self) -> Vec<(ApiKeyId, String, AuditEvent)> {
+        std::mem::take(&mut *self.sightings.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Lets a sighting that could not be checked be noted again.
+    fn forget(&self, id: ApiKeyId, ip: String) {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).remove(&(id, ip));
     }
 
     /// Puts back counts that could not be written.
@@ -109,6 +142,8 @@ impl ApiKeyService {
             usage_count: 0,
         };
         let key = self.ports.api_keys.insert_key(key).await?;
+        let detail = Some(format!("key_id={}", key.id));
+        audit::record(&self.ports, AuditKind::ApiKeyCreated, Some(caller.user.id), detail).await?;
         Ok((key, secret))
     }
 
@@ -129,7 +164,10 @@ impl ApiKeyService {
     /// `JwtRequired`; `NotFound` for an unknown key or another user's; `Unavailable`.
     pub async fn revoke(&self, caller: &Principal, id: ApiKeyId) -> Result<ApiKey, DomainError> {
         require_jwt(caller)?;
-        Ok(self.ports.api_keys.revoke_key(caller.user.id, id, self.ports.clock.now()).await?)
+        let key = self.ports.api_keys.revoke_key(caller.user.id, id, self.ports.clock.now()).await?;
+        let detail = Some(format!("key_id={id}"));
+        audit::record(&self.ports, AuditKind::ApiKeyRevoked, Some(caller.user.id), detail).await?;
+        Ok(key)
     }
 
     /// Verifies a presented key. A malformed key (wrong prefix, length or
@@ -155,6 +193,12 @@ impl ApiKeyService {
             return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
         }
         self.usage.record(key.id, now);
+        if let Some(ip) = self.ports.context.current().ip {
+            self.usage.sighted(key.id, &ip, || {
+                let detail = Some(format!("key_id={}", key.id));
+                audit::event(&self.ports, AuditKind::ApiKeyNewIp, Some(user.id), detail, now)
+            });
+        }
         Ok(Principal::from_api_key(user, &key))
     }
 
@@ -164,6 +208,7 @@ impl ApiKeyService {
     /// # Errors
     /// `Unavailable` when the store cannot be reached.
     pub async fn flush_usage(&self) -> Result<usize, DomainError> {
+        self.flush_sightings().await?;
         let batch = self.usage.take();
         if batch.is_empty() {
             return Ok(0);
@@ -175,6 +220,27 @@ impl ApiKeyService {
                 Err(e.into())
             }
         }
+    }
+
+    /// Writes an `api_key_new_ip` event for each address the store had not
+    /// seen the key used from.
+    async fn flush_sightings(&self) -> Result<(), DomainError> {
+        let mut sightings = self.usage.take_sightings().into_iter();
+        while let Some((id, ip, event)) = sightings.next() {
+            let outcome = match self.ports.api_keys.remember_key_ip(id, &ip, event.at).await {
+                Ok(true) => self.ports.audit.append(event).await,
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                self.usage.forget(id, ip);
+                for (id, ip, _) in sightings {
+                    self.usage.forget(id, ip);
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     fn digest(&self, secret: &ApiKeySecret) -> KeyDigest {

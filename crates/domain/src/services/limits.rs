@@ -104,11 +104,12 @@ impl LimitService {
 
     /// Reserves one failed-login slot for `account` before its password is
     /// checked, so parallel guesses cannot slip past the limit together.
-    pub(super) async fn reserve_login(&self, account: &str) -> Result<(), DomainError> {
-        let Some(quota) = self.limits.failed_login else { return Ok(()) };
+    /// Returns the failures left after this one, `None` when the limit is off.
+    pub(super) async fn reserve_login(&self, account: &str) -> Result<Option<u32>, DomainError> {
+        let Some(quota) = self.limits.failed_login else { return Ok(None) };
         let decision =
             self.ports.rate_limiter.hit(&failed_key(account), quota, self.ports.clock.now()).await?;
-        if decision.allowed { Ok(()) } else { Err(DomainError::RateLimited(decision)) }
+        if decision.allowed { Ok(Some(decision.remaining)) } else { Err(DomainError::RateLimited(decision)) }
     }
 
     /// Gives the slot back: the login succeeded, so it was no failure.

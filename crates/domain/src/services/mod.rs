@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod api_keys;
+mod audit;
 mod limits;
 mod oauth;
 mod passwords;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use accounts::{AccountService, AdminOutcome, Registration};
 pub use admin::{AdminService, UserChanges};
 pub use api_keys::{ApiKeyService, ListedKey, NewKeyRequest};
+pub use audit::{AuditService, MAX_AUDIT_PAGE};
 pub use limits::{IpFamily, LimitService, RateLimits};
 pub use oauth::{Authorization, OAuthLogin, OAuthService};
 pub use passwords::{DeliveryReport, PasswordService};
@@ -24,9 +26,9 @@ pub use sessions::SessionService;
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
-    ApiKeyRepository, Clock, Mailer, OAuthIdentityRepository, OAuthProvider, Outbox, PasswordBlocklist,
-    PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter, RevokedTokenRepository,
-    SecretGenerator, Signer, TokenCodec, UserRepository,
+    ApiKeyRepository, AuditLog, Clock, Mailer, OAuthIdentityRepository, OAuthProvider, Outbox,
+    PasswordBlocklist, PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter,
+    RequestContextSource, RevokedTokenRepository, SecretGenerator, Signer, TokenCodec, UserRepository,
 };
 
 /// The adapters a [`Services`] runs on.
@@ -49,6 +51,9 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenCodec>,
     pub clock: Arc<dyn Clock>,
     pub secrets: Arc<dyn SecretGenerator>,
+    pub audit: Arc<dyn AuditLog>,
+    /// The request in flight, for the audit log ([`crate::ports::NoRequestContext`] when there is none).
+    pub context: Arc<dyn RequestContextSource>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -103,6 +108,7 @@ pub struct Services {
     pub passwords: PasswordService,
     pub oauth: OAuthService,
     pub limits: LimitService,
+    pub audit: AuditService,
 }
 
 impl Services {
@@ -119,6 +125,7 @@ impl Services {
             passwords: PasswordService::new(Arc::clone(&ports), Arc::clone(&settings)),
             oauth: OAuthService::new(Arc::clone(&ports), settings),
             projects: ProjectService::new(Arc::clone(&ports)),
+            audit: AuditService::new(Arc::clone(&ports)),
             admin: AdminService::new(ports),
         }
     }

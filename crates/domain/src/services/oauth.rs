@@ -10,7 +10,8 @@ use crate::model::{
 };
 use crate::ports::{OAuthError, OAuthProvider};
 
-use super::{AuthSettings, Ports, tokens};
+use super::{AuthSettings, Ports, audit, tokens};
+use crate::model::AuditKind;
 
 /// How long a `state` from `/authorize` stays valid.
 const STATE_TTL: Duration = Duration::minutes(10);
@@ -110,17 +111,30 @@ impl OAuthService {
             OAuthError::ExchangeFailed => DomainError::OAuthExchangeFailed,
             OAuthError::Provider(why) => DomainError::ProviderError(why),
         })?;
-        let user = self.resolve(provider.kind(), &profile).await?;
+        let kind = provider.kind();
+        let (user, linked) = self.resolve(kind, &profile).await?;
+        if linked {
+            let detail = Some(format!("provider={kind}"));
+            audit::record(&self.ports, AuditKind::OAuthLinked, Some(user.id), detail).await?;
+        }
         if !user.is_active {
+            audit::record_failure(&self.ports, AuditKind::LoginFailed, Some(user.id), "disabled").await;
             return Err(DomainError::Forbidden(Forbidden::AccountDisabled));
         }
         let token = tokens::issue(&self.ports, &self.settings, &user)?;
+        audit::record(&self.ports, AuditKind::OAuthLogin, Some(user.id), Some(format!("provider={kind}")))
+            .await?;
         Ok(OAuthLogin { token, user, profile })
     }
 
-    async fn resolve(&self, kind: OAuthProviderKind, profile: &ProviderProfile) -> Result<User, DomainError> {
+    /// The user of this identity, and whether it was linked just now.
+    async fn resolve(
+        &self,
+        kind: OAuthProviderKind,
+        profile: &ProviderProfile,
+    ) -> Result<(User, bool), DomainError> {
         if let Some((_, user)) = self.ports.identities.find_identity(kind, &profile.subject).await? {
-            return Ok(user);
+            return Ok((user, false));
         }
         let email = profile
             .email
@@ -143,7 +157,7 @@ impl OAuthService {
         for _ in 0..2 {
             if let Some(user) = self.ports.users.find_by_email(&email).await? {
                 match self.ports.identities.link_identity(identity(user.id)).await {
-                    Ok(_) => return Ok(user),
+                    Ok(_) => return Ok((user, true)),
                     Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -157,13 +171,13 @@ impl OAuthService {
                     created_at: now,
                 };
                 match self.ports.identities.create_user_with_identity(new.clone(), identity(new.id)).await {
-                    Ok(user) => return Ok(user),
+                    Ok(user) => return Ok((user, true)),
                     Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
             if let Some((_, user)) = self.ports.identities.find_identity(kind, &profile.subject).await? {
-                return Ok(user);
+                return Ok((user, false));
             }
         }
         Err(DomainError::Unavailable("could not settle a concurrent first login".to_owned()))

@@ -9,7 +9,8 @@ use crate::model::{
 };
 use crate::ports::MailError;
 
-use super::{AuthSettings, Ports};
+use super::{AuthSettings, Ports, audit};
+use crate::model::AuditKind;
 
 /// How long a reset link works.
 const RESET_TTL: Duration = Duration::hours(1);
@@ -73,7 +74,8 @@ impl PasswordService {
             next_attempt_at: now,
             created_at: now,
         };
-        Ok(self.ports.resets.issue_reset(reset, email).await?)
+        self.ports.resets.issue_reset(reset, email).await?;
+        audit::record(&self.ports, AuditKind::PasswordResetRequested, Some(user.id), None).await
     }
 
     /// Sets a new password with a reset token. The token is used up and every
@@ -100,8 +102,21 @@ impl PasswordService {
             "new_password",
         )?;
         let hash = self.ports.hasher.hash(password).await?;
-        self.ports.resets.consume_reset(&digest, hash, now).await?.ok_or(DomainError::InvalidResetToken)?;
-        Ok(())
+        let user = self
+            .ports
+            .resets
+            .consume_reset(&digest, hash, now)
+            .await?
+            .ok_or(DomainError::InvalidResetToken)?;
+        audit::record(&self.ports, AuditKind::PasswordReset, Some(user.id), None).await
+    }
+
+    /// How many emails wait to be sent.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn backlog(&self) -> Result<u64, DomainError> {
+        Ok(self.ports.outbox.pending_count().await?)
     }
 
     /// Sends the emails that are due: one round of the delivery worker.

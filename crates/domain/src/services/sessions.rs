@@ -3,9 +3,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::error::{AuthError, DomainError, Forbidden};
-use crate::model::{Claims, Email, IssuedToken, Password, Principal, User, UserId};
+use crate::model::{AuditKind, Claims, Email, IssuedToken, Password, Principal, User, UserId};
 
-use super::{AuthSettings, LimitService, Ports, tokens};
+use super::{AuthSettings, LimitService, Ports, audit, tokens};
 
 /// Sessions: login, token authentication, refresh and logout.
 #[derive(Debug, Clone)]
@@ -39,32 +39,78 @@ impl SessionService {
         // that is no email still gets a budget of its own.
         let account =
             email.as_ref().map_or_else(|| username.trim().to_lowercase(), |e| e.as_str().to_owned());
-        self.limits.reserve_login(&account).await?;
-        let outcome = self.verify_login(email, password).await;
-        if outcome.is_ok() {
-            self.limits.release_login(&account).await?;
+        let remaining = match self.limits.reserve_login(&account).await {
+            Ok(remaining) => remaining,
+            Err(refused @ DomainError::RateLimited(_)) => {
+                let user = match &email {
+                    Some(email) => self.ports.users.find_by_email(email).await.ok().flatten().map(|u| u.id),
+                    None => None,
+                };
+                audit::record_failure(&self.ports, AuditKind::LoginFailed, user, "locked").await;
+                return Err(refused);
+            }
+            Err(other) => return Err(other),
+        };
+        let (outcome, user) = self.verify_login(email, password).await;
+        match &outcome {
+            Ok(_) => {
+                self.limits.release_login(&account).await?;
+                audit::record(&self.ports, AuditKind::LoginSucceeded, user, None).await?;
+            }
+            Err(LoginFailure::Refused(_, reason)) => {
+                audit::record_failure(&self.ports, AuditKind::LoginFailed, user, reason).await;
+                if remaining == Some(0) {
+                    audit::record_failure(&self.ports, AuditKind::AccountLocked, user, "failed_logins").await;
+                }
+            }
+            Err(LoginFailure::Fault(_)) => {}
         }
-        outcome
+        outcome.map_err(|failure| match failure {
+            LoginFailure::Refused(error, _) | LoginFailure::Fault(error) => error,
+        })
     }
 
+    /// The login's outcome, and the user it concerned when there was one.
     async fn verify_login(
         &self,
         email: Option<Email>,
         password: Password,
-    ) -> Result<IssuedToken, DomainError> {
+    ) -> (Result<IssuedToken, LoginFailure>, Option<UserId>) {
         let user = match email {
-            Some(email) => self.ports.users.find_by_email(&email).await?,
+            Some(email) => match self.ports.users.find_by_email(&email).await {
+                Ok(user) => user,
+                Err(e) => return (Err(LoginFailure::Fault(e.into())), None),
+            },
             None => None,
         };
-        let Some((user, hash)) = user.and_then(|u| u.password_hash.clone().map(|h| (u, h))) else {
+        let id = user.as_ref().map(|u| u.id);
+        (self.check_password(user, password).await, id)
+    }
+
+    async fn check_password(
+        &self,
+        user: Option<User>,
+        password: Password,
+    ) -> Result<IssuedToken, LoginFailure> {
+        let invalid = |reason| {
+            LoginFailure::Refused(DomainError::Unauthenticated(AuthError::InvalidCredentials), reason)
+        };
+        let Some(user) = user else {
             self.ports.hasher.verify_dummy(password).await?;
-            return Err(DomainError::Unauthenticated(AuthError::InvalidCredentials));
+            return Err(invalid("unknown_email"));
+        };
+        let Some(hash) = user.password_hash.clone() else {
+            self.ports.hasher.verify_dummy(password).await?;
+            return Err(invalid("no_password"));
         };
         if !self.ports.hasher.verify(password.clone(), hash.clone()).await? {
-            return Err(DomainError::Unauthenticated(AuthError::InvalidCredentials));
+            return Err(invalid("bad_password"));
         }
         if !user.is_active {
-            return Err(DomainError::Forbidden(Forbidden::AccountDisabled));
+            return Err(LoginFailure::Refused(
+                DomainError::Forbidden(Forbidden::AccountDisabled),
+                "disabled",
+            ));
         }
         if self.ports.hasher.needs_rehash(&hash) {
             // Upgrading is best effort: a full hashing queue or a lost race
@@ -73,7 +119,7 @@ impl SessionService {
                 self.ports.users.rehash_password(user.id, &hash, stronger).await?;
             }
         }
-        tokens::issue(&self.ports, &self.settings, &user)
+        Ok(tokens::issue(&self.ports, &self.settings, &user)?)
     }
 
     /// Verifies a bearer JWT and resolves its user.
@@ -108,7 +154,9 @@ impl SessionService {
         if !self.revoke(claims, principal.user.id).await? {
             return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
         }
-        tokens::issue(&self.ports, &self.settings, &principal.user)
+        let token = tokens::issue(&self.ports, &self.settings, &principal.user)?;
+        audit::record(&self.ports, AuditKind::TokenRefreshed, Some(principal.user.id), None).await?;
+        Ok(token)
     }
 
     /// Revokes the presented token until it expires.
@@ -120,7 +168,7 @@ impl SessionService {
         if let Some(claims) = &principal.claims {
             self.revoke(claims, principal.user.id).await?;
         }
-        Ok(())
+        audit::record(&self.ports, AuditKind::Logout, Some(principal.user.id), None).await
     }
 
     /// Forgets revocations of tokens that have expired anyway.
@@ -169,5 +217,24 @@ impl SessionService {
         let until = claims.expires_at() + time::Duration::seconds(self.settings.leeway_secs);
         let jti: Uuid = claims.jti;
         Ok(self.ports.revoked_tokens.revoke(jti, user, until).await?)
+    }
+}
+
+/// Why a login did not give a token: refused (with the audit reason), or the
+/// store or hashing pool failed.
+enum LoginFailure {
+    Refused(DomainError, &'static str),
+    Fault(DomainError),
+}
+
+impl From<DomainError> for LoginFailure {
+    fn from(error: DomainError) -> Self {
+        Self::Fault(error)
+    }
+}
+
+impl From<crate::error::StoreError> for LoginFailure {
+    fn from(error: crate::error::StoreError) -> Self {
+        Self::Fault(error.into())
     }
 }

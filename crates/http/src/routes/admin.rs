@@ -1,8 +1,8 @@
 use actix_web::{HttpResponse, get, patch, web};
-use portcullis_domain::{DomainError, Role, UserChanges, UserId};
+use portcullis_domain::{AuditKind, AuditQuery, DomainError, Role, UserChanges, UserId};
 use uuid::Uuid;
 
-use crate::dto::{PageQuery, UpdateUserRequest, UserResponse, UsersPage};
+use crate::dto::{AuditEventsPage, AuditQueryParams, PageQuery, UpdateUserRequest, UserResponse, UsersPage};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Authenticated;
 use crate::state::AppState;
@@ -61,4 +61,36 @@ pub(crate) async fn update_user(
     let changes = UserChanges { is_active: body.is_active, role };
     let user = state.services.admin.update_user(&caller.0, id, changes).await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(&user)))
+}
+
+/// The audit log: security events of every user, newest first, a page at a time.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer_jwt" = [])),
+    params(AuditQueryParams),
+    responses(
+        (status = 200, description = "A page of events; `next_before` gives the next", body = AuditEventsPage),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "`insufficient_permissions` (not an admin), `jwt_required`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: limit, type, user_id or before", body = ErrorBody),
+    )
+)]
+#[get("/v1/admin/audit-events")]
+pub(crate) async fn audit_events(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    query: web::Query<AuditQueryParams>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let kind = query
+        .kind
+        .as_deref()
+        .map(str::parse::<AuditKind>)
+        .transpose()
+        .map_err(|()| DomainError::invalid_field("type", "is not an audit event type"))?;
+    let limit = query.limit.unwrap_or(50);
+    let filter =
+        AuditQuery { user_id: query.user_id.map(UserId::from_uuid), kind, before: query.before, limit };
+    let events = state.services.audit.list(&caller.0, filter).await?;
+    Ok(HttpResponse::Ok().json(AuditEventsPage::new(events, limit)))
 }

@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 /// Create an API key. Its secret is in this response and nowhere else, ever.
 #[utoipa::path(
+    operation_id = "create_api_key",
     tag = "api-keys",
     security(("bearer_jwt" = [])),
     request_body = CreateApiKeyRequest,
@@ -49,6 +50,7 @@ pub(crate) async fn create(
 
 /// The caller's API keys, newest first, revoked ones included.
 #[utoipa::path(
+    operation_id = "list_api_keys",
     tag = "api-keys",
     security(("bearer_jwt" = [])),
     responses(
@@ -69,6 +71,7 @@ pub(crate) async fn list(
 
 /// Revoke one of the caller's API keys; it fails from the next request on.
 #[utoipa::path(
+    operation_id = "revoke_api_key",
     tag = "api-keys",
     security(("bearer_jwt" = [])),
     params(("key_id" = String, Path, description = "`key_<uuid>`")),

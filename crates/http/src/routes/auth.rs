@@ -4,8 +4,8 @@ use portcullis_domain::{AuthMethod, DomainError, Forbidden, Password};
 
 use super::no_store;
 use crate::dto::{
-    ChangePasswordRequest, ChangePasswordResponse, LoginRequest, MessageResponse, RegisterRequest,
-    RegisterResponse, TokenResponse, UserResponse,
+    AuditEventsPage, ChangePasswordRequest, ChangePasswordResponse, LoginRequest, MessageResponse,
+    OwnEventsParams, RegisterRequest, RegisterResponse, TokenResponse, UserResponse,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authenticated, BearerJwt};
@@ -91,6 +91,28 @@ pub(crate) async fn me(state: web::Data<AppState>, caller: Authenticated) -> Res
     let mut body = UserResponse::from(&caller.0.user);
     body.providers = state.services.accounts.providers(&caller.0.user).await?;
     Ok(no_store(StatusCode::OK, &body))
+}
+
+/// The caller's own recent security events (logins, password changes, keys...), newest first.
+#[utoipa::path(
+    tag = "accounts",
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    params(OwnEventsParams),
+    responses(
+        (status = 200, description = "A page of events; `next_before` gives the next", body = AuditEventsPage),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, `account_disabled`, `invalid_api_key`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: limit or before", body = ErrorBody),
+    )
+)]
+#[get("/v1/auth/me/events")]
+pub(crate) async fn my_events(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    query: web::Query<OwnEventsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    let events = state.services.audit.mine(&caller.0, limit, query.before).await?;
+    Ok(no_store(StatusCode::OK, &AuditEventsPage::new(events, limit)))
 }
 
 /// Exchange a valid token for a new one; the presented token is revoked.

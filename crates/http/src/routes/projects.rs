@@ -8,6 +8,7 @@ use crate::state::AppState;
 
 /// The caller's projects in the caller's environment (`test` for `sk_test_` keys).
 #[utoipa::path(
+    operation_id = "list_projects",
     tag = "projects",
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
@@ -26,6 +27,7 @@ pub(crate) async fn list(
 
 /// Create a project in the caller's environment.
 #[utoipa::path(
+    operation_id = "create_project",
     tag = "projects",
     security(("bearer_jwt" = []), ("api_key" = [])),
     request_body = ProjectRequest,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 mod api_keys;
+mod audit;
 mod health;
 mod identities;
 mod limiter;
@@ -13,6 +14,7 @@ mod revoked_tokens;
 mod users;
 
 pub use api_keys::*;
+pub use audit::*;
 pub use health::*;
 pub use identities::*;
 pub use limiter::*;
@@ -21,7 +23,7 @@ pub use revoked_tokens::*;
 pub use users::*;
 
 use portcullis_domain::ports::{
-    ApiKeyRepository, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
+    ApiKeyRepository, AuditLog, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
     RevokedTokenRepository, StoreHealth, UserRepository,
 };
 
@@ -35,6 +37,7 @@ pub trait ContractStore:
     + Outbox
     + OAuthIdentityRepository
     + StoreHealth
+    + AuditLog
 {
 }
 
@@ -47,6 +50,7 @@ impl<T> ContractStore for T where
         + Outbox
         + OAuthIdentityRepository
         + StoreHealth
+        + AuditLog
         + ?Sized
 {
 }

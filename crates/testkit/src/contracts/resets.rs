@@ -171,3 +171,14 @@ pub async fn sent_and_given_up_messages_are_done_and_forget_their_body<S: Contra
     assert!(given_up.message.text.is_empty());
     assert_eq!(store.claim_due(NOW + Duration::days(1), NOW + Duration::days(2), 10).await.unwrap(), vec![]);
 }
+
+pub async fn outbox_backlog_counts_pending_messages<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store, "outbox-backlog@example.com").await;
+    let before = store.pending_count().await.unwrap();
+    let (sent, waiting) = (email(&owner, NOW), email(&owner, NOW));
+    store.issue_reset(reset(&owner, 60, NOW), sent.clone()).await.unwrap();
+    store.issue_reset(reset(&owner, 61, NOW), waiting).await.unwrap();
+    assert_eq!(store.pending_count().await.unwrap(), before + 2);
+    store.mark_sent(sent.id, NOW).await.unwrap();
+    assert_eq!(store.pending_count().await.unwrap(), before + 1, "a sent message leaves the backlog");
+}

@@ -1,0 +1,136 @@
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::UserId;
+
+/// What happened, in the audit log. The names are the `type` of the HTTP API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditKind {
+    Register,
+    LoginSucceeded,
+    /// `detail` gives the reason: `bad_password`, `unknown_email`,
+    /// `no_password`, `disabled` or `locked`.
+    LoginFailed,
+    /// The failed login that used up the account's budget.
+    AccountLocked,
+    Logout,
+    TokenRefreshed,
+    PasswordChanged,
+    PasswordResetRequested,
+    PasswordReset,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    /// A key was used from an address it had not been used from before.
+    ApiKeyNewIp,
+    OAuthLogin,
+    OAuthLinked,
+    /// An administrator changed a user's role or status; `detail` says what and who.
+    UserUpdated,
+}
+
+impl AuditKind {
+    pub const ALL: [Self; 15] = [
+        Self::Register,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::AccountLocked,
+        Self::Logout,
+        Self::TokenRefreshed,
+        Self::PasswordChanged,
+        Self::PasswordResetRequested,
+        Self::PasswordReset,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRevoked,
+        Self::ApiKeyNewIp,
+        Self::OAuthLogin,
+        Self::OAuthLinked,
+        Self::UserUpdated,
+    ];
+
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::LoginSucceeded => "login_succeeded",
+            Self::LoginFailed => "login_failed",
+            Self::AccountLocked => "account_locked",
+            Self::Logout => "logout",
+            Self::TokenRefreshed => "token_refreshed",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::ApiKeyNewIp => "api_key_new_ip",
+            Self::OAuthLogin => "oauth_login",
+            Self::OAuthLinked => "oauth_linked",
+            Self::UserUpdated => "user_updated",
+        }
+    }
+
+    /// Whether this event hands the user a new access token.
+    #[must_use]
+    pub const fn issues_token(self) -> bool {
+        matches!(
+            self,
+            Self::Register
+                | Self::LoginSucceeded
+                | Self::TokenRefreshed
+                | Self::PasswordChanged
+                | Self::OAuthLogin
+                | Self::OAuthLinked
+        )
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AuditKind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
+    }
+}
+
+/// Where a request came from, as the edge saw it. Every field is optional:
+/// a background job or an embedding without HTTP has none of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// One security event. Never holds a password, token or key: `detail` is a
+/// short machine-readable note (a reason, an id, a provider name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// A UUIDv7: events sort by id in the order they were written.
+    pub id: Uuid,
+    pub at: OffsetDateTime,
+    pub kind: AuditKind,
+    /// The user the event is about, when known.
+    pub user_id: Option<UserId>,
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Which events to list: newest first, optionally for one user or of one
+/// kind, strictly older than the event `before`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub user_id: Option<UserId>,
+    pub kind: Option<AuditKind>,
+    pub before: Option<Uuid>,
+    pub limit: u32,
+}
+
+/// Longest user agent kept; the rest is cut.
+pub const MAX_USER_AGENT_CHARS: usize = 256;

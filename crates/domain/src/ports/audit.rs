@@ -1,0 +1,45 @@
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::model::{AuditEvent, AuditQuery, RequestContext};
+
+/// Where security events are kept.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Stores one event.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn append(&self, event: AuditEvent) -> Result<(), StoreError>;
+
+    /// The events matching `query`, newest (highest id) first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Deletes the events older than `before` and says how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// The request being served, as the edge saw it (address, user agent, request
+/// id), for the audit log. The HTTP layer answers from the request in flight;
+/// an embedding without one uses [`NoRequestContext`].
+pub trait RequestContextSource: Send + Sync {
+    fn current(&self) -> RequestContext;
+}
+
+/// A context source that knows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRequestContext;
+
+impl RequestContextSource for NoRequestContext {
+    fn current(&self) -> RequestContext {
+        RequestContext::default()
+    }
+}

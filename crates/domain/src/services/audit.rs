@@ -1,0 +1,152 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::DomainError;
+use crate::model::{AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, Principal, UserId};
+
+use super::{Ports, admin::require_admin};
+
+/// Writes one event, with the context of the request in flight.
+pub(super) async fn record(
+    ports: &Ports,
+    kind: AuditKind,
+    user_id: Option<UserId>,
+    detail: Option<String>,
+) -> Result<(), DomainError> {
+    let event = event(ports, kind, user_id, detail, ports.clock.now());
+    Ok(ports.audit.append(event).await?)
+}
+
+/// Writes one event on a path that already failed: losing it must not hide
+/// the error the caller is about to get.
+pub(super) async fn record_failure(ports: &Ports, kind: AuditKind, user_id: Option<UserId>, detail: &str) {
+    let _ = record(ports, kind, user_id, Some(detail.to_owned())).await;
+}
+
+pub(super) fn event(
+    ports: &Ports,
+    kind: AuditKind,
+    user_id: Option<UserId>,
+    detail: Option<String>,
+    at: OffsetDateTime,
+) -> AuditEvent {
+    let context = ports.context.current();
+    AuditEvent {
+        id: time_ordered_id(at),
+        at,
+        kind,
+        user_id,
+        detail,
+        ip: context.ip,
+        user_agent: context.user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+        request_id: context.request_id,
+    }
+}
+
+/// The last id's 60-bit time (48 bits of milliseconds, 12 of fraction) in this process.
+static LAST_TICK: AtomicU64 = AtomicU64::new(0);
+
+/// A UUIDv7 at `at` (the domain's clock, so tests control it). Its 12 bits
+/// after the millisecond hold the fraction of the millisecond (RFC 9562,
+/// method 3), and within one process every id is greater than the one before,
+/// even when the clock stands still or steps back: events sort in the order
+/// they were written.
+fn time_ordered_id(at: OffsetDateTime) -> Uuid {
+    let nanos = u128::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
+    let millis = u64::try_from(nanos / 1_000_000).unwrap_or(0) & ((1 << 48) - 1);
+    let fraction = u64::try_from((nanos % 1_000_000) * 4096 / 1_000_000).unwrap_or(0);
+    let wanted = (millis << 12) | fraction;
+    let previous = LAST_TICK
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(wanted.max(last + 1)))
+        .unwrap_or(wanted);
+    let tick = wanted.max(previous + 1);
+    let random = Uuid::new_v4().as_u128();
+    let time = (u128::from(tick >> 12) << 80) | (0x7 << 76) | (u128::from(tick & 0xfff) << 64);
+    Uuid::from_u128(time | (random & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000)
+}
+
+/// The audit log: reading it, and forgetting old events.
+#[derive(Debug, Clone)]
+pub struct AuditService {
+    ports: Arc<Ports>,
+}
+
+/// Most events one page returns.
+pub const MAX_AUDIT_PAGE: u32 = 200;
+
+impl AuditService {
+    pub(super) fn new(ports: Arc<Ports>) -> Self {
+        Self { ports }
+    }
+
+    /// Any user's events, for administrators.
+    ///
+    /// # Errors
+    /// `InsufficientPermissions`, `JwtRequired`; 422 for a limit outside
+    /// 1..=200; `Unavailable`.
+    pub async fn list(&self, caller: &Principal, query: AuditQuery) -> Result<Vec<AuditEvent>, DomainError> {
+        require_admin(caller)?;
+        self.page(query).await
+    }
+
+    /// The caller's own events, with any credential.
+    ///
+    /// # Errors
+    /// 422 for a limit outside 1..=200; `Unavailable`.
+    pub async fn mine(
+        &self,
+        caller: &Principal,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<AuditEvent>, DomainError> {
+        self.page(AuditQuery { user_id: Some(caller.user.id), kind: None, before, limit }).await
+    }
+
+    async fn page(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, DomainError> {
+        if !(1..=MAX_AUDIT_PAGE).contains(&query.limit) {
+            return Err(DomainError::invalid_field(
+                "limit",
+                format!("must be between 1 and {MAX_AUDIT_PAGE}"),
+            ));
+        }
+        Ok(self.ports.audit.list_events(query).await?)
+    }
+
+    /// Deletes events older than `retention_days`; returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn prune(&self, retention_days: u32) -> Result<u64, DomainError> {
+        let cutoff = self.ports.clock.now() - time::Duration::days(i64::from(retention_days));
+        Ok(self.ports.audit.prune_events(cutoff).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::time_ordered_id;
+
+    #[test]
+    fn ids_sort_like_their_times_within_a_millisecond() {
+        let at = datetime!(2026-11-28 10:00:00.123 UTC);
+        let ids: Vec<_> =
+            (0..50).map(|i| time_ordered_id(at + time::Duration::nanoseconds(i * 19_000))).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ordered by time");
+        assert!(ids.iter().all(|id| id.get_version_num() == 7));
+        assert!(ids.iter().all(|id| id.get_variant() == uuid::Variant::RFC4122));
+        assert_eq!(ids[0].get_timestamp().map(|t| t.to_unix().0), Some(at.unix_timestamp().cast_unsigned()));
+    }
+
+    #[test]
+    fn ids_keep_increasing_when_the_clock_stands_still_or_steps_back() {
+        let at = datetime!(2026-11-28 10:00:00 UTC);
+        let ids =
+            [time_ordered_id(at), time_ordered_id(at), time_ordered_id(at - time::Duration::seconds(5))];
+        assert!(ids[0] < ids[1] && ids[1] < ids[2]);
+    }
+}

@@ -1,0 +1,111 @@
+//! The request in flight, as the domain's audit log sees it: client address,
+//! user agent and request id, set by the outermost middleware for the whole
+//! of the request's future and read through [`HttpRequestContext`].
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderValue, USER_AGENT};
+use actix_web::{HttpMessage, web};
+use portcullis_domain::RequestContext;
+use portcullis_domain::ports::RequestContextSource;
+
+use crate::middleware::REQUEST_ID;
+use crate::state::AppState;
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+/// Reads the context of the request whose future is running; empty outside one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpRequestContext;
+
+impl RequestContextSource for HttpRequestContext {
+    fn current(&self) -> RequestContext {
+        CURRENT.try_with(Clone::clone).unwrap_or_default()
+    }
+}
+
+/// When the request reached us, for the log line's latency.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestStart(pub Instant);
+
+/// Longest `X-Request-Id` accepted from a proxy.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Builds the request's context, runs the rest of the chain inside it, sets
+/// `X-Request-Id` on the response and counts the request.
+pub(crate) fn observe<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let context = state.as_ref().map(|s| context_of(&req, s)).unwrap_or_default();
+    req.extensions_mut().insert(context.clone());
+    req.extensions_mut().insert(RequestStart(started));
+    let method = req.method().as_str().to_owned();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let request_id = context.request_id.clone();
+    let call = CURRENT.scope(context, srv.call(req));
+    async move {
+        let result = call.await;
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(error) => error.as_response_error().status_code(),
+        };
+        if let Some(state) = state {
+            state.metrics.observe_request(&method, &route, status.as_u16(), started.elapsed());
+        }
+        let mut response = result?;
+        if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+            response.headers_mut().insert(REQUEST_ID, id);
+        }
+        Ok(response)
+    }
+}
+
+fn context_of(req: &ServiceRequest, state: &AppState) -> RequestContext {
+    let proxies = &state.settings.trusted_proxies;
+    let peer = req.peer_addr().map(|a| a.ip());
+    let forwarded: Vec<&str> =
+        req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+    let ip = proxies.client_ip(peer, &forwarded).map(|ip| ip.to_string());
+    // A proxy we trust may pass on the id it logged; anyone else gets a fresh one.
+    let passed_on = peer
+        .filter(|p| proxies.trusts(*p))
+        .and_then(|_| req.headers().get(REQUEST_ID))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|id| valid_request_id(id))
+        .map(str::to_owned);
+    let request_id = passed_on.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let user_agent = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    RequestContext { ip, user_agent, request_id: Some(request_id) }
+}
+
+/// Printable ASCII without spaces, 1 to 128 characters: safe in a header and a log line.
+fn valid_request_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_request_id;
+
+    #[test]
+    fn request_ids_from_proxies_are_checked() {
+        assert!(valid_request_id("f3a9c1d2-trace"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id("has space"));
+        assert!(!valid_request_id(&"x".repeat(129)));
+        assert!(!valid_request_id("line\nbreak"));
+    }
+}

@@ -1,0 +1,273 @@
+//! Prometheus metrics: what the service counts, and `/metrics`.
+//!
+//! Counters move as things happen (requests, audit events, key checks);
+//! gauges that describe a state (hashing queue, database pool, outbox) are
+//! read when scraped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis_domain::ports::AuditLog;
+use portcullis_domain::{AuditEvent, AuditKind, AuditQuery, StoreError};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use time::OffsetDateTime;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabels {
+    r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~13 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.5, 14))
+}
+
+/// Reads the length of the hashing queue when scraped.
+pub type QueueDepth = Arc<dyn Fn() -> usize + Send + Sync>;
+
+/// Every metric of one process.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily<RouteLabels>,
+    rate_limited: Family<RouteLabels, Counter>,
+    logins: Family<OutcomeLabels, Counter>,
+    audit_events: Family<TypeLabels, Counter>,
+    tokens_issued: Counter,
+    tokens_revoked: Counter,
+    api_key_auth: Family<OutcomeLabels, Counter>,
+    hash_wait: Histogram,
+    hash_queue: Gauge,
+    db_pool: Family<StateLabels, Gauge>,
+    outbox_backlog: Gauge,
+    queue_depth: std::sync::OnceLock<QueueDepth>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Reads the hashing queue's length at each scrape (set once; later calls are ignored).
+    pub fn watch_hash_queue(&self, depth: QueueDepth) {
+        let _ = self.queue_depth.set(depth);
+    }
+}
+
+impl Default for Metrics {
+    /// A fresh registry.
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("portcullis");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
+        let rate_limited = Family::<RouteLabels, Counter>::default();
+        let logins = Family::<OutcomeLabels, Counter>::default();
+        let audit_events = Family::<TypeLabels, Counter>::default();
+        let tokens_issued = Counter::default();
+        let tokens_revoked = Counter::default();
+        let api_key_auth = Family::<OutcomeLabels, Counter>::default();
+        let hash_wait = latency_histogram();
+        let hash_queue = Gauge::default();
+        let db_pool = Family::<StateLabels, Gauge>::default();
+        let outbox_backlog = Gauge::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route template and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer, by method and route template",
+            latency.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429, by route template",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "logins",
+            "Password logins by outcome: success, bad_password, unknown_email, no_password, locked, disabled",
+            logins.clone(),
+        );
+        registry.register("audit_events", "Security events written, by type", audit_events.clone());
+        registry.register("tokens_issued", "Access tokens issued", tokens_issued.clone());
+        registry.register(
+            "tokens_revoked",
+            "Access tokens revoked (logout, refresh)",
+            tokens_revoked.clone(),
+        );
+        registry.register(
+            "api_key_authentications",
+            "Requests authenticated with X-API-Key, by outcome (success or the error code)",
+            api_key_auth.clone(),
+        );
+        registry.register(
+            "hash_queue_wait_seconds",
+            "Time an argon2 job waited for a hashing thread",
+            hash_wait.clone(),
+        );
+        registry.register("hash_queue_depth", "argon2 jobs waiting for a hashing thread", hash_queue.clone());
+        registry.register(
+            "db_pool_connections",
+            "Database pool: max, open, idle connections and waiting callers",
+            db_pool.clone(),
+        );
+        registry.register("outbox_backlog", "Emails waiting to be sent", outbox_backlog.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            rate_limited,
+            logins,
+            audit_events,
+            tokens_issued,
+            tokens_revoked,
+            api_key_auth,
+            hash_wait,
+            hash_queue,
+            db_pool,
+            outbox_backlog,
+            queue_depth: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let (method, route) = (method.to_owned(), route.to_owned());
+        self.requests
+            .get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status })
+            .inc();
+        let labels = RouteLabels { method, route };
+        self.latency.get_or_create(&labels).observe(took.as_secs_f64());
+        if status == 429 {
+            self.rate_limited.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Counts one `X-API-Key` check: `success` or the error code.
+    pub fn observe_api_key(&self, outcome: &str) {
+        self.api_key_auth.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+    }
+
+    /// Records how long an argon2 job queued.
+    pub fn observe_hash_wait(&self, waited: Duration) {
+        self.hash_wait.observe(waited.as_secs_f64());
+    }
+
+    fn observe_event(&self, event: &AuditEvent) {
+        self.audit_events.get_or_create(&TypeLabels { r#type: event.kind.as_str().to_owned() }).inc();
+        let outcome = match event.kind {
+            AuditKind::LoginSucceeded => Some("success"),
+            AuditKind::LoginFailed => Some(event.detail.as_deref().unwrap_or("failed")),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            self.logins.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+        }
+        if event.kind.issues_token() {
+            self.tokens_issued.inc();
+        }
+        if matches!(event.kind, AuditKind::Logout | AuditKind::TokenRefreshed) {
+            self.tokens_revoked.inc();
+        }
+    }
+
+    /// Sets the gauges read at scrape time.
+    pub(crate) fn sample(&self, pool: Option<portcullis_domain::ports::PoolUsage>, backlog: Option<u64>) {
+        if let Some(depth) = self.queue_depth.get() {
+            self.hash_queue.set(i64::try_from(depth()).unwrap_or(i64::MAX));
+        }
+        if let Some(pool) = pool {
+            for (state, value) in
+                [("max", pool.max), ("open", pool.open), ("idle", pool.idle), ("waiting", pool.waiting)]
+            {
+                self.db_pool
+                    .get_or_create(&StateLabels { state })
+                    .set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+        }
+        if let Some(backlog) = backlog {
+            self.outbox_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The text exposition format.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl std::fmt::Debug for MeteredAuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredAuditLog").finish_non_exhaustive()
+    }
+}
+
+/// An [`AuditLog`] that counts what goes through it (logins by outcome,
+/// tokens issued and revoked, events by type) before storing it.
+pub struct MeteredAuditLog {
+    inner: Arc<dyn AuditLog>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredAuditLog {
+    #[must_use]
+    pub fn new(inner: Arc<dyn AuditLog>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl AuditLog for MeteredAuditLog {
+    async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
+        self.metrics.observe_event(&event);
+        self.inner.append(event).await
+    }
+
+    async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.list_events(query).await
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.prune_events(before).await
+    }
+}

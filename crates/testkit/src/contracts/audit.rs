@@ -1,0 +1,117 @@
+use portcullis_domain::{
+    ApiKey, ApiKeyId, AuditEvent, AuditKind, AuditQuery, Email, Environment, KeyDigest, NewUser,
+    ResourceName, Role, UserId,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::ContractStore;
+
+const START: OffsetDateTime = datetime!(2026-03-01 08:00:00 UTC);
+
+fn event(kind: AuditKind, user: Option<UserId>, at: OffsetDateTime) -> AuditEvent {
+    let nanos = at.unix_timestamp_nanos();
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        u64::try_from(nanos / 1_000_000_000).unwrap(),
+        u32::try_from(nanos % 1_000_000_000).unwrap(),
+    );
+    AuditEvent {
+        id: Uuid::new_v7(ts),
+        at,
+        kind,
+        user_id: user,
+        detail: Some("reason".to_owned()),
+        ip: Some("203.0.113.7".to_owned()),
+        user_agent: Some("contract/1.0".to_owned()),
+        request_id: Some("req-1".to_owned()),
+    }
+}
+
+fn query(limit: u32) -> AuditQuery {
+    AuditQuery { user_id: None, kind: None, before: None, limit }
+}
+
+pub async fn audit_events_round_trip_newest_first<S: ContractStore + ?Sized>(store: &S) {
+    let user = UserId::new();
+    let written: Vec<AuditEvent> =
+        (0..3).map(|i| event(AuditKind::LoginSucceeded, Some(user), START + Duration::seconds(i))).collect();
+    for e in &written {
+        store.append(e.clone()).await.unwrap();
+    }
+    let listed = store.list_events(AuditQuery { user_id: Some(user), ..query(10) }).await.unwrap();
+    let expected: Vec<AuditEvent> = written.into_iter().rev().collect();
+    assert_eq!(listed, expected, "every field survives, newest first");
+}
+
+pub async fn audit_events_filter_by_user_and_kind_and_page<S: ContractStore + ?Sized>(store: &S) {
+    let (alice, bob) = (UserId::new(), UserId::new());
+    for i in 0..5 {
+        let at = START + Duration::minutes(i);
+        store.append(event(AuditKind::LoginFailed, Some(alice), at)).await.unwrap();
+        store.append(event(AuditKind::Logout, Some(bob), at)).await.unwrap();
+    }
+    store.append(event(AuditKind::LoginFailed, None, START)).await.unwrap();
+    let alice_only = store.list_events(AuditQuery { user_id: Some(alice), ..query(100) }).await.unwrap();
+    assert_eq!(alice_only.len(), 5);
+    assert!(alice_only.iter().all(|e| e.user_id == Some(alice)));
+    let failures =
+        store.list_events(AuditQuery { kind: Some(AuditKind::LoginFailed), ..query(100) }).await.unwrap();
+    assert!(failures.iter().all(|e| e.kind == AuditKind::LoginFailed));
+    assert!(failures.len() >= 6, "kind filter spans users");
+
+    let first = store.list_events(AuditQuery { user_id: Some(alice), ..query(2) }).await.unwrap();
+    assert_eq!(first.len(), 2, "limit holds");
+    let before = first.last().unwrap().id;
+    let second = store
+        .list_events(AuditQuery { user_id: Some(alice), before: Some(before), ..query(10) })
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 3, "the next page is what is older than the cursor");
+    assert!(second.iter().all(|e| e.id < before));
+    let mut all: Vec<Uuid> = first.iter().chain(&second).map(|e| e.id).collect();
+    all.dedup();
+    assert_eq!(all.len(), 5, "pages do not overlap");
+}
+
+pub async fn audit_prune_removes_only_old_events<S: ContractStore + ?Sized>(store: &S) {
+    let user = UserId::new();
+    let old = event(AuditKind::Register, Some(user), START - Duration::days(100));
+    let recent = event(AuditKind::Logout, Some(user), START);
+    store.append(old).await.unwrap();
+    store.append(recent.clone()).await.unwrap();
+    let pruned = store.prune_events(START - Duration::days(90)).await.unwrap();
+    assert!(pruned >= 1);
+    let left = store.list_events(AuditQuery { user_id: Some(user), ..query(10) }).await.unwrap();
+    assert_eq!(left, vec![recent]);
+}
+
+pub async fn a_key_address_is_new_once<S: ContractStore + ?Sized>(store: &S) {
+    let owner = NewUser {
+        id: UserId::new(),
+        email: Email::parse("address-owner@example.com").unwrap(),
+        full_name: None,
+        password_hash: None,
+        role: Role::User,
+        created_at: START,
+    };
+    let owner = store.create(owner).await.unwrap();
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        user_id: owner.id,
+        name: ResourceName::parse("Address key").unwrap(),
+        environment: Environment::Live,
+        digest: KeyDigest([42; 32]),
+        created_at: START,
+        expires_at: START + Duration::days(30),
+        revoked_at: None,
+        last_used_at: None,
+        usage_count: 0,
+    };
+    let key = store.insert_key(key).await.unwrap();
+    assert!(store.remember_key_ip(key.id, "198.51.100.1", START).await.unwrap());
+    assert!(!store.remember_key_ip(key.id, "198.51.100.1", START).await.unwrap(), "seen before");
+    assert!(store.remember_key_ip(key.id, "2001:db8::1", START).await.unwrap(), "another address");
+    assert!(!store.remember_key_ip(ApiKeyId::new(), "198.51.100.1", START).await.unwrap(), "unknown key");
+}

@@ -1,0 +1,2 @@
+DROP TABLE api_key_addresses;
+DROP TABLE audit_events;

@@ -1,0 +1,117 @@
+//! `/metrics` after known traffic: the right counters moved by the right amounts.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use crate::helpers::{Backend, Options, PASSWORD, TestApp, expect_error, token_of};
+
+/// Every sample of the exposition, by `name{labels}` as written.
+async fn scrape(app: &TestApp, url: &str) -> HashMap<String, f64> {
+    let response = app.client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name.to_owned(), value.parse::<f64>().unwrap())
+        })
+        .collect()
+}
+
+fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, sample: &str) -> f64 {
+    let value = |m: &HashMap<String, f64>| m.get(sample).copied().unwrap_or(0.0);
+    value(after) - value(before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_follow_known_traffic() {
+    let options = Options { rate_limits: Some("register=3/60,failed_login=off"), ..Options::default() };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let url = app.url("/metrics");
+    let before = scrape(&app, &url).await;
+
+    app.register("counted@example.com").await;
+    let token = token_of(app.login("counted@example.com", PASSWORD).await).await;
+    assert_eq!(app.login("counted@example.com", PASSWORD).await.status(), 200);
+    expect_error(app.login("counted@example.com", "WrongPass999!").await, 401, "invalid_credentials").await;
+    expect_error(app.login("ghost@example.com", PASSWORD).await, 401, "invalid_credentials").await;
+    let key = app.create_key(&token, &json!({"name": "metered"})).await;
+    assert_eq!(
+        app.get_with_key("/v1/database/projects", key["api_key"].as_str().unwrap()).await.status(),
+        200
+    );
+    expect_error(app.get_with_key("/v1/database/projects", "sk_live_nope").await, 401, "invalid_api_key")
+        .await;
+    assert_eq!(app.post_with("/v1/auth/logout", &token).await.status(), 200);
+    // The register budget is 3 per minute: the first went above, two more pass, the next is refused.
+    app.register("second@example.com").await;
+    app.register("third@example.com").await;
+    let refused = app
+        .post_json("/v1/auth/register", &json!({"email": "fourth@example.com", "password": PASSWORD}))
+        .await;
+    expect_error(refused, 429, "rate_limited").await;
+
+    let after = scrape(&app, &url).await;
+    let moved = |sample: &str| delta(&before, &after, sample);
+    let login = "method=\"POST\",route=\"/v1/auth/login-json\"";
+    assert_eq!(moved(&format!("portcullis_http_requests_total{{{login},status=\"200\"}}")), 2.0);
+    assert_eq!(moved(&format!("portcullis_http_requests_total{{{login},status=\"401\"}}")), 2.0);
+    assert_eq!(moved(&format!("portcullis_http_request_duration_seconds_count{{{login}}}")), 4.0);
+    assert_eq!(moved("portcullis_logins_total{outcome=\"success\"}"), 2.0);
+    assert_eq!(moved("portcullis_logins_total{outcome=\"bad_password\"}"), 1.0);
+    assert_eq!(moved("portcullis_logins_total{outcome=\"unknown_email\"}"), 1.0);
+    assert_eq!(moved("portcullis_tokens_issued_total"), 5.0, "3 registrations and 2 logins");
+    assert_eq!(moved("portcullis_tokens_revoked_total"), 1.0, "the logout");
+    assert_eq!(moved("portcullis_api_key_authentications_total{outcome=\"success\"}"), 1.0);
+    assert_eq!(moved("portcullis_api_key_authentications_total{outcome=\"invalid_api_key\"}"), 1.0);
+    assert_eq!(moved("portcullis_rate_limited_total{method=\"POST\",route=\"/v1/auth/register\"}"), 1.0);
+    assert_eq!(moved("portcullis_audit_events_total{type=\"api_key_created\"}"), 1.0);
+    // 3 registrations and 4 logins hashed or verified on the pool (the unknown email too).
+    assert_eq!(moved("portcullis_hash_queue_wait_seconds_count"), 7.0);
+    assert_eq!(after["portcullis_hash_queue_depth"], 0.0, "nothing waits once the traffic is over");
+    assert!(after["portcullis_db_pool_connections{state=\"max\"}"] >= 1.0);
+    assert!(after["portcullis_db_pool_connections{state=\"open\"}"] >= 1.0);
+    assert!(after.contains_key("portcullis_outbox_backlog"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_backlog_is_reported() {
+    // No SMTP server answers here, so the email waits in the outbox.
+    let options = Options { smtp_url: Some("smtp://127.0.0.1:9".to_owned()), ..Options::default() };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    app.register("waiting@example.com").await;
+    let url = app.url("/metrics");
+    assert_eq!(scrape(&app, &url).await["portcullis_outbox_backlog"], 0.0);
+    let response = app.post_json("/v1/auth/forgot-password", &json!({"email": "waiting@example.com"})).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(scrape(&app, &url).await["portcullis_outbox_backlog"], 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_address_takes_metrics_off_the_main_port() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = free.local_addr().unwrap();
+    drop(free);
+    let options = Options { metrics_bind: Some(address.to_string()), ..Options::default() };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    assert_eq!(app.client.get(app.url("/metrics")).send().await.unwrap().status(), 404);
+    app.register("private@example.com").await;
+    let mut samples = HashMap::new();
+    for _ in 0..50 {
+        if let Ok(response) = app.client.get(format!("http://{address}/metrics")).send().await {
+            assert_eq!(response.status(), 200);
+            samples = scrape(&app, &format!("http://{address}/metrics")).await;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let register =
+        "portcullis_http_requests_total{method=\"POST\",route=\"/v1/auth/register\",status=\"201\"}";
+    assert_eq!(samples.get(register), Some(&1.0), "the API's traffic is counted on the metrics port");
+    let doc: serde_json::Value =
+        app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["paths"].get("/metrics").is_none(), "not documented where it is not served");
+}
