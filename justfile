@@ -34,3 +34,11 @@ run-pg:
 # schemathesis against a running server (installs it from PyPI if missing).
 fuzz:
     scripts/fuzz
+
+# The benchmark (needs wrk): SQLite and PostgreSQL, results in bench/results/.
+bench:
+    bench/run.sh
+
+# The fastapi-users comparator from PEERS_DIR (e.g. the workplace's shared peers folder).
+bench-peer PEERS_DIR:
+    bench/peer.sh {{PEERS_DIR}}

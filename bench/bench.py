@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Runs Portcullis's benchmark scenarios against a release binary with wrk.
+
+Usage: bench.py BINARY BACKEND OUTDIR   (BACKEND: sqlite or postgres)
+Environment: BENCH_DURATION (s per scenario, default 15), BENCH_LOGIN_DURATION
+(default 30), BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres),
+BENCH_SMOKE=1 (a few seconds each, for CI), BENCH_ARGON2 (the argon2 JSON).
+Writes OUTDIR/<backend>.json; report.py turns the JSON files into Markdown.
+Standard library only.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PASSWORD = "BenchPass123!"
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+DURATION = 2 if SMOKE else int(os.environ.get("BENCH_DURATION", "15"))
+LOGIN_DURATION = 3 if SMOKE else int(os.environ.get("BENCH_LOGIN_DURATION", "30"))
+USERS = 40 if SMOKE else 128
+KEYS = 8 if SMOKE else 32
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base, method, path, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+class Server:
+    """The binary on a free port with a fresh database, rate limits off."""
+
+    def __init__(self, binary, backend, workdir):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "AUTH_BIND": f"127.0.0.1:{self.port}",
+            "AUTH_RATE_LIMITS": "off",
+            "AUTH_JWT_SECRET": "bench-secret-bench-secret-bench-secret-bench",
+            "RUST_LOG": "warn",
+        }
+        self.database = None
+        if backend == "postgres":
+            admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+            self.database = f"portcullis_bench_{uuid.uuid4().hex[:12]}"
+            psql(admin_url, f"CREATE DATABASE {self.database}")
+            self.admin_url = admin_url
+            env["DATABASE_URL"] = admin_url.rsplit("/", 1)[0] + "/" + self.database
+        else:
+            env["DATABASE_URL"] = f"sqlite://{workdir}/bench.db"
+        self.env = env
+        self.binary = binary
+        self.log = open(os.path.join(workdir, f"server-{backend}.log"), "w")
+        started = time.perf_counter()
+        self.process = subprocess.Popen([binary], env=env, cwd=workdir, stdout=self.log, stderr=self.log)
+        self.startup_ms = wait_ready(self.base, started)
+
+    def peak_rss_kib(self):
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return None
+
+    def rss_kib(self):
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return None
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+        if self.database:
+            psql(self.admin_url, f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
+
+
+def psql(url, statement):
+    subprocess.run(["psql", url, "-q", "-c", statement], check=True, capture_output=True)
+
+
+def wait_ready(base, started):
+    while time.perf_counter() - started < 30:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return (time.perf_counter() - started) * 1000
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.002)
+    raise SystemExit("the server did not become ready in 30 s")
+
+
+def startup_times(binary, backend, workdir, runs=5):
+    """Exec to the first 200 on /readyz, each on a fresh database."""
+    times = []
+    for i in range(runs):
+        folder = tempfile.mkdtemp(dir=workdir)
+        server = Server(binary, backend, folder)
+        times.append(server.startup_ms)
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    return sorted(times)
+
+
+def seed(base, folder, run):
+    def register(i):
+        email = f"bench-{run}-{i}@example.com"
+        status, _ = call(base, "POST", "/v1/auth/register", {"email": email, "password": PASSWORD})
+        assert status == 201, f"register {email}: {status}"
+        status, body = call(base, "POST", "/v1/auth/login-json", {"username": email, "password": PASSWORD})
+        assert status == 200, f"login {email}: {status}"
+        return email, body["access_token"]
+
+    with ThreadPoolExecutor(8) as pool:
+        seeded = list(pool.map(register, range(USERS)))
+    emails = [e for e, _ in seeded]
+    tokens = [t for _, t in seeded]
+    keys = []
+    for token in tokens[:KEYS]:
+        status, body = call(base, "POST", "/v1/api-keys", {"name": "bench"}, {"Authorization": f"Bearer {token}"})
+        assert status == 201, status
+        keys.append(body["api_key"])
+    # Separate tokens for refresh (it revokes what it uses).
+    with ThreadPoolExecutor(8) as pool:
+        refresh = list(pool.map(
+            lambda e: call(base, "POST", "/v1/auth/login-json", {"username": e, "password": PASSWORD})[1]["access_token"],
+            emails))
+    for name, lines in (("users.txt", emails), ("tokens.txt", tokens[:64]), ("keys.txt", keys),
+                        ("refresh_tokens.txt", refresh)):
+        with open(os.path.join(folder, name), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    status, _ = call(base, "GET", "/v1/auth/me", headers={"Authorization": f"Bearer {tokens[0]}"})
+    assert status == 200
+    status, _ = call(base, "GET", "/v1/database/projects", headers={"X-API-Key": keys[0]})
+    assert status == 200
+
+
+def wrk(base, script, connections, duration, folder, run, path="/"):
+    env = dict(os.environ, BENCH_DIR=folder, BENCH_LUA=os.path.join(HERE, "lua"), BENCH_RUN=run,
+               BENCH_PASSWORD=PASSWORD)
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency",
+               "-s", os.path.join(HERE, "lua", script), base + path]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"BENCH_JSON (\{.*\})", out)
+    if not match:
+        raise SystemExit(f"wrk gave no figures:\n{out}")
+    figures = json.loads(match.group(1))
+    figures["connections"] = connections
+    figures["errors"] = sum(figures[k] for k in figures if k.startswith("errors_"))
+    return figures
+
+
+def settle(base):
+    """Waits until a login answers fast again (the hashing queue drained)."""
+    time.sleep(1)
+
+
+def measured(server, label, run_scenario):
+    cpu_before, started = server.cpu_seconds(), time.perf_counter()
+    figures = run_scenario()
+    wall = time.perf_counter() - started
+    figures["server_cpu_cores"] = round((server.cpu_seconds() - cpu_before) / wall, 2)
+    print(f"  {label}: {figures['rps']:.1f}/s p50 {figures['p50_ms']:.2f} ms p99 {figures['p99_ms']:.2f} ms "
+          f"errors {figures['errors']} (server {figures['server_cpu_cores']} cores)", flush=True)
+    return figures
+
+
+def main():
+    binary, backend, outdir = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
+    os.makedirs(outdir, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix=f"portcullis-bench-{backend}-")
+    run = uuid.uuid4().hex[:8]
+    results = {"backend": backend, "smoke": SMOKE, "duration_s": DURATION, "login_duration_s": LOGIN_DURATION}
+    try:
+        print(f"[{backend}] start-up", flush=True)
+        results["startup_ms"] = startup_times(binary, backend, workdir, 2 if SMOKE else 5)
+        server = Server(binary, backend, workdir)
+        results["idle_rss_kib"] = server.rss_kib()
+        print(f"[{backend}] seeding {USERS} users", flush=True)
+        seed(server.base, workdir, run)
+        base, s = server.base, {}
+        s["healthz_64"] = measured(server, "healthz c64", lambda: wrk(base, "healthz.lua", 64, DURATION, workdir, run, "/healthz"))
+        s["S1_16"] = measured(server, "S1 login c16", lambda: wrk(base, "login.lua", 16, LOGIN_DURATION, workdir, run))
+        settle(base)
+        s["S1_64"] = measured(server, "S1 login c64", lambda: wrk(base, "login.lua", 64, LOGIN_DURATION, workdir, run))
+        results["peak_rss_kib_after_S1_64"] = server.peak_rss_kib()
+        settle(base)
+        s["S2_64"] = measured(server, "S2 me c64", lambda: wrk(base, "me.lua", 64, DURATION, workdir, run))
+        s["S2_32"] = measured(server, "S2 me c32", lambda: wrk(base, "me.lua", 32, DURATION, workdir, run))
+        storm = {}
+        thread = threading.Thread(target=lambda: storm.update(
+            wrk(base, "login.lua", 32, DURATION + 4, workdir, run)))
+        thread.start()
+        time.sleep(2)
+        s["S3_me_32_in_storm"] = measured(server, "S3 me c32 during login storm c32",
+                                          lambda: wrk(base, "me.lua", 32, DURATION, workdir, run))
+        thread.join()
+        s["S3_storm_login_32"] = storm
+        settle(base)
+        s["S4_16"] = measured(server, "S4 register c16", lambda: wrk(base, "register.lua", 16, DURATION, workdir, run))
+        settle(base)
+        s["S5_64"] = measured(server, "S5 projects by key c64", lambda: wrk(base, "projects.lua", 64, DURATION, workdir, run))
+        s["S6_16"] = measured(server, "S6 refresh c16", lambda: wrk(base, "refresh.lua", 16, DURATION, workdir, run))
+        results["peak_rss_kib"] = server.peak_rss_kib()
+        results["scenarios"] = s
+        server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    with open(os.path.join(outdir, f"{backend}.json"), "w") as f:
+        json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

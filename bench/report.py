@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Turns one run's JSON files into bench/results/<date>-<backend>.json and a Markdown table.
+
+Usage: report.py RUNDIR RESULTSDIR DATE
+RUNDIR holds argon2.json, sqlite.json, postgres.json and, when the peer ran,
+peer/results.json (the peer harness's output). Every ratio is computed from
+figures of this one run.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        memory_kib = int(f.readline().split()[1])
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "wrk": subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0].strip(),
+    }
+
+
+def peer_me_rps(rundir):
+    """The peer's S2 (/me) at 64 connections, in 2xx responses per second."""
+    path = os.path.join(rundir, "peer", "results.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        peer = json.load(f)
+    for row in peer.get("results", []):
+        if str(row.get("scenario", "")).startswith("S2") and int(row.get("concurrency", 0)) == 64:
+            return float(row["ok_rps"])
+    return None
+
+
+def verdicts(result, argon2, peer_s2):
+    s = result["scenarios"]
+    limit = argon2["limit_per_s"]
+    checks = {
+        "S1_16 logins/s >= 90% of limit": (s["S1_16"]["rps"] / limit, 0.9),
+        "S2_64 /me >= 50% of healthz": (s["S2_64"]["rps"] / s["healthz_64"]["rps"], 0.5),
+        "S5_64 key >= 50% of healthz": (s["S5_64"]["rps"] / s["healthz_64"]["rps"], 0.5),
+        "S3 /me p99 <= 2x S2_32 p99": (s["S2_32"]["p99_ms"] * 2 / max(s["S3_me_32_in_storm"]["p99_ms"], 1e-9), 1.0),
+    }
+    if peer_s2:
+        checks["S2_64 >= 40x peer S2"] = (s["S2_64"]["rps"] / peer_s2, 40)
+        checks["S5_64 >= 40x peer S2"] = (s["S5_64"]["rps"] / peer_s2, 40)
+    out = {name: {"ratio": round(ratio, 3), "target": target, "met": ratio >= target}
+           for name, (ratio, target) in checks.items()}
+    out["S2 and S5 p99 < 5 ms"] = {"met": s["S2_64"]["p99_ms"] < 5 and s["S5_64"]["p99_ms"] < 5}
+    out["peak RSS in S1_64 < 100 MiB"] = {"met": result["peak_rss_kib_after_S1_64"] < 100 * 1024}
+    if result["backend"] == "sqlite":
+        startup = sorted(result["startup_ms"])[len(result["startup_ms"]) // 2]
+        out["start-up < 200 ms"] = {"median_ms": round(startup, 1), "met": startup < 200}
+    return out
+
+
+def main():
+    rundir, resultsdir, date = sys.argv[1], sys.argv[2], sys.argv[3]
+    os.makedirs(resultsdir, exist_ok=True)
+    with open(os.path.join(rundir, "argon2.json")) as f:
+        argon2 = json.load(f)
+    peer_s2 = peer_me_rps(rundir)
+    info = machine()
+    lines = [f"# Benchmark run {date}", "", f"Machine: {info['cpu']}, {info['cores']} cores, "
+             f"{info['memory_gib']} GiB, Linux {info['kernel']}, {info['wrk']} (1 thread, sharing the cores).", "",
+             f"argon2id m={argon2['memory_kib']} KiB t={argon2['iterations']} p={argon2['parallelism']}: "
+             f"{argon2['verify_ms_median']} ms a verification on one core, so the limit is "
+             f"**{argon2['limit_per_s']} logins/s** on {argon2['cores']} cores.", ""]
+    if peer_s2:
+        lines += [f"fastapi-users peer, same argon2 parameters, same run: S2 /me at 64 connections {peer_s2:.0f}/s.", ""]
+    for backend in ("sqlite", "postgres"):
+        path = os.path.join(rundir, f"{backend}.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            result = json.load(f)
+        result["machine"], result["argon2"], result["peer_s2_64_rps"] = info, argon2, peer_s2
+        result["verdicts"] = verdicts(result, argon2, peer_s2)
+        with open(os.path.join(resultsdir, f"{date}-{backend}.json"), "w") as f:
+            json.dump(result, f, indent=2)
+        lines += [f"## {backend}", "", "| scenario | conns | req/s | p50 ms | p99 ms | max ms | errors | server cores |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, row in result["scenarios"].items():
+            lines.append(f"| {name} | {row['connections']} | {row['rps']:.1f} | {row['p50_ms']:.2f} | "
+                         f"{row['p99_ms']:.2f} | {row['max_ms']:.1f} | {row['errors']} | {row.get('server_cpu_cores', '')} |")
+        startup = sorted(result["startup_ms"])
+        lines += ["", f"Start-up to ready (ms, {len(startup)} runs): {', '.join(f'{t:.0f}' for t in startup)}. "
+                  f"Peak RSS after S1 at 64: {result['peak_rss_kib_after_S1_64'] / 1024:.1f} MiB "
+                  f"(whole run {result['peak_rss_kib'] / 1024:.1f} MiB; idle {result['idle_rss_kib'] / 1024:.1f} MiB).", "",
+                  "| target | ratio | met |", "|---|---|---|"]
+        for name, v in result["verdicts"].items():
+            ratio = v.get("ratio", v.get("median_ms", ""))
+            lines.append(f"| {name} | {ratio} | {'yes' if v['met'] else '**no**'} |")
+        lines.append("")
+    with open(os.path.join(resultsdir, f"{date}.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
