@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use argon2::password_hash::phc::PasswordHash as PhcHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use portcullis_domain::ports::PasswordHasher;
 use portcullis_domain::{DomainError, Password, PasswordHash};
@@ -60,7 +60,8 @@ impl Argon2Hasher {
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut seed = [0u8; 32];
         rand::fill(&mut seed);
-        let dummy = argon2.hash_password(&seed).map_err(|e| format!("argon2 failed: {e}"))?.to_string();
+        let dummy =
+            crate::memory::hash(&argon2, &seed, &salt()).map_err(|e| format!("argon2 failed: {e}"))?;
         let pool = WorkerPool::new("argon2", config.threads, config.queue)
             .map_err(|e| format!("cannot start hashing threads: {e}"))?;
         Ok(Self { argon2: Arc::new(argon2), pool, dummy: dummy.into() })
@@ -87,10 +88,11 @@ fn unavailable(error: PoolError) -> DomainError {
     }
 }
 
-fn verify(argon2: &Argon2<'_>, password: &str, hash: &str) -> bool {
-    // Verification takes its parameters from the stored hash, so hashes made
-    // under older parameters keep working.
-    PhcHash::new(hash).is_ok_and(|parsed| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+/// 16 random bytes (RFC 9106's recommended salt length).
+fn salt() -> [u8; 16] {
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt);
+    salt
 }
 
 #[async_trait]
@@ -99,15 +101,17 @@ impl PasswordHasher for Argon2Hasher {
         let argon2 = Arc::clone(&self.argon2);
         let hashed = self
             .pool
-            .run(move || argon2.hash_password(password.expose().as_bytes()).map(|h| h.to_string()))
+            .run(move || crate::memory::hash(&argon2, password.expose().as_bytes(), &salt()))
             .await
             .map_err(unavailable)?;
         hashed.map(PasswordHash::new).map_err(|e| DomainError::Unavailable(format!("argon2 failed: {e}")))
     }
 
     async fn verify(&self, password: Password, hash: PasswordHash) -> Result<bool, DomainError> {
-        let argon2 = Arc::clone(&self.argon2);
-        self.pool.run(move || verify(&argon2, password.expose(), hash.as_str())).await.map_err(unavailable)
+        self.pool
+            .run(move || crate::memory::verify(password.expose().as_bytes(), hash.as_str()))
+            .await
+            .map_err(unavailable)
     }
 
     fn needs_rehash(&self, hash: &PasswordHash) -> bool {
@@ -127,11 +131,10 @@ impl PasswordHasher for Argon2Hasher {
     }
 
     async fn verify_dummy(&self, password: Password) -> Result<(), DomainError> {
-        let argon2 = Arc::clone(&self.argon2);
         let dummy = Arc::clone(&self.dummy);
         self.pool
             .run(move || {
-                verify(&argon2, password.expose(), &dummy);
+                crate::memory::verify(password.expose().as_bytes(), &dummy);
             })
             .await
             .map_err(unavailable)

@@ -9,6 +9,7 @@
 mod blocklist;
 mod hasher;
 mod jwt;
+mod memory;
 mod pool;
 mod secrets;
 mod signer;

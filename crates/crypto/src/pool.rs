@@ -46,7 +46,10 @@ impl WorkerPool {
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..threads.max(1) {
             let receiver = Arc::clone(&receiver);
-            thread::Builder::new().name(format!("{name}-{index}")).spawn(move || work(&receiver))?;
+            thread::Builder::new().name(format!("{name}-{index}")).spawn(move || {
+                yield_to_requests();
+                work(&receiver);
+            })?;
         }
         Ok(Self { sender, waiting: Arc::new(AtomicUsize::new(0)), observer: None })
     }
@@ -88,6 +91,22 @@ impl WorkerPool {
     }
 }
 
+/// Lowers this thread's priority (nice 10 on Linux): a request that needs a
+/// few microseconds of CPU (a token check) then runs before the next slice of
+/// a 15 ms hash, so a login storm does not stall the rest of the API, while
+/// hashing still gets every cycle nobody else wants. Best effort.
+fn yield_to_requests() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    // 22 on the crate's 0..=99 scale maps to nice 10 for normal threads.
+    let lowered = ThreadPriorityValue::try_from(22u8).and_then(|value| {
+        thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value))
+            .map_err(|e| format!("{e:?}"))
+    });
+    if let Err(why) = lowered {
+        tracing::debug!(error = %why, "hashing threads keep the normal priority");
+    }
+}
+
 fn work(receiver: &Mutex<Receiver<Job>>) {
     loop {
         let job = {
@@ -108,6 +127,16 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn workers_run_at_a_lower_priority() {
+        let pool = WorkerPool::new("nice-test", 1, 1).unwrap();
+        let tid = pool.run(|| std::fs::read_to_string("/proc/thread-self/stat").unwrap()).await.unwrap();
+        // Field 19 of /proc/<tid>/stat is the nice value.
+        let fields: Vec<&str> = tid.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        assert_eq!(fields[16], "10", "nice of a hashing thread");
+    }
 
     #[tokio::test]
     async fn runs_jobs_and_returns_results() {

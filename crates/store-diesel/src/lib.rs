@@ -403,7 +403,7 @@ macro_rules! diesel_repositories {
                 RevokedTokenRepository, StoreHealth, UserRepository,
             };
             use portcullis_domain::{
-                ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
+                ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, OAuthProviderKind, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
                 PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
@@ -477,6 +477,36 @@ macro_rules! diesel_repositories {
                         .map_err(query_error)?
                         .map(User::try_from)
                         .transpose()
+                }
+
+                async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let user = DbUuid(id.as_uuid());
+                    let linked = |provider: OAuthProviderKind| {
+                        diesel::dsl::exists(
+                            oauth_identities::table
+                                .filter(oauth_identities::user_id.eq(user))
+                                .filter(oauth_identities::provider.eq(provider.as_str())),
+                        )
+                    };
+                    let row = users::table
+                        .find(user)
+                        .select((
+                            UserRow::as_select(),
+                            diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))),
+                            linked(OAuthProviderKind::Github),
+                            linked(OAuthProviderKind::Linkedin),
+                        ))
+                        .first::<(UserRow, bool, bool, bool)>(&mut *conn)
+                        .await
+                        .optional()
+                        .map_err(query_error)?;
+                    let Some((row, revoked, github, linkedin)) = row else { return Ok(None) };
+                    let linked = [(OAuthProviderKind::Github, github), (OAuthProviderKind::Linkedin, linkedin)]
+                        .into_iter()
+                        .filter_map(|(provider, on)| on.then_some(provider))
+                        .collect();
+                    Ok(Some(SessionLookup { user: User::try_from(row)?, revoked, linked }))
                 }
 
                 async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {

@@ -18,7 +18,7 @@ use portcullis_domain::ports::{
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage,
     NewUser, OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, Role,
-    StoreError, User, UserId,
+    SessionLookup, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -84,6 +84,16 @@ impl UserRepository for MemoryStore {
         state.by_email.insert(user.email.clone(), user.id);
         state.users.insert(user.id, user.clone());
         Ok(user)
+    }
+
+    async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
+        let state = self.state();
+        let Some(user) = state.users.get(&id) else { return Ok(None) };
+        let mut linked: Vec<OAuthProviderKind> =
+            state.identities.iter().filter(|i| i.user_id == id).map(|i| i.provider).collect();
+        linked.sort_unstable_by_key(|p| p.as_str());
+        linked.dedup();
+        Ok(Some(SessionLookup { user: user.clone(), revoked: state.revoked.contains_key(&jti), linked }))
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {

@@ -8,8 +8,8 @@ use portcullis_domain::ports::{
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, Email, Environment, KeyDigest, KeyUsage, NewUser,
-    OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, Role, StoreError,
-    User, UserId,
+    OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, Role,
+    SessionLookup, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -20,6 +20,10 @@ use super::SqliteStore;
 impl UserRepository for SqliteStore {
     async fn create(&self, user: NewUser) -> Result<User, StoreError> {
         self.detached(|q| async move { q.create(user).await }).await
+    }
+
+    async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
+        self.detached(|q| async move { q.find_session(id, jti).await }).await
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use deadpool::Runtime;
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -91,6 +91,9 @@ impl SqliteStore {
         }
         let mut config = ManagerConfig::default();
         config.custom_setup = Box::new(|url| Box::pin(connect(url.to_owned())));
+        // No test query when a connection goes back to the pool: a local file
+        // does not drop connections, and the query would double every request's work.
+        config.recycling_method = RecyclingMethod::Fast;
         let url = path.to_string_lossy().into_owned();
         let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(url, config);
         let pool = Pool::builder(manager)

@@ -80,7 +80,8 @@ macro_rules! store_contract_tests {
             audit_events_filter_by_user_and_kind_and_page,
             audit_prune_removes_only_old_events,
             a_key_address_is_new_once,
-            outbox_backlog_counts_pending_messages
+            outbox_backlog_counts_pending_messages,
+            a_session_lookup_reads_user_revocation_and_providers_at_once
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -20,7 +20,7 @@ pub use audit::{AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, Request
 pub use email::{Email, EmailError};
 pub use oauth::{OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule, PasswordRules};
-pub use principal::{AuthMethod, Environment, Principal};
+pub use principal::{AuthMethod, Environment, Principal, SessionLookup};
 pub use project::Project;
 pub use rate::{Quota, RateDecision};
 pub use reset::{

@@ -1,6 +1,16 @@
 use serde::{Deserialize, Serialize};
 
-use super::{ApiKey, ApiKeyId, Claims, User};
+use super::{ApiKey, ApiKeyId, Claims, OAuthProviderKind, User};
+
+/// A JWT's user and token state, read in one round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLookup {
+    pub user: User,
+    /// The token's `jti` is revoked.
+    pub revoked: bool,
+    /// The providers linked to the user.
+    pub linked: Vec<OAuthProviderKind>,
+}
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +75,8 @@ pub struct Principal {
     pub claims: Option<Claims>,
     /// The key, when the caller used an API key.
     pub api_key: Option<ApiKeyId>,
+    /// The social providers linked to the user, when authentication read them.
+    pub linked: Option<Vec<OAuthProviderKind>>,
 }
 
 impl Principal {
@@ -76,6 +88,7 @@ impl Principal {
             environment: Environment::Live,
             claims: Some(claims),
             api_key: None,
+            linked: None,
         }
     }
 
@@ -87,6 +100,7 @@ impl Principal {
             environment: key.environment,
             claims: None,
             api_key: Some(key.id),
+            linked: None,
         }
     }
 }

@@ -2,7 +2,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::model::{Email, NewUser, PasswordHash, Role, User, UserId};
+use uuid::Uuid;
+
+use crate::model::{Email, NewUser, PasswordHash, Role, SessionLookup, User, UserId};
 
 /// Where users are kept.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -19,6 +21,14 @@ pub trait UserRepository: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// What a request with a JWT needs, in one round trip: the user `id`,
+    /// whether the token `jti` is revoked, and the providers linked to the
+    /// user. `None` when there is no such user.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError>;
 
     /// Looks a user up by normalised email.
     ///

@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use crate::error::{AuthError, DomainError, FieldError};
 use crate::model::{
-    AuditKind, Email, FullName, IssuedToken, NewUser, Password, Principal, Role, User, UserId,
+    AuditKind, Email, FullName, IssuedToken, NewUser, OAuthProviderKind, Password, Principal, Role, User,
+    UserId,
 };
 
 use super::{AuthSettings, Ports, audit, tokens};
@@ -110,14 +111,32 @@ impl AccountService {
     /// # Errors
     /// `Unavailable`.
     pub async fn providers(&self, user: &User) -> Result<Vec<&'static str>, DomainError> {
+        let linked = self.ports.identities.list_identities(user.id).await?;
+        Ok(Self::merge_providers(user, linked.iter().map(|identity| identity.provider)))
+    }
+
+    /// As [`providers`](Self::providers), without a round trip when
+    /// authentication already read the linked providers.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn providers_of(&self, caller: &Principal) -> Result<Vec<&'static str>, DomainError> {
+        match &caller.linked {
+            Some(linked) => Ok(Self::merge_providers(&caller.user, linked.iter().copied())),
+            None => self.providers(&caller.user).await,
+        }
+    }
+
+    fn merge_providers(user: &User, linked: impl Iterator<Item = OAuthProviderKind>) -> Vec<&'static str> {
         let mut providers: Vec<&'static str> = user.providers().into_iter().map(|p| p.as_str()).collect();
-        for identity in self.ports.identities.list_identities(user.id).await? {
-            let name = identity.provider.as_str();
+        let mut linked: Vec<&'static str> = linked.map(OAuthProviderKind::as_str).collect();
+        linked.sort_unstable();
+        for name in linked {
             if !providers.contains(&name) {
                 providers.push(name);
             }
         }
-        Ok(providers)
+        providers
     }
 
     /// Changes the caller's password. Every token issued before stops working;

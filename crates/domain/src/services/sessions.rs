@@ -3,7 +3,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::error::{AuthError, DomainError, Forbidden};
-use crate::model::{AuditKind, Claims, Email, IssuedToken, Password, Principal, User, UserId};
+use crate::model::{AuditKind, Claims, Email, IssuedToken, Password, Principal, SessionLookup, User, UserId};
 
 use super::{AuthSettings, LimitService, Ports, audit, tokens};
 
@@ -134,11 +134,15 @@ impl SessionService {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, DomainError> {
         let claims = self.ports.tokens.decode(token)?;
         self.check_times(&claims)?;
-        if self.ports.revoked_tokens.is_revoked(claims.jti).await? {
+        let session = self.ports.users.find_session(UserId::from_uuid(claims.sub), claims.jti).await?;
+        let Some(SessionLookup { user, revoked, linked }) = session else {
+            return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
+        };
+        if revoked {
             return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
         }
-        let user = self.current_user(&claims).await?;
-        Ok(Principal::from_jwt(user, claims))
+        let user = Self::current(user, &claims)?;
+        Ok(Principal { linked: Some(linked), ..Principal::from_jwt(user, claims) })
     }
 
     /// Rotates a token: revokes the presented one and issues a new one. Of
@@ -199,10 +203,8 @@ impl SessionService {
         Ok(())
     }
 
-    async fn current_user(&self, claims: &Claims) -> Result<User, DomainError> {
-        let Some(user) = self.ports.users.find_by_id(UserId::from_uuid(claims.sub)).await? else {
-            return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
-        };
+    /// The token's user if it may still use the token.
+    fn current(user: User, claims: &Claims) -> Result<User, DomainError> {
         if !user.is_active {
             return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
         }

@@ -89,7 +89,7 @@ pub(crate) async fn login(state: &AppState, body: LoginRequest) -> Result<HttpRe
 #[get("/v1/auth/me")]
 pub(crate) async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let mut body = UserResponse::from(&caller.0.user);
-    body.providers = state.services.accounts.providers(&caller.0.user).await?;
+    body.providers = state.services.accounts.providers_of(&caller.0).await?;
     Ok(no_store(StatusCode::OK, &body))
 }
 

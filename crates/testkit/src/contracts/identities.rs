@@ -93,3 +93,38 @@ pub async fn identities_are_listed_per_user<S: ContractStore + ?Sized>(store: &S
     store.link_identity(identity(other.id, OAuthProviderKind::Github, "2", "few@example.com")).await.unwrap();
     assert_eq!(store.list_identities(user.id).await.unwrap(), vec![github, linkedin]);
 }
+
+pub async fn a_session_lookup_reads_user_revocation_and_providers_at_once<S: ContractStore + ?Sized>(
+    store: &S,
+) {
+    let user: User = store.create(new_user("session@example.com")).await.unwrap();
+    let other: User = store.create(new_user("other-session@example.com")).await.unwrap();
+    let (live, revoked) = (Uuid::new_v4(), Uuid::new_v4());
+    store.revoke(revoked, user.id, NOW + time::Duration::hours(1)).await.unwrap();
+
+    let session = store.find_session(user.id, live).await.unwrap().expect("the user exists");
+    assert_eq!((session.user, session.revoked, session.linked), (user.clone(), false, vec![]));
+    assert!(store.find_session(user.id, revoked).await.unwrap().unwrap().revoked);
+
+    store
+        .link_identity(identity(user.id, OAuthProviderKind::Linkedin, "li-1", "session@example.com"))
+        .await
+        .unwrap();
+    store
+        .link_identity(identity(user.id, OAuthProviderKind::Github, "gh-1", "session@example.com"))
+        .await
+        .unwrap();
+    store
+        .link_identity(identity(other.id, OAuthProviderKind::Github, "gh-2", "other-session@example.com"))
+        .await
+        .unwrap();
+    let session = store.find_session(user.id, live).await.unwrap().unwrap();
+    assert_eq!(session.linked, vec![OAuthProviderKind::Github, OAuthProviderKind::Linkedin]);
+    let session = store.find_session(other.id, revoked).await.unwrap().unwrap();
+    assert_eq!(
+        (session.revoked, session.linked),
+        (true, vec![OAuthProviderKind::Github]),
+        "revocation is by token id"
+    );
+    assert!(store.find_session(UserId::new(), live).await.unwrap().is_none());
+}
