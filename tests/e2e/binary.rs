@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 35] = [
+const VARIABLES: [&str; 36] = [
     "DATABASE_URL",
     "AUTH_BIND",
     "AUTH_ENV",
@@ -37,6 +37,7 @@ const VARIABLES: [&str; 35] = [
     "AUTH_CORS_ORIGINS",
     "AUTH_METRICS_BIND",
     "AUTH_AUDIT_RETENTION_DAYS",
+    "AUTH_CACHE_TTL_MS",
     "AUTH_HASH_THREADS",
     "AUTH_HASH_QUEUE",
     "AUTH_DB_MAX_CONNECTIONS",

@@ -52,6 +52,8 @@ pub struct Options {
     pub cors_origins: Option<&'static str>,
     /// `AUTH_METRICS_BIND`.
     pub metrics_bind: Option<String>,
+    /// `AUTH_CACHE_TTL_MS`; tests read the database on every request unless they set this.
+    pub cache_ttl_ms: Option<&'static str>,
 }
 
 pub struct TestApp {
@@ -163,6 +165,7 @@ impl TestApp {
             Some((url, prefix)) => args.extend(["--redis-url", url, "--redis-prefix", prefix]),
             None => args.extend(["--redis-prefix", &own_prefix]),
         }
+        args.extend(["--cache-ttl-ms", options.cache_ttl_ms.unwrap_or("0")]);
         if let Some(address) = &options.metrics_bind {
             args.extend(["--metrics-bind", address]);
         }

@@ -15,6 +15,7 @@ mod api_keys;
 mod audit;
 mod bad_input;
 mod binary;
+mod cache;
 mod clients;
 mod concurrency;
 mod limits;

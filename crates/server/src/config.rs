@@ -248,6 +248,13 @@ pub struct Config {
     #[arg(long, global = true, env = "AUTH_METRICS_BIND", value_name = "AUTH_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
 
+    /// How long (ms) a token's session or an API key's owner, once read, is
+    /// trusted without asking the database again; 0 turns the cache off.
+    /// Changes made through this instance apply at once whatever the value;
+    /// changes made through another instance apply within it.
+    #[arg(long, global = true, env = "AUTH_CACHE_TTL_MS", value_name = "AUTH_CACHE_TTL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub cache_ttl_ms: u64,
+
     /// Days audit events are kept before they are deleted (1 to 3650).
     #[arg(long, global = true, env = "AUTH_AUDIT_RETENTION_DAYS", value_name = "AUTH_AUDIT_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub audit_retention_days: u32,

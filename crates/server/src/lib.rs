@@ -141,6 +141,7 @@ impl App {
             password_reset_url: config.password_reset_url.clone(),
             oauth_require_state: config.oauth_require_state,
             rate_limits: config.rate_limits.clone(),
+            auth_cache_ttl_ms: config.cache_ttl_ms,
             password_policy: match config.password_rules {
                 config::PasswordRulesArg::Composition => PasswordPolicy::default(),
                 config::PasswordRulesArg::Nist => PasswordPolicy::nist(),

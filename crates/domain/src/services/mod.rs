@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod api_keys;
 mod audit;
+mod cache;
 mod limits;
 mod oauth;
 mod passwords;
@@ -80,6 +81,11 @@ pub struct AuthSettings {
     /// Refuse OAuth callbacks without a `state`.
     pub oauth_require_state: bool,
     pub rate_limits: RateLimits,
+    /// How long a token's session or a key's owner, once read, is trusted
+    /// without the store (milliseconds; 0: never). Changes made through this
+    /// process are seen at once whatever the value; changes made by another
+    /// instance sharing the database are seen within it.
+    pub auth_cache_ttl_ms: u64,
 }
 
 impl Default for AuthSettings {
@@ -93,9 +99,13 @@ impl Default for AuthSettings {
             password_reset_url: "http://localhost:3000/reset-password".to_owned(),
             oauth_require_state: false,
             rate_limits: RateLimits::default(),
+            auth_cache_ttl_ms: 0,
         }
     }
 }
+
+/// What most services share: the ports, the settings and the auth cache.
+type Shared = (Arc<Ports>, Arc<AuthSettings>, Arc<cache::AuthCache>);
 
 /// Every service, built over one set of ports.
 #[derive(Debug, Clone)]
@@ -116,17 +126,19 @@ impl Services {
     pub fn new(ports: Ports, settings: AuthSettings) -> Self {
         let ports = Arc::new(ports);
         let limits = LimitService::new(Arc::clone(&ports), Arc::new(settings.rate_limits.clone()));
+        let cache = Arc::new(cache::AuthCache::new(settings.auth_cache_ttl_ms));
         let settings = Arc::new(settings);
+        let shared = || (Arc::clone(&ports), Arc::clone(&settings), Arc::clone(&cache));
         Self {
             limits: limits.clone(),
-            accounts: AccountService::new(Arc::clone(&ports), Arc::clone(&settings)),
-            sessions: SessionService::new(Arc::clone(&ports), Arc::clone(&settings), limits),
-            api_keys: ApiKeyService::new(Arc::clone(&ports), Arc::clone(&settings)),
-            passwords: PasswordService::new(Arc::clone(&ports), Arc::clone(&settings)),
-            oauth: OAuthService::new(Arc::clone(&ports), settings),
+            accounts: AccountService::new(shared()),
+            sessions: SessionService::new(shared(), limits),
+            api_keys: ApiKeyService::new(shared()),
+            passwords: PasswordService::new(shared()),
+            oauth: OAuthService::new(shared()),
             projects: ProjectService::new(Arc::clone(&ports)),
             audit: AuditService::new(Arc::clone(&ports)),
-            admin: AdminService::new(ports),
+            admin: AdminService::new(Arc::clone(&ports), Arc::clone(&cache)),
         }
     }
 }

@@ -10,7 +10,8 @@ use crate::model::{
 };
 use crate::ports::{OAuthError, OAuthProvider};
 
-use super::{AuthSettings, Ports, audit, tokens};
+use super::cache::AuthCache;
+use super::{AuthSettings, Ports, Shared, audit, tokens};
 use crate::model::AuditKind;
 
 /// How long a `state` from `/authorize` stays valid.
@@ -37,6 +38,7 @@ pub struct OAuthLogin {
 pub struct OAuthService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
+    cache: Arc<AuthCache>,
 }
 
 impl std::fmt::Debug for OAuthService {
@@ -46,8 +48,8 @@ impl std::fmt::Debug for OAuthService {
 }
 
 impl OAuthService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
-        Self { ports, settings }
+    pub(super) fn new((ports, settings, cache): Shared) -> Self {
+        Self { ports, settings, cache }
     }
 
     /// The providers that are configured.
@@ -114,6 +116,7 @@ impl OAuthService {
         let kind = provider.kind();
         let (user, linked) = self.resolve(kind, &profile).await?;
         if linked {
+            self.cache.forget_user(user.id);
             let detail = Some(format!("provider={kind}"));
             audit::record(&self.ports, AuditKind::OAuthLinked, Some(user.id), detail).await?;
         }

@@ -9,7 +9,8 @@ use crate::model::{
 };
 use crate::ports::MailError;
 
-use super::{AuthSettings, Ports, audit};
+use super::cache::AuthCache;
+use super::{AuthSettings, Ports, Shared, audit};
 use crate::model::AuditKind;
 
 /// How long a reset link works.
@@ -35,11 +36,12 @@ pub struct DeliveryReport {
 pub struct PasswordService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
+    cache: Arc<AuthCache>,
 }
 
 impl PasswordService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
-        Self { ports, settings }
+    pub(super) fn new((ports, settings, cache): Shared) -> Self {
+        Self { ports, settings, cache }
     }
 
     /// Queues a reset email if `email` belongs to an active user, and does
@@ -108,6 +110,7 @@ impl PasswordService {
             .consume_reset(&digest, hash, now)
             .await?
             .ok_or(DomainError::InvalidResetToken)?;
+        self.cache.forget_user(user.id);
         audit::record(&self.ports, AuditKind::PasswordReset, Some(user.id), None).await
     }
 

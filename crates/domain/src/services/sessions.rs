@@ -5,7 +5,8 @@ use uuid::Uuid;
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{AuditKind, Claims, Email, IssuedToken, Password, Principal, SessionLookup, User, UserId};
 
-use super::{AuthSettings, LimitService, Ports, audit, tokens};
+use super::cache::AuthCache;
+use super::{AuthSettings, LimitService, Ports, Shared, audit, tokens};
 
 /// Sessions: login, token authentication, refresh and logout.
 #[derive(Debug, Clone)]
@@ -13,11 +14,12 @@ pub struct SessionService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
     limits: LimitService,
+    cache: Arc<AuthCache>,
 }
 
 impl SessionService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>, limits: LimitService) -> Self {
-        Self { ports, settings, limits }
+    pub(super) fn new((ports, settings, cache): Shared, limits: LimitService) -> Self {
+        Self { ports, settings, limits, cache }
     }
 
     /// Exchanges an email and password for a token.
@@ -134,10 +136,20 @@ impl SessionService {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, DomainError> {
         let claims = self.ports.tokens.decode(token)?;
         self.check_times(&claims)?;
-        let session = self.ports.users.find_session(UserId::from_uuid(claims.sub), claims.jti).await?;
-        let Some(SessionLookup { user, revoked, linked }) = session else {
-            return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
+        let now = self.ports.clock.now();
+        let session = match self.cache.session(claims.jti, now) {
+            Some(cached) => cached,
+            None => {
+                let Some(read) =
+                    self.ports.users.find_session(UserId::from_uuid(claims.sub), claims.jti).await?
+                else {
+                    return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
+                };
+                self.cache.keep_session(claims.jti, read.clone(), now);
+                read
+            }
         };
+        let SessionLookup { user, revoked, linked } = session;
         if revoked {
             return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
         }
@@ -218,7 +230,9 @@ impl SessionService {
     async fn revoke(&self, claims: &Claims, user: UserId) -> Result<bool, DomainError> {
         let until = claims.expires_at() + time::Duration::seconds(self.settings.leeway_secs);
         let jti: Uuid = claims.jti;
-        Ok(self.ports.revoked_tokens.revoke(jti, user, until).await?)
+        let revoked = self.ports.revoked_tokens.revoke(jti, user, until).await?;
+        self.cache.forget_token(jti);
+        Ok(revoked)
     }
 }
 
