@@ -52,7 +52,21 @@ async fn changes_made_here_apply_at_once(backend: Backend) {
     expect_error(app.get_with_key("/v1/database/projects", secret).await, 401, "api_key_revoked").await;
     let second = app.create_key(&fresh, &json!({"name": "second key"})).await;
     let second = second["api_key"].as_str().unwrap();
-    assert_eq!(app.get_with_key("/v1/database/projects", second).await.status(), 200);
+    let empty: serde_json::Value =
+        app.get_with_key("/v1/database/projects", second).await.json().await.unwrap();
+    assert_eq!(empty, json!([]));
+    let created = app
+        .client
+        .post(app.url("/v1/database/projects"))
+        .header("X-API-Key", second)
+        .json(&json!({"name": "Fresh project"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let listed: serde_json::Value =
+        app.get_with_key("/v1/database/projects", second).await.json().await.unwrap();
+    assert_eq!(listed[0]["name"], "Fresh project", "a new project shows at once: {listed}");
     assert_eq!(app.get_with("/v1/auth/me", &fresh).await.status(), 200);
     let id = app.user("cached@example.com").await.id;
     let disable = app.client.patch(app.url(&format!("/v1/admin/users/{id}"))).bearer_auth(&admin);

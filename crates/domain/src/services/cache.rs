@@ -1,4 +1,5 @@
-//! What authenticating a request read from the store, kept for a short while.
+//! What authenticating a request read from the store (and the example
+//! resource's lists), kept for a short while.
 //!
 //! A token or key seen a moment ago does not need the store again: the
 //! session (user, revocation, linked providers) of a JWT and the key and
@@ -14,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::model::{ApiKey, ApiKeyId, KeyDigest, SessionLookup, User, UserId};
+use crate::model::{ApiKey, ApiKeyId, Environment, KeyDigest, Project, SessionLookup, User, UserId};
 
 /// Most entries of each kind; beyond, expired ones go, then everything.
 const MAX_ENTRIES: usize = 50_000;
@@ -24,6 +25,7 @@ pub(super) struct AuthCache {
     ttl: Duration,
     sessions: Mutex<HashMap<Uuid, (SessionLookup, OffsetDateTime)>>,
     keys: Mutex<HashMap<KeyDigest, (ApiKey, User, OffsetDateTime)>>,
+    projects: Mutex<HashMap<(UserId, Environment), (Vec<Project>, OffsetDateTime)>>,
 }
 
 impl AuthCache {
@@ -32,6 +34,7 @@ impl AuthCache {
             ttl: Duration::milliseconds(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
             sessions: Mutex::default(),
             keys: Mutex::default(),
+            projects: Mutex::default(),
         }
     }
 
@@ -87,6 +90,38 @@ impl AuthCache {
             }
         }
         keys.insert(digest, (key, user, now));
+    }
+
+    pub(super) fn projects(&self, owner: (UserId, Environment), now: OffsetDateTime) -> Option<Vec<Project>> {
+        if !self.on() {
+            return None;
+        }
+        let projects = self.projects.lock().unwrap_or_else(PoisonError::into_inner);
+        projects.get(&owner).filter(|(_, at)| self.fresh(*at, now)).map(|(list, _)| list.clone())
+    }
+
+    pub(super) fn keep_projects(
+        &self,
+        owner: (UserId, Environment),
+        list: Vec<Project>,
+        now: OffsetDateTime,
+    ) {
+        if !self.on() {
+            return;
+        }
+        let mut projects = self.projects.lock().unwrap_or_else(PoisonError::into_inner);
+        if projects.len() >= MAX_ENTRIES {
+            projects.retain(|_, (_, at)| self.fresh(*at, now));
+            if projects.len() >= MAX_ENTRIES {
+                projects.clear();
+            }
+        }
+        projects.insert(owner, (list, now));
+    }
+
+    /// A project was created here.
+    pub(super) fn forget_projects(&self, owner: (UserId, Environment)) {
+        self.projects.lock().unwrap_or_else(PoisonError::into_inner).remove(&owner);
     }
 
     /// A token was revoked here.

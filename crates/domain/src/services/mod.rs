@@ -136,7 +136,7 @@ impl Services {
             api_keys: ApiKeyService::new(shared()),
             passwords: PasswordService::new(shared()),
             oauth: OAuthService::new(shared()),
-            projects: ProjectService::new(Arc::clone(&ports)),
+            projects: ProjectService::new(shared()),
             audit: AuditService::new(Arc::clone(&ports)),
             admin: AdminService::new(Arc::clone(&ports), Arc::clone(&cache)),
         }
