@@ -25,8 +25,11 @@ pub(super) struct AuthCache {
     ttl: Duration,
     sessions: Mutex<HashMap<Uuid, (SessionLookup, OffsetDateTime)>>,
     keys: Mutex<HashMap<KeyDigest, (ApiKey, User, OffsetDateTime)>>,
-    projects: Mutex<HashMap<(UserId, Environment), (Vec<Project>, OffsetDateTime)>>,
+    projects: Mutex<HashMap<Owner, (Vec<Project>, OffsetDateTime)>>,
 }
+
+/// Whose projects, in which environment.
+type Owner = (UserId, Environment);
 
 impl AuthCache {
     pub(super) fn new(ttl_ms: u64) -> Self {
@@ -92,7 +95,7 @@ impl AuthCache {
         keys.insert(digest, (key, user, now));
     }
 
-    pub(super) fn projects(&self, owner: (UserId, Environment), now: OffsetDateTime) -> Option<Vec<Project>> {
+    pub(super) fn projects(&self, owner: Owner, now: OffsetDateTime) -> Option<Vec<Project>> {
         if !self.on() {
             return None;
         }
@@ -120,7 +123,7 @@ impl AuthCache {
     }
 
     /// A project was created here.
-    pub(super) fn forget_projects(&self, owner: (UserId, Environment)) {
+    pub(super) fn forget_projects(&self, owner: Owner) {
         self.projects.lock().unwrap_or_else(PoisonError::into_inner).remove(&owner);
     }
 
