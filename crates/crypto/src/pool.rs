@@ -91,17 +91,16 @@ impl WorkerPool {
     }
 }
 
-/// Lowers this thread's priority (nice 10 on Linux): a request that needs a
+/// Lowers this thread's priority (nice 19 on Linux): a request that needs a
 /// few microseconds of CPU (a token check) then runs before the next slice of
 /// a 15 ms hash, so a login storm does not stall the rest of the API, while
-/// hashing still gets every cycle nobody else wants. Best effort.
+/// hashing still gets every cycle nobody else wants. When requests alone keep
+/// every core busy, logins wait in the bounded queue and overflow as 503s
+/// rather than slowing down every token check. Best effort.
 fn yield_to_requests() {
-    use thread_priority::{ThreadPriority, ThreadPriorityValue};
-    // 22 on the crate's 0..=99 scale maps to nice 10 for normal threads.
-    let lowered = ThreadPriorityValue::try_from(22u8).and_then(|value| {
-        thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value))
-            .map_err(|e| format!("{e:?}"))
-    });
+    // The lowest priority of the normal policy: nice 19 on Linux.
+    let lowered = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+        .map_err(|e| format!("{e:?}"));
     if let Err(why) = lowered {
         tracing::debug!(error = %why, "hashing threads keep the normal priority");
     }
@@ -135,7 +134,7 @@ mod tests {
         let tid = pool.run(|| std::fs::read_to_string("/proc/thread-self/stat").unwrap()).await.unwrap();
         // Field 19 of /proc/<tid>/stat is the nice value.
         let fields: Vec<&str> = tid.rsplit_once(')').unwrap().1.split_whitespace().collect();
-        assert_eq!(fields[16], "10", "nice of a hashing thread");
+        assert_eq!(fields[16], "19", "nice of a hashing thread");
     }
 
     #[tokio::test]
