@@ -395,3 +395,43 @@ fn no_provider_token_secret_or_code_reaches_the_log() {
         assert!(!log.contains(secret), "{secret} reached the log");
     }
 }
+
+#[test]
+fn each_request_is_one_json_log_line_with_its_route_status_latency_ids_and_principal() {
+    let dir = scratch();
+    let (child, port) = start_with(&dir, &[("AUTH_LOG_FORMAT", "json"), ("RUST_LOG", "info")]);
+    let credentials = r#"{"email": "logged@example.com", "password": "SecurePass123!"}"#;
+    let registered = body_of(&http(port, &json_request("POST", "/v1/auth/register", None, credentials)));
+    let (token, user_id) = (registered["access_token"].as_str().unwrap(), registered["id"].as_str().unwrap());
+    let me = http(
+        port,
+        &format!(
+            "GET /v1/auth/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ),
+    );
+    assert!(me.starts_with("HTTP/1.1 200"), "{me}");
+    let request_id = me
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("every response carries X-Request-Id")
+        .trim()
+        .to_owned();
+    stop(child);
+
+    let log = std::fs::read_to_string(dir.join(format!("log-{port}"))).unwrap();
+    // The request's span closes once, as one line; its fields are under "span".
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["span"]["route"] == "/v1/auth/me")
+        .collect();
+    assert_eq!(lines.len(), 1, "one line for the request: {log}");
+    let line = &lines[0]["span"];
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["request_id"], request_id.as_str());
+    assert_eq!(line["principal"], format!("user:{user_id}"));
+    assert_eq!(line["client_ip"], "127.0.0.1");
+    assert!(line["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{line}");
+    assert!(!log.contains(token), "the token never reaches the log");
+}
