@@ -3,7 +3,7 @@
 # this machine with our argon2 parameters (m=19456 KiB, t=2, p=1) and 2 workers.
 # Usage: bench/peer.sh PEERS_DIR [SCENARIOS]   (PEERS_DIR holds fastapi/ and load/;
 # it is not part of this repository). Writes bench/results/peer-<date>.json,
-# which `PEER_RESULTS=... bench/run.sh` folds into the report.
+# (the harness's raw figures), which `PEER_RESULTS=... bench/run.sh` folds into the report.
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n '2,7p' "$0"; exit 2; }
 cd "$(dirname "$0")/.."
@@ -19,4 +19,3 @@ trap 'kill "$(cat "$peers/fastapi/uvicorn-w2.pid")" 2>/dev/null || true; rm -rf 
 SCENARIOS="${2:-S1,S2,S3,S4}" "$peers/load/run.sh" "http://127.0.0.1:$port" "$peers/out"
 mkdir -p bench/results
 cp "$peers/out/results.json" "bench/results/peer-$(date -u +%Y-%m-%d).json"
-cp "$peers/out/results.md" "bench/results/peer-$(date -u +%Y-%m-%d).md"
