@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 36] = [
+const VARIABLES: [&str; 37] = [
     "DATABASE_URL",
     "AUTH_BIND",
     "AUTH_ENV",
     "AUTH_JWT_SECRET",
+    "AUTH_JWT_PREVIOUS_SECRET",
     "AUTH_TOKEN_TTL_SECS",
     "AUTH_API_KEY_DEFAULT_DAYS",
     "AUTH_SMTP_URL",
@@ -85,6 +86,8 @@ fn an_invalid_value_stops_the_start_naming_the_variable() {
         ("AUTH_ENV", "staging"),
         ("DATABASE_URL", "mysql://localhost/db"),
         ("AUTH_JWT_SECRET", "short"),
+        ("AUTH_JWT_PREVIOUS_SECRET", "short"),
+        ("AUTH_CACHE_TTL_MS", "-1"),
         ("AUTH_LOG_FORMAT", "xml"),
     ] {
         let output = portcullis(&dir).arg("migrate").env(variable, value).output().unwrap();
@@ -434,4 +437,45 @@ fn each_request_is_one_json_log_line_with_its_route_status_latency_ids_and_princ
     assert_eq!(line["client_ip"], "127.0.0.1");
     assert!(line["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{line}");
     assert!(!log.contains(token), "the token never reaches the log");
+}
+
+#[test]
+fn a_key_rotation_keeps_earlier_tokens_working_until_the_previous_key_is_removed() {
+    const OLD: &str = "rotation-old-key-rotation-old-key-rotation-old";
+    const NEW: &str = "rotation-new-key-rotation-new-key-rotation-new";
+    let me = |port: u16, token: &str| {
+        http(
+            port,
+            &format!(
+                "GET /v1/auth/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ),
+        )
+    };
+    let dir = scratch();
+    let (child, port) = start_with(&dir, &[("AUTH_JWT_SECRET", OLD)]);
+    let credentials = r#"{"email": "rotated@example.com", "password": "SecurePass123!"}"#;
+    let registered = body_of(&http(port, &json_request("POST", "/v1/auth/register", None, credentials)));
+    let before = registered["access_token"].as_str().unwrap().to_owned();
+    stop(child);
+
+    // Rotating: the new key signs, the old one still verifies.
+    let (child, port) = start_with(&dir, &[("AUTH_JWT_SECRET", NEW), ("AUTH_JWT_PREVIOUS_SECRET", OLD)]);
+    assert!(me(port, &before).starts_with("HTTP/1.1 200"), "a token from before the rotation still works");
+    let login = r#"{"username": "rotated@example.com", "password": "SecurePass123!"}"#;
+    let during =
+        body_of(&http(port, &json_request("POST", "/v1/auth/login-json", None, login)))["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    stop(child);
+
+    // Once the previous key is removed, only tokens signed with the new one work.
+    let (child, port) = start_with(&dir, &[("AUTH_JWT_SECRET", NEW)]);
+    assert!(
+        me(port, &during).starts_with("HTTP/1.1 200"),
+        "tokens from the rotation window are signed with the new key"
+    );
+    let refused = me(port, &before);
+    assert!(refused.starts_with("HTTP/1.1 401") && refused.contains("invalid_token"), "{refused}");
+    stop(child);
 }

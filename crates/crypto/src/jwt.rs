@@ -39,10 +39,13 @@ impl fmt::Debug for JwtSecret {
 
 /// HS256 with the algorithm pinned: a token whose header names any other
 /// algorithm (`none`, RS256 with our key as a "public key"...) is refused.
+/// Tokens are signed with one key; they may be verified with a second one
+/// too, during a key rotation ([`JwtCodec::also_accepting`]).
 pub struct JwtCodec {
     header: Header,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The signing key's, then the previous key's when rotating.
+    decoding: Vec<DecodingKey>,
     validation: Validation,
 }
 
@@ -69,9 +72,17 @@ impl JwtCodec {
         Self {
             header: Header::new(Algorithm::HS256),
             encoding: EncodingKey::from_secret(&secret.0),
-            decoding: DecodingKey::from_secret(&secret.0),
+            decoding: vec![DecodingKey::from_secret(&secret.0)],
             validation,
         }
+    }
+
+    /// Also accepts tokens signed with `previous` (never signs with it), so
+    /// that tokens issued before a key rotation keep working until they expire.
+    #[must_use]
+    pub fn also_accepting(mut self, previous: &JwtSecret) -> Self {
+        self.decoding.push(DecodingKey::from_secret(&previous.0));
+        self
     }
 }
 
@@ -83,8 +94,10 @@ impl TokenCodec for JwtCodec {
     }
 
     fn decode(&self, token: &str) -> Result<Claims, DomainError> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        self.decoding
+            .iter()
+            .find_map(|key| decode::<Claims>(token, key, &self.validation).ok())
             .map(|data| data.claims)
-            .map_err(|_| DomainError::Unauthenticated(AuthError::InvalidToken))
+            .ok_or(DomainError::Unauthenticated(AuthError::InvalidToken))
     }
 }

@@ -132,6 +132,28 @@ fn missing_or_mistyped_claims_are_refused() {
 }
 
 #[test]
+fn during_a_rotation_both_keys_verify_and_only_the_new_one_signs() {
+    let old = JwtSecret::new(b"old-key-old-key-old-key-old-key-old-key!".to_vec()).unwrap();
+    let new = JwtSecret::new(b"new-key-new-key-new-key-new-key-new-key!".to_vec()).unwrap();
+    let before = JwtCodec::new(&old, "portcullis");
+    let rotating = JwtCodec::new(&new, "portcullis").also_accepting(&old);
+    let after = JwtCodec::new(&new, "portcullis");
+    let claims = claims();
+
+    let issued_before = before.encode(&claims).unwrap();
+    assert_eq!(rotating.decode(issued_before.as_str()).unwrap(), claims, "old tokens still work");
+    let issued_during = rotating.encode(&claims).unwrap();
+    assert_eq!(after.decode(issued_during.as_str()).unwrap(), claims, "new tokens use the new key");
+    assert_invalid(before.decode(issued_during.as_str()));
+    assert_invalid(after.decode(issued_before.as_str()));
+    // The second key widens nothing else: a foreign key or issuer is still refused.
+    let stranger = JwtSecret::new(b"stranger-stranger-stranger-stranger-key!".to_vec()).unwrap();
+    assert_invalid(rotating.decode(JwtCodec::new(&stranger, "portcullis").encode(&claims).unwrap().as_str()));
+    let foreign = Claims { iss: "someone-else".to_owned(), ..claims };
+    assert_invalid(rotating.decode(before.encode(&foreign).unwrap().as_str()));
+}
+
+#[test]
 fn garbage_is_refused() {
     for garbage in ["", "abc", "a.b.c", "....", "eyJ.eyJ.sig", "Bearer x"] {
         assert_invalid(codec().decode(garbage));

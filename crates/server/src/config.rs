@@ -105,6 +105,19 @@ pub struct Config {
     )]
     pub jwt_secret: Option<String>,
 
+    /// During a key rotation, the previous AUTH_JWT_SECRET: tokens signed with
+    /// it are still accepted (until they expire); new ones are signed with
+    /// AUTH_JWT_SECRET only. Remove it once AUTH_TOKEN_TTL_SECS has passed.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_JWT_PREVIOUS_SECRET",
+        value_name = "AUTH_JWT_PREVIOUS_SECRET",
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
+    pub jwt_previous_secret: Option<String>,
+
     /// Access-token lifetime in seconds (60 to 31536000).
     #[arg(long, global = true, env = "AUTH_TOKEN_TTL_SECS", value_name = "AUTH_TOKEN_TTL_SECS", default_value_t = 28_800, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
     pub token_ttl_secs: i64,
@@ -305,6 +318,7 @@ impl std::fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("environment", &self.environment)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("jwt_previous_secret", &self.jwt_previous_secret.as_ref().map(|_| "[REDACTED]"))
             .field("token_ttl_secs", &self.token_ttl_secs)
             .finish_non_exhaustive()
     }

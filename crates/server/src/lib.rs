@@ -134,6 +134,7 @@ impl App {
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         install_crypto_provider();
         let secret = secret::resolve(config)?;
+        let previous_secret = secret::previous(config)?;
         let stores = Stores::open(config).await?;
         let settings = AuthSettings {
             token_ttl_secs: config.token_ttl_secs,
@@ -181,7 +182,10 @@ impl App {
             rate_limiter: rate_limiter(config).await,
             hasher,
             blocklist: Arc::new(portcullis_crypto::CommonPasswords),
-            tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
+            tokens: Arc::new(match &previous_secret {
+                Some(previous) => JwtCodec::new(&secret, &settings.issuer).also_accepting(previous),
+                None => JwtCodec::new(&secret, &settings.issuer),
+            }),
             clock,
             secrets: Arc::new(OsSecrets),
             audit: Arc::new(MeteredAuditLog::new(Arc::clone(&stores.audit), Arc::clone(&metrics))),

@@ -33,6 +33,21 @@ pub(crate) fn resolve(config: &Config) -> Result<JwtSecret, StartError> {
         .map_err(|why| StartError::config("AUTH_JWT_SECRET", format!("{}: {why}", path.display())))
 }
 
+/// `AUTH_JWT_PREVIOUS_SECRET`, the key being rotated out, when set.
+///
+/// # Errors
+/// [`StartError::Config`] naming it when it is too short or equals the current key.
+pub(crate) fn previous(config: &Config) -> Result<Option<JwtSecret>, StartError> {
+    let Some(previous) = &config.jwt_previous_secret else { return Ok(None) };
+    if config.jwt_secret.as_deref() == Some(previous.as_str()) {
+        return Err(StartError::config("AUTH_JWT_PREVIOUS_SECRET", "is the same as AUTH_JWT_SECRET"));
+    }
+    let previous = JwtSecret::new(previous.as_bytes().to_vec())
+        .map_err(|why| StartError::config("AUTH_JWT_PREVIOUS_SECRET", why))?;
+    tracing::info!("AUTH_JWT_PREVIOUS_SECRET is set: tokens signed with the previous key are still accepted");
+    Ok(Some(previous))
+}
+
 fn key_file(database: &DatabaseUrl) -> PathBuf {
     match database {
         DatabaseUrl::Sqlite(db) => db.parent().unwrap_or_else(|| Path::new("")).join("jwt-secret"),
