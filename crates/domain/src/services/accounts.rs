@@ -6,8 +6,7 @@ use crate::model::{
     UserId,
 };
 
-use super::cache::AuthCache;
-use super::{AuthSettings, Ports, Shared, audit, tokens};
+use super::{AuthSettings, Ports, audit, tokens};
 
 /// What a client sends to register; checked here, not at the edge.
 #[derive(Debug, Clone)]
@@ -30,12 +29,11 @@ pub enum AdminOutcome {
 pub struct AccountService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
-    cache: Arc<AuthCache>,
 }
 
 impl AccountService {
-    pub(super) fn new((ports, settings, cache): Shared) -> Self {
-        Self { ports, settings, cache }
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
+        Self { ports, settings }
     }
 
     /// Registers a user with the `USER` role and signs them in.
@@ -175,7 +173,6 @@ impl AccountService {
         }
         let hash = self.ports.hasher.hash(new).await?;
         let user = self.ports.users.set_password(user.id, hash, self.ports.clock.now()).await?;
-        self.cache.forget_user(user.id);
         let token = tokens::issue(&self.ports, &self.settings, &user)?;
         audit::record(&self.ports, AuditKind::PasswordChanged, Some(user.id), None).await?;
         Ok(token)
@@ -199,7 +196,6 @@ impl AccountService {
                 return Ok(AdminOutcome::AlreadyAdmin);
             }
             self.ports.users.set_role(user.id, Role::Admin, self.ports.clock.now()).await?;
-            self.cache.forget_user(user.id);
             return Ok(AdminOutcome::Promoted);
         }
         let Some(password) = password else {

@@ -3,7 +3,6 @@ use std::sync::Arc;
 use crate::error::{DomainError, Forbidden};
 use crate::model::{AuditKind, AuthMethod, Principal, Role, User, UserId};
 
-use super::cache::AuthCache;
 use super::{Ports, audit};
 
 /// What an administrator may change about a user.
@@ -18,12 +17,11 @@ pub struct UserChanges {
 #[derive(Debug, Clone)]
 pub struct AdminService {
     ports: Arc<Ports>,
-    cache: Arc<AuthCache>,
 }
 
 impl AdminService {
-    pub(super) fn new(ports: Arc<Ports>, cache: Arc<AuthCache>) -> Self {
-        Self { ports, cache }
+    pub(super) fn new(ports: Arc<Ports>) -> Self {
+        Self { ports }
     }
 
     /// One page of users and the total.
@@ -75,7 +73,6 @@ impl AdminService {
             changed.push(format!("role={}", role.as_str()));
         }
         if !changed.is_empty() {
-            self.cache.forget_user(id);
             let detail = format!("{} by={}", changed.join(" "), caller.user.id);
             audit::record(&self.ports, AuditKind::UserUpdated, Some(id), Some(detail)).await?;
         }

@@ -9,8 +9,7 @@ use crate::model::{
     Principal, ResourceName,
 };
 
-use super::cache::AuthCache;
-use super::{AuthSettings, Ports, Shared, audit};
+use super::{AuthSettings, Ports, audit};
 
 /// How many (key, address) pairs one instance remembers before starting over;
 /// forgetting only costs a lookup in the store.
@@ -96,13 +95,12 @@ impl UsageBuffer {
 pub struct ApiKeyService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
-    cache: Arc<AuthCache>,
     usage: Arc<UsageBuffer>,
 }
 
 impl ApiKeyService {
-    pub(super) fn new((ports, settings, cache): Shared) -> Self {
-        Self { ports, settings, cache, usage: Arc::new(UsageBuffer::default()) }
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
+        Self { ports, settings, usage: Arc::new(UsageBuffer::default()) }
     }
 
     /// Creates a key for the caller and returns it with its secret, the only
@@ -167,7 +165,6 @@ impl ApiKeyService {
     pub async fn revoke(&self, caller: &Principal, id: ApiKeyId) -> Result<ApiKey, DomainError> {
         require_jwt(caller)?;
         let key = self.ports.api_keys.revoke_key(caller.user.id, id, self.ports.clock.now()).await?;
-        self.cache.forget_key(id);
         let detail = Some(format!("key_id={id}"));
         audit::record(&self.ports, AuditKind::ApiKeyRevoked, Some(caller.user.id), detail).await?;
         Ok(key)
@@ -182,18 +179,10 @@ impl ApiKeyService {
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, DomainError> {
         let secret = ApiKeySecret::parse(presented)
             .map_err(|_| DomainError::Unauthenticated(AuthError::InvalidApiKey))?;
-        let digest = self.digest(&secret);
-        let now = self.ports.clock.now();
-        let (key, user) = match self.cache.key(&digest, now) {
-            Some(cached) => cached,
-            None => {
-                let Some((key, user)) = self.ports.api_keys.find_key_with_owner(&digest).await? else {
-                    return Err(DomainError::Unauthenticated(AuthError::InvalidApiKey));
-                };
-                self.cache.keep_key(digest, key.clone(), user.clone(), now);
-                (key, user)
-            }
+        let Some((key, user)) = self.ports.api_keys.find_key_with_owner(&self.digest(&secret)).await? else {
+            return Err(DomainError::Unauthenticated(AuthError::InvalidApiKey));
         };
+        let now = self.ports.clock.now();
         if key.revoked_at.is_some() {
             return Err(DomainError::Unauthenticated(AuthError::ApiKeyRevoked));
         }

@@ -81,10 +81,10 @@ pub struct AuthSettings {
     /// Refuse OAuth callbacks without a `state`.
     pub oauth_require_state: bool,
     pub rate_limits: RateLimits,
-    /// How long a token's session or a key's owner, once read, is trusted
-    /// without the store (milliseconds; 0: never). Changes made through this
-    /// process are seen at once whatever the value; changes made by another
-    /// instance sharing the database are seen within it.
+    /// How long a token's session, a key with its owner, or a caller's
+    /// project list, once read, is trusted without the store (milliseconds;
+    /// 0: never). Writes through these ports apply at once whatever the
+    /// value; writes by another instance sharing the database within it.
     pub auth_cache_ttl_ms: u64,
 }
 
@@ -104,9 +104,6 @@ impl Default for AuthSettings {
     }
 }
 
-/// What most services share: the ports, the settings and the auth cache.
-type Shared = (Arc<Ports>, Arc<AuthSettings>, Arc<cache::AuthCache>);
-
 /// Every service, built over one set of ports.
 #[derive(Debug, Clone)]
 pub struct Services {
@@ -124,21 +121,19 @@ pub struct Services {
 impl Services {
     #[must_use]
     pub fn new(ports: Ports, settings: AuthSettings) -> Self {
-        let ports = Arc::new(ports);
+        let ports = Arc::new(cache::wrap(ports, settings.auth_cache_ttl_ms));
         let limits = LimitService::new(Arc::clone(&ports), Arc::new(settings.rate_limits.clone()));
-        let cache = Arc::new(cache::AuthCache::new(settings.auth_cache_ttl_ms));
         let settings = Arc::new(settings);
-        let shared = || (Arc::clone(&ports), Arc::clone(&settings), Arc::clone(&cache));
         Self {
             limits: limits.clone(),
-            accounts: AccountService::new(shared()),
-            sessions: SessionService::new(shared(), limits),
-            api_keys: ApiKeyService::new(shared()),
-            passwords: PasswordService::new(shared()),
-            oauth: OAuthService::new(shared()),
-            projects: ProjectService::new(shared()),
+            accounts: AccountService::new(Arc::clone(&ports), Arc::clone(&settings)),
+            sessions: SessionService::new(Arc::clone(&ports), Arc::clone(&settings), limits),
+            api_keys: ApiKeyService::new(Arc::clone(&ports), Arc::clone(&settings)),
+            passwords: PasswordService::new(Arc::clone(&ports), Arc::clone(&settings)),
+            oauth: OAuthService::new(Arc::clone(&ports), settings),
+            projects: ProjectService::new(Arc::clone(&ports)),
             audit: AuditService::new(Arc::clone(&ports)),
-            admin: AdminService::new(Arc::clone(&ports), Arc::clone(&cache)),
+            admin: AdminService::new(ports),
         }
     }
 }

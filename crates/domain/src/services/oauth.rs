@@ -10,8 +10,7 @@ use crate::model::{
 };
 use crate::ports::{OAuthError, OAuthProvider};
 
-use super::cache::AuthCache;
-use super::{AuthSettings, Ports, Shared, audit, tokens};
+use super::{AuthSettings, Ports, audit, tokens};
 use crate::model::AuditKind;
 
 /// How long a `state` from `/authorize` stays valid.
@@ -38,7 +37,6 @@ pub struct OAuthLogin {
 pub struct OAuthService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
-    cache: Arc<AuthCache>,
 }
 
 impl std::fmt::Debug for OAuthService {
@@ -48,8 +46,8 @@ impl std::fmt::Debug for OAuthService {
 }
 
 impl OAuthService {
-    pub(super) fn new((ports, settings, cache): Shared) -> Self {
-        Self { ports, settings, cache }
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
+        Self { ports, settings }
     }
 
     /// The providers that are configured.
@@ -116,7 +114,6 @@ impl OAuthService {
         let kind = provider.kind();
         let (user, linked) = self.resolve(kind, &profile).await?;
         if linked {
-            self.cache.forget_user(user.id);
             let detail = Some(format!("provider={kind}"));
             audit::record(&self.ports, AuditKind::OAuthLinked, Some(user.id), detail).await?;
         }

@@ -9,8 +9,7 @@ use crate::model::{
 };
 use crate::ports::MailError;
 
-use super::cache::AuthCache;
-use super::{AuthSettings, Ports, Shared, audit};
+use super::{AuthSettings, Ports, audit};
 use crate::model::AuditKind;
 
 /// How long a reset link works.
@@ -36,12 +35,11 @@ pub struct DeliveryReport {
 pub struct PasswordService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
-    cache: Arc<AuthCache>,
 }
 
 impl PasswordService {
-    pub(super) fn new((ports, settings, cache): Shared) -> Self {
-        Self { ports, settings, cache }
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
+        Self { ports, settings }
     }
 
     /// Queues a reset email if `email` belongs to an active user, and does
@@ -110,7 +108,6 @@ impl PasswordService {
             .consume_reset(&digest, hash, now)
             .await?
             .ok_or(DomainError::InvalidResetToken)?;
-        self.cache.forget_user(user.id);
         audit::record(&self.ports, AuditKind::PasswordReset, Some(user.id), None).await
     }
 

@@ -5,35 +5,24 @@ use uuid::Uuid;
 use crate::error::DomainError;
 use crate::model::{Principal, Project, ResourceName};
 
-use super::cache::AuthCache;
-use super::{Ports, Shared};
+use super::Ports;
 
 /// The example resource: each caller sees only their own projects, in the
 /// environment they authenticated in.
 #[derive(Debug, Clone)]
 pub struct ProjectService {
     ports: Arc<Ports>,
-    cache: Arc<AuthCache>,
 }
 
 impl ProjectService {
-    pub(super) fn new((ports, _, cache): Shared) -> Self {
-        Self { ports, cache }
+    pub(super) fn new(ports: Arc<Ports>) -> Self {
+        Self { ports }
     }
 
-    /// The caller's projects, newest first. Kept for the auth cache's TTL;
-    /// a project created through this instance shows at once.
-    ///
     /// # Errors
     /// `Unavailable`.
     pub async fn list(&self, caller: &Principal) -> Result<Vec<Project>, DomainError> {
-        let (owner, now) = ((caller.user.id, caller.environment), self.ports.clock.now());
-        if let Some(cached) = self.cache.projects(owner, now) {
-            return Ok(cached);
-        }
-        let list = self.ports.projects.list_projects(caller.user.id, caller.environment).await?;
-        self.cache.keep_projects(owner, list.clone(), now);
-        Ok(list)
+        Ok(self.ports.projects.list_projects(caller.user.id, caller.environment).await?)
     }
 
     /// # Errors
@@ -48,8 +37,6 @@ impl ProjectService {
             environment: caller.environment,
             created_at: self.ports.clock.now(),
         };
-        let project = self.ports.projects.insert_project(project).await?;
-        self.cache.forget_projects((caller.user.id, caller.environment));
-        Ok(project)
+        Ok(self.ports.projects.insert_project(project).await?)
     }
 }

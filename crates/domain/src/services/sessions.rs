@@ -5,8 +5,7 @@ use uuid::Uuid;
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{AuditKind, Claims, Email, IssuedToken, Password, Principal, SessionLookup, User, UserId};
 
-use super::cache::AuthCache;
-use super::{AuthSettings, LimitService, Ports, Shared, audit, tokens};
+use super::{AuthSettings, LimitService, Ports, audit, tokens};
 
 /// Sessions: login, token authentication, refresh and logout.
 #[derive(Debug, Clone)]
@@ -14,12 +13,11 @@ pub struct SessionService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
     limits: LimitService,
-    cache: Arc<AuthCache>,
 }
 
 impl SessionService {
-    pub(super) fn new((ports, settings, cache): Shared, limits: LimitService) -> Self {
-        Self { ports, settings, limits, cache }
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>, limits: LimitService) -> Self {
+        Self { ports, settings, limits }
     }
 
     /// Exchanges an email and password for a token.
@@ -136,20 +134,10 @@ impl SessionService {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, DomainError> {
         let claims = self.ports.tokens.decode(token)?;
         self.check_times(&claims)?;
-        let now = self.ports.clock.now();
-        let session = match self.cache.session(claims.jti, now) {
-            Some(cached) => cached,
-            None => {
-                let Some(read) =
-                    self.ports.users.find_session(UserId::from_uuid(claims.sub), claims.jti).await?
-                else {
-                    return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
-                };
-                self.cache.keep_session(claims.jti, read.clone(), now);
-                read
-            }
+        let session = self.ports.users.find_session(UserId::from_uuid(claims.sub), claims.jti).await?;
+        let Some(SessionLookup { user, revoked, linked }) = session else {
+            return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
         };
-        let SessionLookup { user, revoked, linked } = session;
         if revoked {
             return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
         }
@@ -230,9 +218,7 @@ impl SessionService {
     async fn revoke(&self, claims: &Claims, user: UserId) -> Result<bool, DomainError> {
         let until = claims.expires_at() + time::Duration::seconds(self.settings.leeway_secs);
         let jti: Uuid = claims.jti;
-        let revoked = self.ports.revoked_tokens.revoke(jti, user, until).await?;
-        self.cache.forget_token(jti);
-        Ok(revoked)
+        Ok(self.ports.revoked_tokens.revoke(jti, user, until).await?)
     }
 }
 
