@@ -28,9 +28,18 @@ impl RequestContextSource for HttpRequestContext {
     }
 }
 
-/// When the request reached us, for the log line's latency.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RequestStart(pub Instant);
+/// When the request reached us and its route template, worked out once for
+/// the log line, the metrics and the rate limits.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestStart {
+    pub(crate) at: Instant,
+    pub(crate) route: String,
+}
+
+/// The client's address of a request that went through [`observe`].
+pub(crate) fn client_ip(req: &ServiceRequest) -> Option<String> {
+    req.extensions().get::<RequestContext>().and_then(|c| c.ip.clone())
+}
 
 /// Longest `X-Request-Id` accepted from a proxy.
 const MAX_REQUEST_ID: usize = 128;
@@ -49,10 +58,10 @@ where
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let context = state.as_ref().map(|s| context_of(&req, s)).unwrap_or_default();
-    req.extensions_mut().insert(context.clone());
-    req.extensions_mut().insert(RequestStart(started));
     let method = req.method().as_str().to_owned();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    req.extensions_mut().insert(context.clone());
+    req.extensions_mut().insert(RequestStart { at: started, route: route.clone() });
     let request_id = context.request_id.clone();
     let call = CURRENT.scope(context, srv.call(req));
     async move {

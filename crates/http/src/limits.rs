@@ -46,11 +46,8 @@ pub(crate) async fn per_ip(
     let (Some(family), Some(state)) = (family(&req), req.app_data::<web::Data<AppState>>().cloned()) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let forwarded: Vec<String> =
-        req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok().map(str::to_owned)).collect();
-    let forwarded: Vec<&str> = forwarded.iter().map(String::as_str).collect();
-    let ip = state.settings.trusted_proxies.client_ip(req.peer_addr().map(|a| a.ip()), &forwarded);
-    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    // The client's address as the outermost middleware worked it out (through trusted proxies).
+    let ip = crate::context::client_ip(&req).unwrap_or_else(|| "unknown".to_owned());
     let decision = match state.services.limits.hit_ip(family, &ip).await {
         Ok(decision) => decision,
         Err(e) => {

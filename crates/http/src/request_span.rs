@@ -23,7 +23,10 @@ pub(crate) struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        let route = request
+            .extensions()
+            .get::<RequestStart>()
+            .map_or_else(|| "unmatched".to_owned(), |start| start.route.clone());
         let context = request.extensions().get::<RequestContext>().cloned().unwrap_or_default();
         let request_id = context.request_id.unwrap_or_default();
         let client_ip = context.ip.unwrap_or_default();
@@ -43,8 +46,8 @@ impl RootSpanBuilder for RequestSpan {
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         let status = match outcome {
             Ok(response) => {
-                if let Some(RequestStart(started)) = response.request().extensions().get::<RequestStart>() {
-                    span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+                if let Some(start) = response.request().extensions().get::<RequestStart>() {
+                    span.record("latency_ms", start.at.elapsed().as_secs_f64() * 1000.0);
                 }
                 response.status()
             }
