@@ -274,25 +274,7 @@ async fn the_endpoints_filter_page_and_guard(backend: Backend) {
     expect_error(app.get_with("/v1/auth/me/events?limit=500", &user).await, 422, "invalid_field").await;
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(crate::helpers::Backend::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(crate::helpers::Backend::Postgres).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both!(every_event_is_written_with_its_fields, the_endpoints_filter_page_and_guard);
+crate::on_both_backends!(every_event_is_written_with_its_fields, the_endpoints_filter_page_and_guard);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_events_are_pruned_after_the_retention() {

@@ -87,22 +87,4 @@ async fn changes_made_elsewhere_apply_within_the_ttl(backend: Backend) {
     expect_error(app.get_with("/v1/auth/me", &token).await, 401, "account_disabled").await;
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(crate::helpers::Backend::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(crate::helpers::Backend::Postgres).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both!(changes_made_here_apply_at_once, changes_made_elsewhere_apply_within_the_ttl);
+crate::on_both_backends!(changes_made_here_apply_at_once, changes_made_elsewhere_apply_within_the_ttl);

@@ -297,3 +297,25 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// Runs each `async fn $name(backend: Backend)` of the invoking module once per
+/// backend, as `$name::sqlite` and `$name::postgres`: for scenarios that spawn
+/// their own server (with options) rather than take one.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
