@@ -91,17 +91,30 @@ impl WorkerPool {
     }
 }
 
-/// Lowers this thread's priority (nice 19 on Linux): a request that needs a
-/// few microseconds of CPU (a token check) then runs before the next slice of
-/// a 15 ms hash, so a login storm does not stall the rest of the API, while
-/// hashing still gets every cycle nobody else wants. When requests alone keep
-/// every core busy, logins wait in the bounded queue and overflow as 503s
-/// rather than slowing down every token check. Best effort.
+/// Puts this thread in the idle scheduling class (`SCHED_IDLE` on Linux): it
+/// runs on whatever CPU nothing else wants, and any request thread that wakes
+/// up (a token check needing microseconds) preempts it at once instead of
+/// waiting for the end of its slice, so a login storm does not stall the rest
+/// of the API. On an otherwise idle machine hashing still gets every cycle.
+/// When requests alone keep every core busy, logins wait in the bounded queue
+/// and overflow as 503s rather than slowing down every token check. Elsewhere
+/// than Linux, the lowest normal priority. Best effort.
 fn yield_to_requests() {
-    // The lowest priority of the normal policy: nice 19 on Linux.
-    let lowered = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
-        .map_err(|e| format!("{e:?}"));
-    if let Err(why) = lowered {
+    #[cfg(target_os = "linux")]
+    let lowered = {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        )
+    };
+    #[cfg(not(target_os = "linux"))]
+    let lowered = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+    if let Err(why) = lowered.map_err(|e| format!("{e:?}")) {
         tracing::debug!(error = %why, "hashing threads keep the normal priority");
     }
 }
@@ -129,12 +142,16 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn workers_run_at_a_lower_priority() {
-        let pool = WorkerPool::new("nice-test", 1, 1).unwrap();
-        let tid = pool.run(|| std::fs::read_to_string("/proc/thread-self/stat").unwrap()).await.unwrap();
-        // Field 19 of /proc/<tid>/stat is the nice value.
-        let fields: Vec<&str> = tid.rsplit_once(')').unwrap().1.split_whitespace().collect();
-        assert_eq!(fields[16], "19", "nice of a hashing thread");
+    async fn workers_run_in_the_idle_scheduling_class() {
+        let pool = WorkerPool::new("idle-test", 1, 1).unwrap();
+        let stat = pool.run(|| std::fs::read_to_string("/proc/thread-self/stat").unwrap()).await.unwrap();
+        // Fields 3 onwards follow the command's closing parenthesis; field 41
+        // is the scheduling policy (5 is SCHED_IDLE, 0 the normal one).
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        assert_eq!(fields[41 - 3], "5", "policy of a hashing thread");
+        let here = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let fields: Vec<&str> = here.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        assert_eq!(fields[41 - 3], "0", "the caller's policy is untouched");
     }
 
     #[tokio::test]
