@@ -223,6 +223,8 @@ def limit_around(before, after):
     limit = dict(after)
     limit["verify_ms_median"] = round((before["verify_ms_median"] + after["verify_ms_median"]) / 2, 3)
     limit["limit_per_s"] = round(limit["cores"] * 1000 / limit["verify_ms_median"], 2)
+    if "all_cores_per_s" in before and "all_cores_per_s" in after:
+        limit["all_cores_per_s"] = round((before["all_cores_per_s"] + after["all_cores_per_s"]) / 2, 2)
     limit["before"], limit["after"] = before, after
     return limit
 
