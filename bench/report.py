@@ -53,13 +53,15 @@ def verdicts(result, argon2, peer_s2):
         "S1_16 logins/s >= 90% of limit": (s["S1_16"]["rps"] / limit, 0.9),
         "S2_64 /me >= 50% of healthz": (s["S2_64"]["rps"] / s["healthz_64"]["rps"], 0.5),
         "S5_64 key >= 50% of healthz": (s["S5_64"]["rps"] / s["healthz_64"]["rps"], 0.5),
-        "S3 /me p99 <= 2x S2_32 p99": (s["S2_32"]["p99_ms"] * 2 / max(s["S3_me_32_in_storm"]["p99_ms"], 1e-9), 1.0),
     }
     if peer_s2:
         checks["S2_64 >= 40x peer S2"] = (s["S2_64"]["rps"] / peer_s2, 40)
         checks["S5_64 >= 40x peer S2"] = (s["S5_64"]["rps"] / peer_s2, 40)
     out = {name: {"ratio": round(ratio, 3), "target": target, "met": ratio >= target}
            for name, (ratio, target) in checks.items()}
+    # The one ceiling among the ratios: storm p99 over calm p99, at most 2.
+    storm = s["S3_me_32_in_storm"]["p99_ms"] / max(s["S2_32"]["p99_ms"], 1e-9)
+    out["S3 /me p99 in storm / S2_32 p99 <= 2"] = {"ratio": round(storm, 3), "target": 2, "met": storm <= 2}
     if argon2.get("all_cores_per_s"):
         # Not a target: what the machine gives pure argon2 on every core at once.
         out["S1_16 logins/s vs argon2 alone on every core (information)"] = {
