@@ -73,7 +73,13 @@ impl WorkerPool {
             if let Some(observer) = observer {
                 observer(queued_at.elapsed());
             }
-            // The receiver may be gone (the request was cancelled): nothing to do.
+            // A caller that gave up while its job waited (the client hung up,
+            // a timeout fired) no longer needs it: a login storm of abandoned
+            // requests must not keep the threads from the live ones.
+            if tx.is_closed() {
+                return;
+            }
+            // The receiver may go away while the job runs: nothing to do then.
             let _ = tx.send(job());
         });
         match self.sender.try_send(boxed) {
@@ -158,6 +164,44 @@ mod tests {
     async fn runs_jobs_and_returns_results() {
         let pool = WorkerPool::new("test", 2, 4).unwrap();
         assert_eq!(pool.run(|| 40 + 2).await, Ok(42));
+    }
+
+    #[tokio::test]
+    async fn skips_jobs_whose_caller_gave_up_while_they_waited() {
+        let pool = Arc::new(WorkerPool::new("test", 1, 2).unwrap());
+        let gate = Arc::new(Barrier::new(2));
+        let started = Arc::new(AtomicUsize::new(0));
+        // Occupies the only worker until the gate opens.
+        let blocker = {
+            let (pool, gate, started) = (Arc::clone(&pool), Arc::clone(&gate), Arc::clone(&started));
+            tokio::spawn(async move {
+                pool.run(move || {
+                    started.store(1, Ordering::SeqCst);
+                    gate.wait();
+                })
+                .await
+            })
+        };
+        while started.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let ran = Arc::new(AtomicUsize::new(0));
+        let abandoned = {
+            let (pool, ran) = (Arc::clone(&pool), Arc::clone(&ran));
+            tokio::spawn(async move { pool.run(move || ran.fetch_add(1, Ordering::SeqCst)).await })
+        };
+        while pool.queued() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The caller goes away while its job is still queued behind the blocker.
+        abandoned.abort();
+        assert!(abandoned.await.unwrap_err().is_cancelled());
+        gate.wait();
+        assert!(blocker.await.unwrap().is_ok());
+        // Jobs run in order: once this one ran, the abandoned one was dealt with.
+        let counted = Arc::clone(&ran);
+        assert_eq!(pool.run(move || counted.load(Ordering::SeqCst)).await, Ok(0));
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the abandoned job never ran");
     }
 
     #[tokio::test]
