@@ -4,8 +4,8 @@
 Usage: report.py RUNDIR RESULTSDIR DATE
 RUNDIR holds argon2.json, sqlite.json, postgres.json and, when the peer ran,
 peer/results.json (the peer harness's output). Every ratio is computed from
-figures of this one run. A backend's login limit is the argon2 timing taken
-either side of its S1 at 16 when bench.py recorded one, else argon2.json's.
+figures of this one run. A backend's login limit is the one bench.py timed
+around the slices of its S1 at 16 when it recorded one, else argon2.json's.
 """
 
 import json
@@ -103,6 +103,12 @@ def main():
                   f"so **{limit['limit_per_s']} logins/s**"
                   + (f"; argon2 alone on every core at once: {limit['all_cores_per_s']}/s." if limit.get("all_cores_per_s") else ".")
                   , ""]
+        pieces = result["scenarios"]["S1_16"].get("slices", [])
+        if len(pieces) > 1 and limit.get("timings"):
+            lines += [f"S1 at 16 ran as {len(pieces)} slices with argon2 timed before the first and after each "
+                      "(one core, ms: " + ", ".join(f"{t['verify_ms_median']:.1f}" for t in limit["timings"])
+                      + "); logins/s of each slice ÷ its limit: "
+                      + ", ".join(f"{p['ratio_to_limit']:.2f}" for p in pieces) + ".", ""]
         reps = result.get("repetitions", {}).get("S2_32", [])
         if len(reps) > 1:
             lines += [f"S2 at 32 and S3 ran {len(reps)} times, alternating; the rows show the run with the median p99 "

@@ -19,7 +19,7 @@ date="$(date -u +%Y-%m-%d)"
 rounds=40; [ "${BENCH_SMOKE:-}" = 1 ] && rounds=3
 target/release/examples/argon2_verify "$rounds" > "$run/argon2.json"
 cat "$run/argon2.json"
-# Each backend times argon2 again either side of its S1 at 16: its limit.
+# Each backend times argon2 again around each slice of its S1 at 16: its limit.
 export BENCH_ARGON2_BIN="$PWD/target/release/examples/argon2_verify"
 for backend in ${BACKENDS:-sqlite postgres}; do
   python3 bench/bench.py target/release/portcullis "$backend" "$run"
