@@ -73,9 +73,12 @@ impl WorkerPool {
             if let Some(observer) = observer {
                 observer(queued_at.elapsed());
             }
-            // A caller that gave up while its job waited (the client hung up,
-            // a timeout fired) no longer needs it: a login storm of abandoned
-            // requests must not keep the threads from the live ones.
+            // A caller that gave up while its job waited (its future was
+            // dropped: a timeout around the call, an embedding application
+            // cancelling it, a shutdown) no longer needs it, and abandoned
+            // calls must not keep the threads from the live ones. actix-web
+            // does not drop a handler when its client hangs up, so over HTTP
+            // such a login still runs to the end.
             if tx.is_closed() {
                 return;
             }
