@@ -95,9 +95,16 @@ fn context_of(req: &ServiceRequest, state: &AppState) -> RequestContext {
         .map(str::trim)
         .filter(|id| valid_request_id(id))
         .map(str::to_owned);
-    let request_id = passed_on.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let request_id = passed_on.unwrap_or_else(fresh_request_id);
     let user_agent = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     RequestContext { ip, user_agent, request_id: Some(request_id) }
+}
+
+/// A random (version 4) UUID from the thread's generator, seeded from the
+/// kernel. `Uuid::new_v4` asks the kernel for every id: a system call on
+/// every request, 5 % of a `/me` request's CPU when measured.
+fn fresh_request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()
 }
 
 /// Printable ASCII without spaces, 1 to 128 characters: safe in a header and a log line.
@@ -107,7 +114,21 @@ fn valid_request_id(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_request_id;
+    use std::collections::HashSet;
+
+    use super::{fresh_request_id, valid_request_id};
+
+    #[test]
+    fn fresh_request_ids_are_distinct_random_uuids() {
+        let ids: HashSet<String> = (0..1000).map(|_| fresh_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            let parsed = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(parsed.get_version(), Some(uuid::Version::Random));
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+            assert!(valid_request_id(id));
+        }
+    }
 
     #[test]
     fn request_ids_from_proxies_are_checked() {

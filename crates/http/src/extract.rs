@@ -77,7 +77,12 @@ pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<Principal>, ApiError> {
-    let principal = match Credential::from_headers(headers)? {
+    verify(state, Credential::from_headers(headers)?).await
+}
+
+/// Verifies `credential`; `Ok(None)` when there is none.
+async fn verify(state: &AppState, credential: Option<Credential>) -> Result<Option<Principal>, ApiError> {
+    let principal = match credential {
         None => return Ok(None),
         Some(Credential::Jwt(token)) => state.services.sessions.authenticate(&token).await?,
         Some(Credential::ApiKey(key)) => api_key(state, &key).await?,
@@ -106,11 +111,12 @@ impl FromRequest for Authenticated {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Read now, so the future owns the token rather than a copy of every header.
+        let credential = Credential::from_headers(req.headers());
         let state = state(req);
-        let headers = req.headers().clone();
         Box::pin(async move {
             let state = state?;
-            match authenticate(&state, &headers).await? {
+            match verify(&state, credential?).await? {
                 Some(principal) => {
                     state.services.limits.hit_principal(&principal).await?;
                     Ok(Self(principal))
