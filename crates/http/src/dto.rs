@@ -53,7 +53,7 @@ pub(crate) struct TestUserRequest {
 /// A freshly issued access token.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokenResponse {
-    #[schema(example = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...")]
+    #[schema(example = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9...")]
     pub access_token: String,
     /// Always `bearer`.
     #[schema(example = "bearer")]
