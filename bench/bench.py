@@ -7,8 +7,8 @@ Environment: BENCH_DURATION (s per scenario, default 15), BENCH_LOGIN_DURATION
 BENCH_SMOKE=1 (a few seconds each, for CI), BENCH_ARGON2_BIN (the argon2_verify
 example: S1 at 16 then runs in BENCH_LOGIN_SEGMENTS slices, default 6, with the
 login limit timed before the first and after each, so the limit follows the
-machine's drift), BENCH_REPEAT (S2 at 32 and S3 alternate this many times,
-default 3; the median of each is reported).
+machine's drift), BENCH_REPEAT (healthz, S2 and S5 at 64 alternate this many times, and so
+do S2 at 32 and S3; default 3; the run with the median p99 of each is reported).
 Writes OUTDIR/<backend>.json; report.py turns the JSON files into Markdown.
 Standard library only.
 """
@@ -277,6 +277,17 @@ def median_run(runs, key):
     return sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
 
 
+def fast_trio(server, workdir, run):
+    """healthz, S2 and S5 at 64 connections, one after the other. Their p99s sit
+    near the scheduler's 4 ms tick and one 15-second p99 moves by 2 ms from one
+    minute to the next, so main() runs the trio BENCH_REPEAT times, alternating,
+    and judges the run with the median p99 of each (all are in the JSON)."""
+    base = server.base
+    return (measured(server, "healthz c64", lambda: wrk(base, "healthz.lua", 64, DURATION, workdir, run, "/healthz")),
+            measured(server, "S2 me c64", lambda: wrk(base, "me.lua", 64, DURATION, workdir, run)),
+            measured(server, "S5 projects by key c64", lambda: wrk(base, "projects.lua", 64, DURATION, workdir, run)))
+
+
 def storm_pair(server, workdir, run):
     """S2 at 32 connections, then the same while S1 runs at 32 (the login storm)."""
     base = server.base
@@ -307,7 +318,10 @@ def main():
         print(f"[{backend}] seeding {USERS} users", flush=True)
         seed(server.base, workdir, run)
         base, s = server.base, {}
-        s["healthz_64"] = measured(server, "healthz c64", lambda: wrk(base, "healthz.lua", 64, DURATION, workdir, run, "/healthz"))
+        trios = [fast_trio(server, workdir, run) for _ in range(REPEAT)]
+        for i, name in enumerate(("healthz_64", "S2_64", "S5_64")):
+            results.setdefault("repetitions", {})[name] = [t[i] for t in trios]
+            s[name] = median_run([t[i] for t in trios], "p99_ms")
         s["S1_16"], results["argon2"] = login_against_limit(server, workdir, run)
         print(f"  S1 login c16: {s['S1_16']['rps']:.1f}/s over {LOGIN_SEGMENTS} slices, limit "
               f"{(results['argon2'] or {}).get('limit_per_s')}/s", flush=True)
@@ -315,16 +329,14 @@ def main():
         s["S1_64"] = measured(server, "S1 login c64", lambda: wrk(base, "login.lua", 64, LOGIN_DURATION, workdir, run))
         results["peak_rss_kib_after_S1_64"] = server.peak_rss_kib()
         settle(base)
-        s["S2_64"] = measured(server, "S2 me c64", lambda: wrk(base, "me.lua", 64, DURATION, workdir, run))
         pairs = [storm_pair(server, workdir, run) for _ in range(REPEAT)]
-        results["repetitions"] = {"S2_32": [p[0] for p in pairs], "S3_me_32_in_storm": [p[1] for p in pairs],
-                                  "S3_storm_login_32": [p[2] for p in pairs]}
+        results["repetitions"].update({"S2_32": [p[0] for p in pairs], "S3_me_32_in_storm": [p[1] for p in pairs],
+                                       "S3_storm_login_32": [p[2] for p in pairs]})
         s["S2_32"] = median_run([p[0] for p in pairs], "p99_ms")
         s["S3_me_32_in_storm"] = median_run([p[1] for p in pairs], "p99_ms")
         s["S3_storm_login_32"] = median_run([p[2] for p in pairs], "rps")
         s["S4_16"] = measured(server, "S4 register c16", lambda: wrk(base, "register.lua", 16, DURATION, workdir, run))
         settle(base)
-        s["S5_64"] = measured(server, "S5 projects by key c64", lambda: wrk(base, "projects.lua", 64, DURATION, workdir, run))
         s["S6_16"] = measured(server, "S6 refresh c16", lambda: wrk(base, "refresh.lua", 16, DURATION, workdir, run))
         results["peak_rss_kib"] = server.peak_rss_kib()
         results["scenarios"] = s
