@@ -409,7 +409,7 @@ fn each_request_is_one_json_log_line_with_its_route_status_latency_ids_and_princ
     let me = http(
         port,
         &format!(
-            "GET /v1/auth/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+            "GET /v1/auth/me?api_key=pasted-by-mistake HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
         ),
     );
     assert!(me.starts_with("HTTP/1.1 200"), "{me}");
@@ -436,7 +436,9 @@ fn each_request_is_one_json_log_line_with_its_route_status_latency_ids_and_princ
     assert_eq!(line["principal"], format!("user:{user_id}"));
     assert_eq!(line["client_ip"], "127.0.0.1");
     assert!(line["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{line}");
+    assert_eq!(line["path"], "/v1/auth/me", "the path is logged without its query string");
     assert!(!log.contains(token), "the token never reaches the log");
+    assert!(!log.contains("pasted-by-mistake"), "nor does a query string");
 }
 
 #[test]

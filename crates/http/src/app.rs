@@ -2,13 +2,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
-use tracing_actix_web::TracingLogger;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::middleware;
 use crate::openapi::ApiDoc;
-use crate::request_span::RequestSpan;
 use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test_auth};
 use crate::state::AppState;
 
@@ -53,7 +51,6 @@ pub fn configure(
         .wrap(actix_web::middleware::from_fn(crate::limits::per_ip))
         .wrap_fn(move |req, srv| middleware::guard(req, srv, limit))
         .wrap(cors)
-        .wrap(TracingLogger::<RequestSpan>::new())
         .wrap_fn(crate::context::observe)
         .service(auth::register)
         .service(auth::login_json)

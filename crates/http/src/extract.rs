@@ -2,7 +2,7 @@
 //! [`Authenticated`] never see an unauthenticated request.
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{AUTHORIZATION, HeaderMap};
+use actix_web::http::header::{AUTHORIZATION, HeaderMap, HeaderName};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use portcullis_domain::{AuthError, DomainError, Principal};
@@ -29,11 +29,14 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// Parsed once: a `&str` name would be parsed and checked on every request.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
 impl Credential {
     /// `X-API-Key` first, then `Authorization: Bearer` (a JWT, or an API key by
     /// its prefix). `Ok(None)`: nothing was presented.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ApiError> {
-        if let Some(key) = headers.get("x-api-key") {
+        if let Some(key) = headers.get(X_API_KEY) {
             let key = key.to_str().map_err(|_| invalid(AuthError::InvalidApiKey))?.trim();
             return Ok(Some(Self::ApiKey(key.to_owned())));
         }

@@ -19,7 +19,6 @@ mod limits;
 mod metrics;
 mod middleware;
 mod openapi;
-mod request_span;
 mod routes;
 mod state;
 
