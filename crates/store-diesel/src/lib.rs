@@ -364,7 +364,11 @@ impl TryFrom<AuditRecord> for AuditEvent {
 macro_rules! diesel_row {
     ($row:ident, $table:ident, $record:ident, $domain:ident, { $($field:ident: $ty:ty),* $(,)? }) => {
         #[derive(Queryable, Selectable, Insertable)]
-        #[diesel(table_name = $table)]
+        // `None` is inserted as NULL, not as DEFAULT (every nullable column
+        // defaults to NULL anyway). With DEFAULT the SQL depends on which
+        // fields are set, so diesel prepares the insert again on every call
+        // instead of reusing the connection's prepared statement.
+        #[diesel(table_name = $table, treat_none_as_default_value = false)]
         struct $row {
             $($field: $ty),*
         }
@@ -389,10 +393,10 @@ macro_rules! diesel_row {
 /// Implements every repository port for `$store`, a type with
 /// `async fn conn(&self) -> Result<impl DerefMut<Target = C>, StoreError>`, over
 /// the `users` and `revoked_tokens` tables of the invoking crate's `schema`
-/// module. Expanded once per backend.
+/// module, for the diesel backend `$backend`. Expanded once per backend.
 #[macro_export]
 macro_rules! diesel_repositories {
-    ($store:ident) => {
+    ($store:ident, $backend:path) => {
         mod repositories {
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -1128,6 +1132,47 @@ macro_rules! diesel_repositories {
 
                 fn pool_usage(&self) -> Option<PoolUsage> {
                     Some(self.usage())
+                }
+            }
+
+            #[cfg(test)]
+            mod prepared_statements {
+                use diesel::query_builder::QueryFragment;
+
+                use super::*;
+
+                fn reusable(query: &impl QueryFragment<$backend>) -> bool {
+                    query.is_safe_to_cache_prepared(&$backend).expect("the query can be walked")
+                }
+
+                /// Inserts with empty optional fields keep one SQL text, so each
+                /// connection prepares them once (a `DEFAULT` for `None` made
+                /// diesel parse the audit insert of every login again).
+                #[test]
+                fn inserts_with_empty_optional_fields_reuse_their_prepared_statement() {
+                    let event = AuditRow {
+                        id: DbUuid(Uuid::nil()),
+                        at: OffsetDateTime::UNIX_EPOCH,
+                        kind: "login_succeeded".to_owned(),
+                        user_id: None,
+                        detail: None,
+                        ip: None,
+                        user_agent: None,
+                        request_id: None,
+                    };
+                    assert!(reusable(&diesel::insert_into(audit_events::table).values(event)));
+                    let user = UserRow {
+                        id: DbUuid(Uuid::nil()),
+                        email: "a@example.com".to_owned(),
+                        full_name: None,
+                        password_hash: None,
+                        role: "user".to_owned(),
+                        is_active: true,
+                        session_version: 0,
+                        created_at: OffsetDateTime::UNIX_EPOCH,
+                        updated_at: OffsetDateTime::UNIX_EPOCH,
+                    };
+                    assert!(reusable(&diesel::insert_into(users::table).values(user)));
                 }
             }
         }

@@ -104,4 +104,4 @@ impl PostgresStore {
     }
 }
 
-portcullis_store_diesel::diesel_repositories!(PostgresStore);
+portcullis_store_diesel::diesel_repositories!(PostgresStore, diesel::pg::Pg);

@@ -158,6 +158,6 @@ async fn connect(url: String) -> diesel::ConnectionResult<Conn> {
     Ok(conn)
 }
 
-portcullis_store_diesel::diesel_repositories!(Queries);
+portcullis_store_diesel::diesel_repositories!(Queries, diesel::sqlite::Sqlite);
 
 mod detached;
