@@ -87,4 +87,21 @@ async fn changes_made_elsewhere_apply_within_the_ttl(backend: Backend) {
     expect_error(app.get_with("/v1/auth/me", &token).await, 401, "account_disabled").await;
 }
 
-crate::on_both_backends!(changes_made_here_apply_at_once, changes_made_elsewhere_apply_within_the_ttl);
+async fn a_token_in_steady_use_sees_changes_made_elsewhere_after_half_the_ttl(backend: Backend) {
+    let Some(app) = spawn(backend).await else { return };
+    let token = app.token_for("steady@example.com").await;
+    assert_eq!(app.get_with("/v1/auth/me", &token).await.status(), 200);
+    let user = app.user("steady@example.com").await;
+    app.users.set_active(user.id, false, time::OffsetDateTime::now_utc()).await.unwrap();
+    app.clock.advance(time::Duration::milliseconds(400));
+    assert_eq!(app.get_with("/v1/auth/me", &token).await.status(), 200, "first half: the cached session");
+    app.clock.advance(time::Duration::milliseconds(200));
+    // The first request in the second half reads the session again, before it expires.
+    expect_error(app.get_with("/v1/auth/me", &token).await, 401, "account_disabled").await;
+}
+
+crate::on_both_backends!(
+    changes_made_here_apply_at_once,
+    changes_made_elsewhere_apply_within_the_ttl,
+    a_token_in_steady_use_sees_changes_made_elsewhere_after_half_the_ttl
+);

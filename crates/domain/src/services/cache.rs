@@ -10,9 +10,12 @@
 //! keys, a revoked key itself, a new project its owner's list), whichever
 //! service made it. A read that raced a write is not kept, so one instance
 //! never serves what it changed. Changes made by another instance sharing the
-//! database are seen within `ttl`.
+//! database are seen within `ttl`; for an entry in steady use, within half of
+//! it, because the first caller in the second half of an entry's life reads it
+//! again while the others are still served it (see `AuthCache::read_through`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,39 +39,71 @@ use super::Ports;
 /// Most entries of each kind; beyond, expired ones go, then everything.
 const MAX_ENTRIES: usize = 50_000;
 
-/// Entries of one kind, each with the time it was read.
-struct Entries<K, V>(Mutex<HashMap<K, (V, OffsetDateTime)>>);
+/// One value and when it was read.
+struct Entry<V> {
+    value: V,
+    read_at: OffsetDateTime,
+    /// One caller is reading it again (see [`Lookup::Refresh`]).
+    refreshing: bool,
+}
+
+/// What the cache holds for a key.
+enum Lookup<V> {
+    /// Read less than half the ttl ago, or already being read again.
+    Fresh(V),
+    /// Read in the second half of its ttl: still valid, and the one caller
+    /// that gets this reads it again while everyone else is served the value.
+    Refresh(V),
+    /// Nothing, or read a full ttl ago.
+    Miss,
+}
+
+/// Entries of one kind.
+struct Entries<K, V>(Mutex<HashMap<K, Entry<V>>>);
 
 impl<K: Eq + Hash, V: Clone> Entries<K, V> {
     fn new() -> Self {
         Self(Mutex::new(HashMap::new()))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (V, OffsetDateTime)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn get(&self, key: &K, now: OffsetDateTime, ttl: Duration) -> Option<V> {
-        self.lock().get(key).filter(|(_, at)| fresh(*at, now, ttl)).map(|(value, _)| value.clone())
+    fn lookup(&self, key: &K, now: OffsetDateTime, ttl: Duration) -> Lookup<V> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(key).filter(|e| within(e.read_at, now, ttl)) else {
+            return Lookup::Miss;
+        };
+        if entry.refreshing || within(entry.read_at, now, ttl / 2) {
+            return Lookup::Fresh(entry.value.clone());
+        }
+        entry.refreshing = true;
+        Lookup::Refresh(entry.value.clone())
     }
 
     fn put(&self, key: K, value: V, now: OffsetDateTime, ttl: Duration) {
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, (_, at)| fresh(*at, now, ttl));
+            entries.retain(|_, entry| within(entry.read_at, now, ttl));
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(key, (value, now));
+        entries.insert(key, Entry { value, read_at: now, refreshing: false });
+    }
+
+    fn remove(&self, key: &K) {
+        self.lock().remove(key);
     }
 
     fn forget(&self, keep: impl Fn(&K, &V) -> bool) {
-        self.lock().retain(|key, (value, _)| keep(key, value));
+        self.lock().retain(|key, entry| keep(key, &entry.value));
     }
 }
 
-fn fresh(at: OffsetDateTime, now: OffsetDateTime, ttl: Duration) -> bool {
+/// Whether something read at `at` is less than `ttl` old at `now`.
+fn within(at: OffsetDateTime, now: OffsetDateTime, ttl: Duration) -> bool {
     now >= at && now - at < ttl
 }
 
@@ -101,6 +136,50 @@ impl AuthCache {
 
     fn changed(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The value of `key`: what the cache holds when it is `usable`, else what
+    /// `read` finds, kept unless a write raced the read.
+    ///
+    /// A value in the second half of its ttl is read again by the next caller
+    /// while the others are still served it, so a key in steady use never
+    /// expires. Without that, keys first read together (a client's tokens, a
+    /// benchmark's) expire together, and every request that uses one waits on
+    /// the store at the same moment, once per ttl. A refresh that fails
+    /// serves the value it meant to replace, which is still within its ttl; a
+    /// refresh that finds nothing forgets it.
+    async fn read_through<K, V, F>(
+        &self,
+        entries: &Entries<K, V>,
+        key: K,
+        usable: impl Fn(&V) -> bool + Send,
+        read: impl FnOnce() -> F + Send,
+    ) -> Result<Option<V>, StoreError>
+    where
+        K: Eq + Hash + Send,
+        V: Clone + Send,
+        F: Future<Output = Result<Option<V>, StoreError>> + Send,
+    {
+        let now = self.now();
+        let cached = match entries.lookup(&key, now, self.ttl) {
+            Lookup::Fresh(value) if usable(&value) => return Ok(Some(value)),
+            Lookup::Refresh(value) if usable(&value) => Some(value),
+            Lookup::Fresh(_) | Lookup::Refresh(_) | Lookup::Miss => None,
+        };
+        let epoch = self.epoch();
+        match read().await {
+            Ok(Some(value)) => {
+                if self.unchanged_since(epoch) {
+                    entries.put(key, value.clone(), now, self.ttl);
+                }
+                Ok(Some(value))
+            }
+            Ok(None) => {
+                entries.remove(&key);
+                Ok(None)
+            }
+            Err(error) => cached.map_or(Err(error), |value| Ok(Some(value))),
+        }
     }
 
     fn forget_token(&self, jti: Uuid) {
@@ -170,16 +249,8 @@ impl UserRepository for Cached<dyn UserRepository> {
     }
 
     async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
-        let (cache, now) = (&self.cache, self.cache.now());
-        if let Some(session) = cache.sessions.get(&jti, now, cache.ttl).filter(|s| s.user.id == id) {
-            return Ok(Some(session));
-        }
-        let epoch = cache.epoch();
-        let read = self.inner.find_session(id, jti).await?;
-        if let Some(session) = read.as_ref().filter(|_| cache.unchanged_since(epoch)) {
-            cache.sessions.put(jti, session.clone(), now, cache.ttl);
-        }
-        Ok(read)
+        let usable = |session: &SessionLookup| session.user.id == id;
+        self.cache.read_through(&self.cache.sessions, jti, usable, || self.inner.find_session(id, jti)).await
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
@@ -252,16 +323,8 @@ impl ApiKeyRepository for Cached<dyn ApiKeyRepository> {
     }
 
     async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
-        let (cache, now) = (&self.cache, self.cache.now());
-        if let Some(found) = cache.keys.get(digest, now, cache.ttl) {
-            return Ok(Some(found));
-        }
-        let epoch = cache.epoch();
-        let read = self.inner.find_key_with_owner(digest).await?;
-        if let Some(found) = read.as_ref().filter(|_| cache.unchanged_since(epoch)) {
-            cache.keys.put(*digest, found.clone(), now, cache.ttl);
-        }
-        Ok(read)
+        let read = || self.inner.find_key_with_owner(digest);
+        self.cache.read_through(&self.cache.keys, *digest, |_| true, read).await
     }
 
     async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
@@ -302,16 +365,9 @@ impl ProjectRepository for Cached<dyn ProjectRepository> {
         user: UserId,
         environment: Environment,
     ) -> Result<Vec<Project>, StoreError> {
-        let (cache, now, owner) = (&self.cache, self.cache.now(), (user, environment));
-        if let Some(list) = cache.projects.get(&owner, now, cache.ttl) {
-            return Ok(list);
-        }
-        let epoch = cache.epoch();
-        let list = self.inner.list_projects(user, environment).await?;
-        if cache.unchanged_since(epoch) {
-            cache.projects.put(owner, list.clone(), now, cache.ttl);
-        }
-        Ok(list)
+        let read = || async move { self.inner.list_projects(user, environment).await.map(Some) };
+        let list = self.cache.read_through(&self.cache.projects, (user, environment), |_| true, read).await?;
+        Ok(list.unwrap_or_default())
     }
 }
 
@@ -370,5 +426,121 @@ impl PasswordResetRepository for Cached<dyn PasswordResetRepository> {
             self.cache.forget_user(user.id);
         }
         consumed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use mockall::Sequence;
+    use time::macros::datetime;
+    use time::{Duration, OffsetDateTime};
+    use uuid::Uuid;
+
+    use super::{AuthCache, Cached, Entries, Lookup};
+    use crate::error::StoreError;
+    use crate::model::{Email, Role, SessionLookup, User, UserId};
+    use crate::ports::{MockClock, MockUserRepository, UserRepository};
+
+    const T0: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
+    const TTL: Duration = Duration::seconds(1);
+
+    fn session(id: UserId, session_version: i64) -> SessionLookup {
+        let user = User {
+            id,
+            email: Email::parse("cached@example.com").expect("an email"),
+            full_name: None,
+            password_hash: None,
+            role: Role::User,
+            is_active: true,
+            session_version,
+            created_at: T0,
+            updated_at: T0,
+        };
+        SessionLookup { user, revoked: false, linked: Vec::new() }
+    }
+
+    /// The cache in front of `store`, on a clock the test moves by hand.
+    fn cached(store: MockUserRepository) -> (Cached<dyn UserRepository>, Arc<Mutex<OffsetDateTime>>) {
+        let now = Arc::new(Mutex::new(T0));
+        let mut clock = MockClock::new();
+        let read = Arc::clone(&now);
+        clock.expect_now().returning(move || *read.lock().expect("the test's clock"));
+        let cache = Arc::new(AuthCache {
+            ttl: TTL,
+            clock: Arc::new(clock),
+            epoch: 0.into(),
+            sessions: Entries::new(),
+            keys: Entries::new(),
+            projects: Entries::new(),
+        });
+        (Cached { inner: Arc::new(store), cache }, now)
+    }
+
+    /// The store answers `answers` in order, one read each, and no more.
+    fn store(answers: Vec<Result<Option<SessionLookup>, StoreError>>) -> MockUserRepository {
+        let mut store = MockUserRepository::new();
+        let mut order = Sequence::new();
+        for answer in answers {
+            store.expect_find_session().times(1).in_sequence(&mut order).return_once(move |_, _| answer);
+        }
+        store
+    }
+
+    fn version(found: &Result<Option<SessionLookup>, StoreError>) -> Option<i64> {
+        found.as_ref().expect("an answer").as_ref().map(|s| s.user.session_version)
+    }
+
+    #[test]
+    fn one_caller_refreshes_a_value_in_the_second_half_of_its_ttl() {
+        let entries = Entries::new();
+        entries.put(1, "read at 0", T0, TTL);
+        assert!(matches!(entries.lookup(&1, T0 + Duration::milliseconds(499), TTL), Lookup::Fresh(_)));
+        let later = T0 + Duration::milliseconds(500);
+        assert!(matches!(entries.lookup(&1, later, TTL), Lookup::Refresh("read at 0")));
+        assert!(matches!(entries.lookup(&1, later, TTL), Lookup::Fresh("read at 0")), "only one refreshes");
+        assert!(matches!(entries.lookup(&1, T0 + TTL, TTL), Lookup::Miss), "never served past its ttl");
+        entries.put(1, "read at 500", later, TTL);
+        assert!(matches!(entries.lookup(&1, T0 + TTL, TTL), Lookup::Refresh("read at 500")));
+    }
+
+    #[tokio::test]
+    async fn a_session_in_steady_use_is_read_again_before_it_expires() {
+        let (id, jti) = (UserId::new(), Uuid::new_v4());
+        let (cache, now) = cached(store(vec![Ok(Some(session(id, 1))), Ok(Some(session(id, 2)))]));
+        assert_eq!(version(&cache.find_session(id, jti).await), Some(1));
+        *now.lock().unwrap() = T0 + Duration::milliseconds(400);
+        assert_eq!(version(&cache.find_session(id, jti).await), Some(1), "served from the cache");
+        *now.lock().unwrap() = T0 + Duration::milliseconds(600);
+        assert_eq!(version(&cache.find_session(id, jti).await), Some(2), "read again");
+        // Read at 600, so still served at 1 050, past the first read's ttl.
+        *now.lock().unwrap() = T0 + Duration::milliseconds(1_050);
+        assert_eq!(version(&cache.find_session(id, jti).await), Some(2), "served from the cache");
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_fails_serves_the_value_until_its_ttl_ends() {
+        let (id, jti) = (UserId::new(), Uuid::new_v4());
+        let down = || Err(StoreError::Unavailable("down".into()));
+        let (cache, now) = cached(store(vec![Ok(Some(session(id, 1))), down(), down()]));
+        assert_eq!(version(&cache.find_session(id, jti).await), Some(1));
+        *now.lock().unwrap() = T0 + Duration::milliseconds(600);
+        assert_eq!(version(&cache.find_session(id, jti).await), Some(1), "the refresh failed");
+        *now.lock().unwrap() = T0 + Duration::milliseconds(700);
+        assert_eq!(version(&cache.find_session(id, jti).await), Some(1), "not tried again before the ttl");
+        *now.lock().unwrap() = T0 + TTL;
+        assert!(cache.find_session(id, jti).await.is_err(), "expired: the store's answer");
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_finds_nothing_forgets_the_value() {
+        let (id, jti) = (UserId::new(), Uuid::new_v4());
+        let (cache, now) = cached(store(vec![Ok(Some(session(id, 1))), Ok(None), Ok(None)]));
+        assert_eq!(version(&cache.find_session(id, jti).await), Some(1));
+        *now.lock().unwrap() = T0 + Duration::milliseconds(600);
+        assert_eq!(version(&cache.find_session(id, jti).await), None);
+        *now.lock().unwrap() = T0 + Duration::milliseconds(650);
+        assert_eq!(version(&cache.find_session(id, jti).await), None, "read again, not served");
     }
 }
