@@ -488,6 +488,11 @@ mod tests {
         store
     }
 
+    /// Moves the test's clock to `T0 + since`.
+    fn move_to(now: &Mutex<OffsetDateTime>, since: Duration) {
+        *now.lock().expect("the test's clock") = T0 + since;
+    }
+
     fn version(found: &Result<Option<SessionLookup>, StoreError>) -> Option<i64> {
         found.as_ref().expect("an answer").as_ref().map(|s| s.user.session_version)
     }
@@ -510,12 +515,12 @@ mod tests {
         let (id, jti) = (UserId::new(), Uuid::new_v4());
         let (cache, now) = cached(store(vec![Ok(Some(session(id, 1))), Ok(Some(session(id, 2)))]));
         assert_eq!(version(&cache.find_session(id, jti).await), Some(1));
-        *now.lock().unwrap() = T0 + Duration::milliseconds(400);
+        move_to(&now, Duration::milliseconds(400));
         assert_eq!(version(&cache.find_session(id, jti).await), Some(1), "served from the cache");
-        *now.lock().unwrap() = T0 + Duration::milliseconds(600);
+        move_to(&now, Duration::milliseconds(600));
         assert_eq!(version(&cache.find_session(id, jti).await), Some(2), "read again");
         // Read at 600, so still served at 1 050, past the first read's ttl.
-        *now.lock().unwrap() = T0 + Duration::milliseconds(1_050);
+        move_to(&now, Duration::milliseconds(1_050));
         assert_eq!(version(&cache.find_session(id, jti).await), Some(2), "served from the cache");
     }
 
@@ -525,11 +530,11 @@ mod tests {
         let down = || Err(StoreError::Unavailable("down".into()));
         let (cache, now) = cached(store(vec![Ok(Some(session(id, 1))), down(), down()]));
         assert_eq!(version(&cache.find_session(id, jti).await), Some(1));
-        *now.lock().unwrap() = T0 + Duration::milliseconds(600);
+        move_to(&now, Duration::milliseconds(600));
         assert_eq!(version(&cache.find_session(id, jti).await), Some(1), "the refresh failed");
-        *now.lock().unwrap() = T0 + Duration::milliseconds(700);
+        move_to(&now, Duration::milliseconds(700));
         assert_eq!(version(&cache.find_session(id, jti).await), Some(1), "not tried again before the ttl");
-        *now.lock().unwrap() = T0 + TTL;
+        move_to(&now, TTL);
         assert!(cache.find_session(id, jti).await.is_err(), "expired: the store's answer");
     }
 
@@ -538,9 +543,9 @@ mod tests {
         let (id, jti) = (UserId::new(), Uuid::new_v4());
         let (cache, now) = cached(store(vec![Ok(Some(session(id, 1))), Ok(None), Ok(None)]));
         assert_eq!(version(&cache.find_session(id, jti).await), Some(1));
-        *now.lock().unwrap() = T0 + Duration::milliseconds(600);
+        move_to(&now, Duration::milliseconds(600));
         assert_eq!(version(&cache.find_session(id, jti).await), None);
-        *now.lock().unwrap() = T0 + Duration::milliseconds(650);
+        move_to(&now, Duration::milliseconds(650));
         assert_eq!(version(&cache.find_session(id, jti).await), None, "read again, not served");
     }
 }
