@@ -5,11 +5,15 @@
 //! `SyncConnectionWrapper`, which runs each query on tokio's blocking pool.
 //! Every connection is set up for concurrent use: WAL journal, a busy timeout
 //! instead of immediate "database is locked" errors, and foreign keys on.
+//! A task of the store keeps the WAL file bounded (see [`WalMaintenance`]).
 //! Depends on the domain and diesel only, never on HTTP.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod schema;
+mod wal;
+
+pub use wal::{Checkpoint, WalMaintenance};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,17 +89,35 @@ impl SqliteStore {
     /// [`StoreError::Unavailable`] when the folder cannot be created, the pool
     /// built, or there is no runtime.
     pub fn open(path: &Path, max_connections: usize) -> Result<Self, StoreError> {
+        Self::open_with(path, max_connections, Some(WalMaintenance::default()))
+    }
+
+    /// [`open`](Self::open), choosing how the WAL is kept bounded; `None`
+    /// leaves checkpoints to SQLite, after each commit past 1000 log pages,
+    /// which lets the file grow under steady load (see [`WalMaintenance`]).
+    /// The maintenance task stops when the last clone of the store is dropped.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(
+        path: &Path,
+        max_connections: usize,
+        maintenance: Option<WalMaintenance>,
+    ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
         }
         let mut config = ManagerConfig::default();
-        config.custom_setup = Box::new(|url| Box::pin(connect(url.to_owned())));
+        // With the maintenance task on, it does all the checkpointing: no
+        // request's commit stops to copy the log into the database file.
+        let setup = Setup { busy_timeout_ms: BUSY_TIMEOUT_MS, auto_checkpoint: maintenance.is_none() };
+        config.custom_setup = Box::new(move |url| Box::pin(connect(url.to_owned(), setup)));
         // No test query when a connection goes back to the pool: a local file
         // does not drop connections, and the query would double every request's work.
         config.recycling_method = RecyclingMethod::Fast;
         let url = path.to_string_lossy().into_owned();
-        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(url, config);
+        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(url.clone(), config);
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .runtime(Runtime::Tokio1)
@@ -106,7 +128,26 @@ impl SqliteStore {
             .map_err(pool_error)?;
         let runtime =
             Handle::try_current().map_err(|e| StoreError::Unavailable(format!("no tokio runtime: {e}")))?;
-        Ok(Self { queries: Arc::new(Queries { pool }), runtime, path: path.to_owned() })
+        let queries = Arc::new(Queries { pool });
+        if let Some(maintenance) = maintenance {
+            runtime.spawn(wal::maintain(Arc::downgrade(&queries), url, wal_file(path), maintenance));
+        }
+        Ok(Self { queries, runtime, path: path.to_owned() })
+    }
+
+    /// Copies the whole WAL into the database file and empties it, on a
+    /// connection of its own, waiting (briefly, see [`WalMaintenance`]) for
+    /// readers of older frames to finish. The maintenance task does this when
+    /// the log passes its size; operators and tests may call it directly.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be opened or SQLite fails.
+    pub async fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        let path = self.path.to_string_lossy().into_owned();
+        self.runtime
+            .spawn(async move { wal::Checkpointer::new(&path).run(wal::Mode::Truncate).await })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("SQLite task failed: {e}")))?
     }
 
     /// Applies the pending embedded migrations. Needs a multi-thread runtime
@@ -142,13 +183,26 @@ impl SqliteStore {
     }
 }
 
-async fn connect(url: String) -> diesel::ConnectionResult<Conn> {
+/// How a connection is set up beyond what every connection shares.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    busy_timeout_ms: u32,
+    /// SQLite's own checkpoint after a commit that takes the log past 1000
+    /// pages; off when the maintenance task checkpoints instead.
+    auto_checkpoint: bool,
+}
+
+async fn connect(url: String, setup: Setup) -> diesel::ConnectionResult<Conn> {
     let mut conn = Conn::establish(&url).await?;
     for pragma in [
         "PRAGMA journal_mode = WAL".to_owned(),
         "PRAGMA synchronous = NORMAL".to_owned(),
-        format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"),
+        format!("PRAGMA busy_timeout = {}", setup.busy_timeout_ms),
         "PRAGMA foreign_keys = ON".to_owned(),
+        // When the log restarts from its beginning, a file that once grew
+        // past this is cut back to it rather than kept at its peak.
+        format!("PRAGMA journal_size_limit = {}", wal::JOURNAL_SIZE_LIMIT_BYTES),
+        format!("PRAGMA wal_autocheckpoint = {}", if setup.auto_checkpoint { 1000 } else { 0 }),
     ] {
         diesel::sql_query(pragma)
             .execute(&mut conn)
@@ -156,6 +210,13 @@ async fn connect(url: String) -> diesel::ConnectionResult<Conn> {
             .map_err(|e| diesel::ConnectionError::BadConnection(query_error(e).to_string()))?;
     }
     Ok(conn)
+}
+
+/// The `-wal` file SQLite keeps beside `db`.
+fn wal_file(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 portcullis_store_diesel::diesel_repositories!(Queries, diesel::sqlite::Sqlite);
