@@ -58,6 +58,29 @@ def call(base, method, path, body=None, headers=None):
         return e.code, None
 
 
+class WalWatch:
+    """The largest size SQLite's -wal file reaches, sampled every 200 ms."""
+
+    def __init__(self, path):
+        self.path, self.peak, self.done = path, 0, threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def size(self):
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+    def watch(self):
+        while not self.done.wait(0.2):
+            self.peak = max(self.peak, self.size())
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+
 class Server:
     """The binary on a free port with a fresh database, rate limits off."""
 
@@ -69,7 +92,7 @@ class Server:
             "AUTH_BIND": f"127.0.0.1:{self.port}",
             "AUTH_RATE_LIMITS": "off",
             "AUTH_JWT_SECRET": "bench-secret-bench-secret-bench-secret-bench",
-            "RUST_LOG": "warn",
+            "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn"),
         }
         self.database = None
         if backend == "postgres":
@@ -80,6 +103,7 @@ class Server:
             env["DATABASE_URL"] = admin_url.rsplit("/", 1)[0] + "/" + self.database
         else:
             env["DATABASE_URL"] = f"sqlite://{workdir}/bench.db"
+        self.wal = WalWatch(os.path.join(workdir, "bench.db-wal")) if backend == "sqlite" else None
         self.env = env
         self.binary = binary
         self.log = open(os.path.join(workdir, f"server-{backend}.log"), "w")
@@ -107,6 +131,8 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
+        if self.wal:
+            self.wal.stop()
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=40)
@@ -339,6 +365,8 @@ def main():
         settle(base)
         s["S6_16"] = measured(server, "S6 refresh c16", lambda: wrk(base, "refresh.lua", 16, DURATION, workdir, run))
         results["peak_rss_kib"] = server.peak_rss_kib()
+        if server.wal:
+            results["sqlite_wal_bytes"] = {"peak": server.wal.peak, "at_end": server.wal.size()}
         results["scenarios"] = s
         server.stop()
     finally:

@@ -129,7 +129,9 @@ def main():
         startup = sorted(result["startup_ms"])
         lines += ["", f"Start-up to ready (ms, {len(startup)} runs): {', '.join(f'{t:.0f}' for t in startup)}. "
                   f"Peak RSS after S1 at 64: {result['peak_rss_kib_after_S1_64'] / 1024:.1f} MiB "
-                  f"(whole run {result['peak_rss_kib'] / 1024:.1f} MiB; idle {result['idle_rss_kib'] / 1024:.1f} MiB).", "",
+                  f"(whole run {result['peak_rss_kib'] / 1024:.1f} MiB; idle {result['idle_rss_kib'] / 1024:.1f} MiB)."
+                  + (f" SQLite's -wal file: {wal['peak'] / 2**20:.1f} MiB at most, {wal['at_end'] / 2**20:.1f} MiB at the end."
+                     if (wal := result.get("sqlite_wal_bytes")) else ""), "",
                   "| target | ratio | met |", "|---|---|---|"]
         for name, v in result["verdicts"].items():
             ratio = v.get("ratio", v.get("median_ms", ""))
