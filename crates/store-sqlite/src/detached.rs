@@ -19,7 +19,7 @@ use super::SqliteStore;
 #[async_trait]
 impl UserRepository for SqliteStore {
     async fn create(&self, user: NewUser) -> Result<User, StoreError> {
-        self.detached(|q| async move { q.create(user).await }).await
+        self.write(|q| async move { q.create(user).await }).await
     }
 
     async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
@@ -36,7 +36,7 @@ impl UserRepository for SqliteStore {
     }
 
     async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> Result<User, StoreError> {
-        self.detached(|q| async move { q.set_role(id, role, now).await }).await
+        self.write(|q| async move { q.set_role(id, role, now).await }).await
     }
 
     async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
@@ -44,7 +44,7 @@ impl UserRepository for SqliteStore {
     }
 
     async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> Result<User, StoreError> {
-        self.detached(|q| async move { q.set_active(id, active, now).await }).await
+        self.write(|q| async move { q.set_active(id, active, now).await }).await
     }
 
     async fn rehash_password(
@@ -54,7 +54,7 @@ impl UserRepository for SqliteStore {
         new: PasswordHash,
     ) -> Result<bool, StoreError> {
         let old = old.clone();
-        self.detached(|q| async move { q.rehash_password(id, &old, new).await }).await
+        self.write(|q| async move { q.rehash_password(id, &old, new).await }).await
     }
 
     async fn set_password(
@@ -63,7 +63,7 @@ impl UserRepository for SqliteStore {
         hash: PasswordHash,
         now: OffsetDateTime,
     ) -> Result<User, StoreError> {
-        self.detached(|q| async move { q.set_password(id, hash, now).await }).await
+        self.write(|q| async move { q.set_password(id, hash, now).await }).await
     }
 }
 
@@ -75,7 +75,7 @@ impl RevokedTokenRepository for SqliteStore {
         user_id: UserId,
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        self.detached(|q| async move { q.revoke(jti, user_id, expires_at).await }).await
+        self.write(|q| async move { q.revoke(jti, user_id, expires_at).await }).await
     }
 
     async fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
@@ -83,14 +83,14 @@ impl RevokedTokenRepository for SqliteStore {
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.detached(|q| async move { q.purge_expired(now).await }).await
+        self.write(|q| async move { q.purge_expired(now).await }).await
     }
 }
 
 #[async_trait]
 impl ApiKeyRepository for SqliteStore {
     async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
-        self.detached(|q| async move { q.insert_key(key).await }).await
+        self.write(|q| async move { q.insert_key(key).await }).await
     }
 
     async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
@@ -108,24 +108,24 @@ impl ApiKeyRepository for SqliteStore {
         id: ApiKeyId,
         now: OffsetDateTime,
     ) -> Result<ApiKey, StoreError> {
-        self.detached(|q| async move { q.revoke_key(user, id, now).await }).await
+        self.write(|q| async move { q.revoke_key(user, id, now).await }).await
     }
 
     async fn remember_key_ip(&self, id: ApiKeyId, ip: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
         let ip = ip.to_owned();
-        self.detached(|q| async move { q.remember_key_ip(id, &ip, now).await }).await
+        self.write(|q| async move { q.remember_key_ip(id, &ip, now).await }).await
     }
 
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
         let usage = usage.to_vec();
-        self.detached(|q| async move { q.record_key_usage(&usage).await }).await
+        self.write(|q| async move { q.record_key_usage(&usage).await }).await
     }
 }
 
 #[async_trait]
 impl ProjectRepository for SqliteStore {
     async fn insert_project(&self, project: Project) -> Result<Project, StoreError> {
-        self.detached(|q| async move { q.insert_project(project).await }).await
+        self.write(|q| async move { q.insert_project(project).await }).await
     }
 
     async fn list_projects(
@@ -140,7 +140,7 @@ impl ProjectRepository for SqliteStore {
 #[async_trait]
 impl PasswordResetRepository for SqliteStore {
     async fn issue_reset(&self, reset: PasswordReset, email: OutboxMessage) -> Result<(), StoreError> {
-        self.detached(|q| async move { q.issue_reset(reset, email).await }).await
+        self.write(|q| async move { q.issue_reset(reset, email).await }).await
     }
 
     async fn find_valid_reset(
@@ -159,7 +159,7 @@ impl PasswordResetRepository for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Option<User>, StoreError> {
         let digest = *digest;
-        self.detached(|q| async move { q.consume_reset(&digest, hash, now).await }).await
+        self.write(|q| async move { q.consume_reset(&digest, hash, now).await }).await
     }
 }
 
@@ -171,11 +171,11 @@ impl Outbox for SqliteStore {
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
-        self.detached(|q| async move { q.claim_due(now, lease_until, limit).await }).await
+        self.write(|q| async move { q.claim_due(now, lease_until, limit).await }).await
     }
 
     async fn mark_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.detached(|q| async move { q.mark_sent(id, now).await }).await
+        self.write(|q| async move { q.mark_sent(id, now).await }).await
     }
 
     async fn mark_failed(
@@ -186,7 +186,7 @@ impl Outbox for SqliteStore {
         error: &str,
     ) -> Result<(), StoreError> {
         let error = error.to_owned();
-        self.detached(|q| async move { q.mark_failed(id, attempts, retry_at, &error).await }).await
+        self.write(|q| async move { q.mark_failed(id, attempts, retry_at, &error).await }).await
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {
@@ -210,7 +210,7 @@ impl OAuthIdentityRepository for SqliteStore {
     }
 
     async fn link_identity(&self, identity: OAuthIdentity) -> Result<OAuthIdentity, StoreError> {
-        self.detached(|q| async move { q.link_identity(identity).await }).await
+        self.write(|q| async move { q.link_identity(identity).await }).await
     }
 
     async fn create_user_with_identity(
@@ -218,7 +218,7 @@ impl OAuthIdentityRepository for SqliteStore {
         user: NewUser,
         identity: OAuthIdentity,
     ) -> Result<User, StoreError> {
-        self.detached(|q| async move { q.create_user_with_identity(user, identity).await }).await
+        self.write(|q| async move { q.create_user_with_identity(user, identity).await }).await
     }
 
     async fn list_identities(&self, user: UserId) -> Result<Vec<OAuthIdentity>, StoreError> {
@@ -229,7 +229,7 @@ impl OAuthIdentityRepository for SqliteStore {
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
-        self.detached(|q| async move { q.append(event).await }).await
+        self.write(|q| async move { q.append(event).await }).await
     }
 
     async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
@@ -237,7 +237,7 @@ impl AuditLog for SqliteStore {
     }
 
     async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.detached(|q| async move { q.prune_events(before).await }).await
+        self.write(|q| async move { q.prune_events(before).await }).await
     }
 }
 

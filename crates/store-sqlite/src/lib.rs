@@ -34,13 +34,36 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
-/// How long a writer waits for another to finish before giving up (503).
-const BUSY_TIMEOUT_MS: u32 = 5_000;
+/// How a [`SqliteStore`] is run beyond its file and pool size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// How the WAL is kept bounded; `None` leaves checkpoints to SQLite,
+    /// after each commit past 1000 log pages, which lets the file grow under
+    /// steady load (see [`WalMaintenance`]).
+    pub wal: Option<WalMaintenance>,
+    /// How long a statement waits for a lock held by another connection
+    /// before it fails (a 503). The store's own writers queue before they
+    /// reach SQLite, so this is what another process (or a checkpoint) may
+    /// make them wait. Whole milliseconds, at most `u32::MAX`.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { wal: Some(WalMaintenance::default()), busy_timeout: Duration::from_secs(5) }
+    }
+}
 
 /// The queries, over the pool. Wrapped by [`SqliteStore`], which runs them
 /// where cancelling a request cannot interrupt them.
 struct Queries {
     pool: Pool<Conn>,
+    /// Whose turn it is to write. SQLite takes one writer at a time, and one
+    /// that finds the file locked sleeps and retries (1, 2, 5 ... 100 ms
+    /// apart), so under contention a write could wait far longer than the
+    /// writes ahead of it took. The store's writers queue here instead, in
+    /// arrival order, before they take a connection; readers never wait.
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl Queries {
@@ -89,20 +112,18 @@ impl SqliteStore {
     /// [`StoreError::Unavailable`] when the folder cannot be created, the pool
     /// built, or there is no runtime.
     pub fn open(path: &Path, max_connections: usize) -> Result<Self, StoreError> {
-        Self::open_with(path, max_connections, Some(WalMaintenance::default()))
+        Self::open_with(path, max_connections, SqliteOptions::default())
     }
 
-    /// [`open`](Self::open), choosing how the WAL is kept bounded; `None`
-    /// leaves checkpoints to SQLite, after each commit past 1000 log pages,
-    /// which lets the file grow under steady load (see [`WalMaintenance`]).
-    /// The maintenance task stops when the last clone of the store is dropped.
+    /// [`open`](Self::open) with other [`SqliteOptions`]. The WAL maintenance
+    /// task stops when the last clone of the store is dropped.
     ///
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_with(
         path: &Path,
         max_connections: usize,
-        maintenance: Option<WalMaintenance>,
+        options: SqliteOptions,
     ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -111,7 +132,8 @@ impl SqliteStore {
         let mut config = ManagerConfig::default();
         // With the maintenance task on, it does all the checkpointing: no
         // request's commit stops to copy the log into the database file.
-        let setup = Setup { busy_timeout_ms: BUSY_TIMEOUT_MS, auto_checkpoint: maintenance.is_none() };
+        let busy_timeout_ms = u32::try_from(options.busy_timeout.as_millis()).unwrap_or(u32::MAX);
+        let setup = Setup { busy_timeout_ms, auto_checkpoint: options.wal.is_none() };
         config.custom_setup = Box::new(move |url| Box::pin(connect(url.to_owned(), setup)));
         // No test query when a connection goes back to the pool: a local file
         // does not drop connections, and the query would double every request's work.
@@ -128,8 +150,8 @@ impl SqliteStore {
             .map_err(pool_error)?;
         let runtime =
             Handle::try_current().map_err(|e| StoreError::Unavailable(format!("no tokio runtime: {e}")))?;
-        let queries = Arc::new(Queries { pool });
-        if let Some(maintenance) = maintenance {
+        let queries = Arc::new(Queries { pool, writes: tokio::sync::Mutex::new(()) });
+        if let Some(maintenance) = options.wal {
             runtime.spawn(wal::maintain(Arc::downgrade(&queries), url, wal_file(path), maintenance));
         }
         Ok(Self { queries, runtime, path: path.to_owned() })
@@ -178,6 +200,24 @@ impl SqliteStore {
     {
         self.runtime
             .spawn(call(Arc::clone(&self.queries)))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("SQLite task failed: {e}")))?
+    }
+
+    /// [`detached`](Self::detached) for a call that writes: it waits for its
+    /// turn among the store's writers first (see [`Queries::writes`]).
+    async fn write<T, F>(&self, call: impl FnOnce(Arc<Queries>) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let queries = Arc::clone(&self.queries);
+        let work = call(Arc::clone(&queries));
+        self.runtime
+            .spawn(async move {
+                let _turn = queries.writes.lock().await;
+                work.await
+            })
             .await
             .map_err(|e| StoreError::Unavailable(format!("SQLite task failed: {e}")))?
     }

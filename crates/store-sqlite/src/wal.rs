@@ -29,11 +29,12 @@ pub(crate) const JOURNAL_SIZE_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How long a checkpoint waits for readers and writers. A truncating one
 /// holds the write lock while it waits for readers, so it gives up long before
-/// a waiting writer would (5 s), and tries again at the next check.
+/// a writer of another process would (5 s by default), and tries again at the
+/// next check; the store's own writers wait in its queue meanwhile.
 const CHECKPOINT_BUSY_TIMEOUT_MS: u32 = 200;
 
 /// How the store keeps its write-ahead log bounded (see
-/// [`SqliteStore::open_with`](crate::SqliteStore::open_with)).
+/// [`SqliteOptions`](crate::SqliteOptions)).
 ///
 /// Every `check_every`, the store looks at the `-wal` file (one `stat`): if
 /// it changed, the new frames are copied into the database file without
@@ -175,7 +176,15 @@ pub(crate) async fn maintain(queries: Weak<Queries>, path: String, file: PathBuf
         let Ok(meta) = std::fs::metadata(&file) else { continue };
         let (size, modified) = (meta.len(), meta.modified().ok());
         if size > settings.truncate_at_bytes {
-            match checkpointer.run(Mode::Truncate).await {
+            // In the writers' queue, so the store's own writers wait their
+            // turn instead of polling SQLite's lock meanwhile.
+            let Some(queries) = queries.upgrade() else { return };
+            let outcome = {
+                let _turn = queries.writes.lock().await;
+                checkpointer.run(Mode::Truncate).await
+            };
+            drop(queries);
+            match outcome {
                 Ok(done) if done.completed => {
                     (misses, errors) = (0, 0);
                     copied_at = None;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use portcullis_domain::ports::UserRepository;
 use portcullis_domain::{Email, FullName, NewUser, PasswordHash, Role, UserId};
-use portcullis_store_sqlite::{SqliteStore, WalMaintenance};
+use portcullis_store_sqlite::{SqliteOptions, SqliteStore, WalMaintenance};
 use time::OffsetDateTime;
 
 const ROWS: usize = 4_000;
@@ -83,7 +83,9 @@ fn new_user(i: usize) -> NewUser {
 async fn largest_wal(maintenance: Option<WalMaintenance>) -> u64 {
     let dir = std::env::temp_dir().join(format!("portcullis-wal-{}", uuid::Uuid::new_v4()));
     let db = dir.join("test.db");
-    let store = SqliteStore::open_with(&db, 2, maintenance).expect("open the store");
+    let store =
+        SqliteStore::open_with(&db, 2, SqliteOptions { wal: maintenance, ..SqliteOptions::default() })
+            .expect("open the store");
     store.migrate().await.expect("migrate");
     let stop = Arc::new(AtomicBool::new(false));
     let readers = overlapping_readers(db.clone(), Arc::clone(&stop));
@@ -121,7 +123,8 @@ async fn the_wal_stays_bounded_under_overlapping_reads() {
 async fn a_checkpoint_empties_the_wal_and_keeps_the_data() {
     let dir = std::env::temp_dir().join(format!("portcullis-wal-{}", uuid::Uuid::new_v4()));
     let db = dir.join("test.db");
-    let store = SqliteStore::open_with(&db, 2, None).expect("open the store");
+    let store = SqliteStore::open_with(&db, 2, SqliteOptions { wal: None, ..SqliteOptions::default() })
+        .expect("open the store");
     store.migrate().await.expect("migrate");
     for i in 0..100 {
         store.create(new_user(i)).await.expect("write");
@@ -141,7 +144,8 @@ async fn a_checkpoint_empties_the_wal_and_keeps_the_data() {
 async fn a_checkpoint_never_recreates_a_deleted_database() {
     let dir = std::env::temp_dir().join(format!("portcullis-wal-{}", uuid::Uuid::new_v4()));
     let db = dir.join("test.db");
-    let store = SqliteStore::open_with(&db, 2, None).expect("open the store");
+    let store = SqliteStore::open_with(&db, 2, SqliteOptions { wal: None, ..SqliteOptions::default() })
+        .expect("open the store");
     store.migrate().await.expect("migrate");
     std::fs::remove_file(&db).expect("delete the database under the store");
     assert!(store.checkpoint().await.is_err(), "there is nothing to checkpoint");
