@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::{new_user, scratch};
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use portcullis_domain::ports::UserRepository;
-use portcullis_domain::{Email, FullName, NewUser, PasswordHash, Role, UserId};
-use portcullis_store_sqlite::{SqliteOptions, SqliteStore, WalMaintenance};
-use time::OffsetDateTime;
+use portcullis_store_sqlite::{SqliteOptions, WalMaintenance};
+
+mod common;
 
 const ROWS: usize = 4_000;
 const TRUNCATE_AT: u64 = 512 * 1024;
@@ -67,26 +68,11 @@ fn overlapping_readers(db: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinH
     })
 }
 
-fn new_user(i: usize) -> NewUser {
-    NewUser {
-        id: UserId::new(),
-        email: Email::parse(&format!("wal-{i}@example.com")).expect("a valid email"),
-        full_name: FullName::parse("Wal Test").expect("a valid name"),
-        password_hash: Some(PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")),
-        role: Role::User,
-        created_at: OffsetDateTime::UNIX_EPOCH,
-    }
-}
-
 /// Writes `ROWS` users through the store while the readers overlap, and
 /// returns the largest `-wal` file seen after any commit.
 async fn largest_wal(maintenance: Option<WalMaintenance>) -> u64 {
-    let dir = std::env::temp_dir().join(format!("portcullis-wal-{}", uuid::Uuid::new_v4()));
-    let db = dir.join("test.db");
-    let store =
-        SqliteStore::open_with(&db, 2, SqliteOptions { wal: maintenance, ..SqliteOptions::default() })
-            .expect("open the store");
-    store.migrate().await.expect("migrate");
+    let scratch = scratch(2, SqliteOptions { wal: maintenance, ..SqliteOptions::default() }).await;
+    let (store, db) = (&scratch.store, scratch.db.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let readers = overlapping_readers(db.clone(), Arc::clone(&stop));
     let mut largest = 0;
@@ -97,8 +83,6 @@ async fn largest_wal(maintenance: Option<WalMaintenance>) -> u64 {
     stop.store(true, Ordering::Relaxed);
     tokio::task::spawn_blocking(move || readers.join()).await.expect("join").expect("the readers finish");
     assert_eq!(count(&mut raw(&db)), i64::try_from(ROWS).expect("small"), "no write is lost");
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
     largest
 }
 
@@ -121,11 +105,8 @@ async fn the_wal_stays_bounded_under_overlapping_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_empties_the_wal_and_keeps_the_data() {
-    let dir = std::env::temp_dir().join(format!("portcullis-wal-{}", uuid::Uuid::new_v4()));
-    let db = dir.join("test.db");
-    let store = SqliteStore::open_with(&db, 2, SqliteOptions { wal: None, ..SqliteOptions::default() })
-        .expect("open the store");
-    store.migrate().await.expect("migrate");
+    let scratch = scratch(2, SqliteOptions { wal: None, ..SqliteOptions::default() }).await;
+    let (store, db) = (&scratch.store, &scratch.db);
     for i in 0..100 {
         store.create(new_user(i)).await.expect("write");
     }
@@ -136,20 +117,13 @@ async fn a_checkpoint_empties_the_wal_and_keeps_the_data() {
     assert_eq!(wal_size(&db), 0, "the log is truncated");
     let mut reader = raw(&db);
     assert_eq!(count(&mut reader), 100, "the users are in the database file");
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_never_recreates_a_deleted_database() {
-    let dir = std::env::temp_dir().join(format!("portcullis-wal-{}", uuid::Uuid::new_v4()));
-    let db = dir.join("test.db");
-    let store = SqliteStore::open_with(&db, 2, SqliteOptions { wal: None, ..SqliteOptions::default() })
-        .expect("open the store");
-    store.migrate().await.expect("migrate");
+    let scratch = scratch(2, SqliteOptions { wal: None, ..SqliteOptions::default() }).await;
+    let (store, db) = (&scratch.store, &scratch.db);
     std::fs::remove_file(&db).expect("delete the database under the store");
     assert!(store.checkpoint().await.is_err(), "there is nothing to checkpoint");
     assert!(!db.exists(), "no empty database appears in its place");
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,23 +7,15 @@
 
 use std::time::Duration;
 
+use common::{new_user, scratch};
 use portcullis_domain::ports::{AuditLog, UserRepository};
-use portcullis_domain::{AuditEvent, AuditKind, Email, FullName, NewUser, PasswordHash, Role, UserId};
-use portcullis_store_sqlite::{SqliteOptions, SqliteStore};
+use portcullis_domain::{AuditEvent, AuditKind, UserId};
+use portcullis_store_sqlite::SqliteOptions;
 use time::OffsetDateTime;
 
-const WRITES: usize = 200;
+mod common;
 
-fn new_user(i: usize) -> NewUser {
-    NewUser {
-        id: UserId::new(),
-        email: Email::parse(&format!("writer-{i}@example.com")).expect("a valid email"),
-        full_name: FullName::parse("Queued Writer").expect("a valid name"),
-        password_hash: Some(PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")),
-        role: Role::User,
-        created_at: OffsetDateTime::UNIX_EPOCH,
-    }
-}
+const WRITES: usize = 200;
 
 fn event(user: UserId) -> AuditEvent {
     AuditEvent {
@@ -40,10 +32,9 @@ fn event(user: UserId) -> AuditEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_never_meet_sqlites_lock() {
-    let dir = std::env::temp_dir().join(format!("portcullis-writes-{}", uuid::Uuid::new_v4()));
-    let options = SqliteOptions { busy_timeout: Duration::ZERO, ..SqliteOptions::default() };
-    let store = SqliteStore::open_with(&dir.join("test.db"), 8, options).expect("open the store");
-    store.migrate().await.expect("migrate");
+    let scratch =
+        scratch(8, SqliteOptions { busy_timeout: Duration::ZERO, ..SqliteOptions::default() }).await;
+    let store = &scratch.store;
     let mut writers = tokio::task::JoinSet::new();
     for i in 0..WRITES {
         let store = store.clone();
@@ -61,6 +52,4 @@ async fn concurrent_writes_never_meet_sqlites_lock() {
     assert!(failed.is_empty(), "{} of {} writers failed, first: {:?}", failed.len(), WRITES, failed.first());
     let (_, total) = store.list_users(1, 0).await.expect("count the users");
     assert_eq!(total, u64::try_from(WRITES).expect("small"));
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
 }

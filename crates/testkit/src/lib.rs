@@ -4,6 +4,11 @@
 //! A contract suite is the definition of a port's behaviour: an adapter is
 //! correct when the suite passes on it. This crate depends on the domain only;
 //! it is a dev-dependency everywhere else.
+//!
+//! A failing store call panics with what was called (`expect`), never a bare
+//! `unwrap`: the panic is the test's failure message.
+
+#![deny(clippy::unwrap_used)]
 
 pub mod clock;
 pub mod contracts;

@@ -14,8 +14,8 @@ fn event(kind: AuditKind, user: Option<UserId>, at: OffsetDateTime) -> AuditEven
     let nanos = at.unix_timestamp_nanos();
     let ts = uuid::Timestamp::from_unix(
         uuid::NoContext,
-        u64::try_from(nanos / 1_000_000_000).unwrap(),
-        u32::try_from(nanos % 1_000_000_000).unwrap(),
+        u64::try_from(nanos / 1_000_000_000).expect("fits"),
+        u32::try_from(nanos % 1_000_000_000).expect("fits"),
     );
     AuditEvent {
         id: Uuid::new_v7(ts),
@@ -38,9 +38,12 @@ pub async fn audit_events_round_trip_newest_first<S: ContractStore + ?Sized>(sto
     let written: Vec<AuditEvent> =
         (0..3).map(|i| event(AuditKind::LoginSucceeded, Some(user), START + Duration::seconds(i))).collect();
     for e in &written {
-        store.append(e.clone()).await.unwrap();
+        store.append(e.clone()).await.expect("append succeeds");
     }
-    let listed = store.list_events(AuditQuery { user_id: Some(user), ..query(10) }).await.unwrap();
+    let listed = store
+        .list_events(AuditQuery { user_id: Some(user), ..query(10) })
+        .await
+        .expect("list_events succeeds");
     let expected: Vec<AuditEvent> = written.into_iter().rev().collect();
     assert_eq!(listed, expected, "every field survives, newest first");
 }
@@ -49,25 +52,33 @@ pub async fn audit_events_filter_by_user_and_kind_and_page<S: ContractStore + ?S
     let (alice, bob) = (UserId::new(), UserId::new());
     for i in 0..5 {
         let at = START + Duration::minutes(i);
-        store.append(event(AuditKind::LoginFailed, Some(alice), at)).await.unwrap();
-        store.append(event(AuditKind::Logout, Some(bob), at)).await.unwrap();
+        store.append(event(AuditKind::LoginFailed, Some(alice), at)).await.expect("append succeeds");
+        store.append(event(AuditKind::Logout, Some(bob), at)).await.expect("append succeeds");
     }
-    store.append(event(AuditKind::LoginFailed, None, START)).await.unwrap();
-    let alice_only = store.list_events(AuditQuery { user_id: Some(alice), ..query(100) }).await.unwrap();
+    store.append(event(AuditKind::LoginFailed, None, START)).await.expect("append succeeds");
+    let alice_only = store
+        .list_events(AuditQuery { user_id: Some(alice), ..query(100) })
+        .await
+        .expect("list_events succeeds");
     assert_eq!(alice_only.len(), 5);
     assert!(alice_only.iter().all(|e| e.user_id == Some(alice)));
-    let failures =
-        store.list_events(AuditQuery { kind: Some(AuditKind::LoginFailed), ..query(100) }).await.unwrap();
+    let failures = store
+        .list_events(AuditQuery { kind: Some(AuditKind::LoginFailed), ..query(100) })
+        .await
+        .expect("list_events succeeds");
     assert!(failures.iter().all(|e| e.kind == AuditKind::LoginFailed));
     assert!(failures.len() >= 6, "kind filter spans users");
 
-    let first = store.list_events(AuditQuery { user_id: Some(alice), ..query(2) }).await.unwrap();
+    let first = store
+        .list_events(AuditQuery { user_id: Some(alice), ..query(2) })
+        .await
+        .expect("list_events succeeds");
     assert_eq!(first.len(), 2, "limit holds");
-    let before = first.last().unwrap().id;
+    let before = first.last().expect("the first page has events").id;
     let second = store
         .list_events(AuditQuery { user_id: Some(alice), before: Some(before), ..query(10) })
         .await
-        .unwrap();
+        .expect("list_events succeeds");
     assert_eq!(second.len(), 3, "the next page is what is older than the cursor");
     assert!(second.iter().all(|e| e.id < before));
     let mut all: Vec<Uuid> = first.iter().chain(&second).map(|e| e.id).collect();
@@ -79,28 +90,31 @@ pub async fn audit_prune_removes_only_old_events<S: ContractStore + ?Sized>(stor
     let user = UserId::new();
     let old = event(AuditKind::Register, Some(user), START - Duration::days(100));
     let recent = event(AuditKind::Logout, Some(user), START);
-    store.append(old).await.unwrap();
-    store.append(recent.clone()).await.unwrap();
-    let pruned = store.prune_events(START - Duration::days(90)).await.unwrap();
+    store.append(old).await.expect("append succeeds");
+    store.append(recent.clone()).await.expect("append succeeds");
+    let pruned = store.prune_events(START - Duration::days(90)).await.expect("prune_events succeeds");
     assert!(pruned >= 1);
-    let left = store.list_events(AuditQuery { user_id: Some(user), ..query(10) }).await.unwrap();
+    let left = store
+        .list_events(AuditQuery { user_id: Some(user), ..query(10) })
+        .await
+        .expect("list_events succeeds");
     assert_eq!(left, vec![recent]);
 }
 
 pub async fn a_key_address_is_new_once<S: ContractStore + ?Sized>(store: &S) {
     let owner = NewUser {
         id: UserId::new(),
-        email: Email::parse("address-owner@example.com").unwrap(),
+        email: Email::parse("address-owner@example.com").expect("Email::parse accepts the fixture"),
         full_name: None,
         password_hash: None,
         role: Role::User,
         created_at: START,
     };
-    let owner = store.create(owner).await.unwrap();
+    let owner = store.create(owner).await.expect("create succeeds");
     let key = ApiKey {
         id: ApiKeyId::new(),
         user_id: owner.id,
-        name: ResourceName::parse("Address key").unwrap(),
+        name: ResourceName::parse("Address key").expect("ResourceName::parse accepts the fixture"),
         environment: Environment::Live,
         digest: KeyDigest([42; 32]),
         created_at: START,
@@ -109,9 +123,21 @@ pub async fn a_key_address_is_new_once<S: ContractStore + ?Sized>(store: &S) {
         last_used_at: None,
         usage_count: 0,
     };
-    let key = store.insert_key(key).await.unwrap();
-    assert!(store.remember_key_ip(key.id, "198.51.100.1", START).await.unwrap());
-    assert!(!store.remember_key_ip(key.id, "198.51.100.1", START).await.unwrap(), "seen before");
-    assert!(store.remember_key_ip(key.id, "2001:db8::1", START).await.unwrap(), "another address");
-    assert!(!store.remember_key_ip(ApiKeyId::new(), "198.51.100.1", START).await.unwrap(), "unknown key");
+    let key = store.insert_key(key).await.expect("insert_key succeeds");
+    assert!(store.remember_key_ip(key.id, "198.51.100.1", START).await.expect("remember_key_ip succeeds"));
+    assert!(
+        !store.remember_key_ip(key.id, "198.51.100.1", START).await.expect("remember_key_ip succeeds"),
+        "seen before"
+    );
+    assert!(
+        store.remember_key_ip(key.id, "2001:db8::1", START).await.expect("remember_key_ip succeeds"),
+        "another address"
+    );
+    assert!(
+        !store
+            .remember_key_ip(ApiKeyId::new(), "198.51.100.1", START)
+            .await
+            .expect("remember_key_ip succeeds"),
+        "unknown key"
+    );
 }

@@ -10,7 +10,7 @@ const NOW: OffsetDateTime = datetime!(2026-02-03 12:00:00 UTC);
 fn new_user(email: &str) -> NewUser {
     NewUser {
         id: UserId::new(),
-        email: Email::parse(email).unwrap(),
+        email: Email::parse(email).expect("Email::parse accepts the fixture"),
         full_name: None,
         password_hash: None,
         role: Role::User,
@@ -24,53 +24,69 @@ fn identity(user: UserId, provider: OAuthProviderKind, subject: &str, email: &st
         user_id: user,
         provider,
         subject: subject.to_owned(),
-        email: Some(Email::parse(email).unwrap()),
+        email: Some(Email::parse(email).expect("Email::parse accepts the fixture")),
         email_verified: true,
         created_at: NOW,
     }
 }
 
 pub async fn an_identity_is_found_with_its_user<S: ContractStore + ?Sized>(store: &S) {
-    let user: User = store.create(new_user("linked@example.com")).await.unwrap();
+    let user: User = store.create(new_user("linked@example.com")).await.expect("create succeeds");
     let linked = identity(user.id, OAuthProviderKind::Github, "12345", "linked@example.com");
-    assert_eq!(store.link_identity(linked.clone()).await.unwrap(), linked);
-    assert_eq!(store.find_identity(OAuthProviderKind::Github, "12345").await.unwrap(), Some((linked, user)));
+    assert_eq!(store.link_identity(linked.clone()).await.expect("link_identity succeeds"), linked);
     assert_eq!(
-        store.find_identity(OAuthProviderKind::Linkedin, "12345").await.unwrap(),
+        store.find_identity(OAuthProviderKind::Github, "12345").await.expect("find_identity succeeds"),
+        Some((linked, user))
+    );
+    assert_eq!(
+        store.find_identity(OAuthProviderKind::Linkedin, "12345").await.expect("find_identity succeeds"),
         None,
         "per provider"
     );
-    assert_eq!(store.find_identity(OAuthProviderKind::Github, "54321").await.unwrap(), None);
+    assert_eq!(
+        store.find_identity(OAuthProviderKind::Github, "54321").await.expect("find_identity succeeds"),
+        None
+    );
 }
 
 pub async fn a_provider_account_links_to_one_user_only<S: ContractStore + ?Sized>(store: &S) {
-    let first = store.create(new_user("first-link@example.com")).await.unwrap();
-    let second = store.create(new_user("second-link@example.com")).await.unwrap();
+    let first = store.create(new_user("first-link@example.com")).await.expect("create succeeds");
+    let second = store.create(new_user("second-link@example.com")).await.expect("create succeeds");
     store
         .link_identity(identity(first.id, OAuthProviderKind::Linkedin, "abc", "first-link@example.com"))
         .await
-        .unwrap();
+        .expect("link_identity succeeds");
     let again = store
         .link_identity(identity(second.id, OAuthProviderKind::Linkedin, "abc", "second-link@example.com"))
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-    let (_, owner) = store.find_identity(OAuthProviderKind::Linkedin, "abc").await.unwrap().unwrap();
+    let (_, owner) = store
+        .find_identity(OAuthProviderKind::Linkedin, "abc")
+        .await
+        .expect("find_identity succeeds")
+        .expect("it is found");
     assert_eq!(owner.id, first.id);
 }
 
 pub async fn creating_a_user_with_an_identity_is_all_or_nothing<S: ContractStore + ?Sized>(store: &S) {
     let created = new_user("oauth-new@example.com");
     let with = identity(created.id, OAuthProviderKind::Github, "777", "oauth-new@example.com");
-    let user = store.create_user_with_identity(created.clone(), with.clone()).await.unwrap();
+    let user = store
+        .create_user_with_identity(created.clone(), with.clone())
+        .await
+        .expect("create_user_with_identity succeeds");
     assert_eq!(user, created.into_user());
-    assert_eq!(store.list_identities(user.id).await.unwrap(), vec![with]);
+    assert_eq!(store.list_identities(user.id).await.expect("list_identities succeeds"), vec![with]);
 
     // The email is taken: nothing is stored, not even the identity.
     let taken = new_user("oauth-new@example.com");
     let orphan = identity(taken.id, OAuthProviderKind::Github, "778", "oauth-new@example.com");
     let result = store.create_user_with_identity(taken, orphan).await;
     assert_eq!(result, Err(StoreError::Conflict("email")));
-    assert_eq!(store.find_identity(OAuthProviderKind::Github, "778").await.unwrap(), None);
+    assert_eq!(
+        store.find_identity(OAuthProviderKind::Github, "778").await.expect("find_identity succeeds"),
+        None
+    );
 
     // The identity is taken: no user is created.
     let other = new_user("oauth-other@example.com");
@@ -79,52 +95,68 @@ pub async fn creating_a_user_with_an_identity_is_all_or_nothing<S: ContractStore
         store.create_user_with_identity(other.clone(), duplicate).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.find_by_email(&other.email).await.unwrap(), None);
+    assert_eq!(store.find_by_email(&other.email).await.expect("find_by_email succeeds"), None);
 }
 
 pub async fn identities_are_listed_per_user<S: ContractStore + ?Sized>(store: &S) {
-    let user = store.create(new_user("many@example.com")).await.unwrap();
-    let other = store.create(new_user("few@example.com")).await.unwrap();
+    let user = store.create(new_user("many@example.com")).await.expect("create succeeds");
+    let other = store.create(new_user("few@example.com")).await.expect("create succeeds");
     let github = identity(user.id, OAuthProviderKind::Github, "1", "many@example.com");
     let mut linkedin = identity(user.id, OAuthProviderKind::Linkedin, "x", "many@example.com");
     linkedin.created_at = NOW + time::Duration::minutes(1);
-    store.link_identity(github.clone()).await.unwrap();
-    store.link_identity(linkedin.clone()).await.unwrap();
-    store.link_identity(identity(other.id, OAuthProviderKind::Github, "2", "few@example.com")).await.unwrap();
-    assert_eq!(store.list_identities(user.id).await.unwrap(), vec![github, linkedin]);
+    store.link_identity(github.clone()).await.expect("link_identity succeeds");
+    store.link_identity(linkedin.clone()).await.expect("link_identity succeeds");
+    store
+        .link_identity(identity(other.id, OAuthProviderKind::Github, "2", "few@example.com"))
+        .await
+        .expect("link_identity succeeds");
+    assert_eq!(
+        store.list_identities(user.id).await.expect("list_identities succeeds"),
+        vec![github, linkedin]
+    );
 }
 
 pub async fn a_session_lookup_reads_user_revocation_and_providers_at_once<S: ContractStore + ?Sized>(
     store: &S,
 ) {
-    let user: User = store.create(new_user("session@example.com")).await.unwrap();
-    let other: User = store.create(new_user("other-session@example.com")).await.unwrap();
+    let user: User = store.create(new_user("session@example.com")).await.expect("create succeeds");
+    let other: User = store.create(new_user("other-session@example.com")).await.expect("create succeeds");
     let (live, revoked) = (Uuid::new_v4(), Uuid::new_v4());
-    store.revoke(revoked, user.id, NOW + time::Duration::hours(1)).await.unwrap();
+    store.revoke(revoked, user.id, NOW + time::Duration::hours(1)).await.expect("revoke succeeds");
 
-    let session = store.find_session(user.id, live).await.unwrap().expect("the user exists");
+    let session =
+        store.find_session(user.id, live).await.expect("find_session succeeds").expect("the user exists");
     assert_eq!((session.user, session.revoked, session.linked), (user.clone(), false, vec![]));
-    assert!(store.find_session(user.id, revoked).await.unwrap().unwrap().revoked);
+    assert!(
+        store
+            .find_session(user.id, revoked)
+            .await
+            .expect("find_session succeeds")
+            .expect("it is found")
+            .revoked
+    );
 
     store
         .link_identity(identity(user.id, OAuthProviderKind::Linkedin, "li-1", "session@example.com"))
         .await
-        .unwrap();
+        .expect("link_identity succeeds");
     store
         .link_identity(identity(user.id, OAuthProviderKind::Github, "gh-1", "session@example.com"))
         .await
-        .unwrap();
+        .expect("link_identity succeeds");
     store
         .link_identity(identity(other.id, OAuthProviderKind::Github, "gh-2", "other-session@example.com"))
         .await
-        .unwrap();
-    let session = store.find_session(user.id, live).await.unwrap().unwrap();
+        .expect("link_identity succeeds");
+    let session =
+        store.find_session(user.id, live).await.expect("find_session succeeds").expect("it is found");
     assert_eq!(session.linked, vec![OAuthProviderKind::Github, OAuthProviderKind::Linkedin]);
-    let session = store.find_session(other.id, revoked).await.unwrap().unwrap();
+    let session =
+        store.find_session(other.id, revoked).await.expect("find_session succeeds").expect("it is found");
     assert_eq!(
         (session.revoked, session.linked),
         (true, vec![OAuthProviderKind::Github]),
         "revocation is by token id"
     );
-    assert!(store.find_session(UserId::new(), live).await.unwrap().is_none());
+    assert!(store.find_session(UserId::new(), live).await.expect("find_session succeeds").is_none());
 }

@@ -14,13 +14,13 @@ const NOW: OffsetDateTime = datetime!(2026-02-03 12:00:00 UTC);
 async fn user<S: ContractStore + ?Sized>(store: &S, email: &str) -> User {
     let new = NewUser {
         id: UserId::new(),
-        email: Email::parse(email).unwrap(),
+        email: Email::parse(email).expect("Email::parse accepts the fixture"),
         full_name: None,
         password_hash: Some(PasswordHash::new("$argon2id$old")),
         role: Role::User,
         created_at: NOW,
     };
-    store.create(new).await.unwrap()
+    store.create(new).await.expect("create succeeds")
 }
 
 fn reset(user: &User, byte: u8, created_at: OffsetDateTime) -> PasswordReset {
@@ -54,63 +54,85 @@ pub async fn a_reset_is_valid_until_it_expires<S: ContractStore + ?Sized>(store:
     let owner = user(store, "reset-valid@example.com").await;
     let issued = reset(&owner, 1, NOW);
     let queued = email(&owner, NOW);
-    store.issue_reset(issued.clone(), queued.clone()).await.unwrap();
-    assert_eq!(store.find_valid_reset(&KeyDigest([1; 32]), NOW).await.unwrap(), Some(issued));
-    assert_eq!(store.find_valid_reset(&KeyDigest([2; 32]), NOW).await.unwrap(), None);
+    store.issue_reset(issued.clone(), queued.clone()).await.expect("issue_reset succeeds");
+    assert_eq!(
+        store.find_valid_reset(&KeyDigest([1; 32]), NOW).await.expect("find_valid_reset succeeds"),
+        Some(issued)
+    );
+    assert_eq!(
+        store.find_valid_reset(&KeyDigest([2; 32]), NOW).await.expect("find_valid_reset succeeds"),
+        None
+    );
     let later = NOW + Duration::hours(1);
     assert_eq!(
-        store.find_valid_reset(&KeyDigest([1; 32]), later).await.unwrap(),
+        store.find_valid_reset(&KeyDigest([1; 32]), later).await.expect("find_valid_reset succeeds"),
         None,
         "expired at expires_at"
     );
-    assert_eq!(store.find_message(queued.id).await.unwrap(), Some(queued), "the email is queued with it");
+    assert_eq!(
+        store.find_message(queued.id).await.expect("find_message succeeds"),
+        Some(queued),
+        "the email is queued with it"
+    );
 }
 
 pub async fn a_new_reset_invalidates_the_earlier_ones<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store, "reset-twice@example.com").await;
     let other = user(store, "reset-other@example.com").await;
-    store.issue_reset(reset(&owner, 10, NOW), email(&owner, NOW)).await.unwrap();
-    store.issue_reset(reset(&other, 12, NOW), email(&other, NOW)).await.unwrap();
-    store.issue_reset(reset(&owner, 11, NOW + Duration::minutes(1)), email(&owner, NOW)).await.unwrap();
+    store.issue_reset(reset(&owner, 10, NOW), email(&owner, NOW)).await.expect("issue_reset succeeds");
+    store.issue_reset(reset(&other, 12, NOW), email(&other, NOW)).await.expect("issue_reset succeeds");
+    store
+        .issue_reset(reset(&owner, 11, NOW + Duration::minutes(1)), email(&owner, NOW))
+        .await
+        .expect("issue_reset succeeds");
     let at = NOW + Duration::minutes(2);
     assert_eq!(
-        store.find_valid_reset(&KeyDigest([10; 32]), at).await.unwrap(),
+        store.find_valid_reset(&KeyDigest([10; 32]), at).await.expect("find_valid_reset succeeds"),
         None,
         "the older token is dead"
     );
-    assert!(store.find_valid_reset(&KeyDigest([11; 32]), at).await.unwrap().is_some());
     assert!(
-        store.find_valid_reset(&KeyDigest([12; 32]), at).await.unwrap().is_some(),
+        store.find_valid_reset(&KeyDigest([11; 32]), at).await.expect("find_valid_reset succeeds").is_some()
+    );
+    assert!(
+        store.find_valid_reset(&KeyDigest([12; 32]), at).await.expect("find_valid_reset succeeds").is_some(),
         "other users keep theirs"
     );
 }
 
 pub async fn a_reset_is_consumed_once_even_under_concurrency<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store, "reset-race@example.com").await;
-    store.issue_reset(reset(&owner, 20, NOW), email(&owner, NOW)).await.unwrap();
+    store.issue_reset(reset(&owner, 20, NOW), email(&owner, NOW)).await.expect("issue_reset succeeds");
     let at = NOW + Duration::minutes(5);
     let attempts = (0..10).map(|i| {
         store.consume_reset(&KeyDigest([20; 32]), PasswordHash::new(format!("$argon2id$new{i}")), at)
     });
     let results = join_all(attempts).await;
-    let winners: Vec<&User> = results.iter().filter_map(|r| r.as_ref().unwrap().as_ref()).collect();
+    let winners: Vec<&User> =
+        results.iter().filter_map(|r| r.as_ref().expect("the concurrent call succeeds").as_ref()).collect();
     assert_eq!(winners.len(), 1, "exactly one consume wins");
     assert_eq!(winners[0].session_version, owner.session_version + 1, "every earlier token dies");
-    let stored = store.find_by_id(owner.id).await.unwrap().unwrap();
+    let stored = store.find_by_id(owner.id).await.expect("find_by_id succeeds").expect("it is found");
     assert_eq!(stored.password_hash, winners[0].password_hash);
     assert_ne!(stored.password_hash, owner.password_hash);
-    assert_eq!(store.find_valid_reset(&KeyDigest([20; 32]), at).await.unwrap(), None);
+    assert_eq!(
+        store.find_valid_reset(&KeyDigest([20; 32]), at).await.expect("find_valid_reset succeeds"),
+        None
+    );
 }
 
 pub async fn an_expired_reset_cannot_be_consumed<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store, "reset-late@example.com").await;
-    store.issue_reset(reset(&owner, 30, NOW), email(&owner, NOW)).await.unwrap();
+    store.issue_reset(reset(&owner, 30, NOW), email(&owner, NOW)).await.expect("issue_reset succeeds");
     let late = NOW + Duration::hours(2);
     assert_eq!(
-        store.consume_reset(&KeyDigest([30; 32]), PasswordHash::new("$argon2id$late"), late).await.unwrap(),
+        store
+            .consume_reset(&KeyDigest([30; 32]), PasswordHash::new("$argon2id$late"), late)
+            .await
+            .expect("consume_reset succeeds"),
         None
     );
-    let stored = store.find_by_id(owner.id).await.unwrap().unwrap();
+    let stored = store.find_by_id(owner.id).await.expect("find_by_id succeeds").expect("it is found");
     assert_eq!(stored, owner, "nothing changed");
 }
 
@@ -118,24 +140,25 @@ pub async fn outbox_messages_are_claimed_once_per_lease<S: ContractStore + ?Size
     let owner = user(store, "outbox-claim@example.com").await;
     let first = email(&owner, NOW);
     let future = email(&owner, NOW + Duration::minutes(10));
-    store.issue_reset(reset(&owner, 40, NOW), first.clone()).await.unwrap();
-    store.issue_reset(reset(&owner, 41, NOW), future.clone()).await.unwrap();
+    store.issue_reset(reset(&owner, 40, NOW), first.clone()).await.expect("issue_reset succeeds");
+    store.issue_reset(reset(&owner, 41, NOW), future.clone()).await.expect("issue_reset succeeds");
     let lease = NOW + Duration::minutes(2);
-    let claimed = store.claim_due(NOW, lease, 10).await.unwrap();
+    let claimed = store.claim_due(NOW, lease, 10).await.expect("claim_due succeeds");
     assert_eq!(claimed.len(), 1, "only what is due");
     assert_eq!(claimed[0].id, first.id);
     assert_eq!(claimed[0].message, first.message);
     assert_eq!(
-        store.claim_due(NOW + Duration::minutes(1), lease, 10).await.unwrap(),
+        store.claim_due(NOW + Duration::minutes(1), lease, 10).await.expect("claim_due succeeds"),
         vec![],
         "held by its lease"
     );
-    let again = store.claim_due(lease, lease + Duration::minutes(2), 10).await.unwrap();
+    let again = store.claim_due(lease, lease + Duration::minutes(2), 10).await.expect("claim_due succeeds");
     assert_eq!(again.len(), 1, "a lapsed lease frees the message for another worker");
     let concurrent =
         join_all((0..4).map(|_| store.claim_due(NOW + Duration::hours(1), NOW + Duration::hours(2), 10)))
             .await;
-    let total: usize = concurrent.iter().map(|r| r.as_ref().unwrap().len()).sum();
+    let total: usize =
+        concurrent.iter().map(|r| r.as_ref().expect("the concurrent call succeeds").len()).sum();
     assert_eq!(total, 2, "concurrent claims never hand out one message twice");
 }
 
@@ -143,42 +166,56 @@ pub async fn sent_and_given_up_messages_are_done_and_forget_their_body<S: Contra
     let owner = user(store, "outbox-done@example.com").await;
     let sent = email(&owner, NOW);
     let failing = email(&owner, NOW);
-    store.issue_reset(reset(&owner, 50, NOW), sent.clone()).await.unwrap();
-    store.issue_reset(reset(&owner, 51, NOW), failing.clone()).await.unwrap();
-    store.mark_sent(sent.id, NOW).await.unwrap();
+    store.issue_reset(reset(&owner, 50, NOW), sent.clone()).await.expect("issue_reset succeeds");
+    store.issue_reset(reset(&owner, 51, NOW), failing.clone()).await.expect("issue_reset succeeds");
+    store.mark_sent(sent.id, NOW).await.expect("mark_sent succeeds");
     let retry_at = NOW + Duration::seconds(5);
-    store.mark_failed(failing.id, 1, Some(retry_at), "connection refused").await.unwrap();
+    store
+        .mark_failed(failing.id, 1, Some(retry_at), "connection refused")
+        .await
+        .expect("mark_failed succeeds");
 
-    let stored = store.find_message(sent.id).await.unwrap().unwrap();
+    let stored = store.find_message(sent.id).await.expect("find_message succeeds").expect("it is found");
     assert_eq!(stored.status, DeliveryStatus::Sent);
     assert!(stored.message.text.is_empty() && stored.message.html.is_empty(), "the link is gone once sent");
-    let waiting = store.find_message(failing.id).await.unwrap().unwrap();
+    let waiting = store.find_message(failing.id).await.expect("find_message succeeds").expect("it is found");
     assert_eq!(
         (waiting.status, waiting.attempts, waiting.next_attempt_at),
         (DeliveryStatus::Pending, 1, retry_at)
     );
     assert_eq!(
-        store.claim_due(NOW, NOW + Duration::minutes(2), 10).await.unwrap(),
+        store.claim_due(NOW, NOW + Duration::minutes(2), 10).await.expect("claim_due succeeds"),
         vec![],
         "waits for its retry"
     );
-    let retried = store.claim_due(retry_at, retry_at + Duration::minutes(2), 10).await.unwrap();
+    let retried =
+        store.claim_due(retry_at, retry_at + Duration::minutes(2), 10).await.expect("claim_due succeeds");
     assert_eq!(retried.iter().map(|m| m.id).collect::<Vec<_>>(), vec![failing.id]);
 
-    store.mark_failed(failing.id, 2, None, "550 mailbox unavailable").await.unwrap();
-    let given_up = store.find_message(failing.id).await.unwrap().unwrap();
+    store.mark_failed(failing.id, 2, None, "550 mailbox unavailable").await.expect("mark_failed succeeds");
+    let given_up = store.find_message(failing.id).await.expect("find_message succeeds").expect("it is found");
     assert_eq!(given_up.status, DeliveryStatus::Failed);
     assert!(given_up.message.text.is_empty());
-    assert_eq!(store.claim_due(NOW + Duration::days(1), NOW + Duration::days(2), 10).await.unwrap(), vec![]);
+    assert_eq!(
+        store
+            .claim_due(NOW + Duration::days(1), NOW + Duration::days(2), 10)
+            .await
+            .expect("claim_due succeeds"),
+        vec![]
+    );
 }
 
 pub async fn outbox_backlog_counts_pending_messages<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store, "outbox-backlog@example.com").await;
-    let before = store.pending_count().await.unwrap();
+    let before = store.pending_count().await.expect("pending_count succeeds");
     let (sent, waiting) = (email(&owner, NOW), email(&owner, NOW));
-    store.issue_reset(reset(&owner, 60, NOW), sent.clone()).await.unwrap();
-    store.issue_reset(reset(&owner, 61, NOW), waiting).await.unwrap();
-    assert_eq!(store.pending_count().await.unwrap(), before + 2);
-    store.mark_sent(sent.id, NOW).await.unwrap();
-    assert_eq!(store.pending_count().await.unwrap(), before + 1, "a sent message leaves the backlog");
+    store.issue_reset(reset(&owner, 60, NOW), sent.clone()).await.expect("issue_reset succeeds");
+    store.issue_reset(reset(&owner, 61, NOW), waiting).await.expect("issue_reset succeeds");
+    assert_eq!(store.pending_count().await.expect("pending_count succeeds"), before + 2);
+    store.mark_sent(sent.id, NOW).await.expect("mark_sent succeeds");
+    assert_eq!(
+        store.pending_count().await.expect("pending_count succeeds"),
+        before + 1,
+        "a sent message leaves the backlog"
+    );
 }
