@@ -106,7 +106,7 @@ async fn the_wal_stays_bounded_under_overlapping_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_empties_the_wal_and_keeps_the_data() {
     let scratch = scratch(2, SqliteOptions { wal: None, ..SqliteOptions::default() }).await;
-    let (store, db) = (&scratch.store, &scratch.db);
+    let (store, db) = (&scratch.store, scratch.db.clone());
     for i in 0..100 {
         store.create(new_user(i)).await.expect("write");
     }
@@ -122,7 +122,7 @@ async fn a_checkpoint_empties_the_wal_and_keeps_the_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_never_recreates_a_deleted_database() {
     let scratch = scratch(2, SqliteOptions { wal: None, ..SqliteOptions::default() }).await;
-    let (store, db) = (&scratch.store, &scratch.db);
+    let (store, db) = (&scratch.store, scratch.db.clone());
     std::fs::remove_file(&db).expect("delete the database under the store");
     assert!(store.checkpoint().await.is_err(), "there is nothing to checkpoint");
     assert!(!db.exists(), "no empty database appears in its place");
