@@ -113,6 +113,7 @@ impl fmt::Debug for JwtCodec {
 impl JwtCodec {
     #[must_use]
     pub fn new(secret: &JwtSecret, issuer: &str) -> Self {
+        crate::provider::install();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);

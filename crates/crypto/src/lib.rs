@@ -11,6 +11,7 @@ mod hasher;
 mod jwt;
 mod memory;
 mod pool;
+mod provider;
 mod secrets;
 mod signer;
 
@@ -18,5 +19,6 @@ pub use blocklist::CommonPasswords;
 pub use hasher::{Argon2Hasher, HashingConfig};
 pub use jwt::{JwtCodec, JwtSecret, MIN_SECRET_LEN};
 pub use pool::WaitObserver;
+pub use provider::install as install_jwt_provider;
 pub use secrets::OsSecrets;
 pub use signer::HmacSigner;

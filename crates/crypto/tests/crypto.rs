@@ -33,6 +33,7 @@ fn hmac_token(
     key: &[u8],
     alg: jsonwebtoken::Algorithm,
 ) -> String {
+    portcullis_crypto::install_jwt_provider();
     let mut head = jsonwebtoken::Header::new(alg);
     if let Some(typ) = header.get("typ").and_then(|t| t.as_str()) {
         head.typ = Some(typ.to_owned());
