@@ -11,34 +11,14 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod memory;
 mod redis_limiter;
 
+pub use memory::{DEFAULT_MAX_KEYS, MemoryRateLimiter};
 pub use redis_limiter::{FallbackRateLimiter, RedisRateLimiter};
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-
-use async_trait::async_trait;
-use portcullis_domain::ports::RateLimiter;
-use portcullis_domain::{Quota, RateDecision, StoreError};
+use portcullis_domain::{Quota, RateDecision};
 use time::OffsetDateTime;
-
-/// Keys kept before expired ones are swept.
-const SWEEP_AT: usize = 10_000;
-
-/// The in-process limiter: limits hold per instance.
-#[derive(Debug, Default)]
-pub struct MemoryRateLimiter {
-    /// Key → theoretical arrival time, in milliseconds since the epoch.
-    tats: Mutex<HashMap<String, i128>>,
-}
-
-impl MemoryRateLimiter {
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
 
 pub(crate) fn millis(at: OffsetDateTime) -> i128 {
     at.unix_timestamp_nanos() / 1_000_000
@@ -46,6 +26,11 @@ pub(crate) fn millis(at: OffsetDateTime) -> i128 {
 
 pub(crate) fn ceil_secs(ms: i128) -> u64 {
     u64::try_from((ms.max(0) + 999) / 1000).unwrap_or(u64::MAX)
+}
+
+/// The spacing of hits, `period / limit`, in milliseconds.
+pub(crate) fn interval_ms(quota: Quota) -> i128 {
+    i128::from(quota.period_secs.max(1)) * 1000 / i128::from(quota.limit.max(1))
 }
 
 /// The GCRA step: the decision and, when allowed, the new TAT.
@@ -74,31 +59,4 @@ pub(crate) fn decide(stored: Option<i128>, quota: Quota, now: i128) -> (RateDeci
         retry_after_secs: 0,
     };
     (decision, Some(new_tat))
-}
-
-#[async_trait]
-impl RateLimiter for MemoryRateLimiter {
-    async fn hit(&self, key: &str, quota: Quota, now: OffsetDateTime) -> Result<RateDecision, StoreError> {
-        let now = millis(now);
-        let mut tats = self.tats.lock().unwrap_or_else(PoisonError::into_inner);
-        if tats.len() >= SWEEP_AT {
-            // A TAT in the past is a key whose budget is whole again: forget it.
-            tats.retain(|_, tat| *tat > now);
-        }
-        let (decision, new_tat) = decide(tats.get(key).copied(), quota, now);
-        if let Some(tat) = new_tat {
-            tats.insert(key.to_owned(), tat);
-        }
-        Ok(decision)
-    }
-
-    async fn refund(&self, key: &str, quota: Quota, now: OffsetDateTime) -> Result<(), StoreError> {
-        let now = millis(now);
-        let interval = i128::from(quota.period_secs.max(1)) * 1000 / i128::from(quota.limit.max(1));
-        let mut tats = self.tats.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tat) = tats.get_mut(key) {
-            *tat = (*tat - interval).max(now);
-        }
-        Ok(())
-    }
 }

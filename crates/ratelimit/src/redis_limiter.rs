@@ -187,6 +187,12 @@ impl FallbackRateLimiter {
         }
     }
 
+    /// Forgets in-process keys whose budget is whole again (see
+    /// [`MemoryRateLimiter::sweep`]).
+    pub fn sweep(&self, now: OffsetDateTime) {
+        self.local.sweep(now);
+    }
+
     /// The Redis limiter to use now, if any (reconnecting when it is time).
     async fn redis(&self, now_ms: i64) -> Option<RedisRateLimiter> {
         if now_ms < self.retry_at.load(Ordering::Relaxed) {
