@@ -54,6 +54,8 @@ pub struct Options {
     pub metrics_bind: Option<String>,
     /// `AUTH_CACHE_TTL_MS`; tests read the database on every request unless they set this.
     pub cache_ttl_ms: Option<&'static str>,
+    /// `AUTH_PUBLIC_URL`.
+    pub public_url: Option<&'static str>,
 }
 
 pub struct TestApp {
@@ -168,6 +170,9 @@ impl TestApp {
         args.extend(["--cache-ttl-ms", options.cache_ttl_ms.unwrap_or("0")]);
         if let Some(address) = &options.metrics_bind {
             args.extend(["--metrics-bind", address]);
+        }
+        if let Some(public_url) = options.public_url {
+            args.extend(["--public-url", public_url]);
         }
         if let Some(origins) = options.cors_origins {
             args.extend(["--cors-origins", origins]);

@@ -18,6 +18,7 @@ mod binary;
 mod cache;
 mod clients;
 mod concurrency;
+mod hardening;
 mod limits;
 mod metrics;
 mod oauth;

@@ -276,7 +276,8 @@ async fn the_authorization_url_carries_client_scope_state_and_pkce() {
     assert_eq!(param(&query, "code_challenge_method"), Some("S256"));
     let challenge = param(&query, "code_challenge").unwrap().to_owned();
 
-    // The callback sends the matching verifier to the token endpoint.
+    // A callback without the verifier (an application of an earlier version,
+    // outside production) still sends the matching verifier to the token endpoint.
     let state = authorization["state"].as_str().unwrap();
     let response =
         callback(&app, "github", &json!({"code": "good-code", "redirect_uri": REDIRECT, "state": state}))
@@ -402,7 +403,7 @@ async fn a_bad_state_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_required_state_must_be_there() {
+async fn a_required_state_must_be_there_with_its_verifier() {
     let github = fake_github(octocat("octocat@example.com")).await;
     let options = Options { github_url: Some(github.uri()), oauth_require_state: true, ..Options::default() };
     let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
@@ -412,11 +413,54 @@ async fn a_required_state_must_be_there() {
         "invalid_oauth_state",
     )
     .await;
-    let state = authorize(&app, "github").await["state"].as_str().unwrap().to_owned();
-    let ok =
+    let authorization = authorize(&app, "github").await;
+    let state = authorization["state"].as_str().unwrap();
+    let without_verifier =
         callback(&app, "github", &json!({"code": "good-code", "redirect_uri": REDIRECT, "state": state}))
             .await;
-    assert_eq!(ok.status(), 200);
+    let body = expect_error(without_verifier, 422, "invalid_field").await;
+    assert_eq!(body["errors"][0]["field"], "code_verifier");
+    let verifier = authorization["code_verifier"].as_str().unwrap();
+    let body =
+        json!({"code": "good-code", "redirect_uri": REDIRECT, "state": state, "code_verifier": verifier});
+    assert_eq!(callback(&app, "github", &body).await.status(), 200, "the refusal did not spend the state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verifier_from_authorize_reaches_the_provider_and_a_state_is_accepted_once() {
+    let (github, app) = default_github_app().await;
+    let authorization = authorize(&app, "github").await;
+    let verifier = authorization["code_verifier"].as_str().unwrap().to_owned();
+    assert!((43..=128).contains(&verifier.len()), "{verifier}");
+    let state = authorization["state"].as_str().unwrap().to_owned();
+    assert!(!state.contains(&verifier), "the verifier does not travel in the state");
+    let query = query_of(authorization["authorization_url"].as_str().unwrap());
+    assert_eq!(
+        param(&query, "code_challenge"),
+        Some(B64.encode(Sha256::digest(verifier.as_bytes())).as_str())
+    );
+    let body =
+        json!({"code": "good-code", "redirect_uri": REDIRECT, "state": state, "code_verifier": verifier});
+    assert_eq!(callback(&app, "github", &body).await.status(), 200);
+    let requests = github.received_requests().await.unwrap();
+    let token_request = requests.iter().find(|r| r.url.path() == "/login/oauth/access_token").unwrap();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&token_request.body).into_owned().collect();
+    assert_eq!(param(&form, "code_verifier"), Some(verifier.as_str()), "the application's verifier, as sent");
+
+    let replayed = callback(&app, "github", &body).await;
+    expect_error(replayed, 400, "invalid_oauth_state").await;
+
+    // Another instance on the same database refuses it too: the record is shared.
+    let other = authorize(&app, "github").await;
+    let body = json!({"code": "good-code", "redirect_uri": REDIRECT, "state": other["state"], "code_verifier": other["code_verifier"]});
+    let racing = futures_util::future::join_all((0..4).map(|_| callback(&app, "github", &body))).await;
+    let statuses: Vec<u16> = racing.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 3, "{statuses:?}");
+
+    let bad = json!({"code": "good-code", "redirect_uri": REDIRECT, "code_verifier": "short"});
+    let body = expect_error(callback(&app, "github", &bad).await, 422, "invalid_field").await;
+    assert_eq!(body["errors"][0]["field"], "code_verifier");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

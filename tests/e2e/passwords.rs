@@ -155,6 +155,51 @@ with_smtp! {
         expect_error(app.post_json("/v1/auth/forgot-password", &json!({"email": "not an email"})).await, 422, "invalid_email").await;
     }
 
+    async fn five_forgot_requests_send_three_emails(app: &TestApp, smtp: &mut SmtpServer) {
+        app.register("insistent@example.com").await;
+        for _ in 0..5 {
+            let body = forgot(app, "insistent@example.com").await;
+            assert_eq!(body, json!({"message": FORGOT_ANSWER}), "the same answer every time");
+        }
+        let to_them = || smtp.received().iter().filter(|m| m.recipients.iter().any(|r| r.contains("insistent"))).count();
+        for _ in 0..100 {
+            if to_them() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Give the two extra requests time to be (not) answered.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(to_them(), 3, "at most 3 reset emails an hour");
+        app.clock.advance(time::Duration::minutes(61));
+        forgot(app, "insistent@example.com").await;
+        let mut fourth = false;
+        for _ in 0..100 {
+            if to_them() == 4 {
+                fourth = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(fourth, "an hour later the budget is back");
+    }
+
+    async fn a_reset_link_dies_with_a_password_change(app: &TestApp, smtp: &mut SmtpServer) {
+        let token = app.token_for("changed-mind@example.com").await;
+        let link = emailed_token(app, smtp, "changed-mind@example.com").await;
+        let change = app
+            .client
+            .post(app.url("/v1/auth/change-password"))
+            .bearer_auth(&token)
+            .json(&json!({"current_password": PASSWORD, "new_password": "NewSecurePass456!"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(change.status(), 200);
+        expect_error(reset(app, &link, "AttackerPass789!").await, 400, "invalid_reset_token").await;
+        assert_eq!(app.login("changed-mind@example.com", "NewSecurePass456!").await.status(), 200);
+    }
+
     async fn an_email_waits_for_the_mail_server(app: &TestApp, smtp: &mut SmtpServer) {
         app.register("patient@example.com").await;
         smtp.stop();
@@ -170,3 +215,37 @@ with_smtp! {
         assert_eq!(reset(app, &token, "NewSecurePass456!").await.status(), 200);
     }
 }
+
+async fn a_successful_reset_clears_both_failed_login_budgets(backend: Backend) {
+    let smtp = SmtpServer::start().await;
+    let options = Options {
+        smtp_url: Some(smtp.url()),
+        rate_limits: Some("login=off,failed_login=3/900,failed_login_account=4/900"),
+        trusted_proxies: Some("127.0.0.1"),
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else { return };
+    app.register("locked-out@example.com").await;
+    let login_from = |client: &'static str, password: &'static str| {
+        app.client
+            .post(app.url("/v1/auth/login-json"))
+            .header("X-Forwarded-For", client)
+            .json(&json!({"username": "locked-out@example.com", "password": password}))
+            .send()
+    };
+    for _ in 0..3 {
+        expect_error(login_from("198.51.100.1", "WrongPass123!").await.unwrap(), 401, "invalid_credentials")
+            .await;
+    }
+    expect_error(login_from("198.51.100.2", "WrongPass123!").await.unwrap(), 401, "invalid_credentials")
+        .await;
+    expect_error(login_from("198.51.100.1", PASSWORD).await.unwrap(), 429, "rate_limited").await;
+    expect_error(login_from("203.0.113.3", PASSWORD).await.unwrap(), 429, "rate_limited").await;
+    let token = emailed_token(&app, &smtp, "locked-out@example.com").await;
+    assert_eq!(reset(&app, &token, "NewSecurePass456!").await.status(), 200);
+    for client in ["198.51.100.1", "203.0.113.3"] {
+        assert_eq!(login_from(client, "NewSecurePass456!").await.unwrap().status(), 200, "{client}");
+    }
+}
+
+crate::on_both_backends!(a_successful_reset_clears_both_failed_login_budgets);

@@ -14,6 +14,7 @@ fn payload_of(token: &str) -> Value {
 }
 
 fn sign(payload: &Value, alg: Algorithm, key: &[u8]) -> String {
+    portcullis_crypto::install_jwt_provider();
     jsonwebtoken::encode(&Header::new(alg), payload, &EncodingKey::from_secret(key)).unwrap()
 }
 

@@ -325,3 +325,61 @@ async fn a_login_upgrades_a_hash_made_with_weaker_parameters() {
     assert!(world.services.sessions.authenticate(token.access_token.as_str()).await.is_ok());
     upgraded.sessions.login("user@example.com", Password::new("SecurePass123!")).await.unwrap();
 }
+
+/// The request path of forgot-password, for a registered and an unknown
+/// email: one queued request each, and no user lookup, token or email
+/// before the answer (any other call on these mocks would panic).
+#[tokio::test]
+async fn forgot_password_does_the_same_work_for_registered_and_unknown_emails() {
+    use std::sync::Mutex;
+
+    use portcullis_domain::ports::{MockOutbox, MockPasswordResetRepository, MockUserRepository};
+
+    let world = world();
+    world.services.accounts.register(registration("known@example.com")).await.unwrap();
+    let queued = Arc::new(Mutex::new(Vec::new()));
+    let mut resets = MockPasswordResetRepository::new();
+    let seen = Arc::clone(&queued);
+    resets.expect_request_reset().times(2).returning(move |request| {
+        seen.lock().unwrap().push(request.email.as_str().to_owned());
+        Ok(())
+    });
+    let ports = Ports {
+        users: Arc::new(MockUserRepository::new()),
+        resets: Arc::new(resets),
+        outbox: Arc::new(MockOutbox::new()),
+        ..portcullis_testkit::memory_ports(world.store.clone(), world.clock.clone())
+    };
+    let services = Services::new(ports, AuthSettings::default());
+    services.passwords.forgot("Known@Example.com").await.unwrap();
+    services.passwords.forgot("unknown@example.com").await.unwrap();
+    assert_eq!(*queued.lock().unwrap(), ["known@example.com", "unknown@example.com"]);
+}
+
+#[tokio::test]
+async fn the_worker_answers_a_registered_email_and_drops_an_unknown_one() {
+    let world = world();
+    world.services.accounts.register(registration("known@example.com")).await.unwrap();
+    world.services.passwords.forgot("known@example.com").await.unwrap();
+    world.services.passwords.forgot("unknown@example.com").await.unwrap();
+    let report = world.services.passwords.deliver_due().await.unwrap();
+    assert_eq!((report.resets_issued, report.requests_dropped, report.sent), (1, 1, 1), "{report:?}");
+    let again = world.services.passwords.deliver_due().await.unwrap();
+    assert_eq!((again.resets_issued, again.requests_dropped, again.sent), (0, 0, 0), "each request once");
+}
+
+#[test]
+fn passwords_are_nfkc_normalised_and_keep_the_typed_form_when_it_differs() {
+    let decomposed = Password::new("A\u{30a}bc\u{ff11}");
+    assert_eq!(decomposed.expose(), "\u{c5}bc1");
+    assert_eq!(decomposed.as_typed().unwrap().expose(), "A\u{30a}bc\u{ff11}");
+    assert!(Password::new("SecurePass123!").as_typed().is_none(), "nothing to keep when nothing changed");
+    // 10 000 combining marks: normalised in linear time, then judged by the rules.
+    let marks = format!("Aa1!{}", "\u{301}".repeat(10_000));
+    let long = Password::new(marks);
+    assert!(long.expose().chars().count() > 128);
+    let policy = portcullis_domain::PasswordPolicy::default();
+    assert!(
+        policy.check(long.expose(), None).unwrap_err().contains(&portcullis_domain::PasswordRule::TooLong)
+    );
+}

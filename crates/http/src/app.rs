@@ -1,6 +1,6 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::error::{JsonPayloadError, UrlencodedError};
+use actix_web::error::UrlencodedError;
 use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -31,13 +31,11 @@ pub fn configure(
     let mut app = App::new()
         .app_data(web::Data::new(state))
         .app_data(known)
-        .app_data(
-            web::JsonConfig::default()
-                .limit(limit)
-                .error_handler(move |e, req| json_error(e, req, limit).into()),
-        )
-        .app_data(web::QueryConfig::default().error_handler(|e, _| {
-            ApiError::invalid_field("query", format!("Invalid query string: {e}")).into()
+        // JSON bodies are read by `crate::body::Json`, within this limit.
+        .app_data(web::PayloadConfig::new(limit))
+        // serde's message could quote the query back: say which part is wrong, not what it held.
+        .app_data(web::QueryConfig::default().error_handler(|_, _| {
+            ApiError::invalid_field("query", "A query parameter has the wrong type or value").into()
         }))
         .app_data(
             web::PathConfig::default()
@@ -181,21 +179,6 @@ async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
 }
 
-fn json_error(error: JsonPayloadError, _: &HttpRequest, limit: usize) -> ApiError {
-    match error {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::payload_too_large(limit)
-        }
-        JsonPayloadError::ContentType => ApiError::malformed_body("Content-Type must be application/json"),
-        // Valid JSON of the wrong shape: a missing field, a number for a string.
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::invalid_field(&field_of(&e.to_string()), e.to_string())
-        }
-        JsonPayloadError::Deserialize(e) => ApiError::malformed_body(format!("Body is not valid JSON: {e}")),
-        _ => ApiError::malformed_body("Body could not be read"),
-    }
-}
-
 fn form_error(error: &UrlencodedError, _: &HttpRequest, limit: usize) -> ApiError {
     match error {
         UrlencodedError::Overflow { .. } => ApiError::payload_too_large(limit),
@@ -207,9 +190,4 @@ fn form_error(error: &UrlencodedError, _: &HttpRequest, limit: usize) -> ApiErro
         }
         _ => ApiError::malformed_body("Body could not be read"),
     }
-}
-
-/// serde names the culprit in its message ("missing field `password`").
-fn field_of(message: &str) -> String {
-    message.split('`').nth(1).unwrap_or("body").to_owned()
 }

@@ -71,25 +71,28 @@ impl TrustedProxies {
     }
 
     /// The client's address: the peer's, unless the peer is trusted, in which
-    /// case the right-most `X-Forwarded-For` entry that is not a trusted proxy
-    /// (entries to its left could be anything the client wrote).
+    /// case `X-Forwarded-For` is walked from the right (each trusted proxy
+    /// appended the address it saw) to the first address that is not a
+    /// trusted proxy. An entry that is not a bare IP address (one with a
+    /// port, `unknown`, garbage) stops the walk: the hop that wrote it is the
+    /// client as far as anyone can tell. Skipping it instead would make the
+    /// entry left of it, which the client may have written, the client.
     #[must_use]
     pub(crate) fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: &[&str]) -> Option<IpAddr> {
-        let peer = peer?;
-        if !self.trusts(peer) {
-            return Some(peer);
+        let mut client = peer?;
+        if !self.trusts(client) {
+            return Some(client);
         }
-        let chain: Vec<IpAddr> =
-            forwarded_for.iter().flat_map(|h| h.split(',')).filter_map(|s| s.trim().parse().ok()).collect();
-        Some(
-            chain
-                .iter()
-                .rev()
-                .copied()
-                .find(|ip| !self.trusts(*ip))
-                .or_else(|| chain.first().copied())
-                .unwrap_or(peer),
-        )
+        // Several headers count as one list, in order.
+        let entries = forwarded_for.iter().rev().flat_map(|header| header.rsplit(','));
+        for entry in entries {
+            let Ok(hop) = entry.trim().parse::<IpAddr>() else { return Some(client) };
+            client = hop;
+            if !self.trusts(hop) {
+                return Some(hop);
+            }
+        }
+        Some(client)
     }
 }
 
@@ -114,6 +117,23 @@ mod tests {
         assert_eq!(trusted.client_ip(Some(ip("127.0.0.1")), &forwarded), Some(ip("203.0.113.5")));
         assert_eq!(trusted.client_ip(Some(ip("10.9.9.9")), &[]), Some(ip("10.9.9.9")));
         assert_eq!(trusted.client_ip(Some(ip("fd00::1")), &["2001:db8::1"]), Some(ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn an_entry_that_is_no_bare_address_stops_the_walk() {
+        let trusted = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+        let peer = Some(ip("127.0.0.1"));
+        // The client wrote the left entry; the proxy could only say `unknown`.
+        for stopper in ["unknown", "203.0.113.9:4711", "[2001:db8::1]", "garbage", ""] {
+            let forwarded = format!("198.51.100.77, {stopper}");
+            assert_eq!(trusted.client_ip(peer, &[&forwarded]), peer, "{stopper:?}");
+        }
+        // Behind two trusted hops, the stop is at the second one.
+        assert_eq!(trusted.client_ip(peer, &["198.51.100.77, unknown, 10.0.0.5"]), Some(ip("10.0.0.5")));
+        // An empty header list leaves the peer.
+        assert_eq!(trusted.client_ip(peer, &[]), peer);
+        // Several headers read as one list, the last header nearest.
+        assert_eq!(trusted.client_ip(peer, &["198.51.100.1", "10.0.0.7"]), Some(ip("198.51.100.1")));
     }
 
     #[test]

@@ -51,6 +51,7 @@ where
 {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let hsts = state.as_ref().is_some_and(|s| s.settings.hsts);
     let context = state.as_ref().map(|s| context_of(&req, s)).unwrap_or_default();
     let method = req.method().as_str().to_owned();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
@@ -78,6 +79,7 @@ where
         if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
             response.headers_mut().insert(REQUEST_ID, id);
         }
+        crate::middleware::secure_headers(response.headers_mut(), hsts);
         Ok(response)
     }
 }

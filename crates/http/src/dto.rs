@@ -320,19 +320,24 @@ pub(crate) struct AuthorizeQuery {
 pub(crate) struct AuthorizeResponse {
     /// Send the user's browser here.
     pub authorization_url: String,
-    /// Signed by us, valid 10 minutes, bound to the provider and `redirect_uri`: pass it to the callback.
+    /// Signed by us, valid 10 minutes, bound to the provider and `redirect_uri`, accepted once: pass it to the callback.
     pub state: String,
+    /// The PKCE verifier (RFC 7636), random: keep it with `state` in the user's session and pass it to the callback.
+    pub code_verifier: String,
 }
 
 /// `POST /v1/auth/{provider}/callback`.
 #[derive(Deserialize, ToSchema)]
-#[schema(example = json!({"code": "github_authorization_code", "redirect_uri": "https://yourapp.com/callback", "state": "..."}))]
+#[schema(example = json!({"code": "github_authorization_code", "redirect_uri": "https://yourapp.com/callback", "state": "...", "code_verifier": "..."}))]
 pub(crate) struct CallbackRequest {
     pub code: String,
     pub redirect_uri: String,
-    /// The `state` from `/authorize` (required when `AUTH_OAUTH_REQUIRE_STATE=true`).
+    /// The `state` from `/authorize` (required when `AUTH_OAUTH_REQUIRE_STATE=true`, the default in production).
     #[serde(default)]
     pub state: Option<String>,
+    /// The `code_verifier` from `/authorize` (required when `AUTH_OAUTH_REQUIRE_STATE=true`).
+    #[serde(default)]
+    pub code_verifier: Option<String>,
 }
 
 /// The user of a GitHub login.

@@ -3,11 +3,12 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{AUTHORIZATION, HeaderMap, HeaderName};
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use portcullis_domain::{AuthError, DomainError, Principal};
 
 use crate::error::ApiError;
+use crate::limits::PrincipalBudget;
 use crate::state::AppState;
 
 /// API keys are recognised by their prefix wherever a bearer token may stand.
@@ -105,6 +106,15 @@ async fn api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
     outcome
 }
 
+/// Counts an authenticated request in its principal's budget, and leaves the
+/// budget where the response will find it (for `X-RateLimit-*`).
+async fn count(state: &AppState, req: &HttpRequest, principal: &Principal) -> Result<(), ApiError> {
+    if let Some(decision) = state.services.limits.hit_principal(principal).await? {
+        req.extensions_mut().insert(PrincipalBudget(decision));
+    }
+    Ok(())
+}
+
 /// The authenticated caller, by JWT or API key.
 #[derive(Debug)]
 pub(crate) struct Authenticated(pub Principal);
@@ -117,11 +127,12 @@ impl FromRequest for Authenticated {
         // Read now, so the future owns the token rather than a copy of every header.
         let credential = Credential::from_headers(req.headers());
         let state = state(req);
+        let req = req.clone();
         Box::pin(async move {
             let state = state?;
             match verify(&state, credential?).await? {
                 Some(principal) => {
-                    state.services.limits.hit_principal(&principal).await?;
+                    count(&state, &req, &principal).await?;
                     Ok(Self(principal))
                 }
                 None => Err(invalid(AuthError::NotAuthenticated)),
@@ -147,9 +158,17 @@ impl FromRequest for BearerJwt {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let credential = Credential::from_headers(req.headers());
         let state = state(req);
+        let req = req.clone();
         Box::pin(async move {
             match credential? {
-                Some(Credential::Jwt(token)) => Ok(Self(token)),
+                Some(Credential::Jwt(token)) => {
+                    // The service verifies the token again as it acts on it;
+                    // this check only puts the request in its principal's budget.
+                    let state = state?;
+                    let principal = state.services.sessions.authenticate(&token).await?;
+                    count(&state, &req, &principal).await?;
+                    Ok(Self(token))
+                }
                 // A valid key is still the wrong kind of credential here.
                 Some(Credential::ApiKey(key)) => {
                     api_key(&*state?, &key).await?;

@@ -10,6 +10,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod app;
+mod body;
 mod client_ip;
 mod context;
 mod dto;

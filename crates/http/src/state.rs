@@ -16,6 +16,8 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Serve `/metrics` on the API's port (else only through [`crate::metrics_app`]).
     pub metrics_on_main: bool,
+    /// Send `Strict-Transport-Security` (the service's public URL is `https://`).
+    pub hsts: bool,
 }
 
 impl Default for HttpSettings {
@@ -26,6 +28,7 @@ impl Default for HttpSettings {
             trusted_proxies: crate::TrustedProxies::default(),
             cors_origins: Vec::new(),
             metrics_on_main: true,
+            hsts: false,
         }
     }
 }

@@ -71,6 +71,12 @@ pub struct Config {
     #[arg(long, global = true, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://data/portcullis.db", value_parser = DatabaseUrl::parse, hide_env_values = true)]
     pub database_url: DatabaseUrl,
 
+    /// The URL clients reach the service at, e.g. https://auth.example.com
+    /// (behind a proxy, the proxy's). With https://, every response carries
+    /// Strict-Transport-Security. Unset: http://<AUTH_BIND>.
+    #[arg(long, global = true, env = "AUTH_PUBLIC_URL", value_name = "AUTH_PUBLIC_URL", value_parser = parse_http_url)]
+    pub public_url: Option<String>,
+
     /// Listen address.
     #[arg(
         long,
@@ -198,9 +204,10 @@ pub struct Config {
     #[arg(long, global = true, env = "AUTH_LINKEDIN_USERINFO_URL", value_name = "AUTH_LINKEDIN_USERINFO_URL", default_value = "https://api.linkedin.com/v2/userinfo", value_parser = parse_http_url)]
     pub linkedin_userinfo_url: String,
 
-    /// Refuse OAuth callbacks that carry no `state` from /authorize.
-    #[arg(long, global = true, env = "AUTH_OAUTH_REQUIRE_STATE", value_name = "AUTH_OAUTH_REQUIRE_STATE", default_value_t = false, action = clap::ArgAction::Set)]
-    pub oauth_require_state: bool,
+    /// Refuse OAuth callbacks that lack the `state` and `code_verifier` from
+    /// /authorize. Default: true in production, false elsewhere.
+    #[arg(long, global = true, env = "AUTH_OAUTH_REQUIRE_STATE", value_name = "AUTH_OAUTH_REQUIRE_STATE", action = clap::ArgAction::Set)]
+    pub oauth_require_state: Option<bool>,
 
     /// Timeout in seconds for each call to a login provider (1 to 60).
     #[arg(long, global = true, env = "AUTH_OAUTH_TIMEOUT_SECS", value_name = "AUTH_OAUTH_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
@@ -219,7 +226,7 @@ pub struct Config {
     pub password_rules: PasswordRulesArg,
 
     /// Rate limits: `off`, or overrides of the defaults
-    /// `login=20/60,register=10/60,failed_login=5/900,authenticated=600/60`
+    /// `login=20/60,register=10/60,failed_login=5/900,failed_login_account=50/900,authenticated=600/60`
     /// (requests / seconds; `name=off` turns one off). Counters live in Redis when AUTH_REDIS_URL is set.
     #[arg(long, global = true, env = "AUTH_RATE_LIMITS", value_name = "AUTH_RATE_LIMITS", default_value = "", value_parser = parse_rate_limits)]
     pub rate_limits: RateLimits,
@@ -311,6 +318,20 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+impl Config {
+    /// `AUTH_OAUTH_REQUIRE_STATE`, or its default for the environment.
+    #[must_use]
+    pub fn oauth_require_state(&self) -> bool {
+        self.oauth_require_state.unwrap_or(self.environment == Environment::Production)
+    }
+
+    /// `AUTH_PUBLIC_URL`, or `http://<AUTH_BIND>`.
+    #[must_use]
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.bind))
+    }
+}
+
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -375,10 +396,11 @@ fn parse_rate_limits(raw: &str) -> Result<RateLimits, String> {
             "login" => limits.login = quota,
             "register" => limits.register = quota,
             "failed_login" => limits.failed_login = quota,
+            "failed_login_account" => limits.failed_login_account = quota,
             "authenticated" => limits.authenticated = quota,
             other => {
                 return Err(format!(
-                    "unknown limit {other:?} (login, register, failed_login, authenticated)"
+                    "unknown limit {other:?} (login, register, failed_login, failed_login_account, authenticated)"
                 ));
             }
         }
@@ -471,13 +493,23 @@ mod tests {
     fn rate_limits() {
         assert_eq!(parse_rate_limits("").unwrap(), RateLimits::default());
         assert_eq!(parse_rate_limits("off").unwrap(), RateLimits::off());
-        let custom = parse_rate_limits("login=3/10, failed_login=off").unwrap();
+        let custom = parse_rate_limits("login=3/10, failed_login=off, failed_login_account=6/900").unwrap();
         assert_eq!(custom.login, Some(Quota::new(3, 10)));
         assert_eq!(custom.failed_login, None);
+        assert_eq!(custom.failed_login_account, Some(Quota::new(6, 900)));
         assert_eq!(custom.register, RateLimits::default().register);
         for bad in ["login", "login=3", "login=0/60", "login=3/x", "logins=3/60"] {
             assert!(parse_rate_limits(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn production_requires_the_oauth_state_unless_told_otherwise() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["portcullis"], args].concat()).unwrap().config;
+        assert!(!parse(&[]).oauth_require_state());
+        assert!(parse(&["--env", "production"]).oauth_require_state());
+        assert!(!parse(&["--env", "production", "--oauth-require-state", "false"]).oauth_require_state());
+        assert!(parse(&["--oauth-require-state", "true"]).oauth_require_state());
     }
 
     #[test]

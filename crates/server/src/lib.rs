@@ -26,6 +26,7 @@ use portcullis_domain::ports::{
 };
 use portcullis_domain::{AdminOutcome, AuthSettings, Password, PasswordPolicy, Ports, Services};
 use portcullis_http::{AppState, HttpRequestContext, HttpSettings, MeteredAuditLog, Metrics};
+use portcullis_ratelimit::FallbackRateLimiter;
 use portcullis_store_postgres::PostgresStore;
 use portcullis_store_sqlite::SqliteStore;
 
@@ -39,6 +40,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 const DELIVER_EVERY: Duration = Duration::from_secs(1);
 /// How often counted API-key uses are written (and once more at shutdown).
 const FLUSH_USAGE_EVERY: Duration = Duration::from_secs(5);
+/// How often the in-process limiter forgets keys whose budget is whole again.
+const SWEEP_LIMITS_EVERY: Duration = Duration::from_secs(5);
 /// How often audit events past their retention are deleted.
 const PRUNE_AUDIT_EVERY: Duration = Duration::from_secs(3600);
 
@@ -115,7 +118,7 @@ impl Stores {
 }
 
 /// A wired application: the services over their adapters.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct App {
     pub services: Services,
     pub stores: Stores,
@@ -124,6 +127,14 @@ pub struct App {
     workers: usize,
     metrics_bind: Option<std::net::SocketAddr>,
     audit_retention_days: u32,
+    limiter: Arc<FallbackRateLimiter>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("http", &self.http).finish_non_exhaustive()
+    }
 }
 
 impl App {
@@ -140,7 +151,7 @@ impl App {
             token_ttl_secs: config.token_ttl_secs,
             api_key_default_days: config.api_key_default_days,
             password_reset_url: config.password_reset_url.clone(),
-            oauth_require_state: config.oauth_require_state,
+            oauth_require_state: config.oauth_require_state(),
             rate_limits: config.rate_limits.clone(),
             auth_cache_ttl_ms: config.cache_ttl_ms,
             password_policy: match config.password_rules {
@@ -168,6 +179,7 @@ impl App {
         );
         let queue_depth = Arc::downgrade(&hasher);
         metrics.watch_hash_queue(Arc::new(move || queue_depth.upgrade().map_or(0, |h| h.queued())));
+        let limiter = rate_limiter(config).await;
         let ports = Ports {
             users: Arc::clone(&stores.users),
             revoked_tokens: Arc::clone(&stores.revoked_tokens),
@@ -179,14 +191,14 @@ impl App {
             identities: Arc::clone(&stores.identities),
             oauth_providers: oauth_providers(config)?,
             signer: Arc::new(HmacSigner::derive(&secret, "portcullis oauth state")),
-            rate_limiter: rate_limiter(config).await,
+            rate_limiter: Arc::clone(&limiter) as Arc<dyn portcullis_domain::ports::RateLimiter>,
             hasher,
             blocklist: Arc::new(portcullis_crypto::CommonPasswords),
             tokens: Arc::new(match &previous_secret {
                 Some(previous) => JwtCodec::new(&secret, &settings.issuer).also_accepting(previous),
                 None => JwtCodec::new(&secret, &settings.issuer),
             }),
-            clock,
+            clock: Arc::clone(&clock),
             secrets: Arc::new(OsSecrets),
             audit: Arc::new(MeteredAuditLog::new(Arc::clone(&stores.audit), Arc::clone(&metrics))),
             context: Arc::new(HttpRequestContext),
@@ -196,6 +208,7 @@ impl App {
             trusted_proxies: config.trusted_proxies.clone(),
             cors_origins: config.cors_origins.0.clone(),
             metrics_on_main: config.metrics_bind.is_none(),
+            hsts: config.public_url().starts_with("https://"),
             ..HttpSettings::default()
         };
         Ok(Self {
@@ -206,6 +219,8 @@ impl App {
             workers: config.workers,
             metrics_bind: config.metrics_bind,
             audit_retention_days: config.audit_retention_days,
+            limiter,
+            clock,
         })
     }
 
@@ -272,6 +287,16 @@ impl App {
                 every.tick().await;
                 match passwords.deliver_due().await {
                     Ok(report) => {
+                        if report.resets_issued > 0 || report.requests_dropped > 0 {
+                            tracing::info!(
+                                issued = report.resets_issued,
+                                without_email = report.requests_dropped,
+                                "password-reset requests answered"
+                            );
+                        }
+                        for why in report.request_errors {
+                            tracing::warn!(error = %why, "a password-reset request waits for a retry");
+                        }
                         if report.sent > 0 || report.retried > 0 {
                             tracing::info!(sent = report.sent, retrying = report.retried, "outbox delivery");
                         }
@@ -297,7 +322,15 @@ impl App {
                 }
             }
         });
-        let sessions = self.services.sessions;
+        let (limiter, clock) = (self.limiter, self.clock);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_LIMITS_EVERY);
+            loop {
+                every.tick().await;
+                limiter.sweep(clock.now());
+            }
+        });
+        let (sessions, oauth) = (self.services.sessions, self.services.oauth);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(PURGE_EVERY);
             loop {
@@ -306,6 +339,11 @@ impl App {
                     Ok(0) => {}
                     Ok(purged) => tracing::info!(purged, "purged expired token revocations"),
                     Err(e) => tracing::warn!(error = %e, "could not purge expired token revocations"),
+                }
+                match oauth.purge_spent_states().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired OAuth states"),
+                    Err(e) => tracing::warn!(error = %e, "could not purge expired OAuth states"),
                 }
             }
         });
@@ -370,13 +408,13 @@ fn oauth_providers(
 
 /// Redis-backed limits (falling back to in-process ones) when `AUTH_REDIS_URL`
 /// is set, else in-process ones.
-async fn rate_limiter(config: &Config) -> Arc<dyn portcullis_domain::ports::RateLimiter> {
+async fn rate_limiter(config: &Config) -> Arc<FallbackRateLimiter> {
     match &config.redis_url {
         Some(url) => {
             let prefix = format!("{}rl:", config.redis_prefix);
-            Arc::new(portcullis_ratelimit::FallbackRateLimiter::connect(url, &prefix).await)
+            Arc::new(FallbackRateLimiter::connect(url, &prefix).await)
         }
-        None => Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),
+        None => Arc::new(FallbackRateLimiter::local_only()),
     }
 }
 

@@ -55,14 +55,43 @@ fn key_file(database: &DatabaseUrl) -> PathBuf {
     }
 }
 
+/// A secret file anyone but its owner may read is refused: it would mean the
+/// key has been readable by others for as long as it has been so.
+fn private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "is readable by others (mode {:o}); refusing to use it. Make it private (chmod 600) \
+                     or, if others may have read it, delete it to generate a new one",
+                    mode & 0o777
+                ),
+            ));
+        }
+    }
+    let _ = path;
+    Ok(())
+}
+
 fn load_or_create(path: &Path) -> std::io::Result<Vec<u8>> {
     match std::fs::read(path) {
-        Ok(existing) => return Ok(trim(existing)),
+        Ok(existing) => {
+            private(path)?;
+            return Ok(trim(existing));
+        }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         Err(_) => {}
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+        folder.create(dir)?;
     }
     let mut bytes = [0u8; 48];
     rand::fill(&mut bytes);
@@ -78,7 +107,10 @@ fn load_or_create(path: &Path) -> std::io::Result<Vec<u8>> {
             Ok(encoded.into_bytes())
         }
         // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path).map(trim),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            private(path)?;
+            std::fs::read(path).map(trim)
+        }
         Err(e) => Err(e),
     }
 }

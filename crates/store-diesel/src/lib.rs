@@ -21,7 +21,7 @@ pub use uuid_column::DbUuid;
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditKind, DeliveryStatus, Email, Environment, FullName, KeyDigest,
     MailMessage, OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project,
-    ResourceName, Role, StoreError, User, UserId,
+    RequestContext, ResetRequest, ResourceName, Role, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 
@@ -263,6 +263,44 @@ impl TryFrom<OutboxRecord> for OutboxMessage {
     }
 }
 
+/// A queued forgot-password request as both backends store it.
+#[derive(Debug, Clone)]
+pub struct ResetRequestRecord {
+    pub id: DbUuid,
+    pub email: String,
+    pub requested_at: OffsetDateTime,
+    pub next_attempt_at: OffsetDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl From<ResetRequest> for ResetRequestRecord {
+    fn from(r: ResetRequest) -> Self {
+        Self {
+            id: DbUuid(r.id),
+            email: r.email.as_str().to_owned(),
+            requested_at: whole_seconds(r.requested_at),
+            next_attempt_at: whole_seconds(r.requested_at),
+            ip: r.context.ip,
+            user_agent: r.context.user_agent,
+            request_id: r.context.request_id,
+        }
+    }
+}
+
+impl TryFrom<ResetRequestRecord> for ResetRequest {
+    type Error = StoreError;
+
+    fn try_from(row: ResetRequestRecord) -> Result<Self, StoreError> {
+        let email = Email::parse(&row.email).map_err(|_| {
+            StoreError::Unavailable(format!("corrupt password_reset_requests row {}: email", row.id.0))
+        })?;
+        let context = RequestContext { ip: row.ip, user_agent: row.user_agent, request_id: row.request_id };
+        Ok(Self { id: row.id.0, email, requested_at: row.requested_at, context })
+    }
+}
+
 /// A linked provider account as both backends store it.
 #[derive(Debug, Clone)]
 pub struct IdentityRecord {
@@ -408,16 +446,16 @@ macro_rules! diesel_repositories {
             };
             use portcullis_domain::{
                 ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, OAuthProviderKind, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
-                PasswordHash, PasswordReset, Project, Role, StoreError, User, UserId,
+                PasswordHash, PasswordReset, Project, ResetBudget, ResetRequest, Role, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
-                ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, ResetRecord, UserRecord, query_error,
+                ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, ResetRecord, ResetRequestRecord, UserRecord, query_error,
                 whole_seconds,
             };
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{api_key_addresses, api_keys, audit_events, oauth_identities, outbox, password_resets, projects, revoked_tokens, users};
+            use super::schema::{api_key_addresses, api_keys, audit_events, oauth_identities, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, revoked_tokens, users};
             use super::$store;
 
             portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
@@ -598,17 +636,24 @@ macro_rules! diesel_repositories {
                     now: OffsetDateTime,
                 ) -> Result<User, StoreError> {
                     let mut conn = self.conn().await?;
-                    let row = diesel::update(users::table.find(DbUuid(id.as_uuid())))
-                        .set((
-                            users::password_hash.eq(hash.as_str()),
-                            users::session_version.eq(users::session_version + 1),
-                            users::updated_at.eq(now),
-                        ))
-                        .returning(UserRow::as_returning())
-                        .get_result::<UserRow>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?;
+                    let user = DbUuid(id.as_uuid());
+                    let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                        let row = diesel::update(users::table.find(user))
+                            .set((
+                                users::password_hash.eq(hash.as_str()),
+                                users::session_version.eq(users::session_version + 1),
+                                users::updated_at.eq(now),
+                            ))
+                            .returning(UserRow::as_returning())
+                            .get_result::<UserRow>(conn)
+                            .await
+                            .optional()?;
+                        // A new password ends every reset link still out.
+                        void_resets(conn, user, now).await?;
+                        Ok(row)
+                    })
+                    .await
+                    .map_err(query_error)?;
                     found(row)
                 }
             }
@@ -812,24 +857,107 @@ macro_rules! diesel_repositories {
                 created_at: OffsetDateTime,
             });
 
+            portcullis_store_diesel::diesel_row!(ResetRequestRow, password_reset_requests, ResetRequestRecord, ResetRequest, {
+                id: DbUuid,
+                email: String,
+                requested_at: OffsetDateTime,
+                next_attempt_at: OffsetDateTime,
+                ip: Option<String>,
+                user_agent: Option<String>,
+                request_id: Option<String>,
+            });
+
+            /// Marks every outstanding reset of `user` used at `at`.
+            async fn void_resets<C>(conn: &mut C, user: DbUuid, at: OffsetDateTime) -> Result<usize, diesel::result::Error>
+            where
+                C: diesel_async::AsyncConnection<Backend = $backend>,
+            {
+                diesel::update(
+                    password_resets::table
+                        .filter(password_resets::user_id.eq(user))
+                        .filter(password_resets::used_at.is_null()),
+                )
+                .set(password_resets::used_at.eq(whole_seconds(at)))
+                .execute(conn)
+                .await
+            }
+
             #[async_trait]
             impl PasswordResetRepository for $store {
-                async fn issue_reset(&self, reset: PasswordReset, email: OutboxMessage) -> Result<(), StoreError> {
+                async fn request_reset(&self, request: ResetRequest) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(password_reset_requests::table)
+                        .values(ResetRequestRow::from(request))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    Ok(())
+                }
+
+                async fn claim_reset_requests(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<ResetRequest>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let (now, lease_until) = (whole_seconds(now), whole_seconds(lease_until));
+                    let due = || password_reset_requests::table.filter(password_reset_requests::next_attempt_at.le(now));
+                    let candidates = due()
+                        .order((password_reset_requests::next_attempt_at.asc(), password_reset_requests::id.asc()))
+                        .limit(i64::from(limit))
+                        .select(password_reset_requests::id)
+                        .load::<DbUuid>(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    let mut claimed = Vec::with_capacity(candidates.len());
+                    for id in candidates {
+                        // Claimed only if still due: another worker may have taken it meanwhile.
+                        let row = diesel::update(due().filter(password_reset_requests::id.eq(id)))
+                            .set(password_reset_requests::next_attempt_at.eq(lease_until))
+                            .returning(ResetRequestRow::as_returning())
+                            .get_result::<ResetRequestRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?;
+                        if let Some(row) = row {
+                            claimed.push(ResetRequest::try_from(row)?);
+                        }
+                    }
+                    Ok(claimed)
+                }
+
+                async fn drop_reset_request(&self, id: Uuid) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::delete(password_reset_requests::table.find(DbUuid(id)))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    Ok(())
+                }
+
+                async fn issue_reset(&self, request: Uuid, reset: PasswordReset, email: OutboxMessage, budget: ResetBudget) -> Result<bool, StoreError> {
                     let mut conn = self.conn().await?;
                     let (user, at) = (DbUuid(reset.user_id.as_uuid()), whole_seconds(reset.created_at));
+                    let since = whole_seconds(budget.since);
                     let (reset, email) = (ResetRow::from(reset), OutboxRow::from(email));
                     AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
-                        diesel::update(
-                            password_resets::table
-                                .filter(password_resets::user_id.eq(user))
-                                .filter(password_resets::used_at.is_null()),
-                        )
-                        .set(password_resets::used_at.eq(at))
-                        .execute(conn)
-                        .await?;
+                        diesel::delete(password_reset_requests::table.find(DbUuid(request))).execute(conn).await?;
+                        // Writing the user's row first makes concurrent issues for
+                        // one user wait for each other, so each counts the others'
+                        // resets (PostgreSQL locks the row; SQLite has one writer).
+                        diesel::update(users::table.find(user))
+                            .set(users::session_version.eq(users::session_version))
+                            .execute(conn)
+                            .await?;
+                        let recent: i64 = password_resets::table
+                            .filter(password_resets::user_id.eq(user))
+                            .filter(password_resets::created_at.ge(since))
+                            .count()
+                            .get_result(conn)
+                            .await?;
+                        if recent >= i64::from(budget.max) {
+                            return Ok(false);
+                        }
+                        void_resets(conn, user, at).await?;
                         diesel::insert_into(password_resets::table).values(reset).execute(conn).await?;
                         diesel::insert_into(outbox::table).values(email).execute(conn).await?;
-                        Ok(())
+                        Ok(true)
                     })
                     .await
                     .map_err(query_error)
@@ -868,6 +996,7 @@ macro_rules! diesel_repositories {
                         .await
                         .optional()?;
                         let Some(owner) = owner else { return Ok(None) };
+                        void_resets(conn, owner, now).await?;
                         diesel::update(users::table.find(owner))
                             .set((
                                 users::password_hash.eq(hash.as_str()),
@@ -1048,6 +1177,30 @@ macro_rules! diesel_repositories {
                     .await
                     .map_err(query_error)?;
                     row.try_into()
+                }
+
+                async fn spend_state(&self, nonce: &str, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let inserted = diesel::insert_into(oauth_spent_states::table)
+                        .values((
+                            oauth_spent_states::nonce.eq(nonce),
+                            oauth_spent_states::expires_at.eq(whole_seconds(expires_at)),
+                        ))
+                        .on_conflict(oauth_spent_states::nonce)
+                        .do_nothing()
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    Ok(inserted == 1)
+                }
+
+                async fn purge_spent_states(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let deleted = diesel::delete(oauth_spent_states::table.filter(oauth_spent_states::expires_at.lt(whole_seconds(now))))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                    Ok(deleted as u64)
                 }
 
                 async fn list_identities(&self, user: UserId) -> Result<Vec<portcullis_domain::OAuthIdentity>, StoreError> {

@@ -17,8 +17,8 @@ use portcullis_domain::ports::{
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage,
-    NewUser, OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, Role,
-    SessionLookup, StoreError, User, UserId,
+    NewUser, OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project,
+    ResetBudget, ResetRequest, Role, SessionLookup, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -34,6 +34,10 @@ struct State {
     outbox: Vec<OutboxMessage>,
     identities: Vec<OAuthIdentity>,
     key_addresses: HashSet<(ApiKeyId, String)>,
+    /// Queued forgot-password requests, with when each is due.
+    reset_requests: Vec<(ResetRequest, OffsetDateTime)>,
+    /// Spent OAuth state nonces, with when they expire.
+    spent_states: HashMap<String, OffsetDateTime>,
     /// Sorted by id, which is time-ordered.
     audit: std::collections::BTreeMap<Uuid, AuditEvent>,
 }
@@ -151,10 +155,21 @@ impl UserRepository for MemoryStore {
         hash: PasswordHash,
         now: OffsetDateTime,
     ) -> Result<User, StoreError> {
-        self.update_user(id, now, |user| {
-            user.password_hash = Some(hash);
-            user.session_version += 1;
-        })
+        let mut state = self.state();
+        let user = state.users.get_mut(&id).ok_or(StoreError::NotFound)?;
+        user.password_hash = Some(hash);
+        user.session_version += 1;
+        user.updated_at = now;
+        let user = user.clone();
+        void_resets(&mut state, id, now);
+        Ok(user)
+    }
+}
+
+/// Marks every outstanding reset of `user` used: a new password ends them.
+fn void_resets(state: &mut State, user: UserId, now: OffsetDateTime) {
+    for reset in state.resets.iter_mut().filter(|r| r.user_id == user && r.used_at.is_none()) {
+        reset.used_at = Some(now);
     }
 }
 
@@ -277,14 +292,55 @@ impl ProjectRepository for MemoryStore {
 
 #[async_trait]
 impl PasswordResetRepository for MemoryStore {
-    async fn issue_reset(&self, reset: PasswordReset, email: OutboxMessage) -> Result<(), StoreError> {
+    async fn request_reset(&self, request: ResetRequest) -> Result<(), StoreError> {
+        let due = request.requested_at;
+        self.state().reset_requests.push((request, due));
+        Ok(())
+    }
+
+    async fn claim_reset_requests(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ResetRequest>, StoreError> {
         let mut state = self.state();
-        for earlier in state.resets.iter_mut().filter(|r| r.user_id == reset.user_id && r.used_at.is_none()) {
-            earlier.used_at = Some(reset.created_at);
+        let mut claimed = Vec::new();
+        for (request, due) in &mut state.reset_requests {
+            if claimed.len() >= limit as usize {
+                break;
+            }
+            if *due <= now {
+                *due = lease_until;
+                claimed.push(request.clone());
+            }
         }
+        Ok(claimed)
+    }
+
+    async fn drop_reset_request(&self, id: Uuid) -> Result<(), StoreError> {
+        self.state().reset_requests.retain(|(request, _)| request.id != id);
+        Ok(())
+    }
+
+    async fn issue_reset(
+        &self,
+        request: Uuid,
+        reset: PasswordReset,
+        email: OutboxMessage,
+        budget: ResetBudget,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        state.reset_requests.retain(|(queued, _)| queued.id != request);
+        let recent =
+            state.resets.iter().filter(|r| r.user_id == reset.user_id && r.created_at >= budget.since);
+        if recent.count() >= budget.max as usize {
+            return Ok(false);
+        }
+        void_resets(&mut state, reset.user_id, reset.created_at);
         state.resets.push(reset);
         state.outbox.push(email);
-        Ok(())
+        Ok(true)
     }
 
     async fn find_valid_reset(
@@ -320,7 +376,9 @@ impl PasswordResetRepository for MemoryStore {
         user.password_hash = Some(hash);
         user.session_version += 1;
         user.updated_at = now;
-        Ok(Some(user.clone()))
+        let user = user.clone();
+        void_resets(&mut state, user_id, now);
+        Ok(Some(user))
     }
 }
 
@@ -439,6 +497,22 @@ impl OAuthIdentityRepository for MemoryStore {
             state.identities.iter().filter(|i| i.user_id == user).cloned().collect();
         identities.sort_by_key(|i| (i.created_at, i.id));
         Ok(identities)
+    }
+
+    async fn spend_state(&self, nonce: &str, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state.spent_states.contains_key(nonce) {
+            return Ok(false);
+        }
+        state.spent_states.insert(nonce.to_owned(), expires_at);
+        Ok(true)
+    }
+
+    async fn purge_spent_states(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before = state.spent_states.len();
+        state.spent_states.retain(|_, expires_at| *expires_at >= now);
+        Ok((before - state.spent_states.len()) as u64)
     }
 }
 

@@ -59,6 +59,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_reset_requests (id) {
+        id -> Uuid,
+        email -> Text,
+        requested_at -> Timestamptz,
+        next_attempt_at -> Timestamptz,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    oauth_spent_states (nonce) {
+        nonce -> Text,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> Uuid,
         recipient -> Text,
@@ -118,6 +137,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     projects,
     revoked_tokens,
     password_resets,
+    password_reset_requests,
+    oauth_spent_states,
     outbox,
     oauth_identities,
     audit_events,

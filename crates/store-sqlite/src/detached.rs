@@ -8,8 +8,8 @@ use portcullis_domain::ports::{
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, Email, Environment, KeyDigest, KeyUsage, NewUser,
-    OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, Role,
-    SessionLookup, StoreError, User, UserId,
+    OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project, ResetBudget,
+    ResetRequest, Role, SessionLookup, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -139,8 +139,31 @@ impl ProjectRepository for SqliteStore {
 
 #[async_trait]
 impl PasswordResetRepository for SqliteStore {
-    async fn issue_reset(&self, reset: PasswordReset, email: OutboxMessage) -> Result<(), StoreError> {
-        self.write(|q| async move { q.issue_reset(reset, email).await }).await
+    async fn request_reset(&self, request: ResetRequest) -> Result<(), StoreError> {
+        self.write(|q| async move { q.request_reset(request).await }).await
+    }
+
+    async fn claim_reset_requests(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ResetRequest>, StoreError> {
+        self.write(|q| async move { q.claim_reset_requests(now, lease_until, limit).await }).await
+    }
+
+    async fn drop_reset_request(&self, id: Uuid) -> Result<(), StoreError> {
+        self.write(|q| async move { q.drop_reset_request(id).await }).await
+    }
+
+    async fn issue_reset(
+        &self,
+        request: Uuid,
+        reset: PasswordReset,
+        email: OutboxMessage,
+        budget: ResetBudget,
+    ) -> Result<bool, StoreError> {
+        self.write(|q| async move { q.issue_reset(request, reset, email, budget).await }).await
     }
 
     async fn find_valid_reset(
@@ -223,6 +246,15 @@ impl OAuthIdentityRepository for SqliteStore {
 
     async fn list_identities(&self, user: UserId) -> Result<Vec<OAuthIdentity>, StoreError> {
         self.detached(|q| async move { q.list_identities(user).await }).await
+    }
+
+    async fn spend_state(&self, nonce: &str, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+        let nonce = nonce.to_owned();
+        self.write(|q| async move { q.spend_state(&nonce, expires_at).await }).await
+    }
+
+    async fn purge_spent_states(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.write(|q| async move { q.purge_spent_states(now).await }).await
     }
 }
 

@@ -125,10 +125,7 @@ impl SqliteStore {
         max_connections: usize,
         options: SqliteOptions,
     ) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
-        }
+        owner_only(path)?;
         let mut config = ManagerConfig::default();
         // With the maintenance task on, it does all the checkpointing: no
         // request's commit stops to copy the log into the database file.
@@ -253,10 +250,47 @@ async fn connect(url: String, setup: Setup) -> diesel::ConnectionResult<Conn> {
 }
 
 /// The `-wal` file SQLite keeps beside `db`.
-fn wal_file(db: &Path) -> PathBuf {
+/// Creates the database file (and its folder) readable by its owner only,
+/// before SQLite opens it: SQLite gives the `-wal` and `-shm` files the mode
+/// of the database file. A file that exists with wider permissions (made by
+/// an earlier version) is narrowed, with its `-wal` and `-shm`.
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    let failed = |what: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot create {}: {e}", what.display()))
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+        folder.create(parent).map_err(|e| failed(parent, e))?;
+    }
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    file.open(path).map_err(|e| failed(path, e))?;
+    #[cfg(unix)]
+    for file in [path.to_path_buf(), wal_file(path), sibling(path, "-shm")] {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(metadata) = std::fs::metadata(&file) else { continue };
+        if metadata.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                StoreError::Unavailable(format!("cannot make {} private: {e}", file.display()))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
+    name.push(suffix);
     PathBuf::from(name)
+}
+
+fn wal_file(db: &Path) -> PathBuf {
+    sibling(db, "-wal")
 }
 
 portcullis_store_diesel::diesel_repositories!(Queries, diesel::sqlite::Sqlite);

@@ -86,7 +86,11 @@ macro_rules! store_contract_tests {
             audit_prune_removes_only_old_events,
             a_key_address_is_new_once,
             outbox_backlog_counts_pending_messages,
-            a_session_lookup_reads_user_revocation_and_providers_at_once
+            a_session_lookup_reads_user_revocation_and_providers_at_once,
+            reset_requests_are_claimed_once_per_lease_and_leave_when_answered,
+            reset_emails_stop_at_the_accounts_budget,
+            a_new_password_voids_every_outstanding_reset,
+            an_oauth_state_is_spent_once
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

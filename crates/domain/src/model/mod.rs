@@ -22,9 +22,10 @@ pub use oauth::{OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule, PasswordRules};
 pub use principal::{AuthMethod, Environment, Principal, SessionLookup};
 pub use project::Project;
-pub use rate::{Quota, RateDecision};
+pub use rate::{Quota, RateDecision, address_key};
 pub use reset::{
-    DeliveryStatus, MailMessage, MalformedResetToken, OutboxMessage, PasswordReset, ResetTokenSecret,
+    DeliveryStatus, MailMessage, MalformedResetToken, OutboxMessage, PasswordReset, ResetBudget,
+    ResetRequest, ResetTokenSecret,
 };
 pub use token::{AccessToken, Claims, IssuedToken};
 pub use user::{FullName, FullNameError, NewUser, Provider, Role, UnknownRole, User, UserId};

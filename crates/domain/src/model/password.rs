@@ -4,22 +4,42 @@ use serde::Serialize;
 
 use super::Email;
 
-/// A plain-text password on its way to the hasher. `Debug` never shows it.
+/// A plain-text password on its way to the hasher, NFKC-normalised, so the
+/// same password typed on two keyboards (a precomposed "é" or "e" and a
+/// combining accent, a full-width digit) is the same password. `Debug`
+/// never shows it.
 #[derive(Clone)]
-pub struct Password(String);
+pub struct Password {
+    normalised: String,
+    /// The password as typed, when normalising changed it: hashes made before
+    /// normalisation were made from this form.
+    typed: Option<String>,
+}
 
 impl Password {
-    /// Wraps a password without judging it: login must accept whatever the user
-    /// once chose, even under a policy that has since become stricter.
+    /// Normalises a password without judging it: login must accept whatever
+    /// the user once chose, even under a policy that has since become stricter.
     #[must_use]
     pub fn new(raw: impl Into<String>) -> Self {
-        Self(raw.into())
+        use unicode_normalization::UnicodeNormalization;
+
+        let raw = raw.into();
+        let normalised: String = raw.nfkc().collect();
+        let typed = (normalised != raw).then_some(raw);
+        Self { normalised, typed }
     }
 
-    /// The secret itself, for the hasher only.
+    /// The normalised secret, for the rules and the hasher only.
     #[must_use]
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.normalised
+    }
+
+    /// The password exactly as typed, when that differs from its normalised
+    /// form, to check hashes made before passwords were normalised.
+    #[must_use]
+    pub fn as_typed(&self) -> Option<Self> {
+        self.typed.clone().map(|typed| Self { normalised: typed, typed: None })
     }
 }
 

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::api_key::{base62, crc32};
-use super::{Email, KeyDigest, UserId};
+use super::{Email, KeyDigest, RequestContext, UserId};
 
 const PREFIX: &str = "prt_";
 const SECRET_DIGITS: usize = 43;
@@ -65,6 +65,24 @@ pub struct PasswordReset {
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
+}
+
+/// A forgot-password request as it arrived, waiting for the worker that
+/// looks the email up, issues the token and queues the email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetRequest {
+    pub id: Uuid,
+    pub email: Email,
+    pub requested_at: OffsetDateTime,
+    /// Who asked, for the audit event the worker writes.
+    pub context: RequestContext,
+}
+
+/// At most `max` reset emails per account since `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetBudget {
+    pub max: u32,
+    pub since: OffsetDateTime,
 }
 
 /// An email to send.

@@ -1,4 +1,5 @@
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{NewUser, OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri, User, UserId};
@@ -82,6 +83,21 @@ pub trait OAuthIdentityRepository: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn list_identities(&self, user: UserId) -> Result<Vec<OAuthIdentity>, StoreError>;
+
+    /// Records that the OAuth `state` with this nonce was used, until
+    /// `expires_at` (when it would be refused anyway). `true` the first time;
+    /// `false` when it was spent already, by this instance or another one
+    /// sharing the store. Of concurrent calls with one nonce, one gets `true`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn spend_state(&self, nonce: &str, expires_at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Forgets spent states that expired before `now`; how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn purge_spent_states(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// Keyed signatures (HMAC-SHA256 under a server secret): what makes an OAuth

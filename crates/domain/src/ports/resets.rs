@@ -3,19 +3,56 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::{KeyDigest, OutboxMessage, PasswordHash, PasswordReset, User};
+use crate::model::{KeyDigest, OutboxMessage, PasswordHash, PasswordReset, ResetBudget, ResetRequest, User};
 
 /// Password-reset tokens, stored as digests, and the emails that carry them.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PasswordResetRepository: Send + Sync {
-    /// In one transaction: invalidates the user's earlier unused tokens, stores
-    /// `reset`, and queues `email` in the outbox. Either all of it happens or
-    /// none, so a token never exists without its email, nor the other way round.
+    /// Queues a forgot-password request as it arrived, for the worker. This
+    /// is all a forgot-password request does, whatever the email.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
-    async fn issue_reset(&self, reset: PasswordReset, email: OutboxMessage) -> Result<(), StoreError>;
+    async fn request_reset(&self, request: ResetRequest) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` queued requests that are due at `now` by moving
+    /// their due time to `lease_until`, oldest first. A request is claimed by
+    /// one worker only; one whose worker died is claimed again after the lease.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn claim_reset_requests(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ResetRequest>, StoreError>;
+
+    /// Forgets a request that leads to no email (no such user, or a disabled one).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn drop_reset_request(&self, id: Uuid) -> Result<(), StoreError>;
+
+    /// Answers the queued request `request` with a token and its email, in
+    /// one transaction, unless the user already got `budget.max` reset
+    /// emails since `budget.since`: then only the request goes. Otherwise
+    /// the user's earlier unused tokens are voided, `reset` is stored,
+    /// `email` is queued in the outbox and the request goes. A token never
+    /// exists without its email, nor the other way round; concurrent calls
+    /// for one user are counted one after the other, so the budget holds
+    /// across workers. `true` when the email was queued.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn issue_reset(
+        &self,
+        request: Uuid,
+        reset: PasswordReset,
+        email: OutboxMessage,
+        budget: ResetBudget,
+    ) -> Result<bool, StoreError>;
 
     /// The unused, unexpired reset with this digest.
     ///
@@ -28,8 +65,8 @@ pub trait PasswordResetRepository: Send + Sync {
     ) -> Result<Option<PasswordReset>, StoreError>;
 
     /// In one transaction: marks the reset used if it is still unused and
-    /// unexpired at `now`, and sets its user's password hash, incrementing the
-    /// session version. Of concurrent calls with one token, at most one gets
+    /// unexpired at `now`, voids every other outstanding reset of its user,
+    /// and sets the user's password hash, incrementing the session version. Of concurrent calls with one token, at most one gets
     /// `Some`; a token that is not valid gets `None` and changes nothing.
     ///
     /// # Errors

@@ -6,7 +6,7 @@ use crate::model::{
     UserId,
 };
 
-use super::{AuthSettings, Ports, audit, tokens};
+use super::{AuthSettings, LimitService, Ports, audit, limits, tokens};
 
 /// What a client sends to register; checked here, not at the edge.
 #[derive(Debug, Clone)]
@@ -29,11 +29,12 @@ pub enum AdminOutcome {
 pub struct AccountService {
     ports: Arc<Ports>,
     settings: Arc<AuthSettings>,
+    limits: LimitService,
 }
 
 impl AccountService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
-        Self { ports, settings }
+    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>, limits: LimitService) -> Self {
+        Self { ports, settings, limits }
     }
 
     /// Registers a user with the `USER` role and signs them in.
@@ -139,12 +140,18 @@ impl AccountService {
         providers
     }
 
-    /// Changes the caller's password. Every token issued before stops working;
-    /// the returned token is issued under the new session version.
+    /// Changes the caller's password. Every token issued before stops working,
+    /// and so does every outstanding reset link; the returned token is issued
+    /// under the new session version.
+    ///
+    /// A wrong current password is a failed login of the account: it counts
+    /// in the same budgets (per account and address, and account-wide), so a
+    /// stolen token cannot be used to guess the password at leisure.
     ///
     /// # Errors
     /// `InvalidCurrentPassword` when the current password is wrong, 422 when the
-    /// new one fails the policy, `Unavailable`.
+    /// new one fails the policy, `RateLimited` once the failed-login budgets
+    /// are spent, `Unavailable`.
     pub async fn change_password(
         &self,
         principal: &Principal,
@@ -161,15 +168,26 @@ impl AccountService {
         let Some(user) = self.ports.users.find_by_id(principal.user.id).await? else {
             return Err(DomainError::Unauthenticated(AuthError::InvalidToken));
         };
+        let attempt = self.limits.reserve(&limits::account_of(user.email.as_str(), Some(&user))).await?;
+        let last_of = attempt.last_of;
         let matches = match user.password_hash.clone() {
-            Some(hash) => self.ports.hasher.verify(current, hash).await?,
-            None => {
-                self.ports.hasher.verify_dummy(current).await?;
-                false
-            }
+            Some(hash) => super::verify_password(&self.ports, &current, &hash).await.map(|(ok, _)| ok),
+            None => super::verify_nothing(&self.ports, &current).await.map(|()| false),
         };
-        if !matches {
-            return Err(DomainError::InvalidCurrentPassword);
+        match matches {
+            Ok(true) => self.limits.release(attempt).await?,
+            Ok(false) => {
+                let id = Some(user.id);
+                audit::record_failure(&self.ports, AuditKind::LoginFailed, id, "bad_current_password").await;
+                if let Some(budget) = last_of {
+                    audit::record_failure(&self.ports, AuditKind::AccountLocked, id, budget).await;
+                }
+                return Err(DomainError::InvalidCurrentPassword);
+            }
+            Err(fault) => {
+                let _ = self.limits.release(attempt).await;
+                return Err(fault);
+            }
         }
         let hash = self.ports.hasher.hash(new).await?;
         let user = self.ports.users.set_password(user.id, hash, self.ports.clock.now()).await?;

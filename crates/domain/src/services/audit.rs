@@ -5,7 +5,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::DomainError;
-use crate::model::{AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, Principal, UserId};
+use crate::model::{
+    AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, Principal, RequestContext, UserId,
+};
 
 use super::{Ports, admin::require_admin};
 
@@ -26,6 +28,19 @@ pub(super) async fn record_failure(ports: &Ports, kind: AuditKind, user_id: Opti
     let _ = record(ports, kind, user_id, Some(detail.to_owned())).await;
 }
 
+/// Writes one event on behalf of an earlier request (work queued by it and
+/// done later), with that request's context.
+pub(super) async fn record_for(
+    ports: &Ports,
+    context: RequestContext,
+    kind: AuditKind,
+    user_id: Option<UserId>,
+    detail: Option<String>,
+) -> Result<(), DomainError> {
+    let event = event_in(context, kind, user_id, detail, ports.clock.now());
+    Ok(ports.audit.append(event).await?)
+}
+
 pub(super) fn event(
     ports: &Ports,
     kind: AuditKind,
@@ -33,7 +48,16 @@ pub(super) fn event(
     detail: Option<String>,
     at: OffsetDateTime,
 ) -> AuditEvent {
-    let context = ports.context.current();
+    event_in(ports.context.current(), kind, user_id, detail, at)
+}
+
+fn event_in(
+    context: RequestContext,
+    kind: AuditKind,
+    user_id: Option<UserId>,
+    detail: Option<String>,
+    at: OffsetDateTime,
+) -> AuditEvent {
     AuditEvent {
         id: time_ordered_id(at),
         at,

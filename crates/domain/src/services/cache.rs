@@ -14,11 +14,12 @@
 //! it, because the first caller in the second half of an entry's life reads it
 //! again while the others are still served it (see `AuthCache::read_through`).
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
@@ -27,7 +28,8 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::model::{
     ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OAuthProviderKind,
-    OutboxMessage, PasswordHash, PasswordReset, Project, Role, SessionLookup, User, UserId,
+    OutboxMessage, PasswordHash, PasswordReset, Project, ResetBudget, ResetRequest, Role, SessionLookup,
+    User, UserId,
 };
 use crate::ports::{
     ApiKeyRepository, Clock, OAuthIdentityRepository, PasswordResetRepository, ProjectRepository,
@@ -36,8 +38,20 @@ use crate::ports::{
 
 use super::Ports;
 
-/// Most entries of each kind; beyond, expired ones go, then everything.
+/// Most entries of each kind; at the bound the oldest goes.
 const MAX_ENTRIES: usize = 50_000;
+/// Locks the entries of one kind are spread over.
+const SHARDS: usize = 16;
+/// Expired entries one insert forgets at most (each insert adds one).
+const EXPIRE_PER_PUT: usize = 8;
+
+/// What an entry is about, so that a write forgets exactly the entries it
+/// concerns, without looking at the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Tag {
+    User(UserId),
+    Key(ApiKeyId),
+}
 
 /// One value and when it was read.
 struct Entry<V> {
@@ -52,27 +66,66 @@ enum Lookup<V> {
     /// Read less than half the ttl ago, or already being read again.
     Fresh(V),
     /// Read in the second half of its ttl: still valid, and the one caller
-    /// that gets this reads it again while everyone else is served the value.
+    /// that gets this reads it again while everyone else is served it.
     Refresh(V),
     /// Nothing, or read a full ttl ago.
     Miss,
 }
 
-/// Entries of one kind.
-struct Entries<K, V>(Mutex<HashMap<K, Entry<V>>>);
+/// The entries of one shard, and the order they were put in: entries live
+/// `ttl` from when they were put, so the front of that order is the first to
+/// expire, and the one to go when the shard is full. A key put again leaves
+/// a stale position behind, which is skipped when it reaches the front.
+struct Shard<K, V> {
+    map: HashMap<K, Entry<V>>,
+    order: VecDeque<(K, OffsetDateTime)>,
+}
 
-impl<K: Eq + Hash, V: Clone> Entries<K, V> {
-    fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
+/// Which keys each tag concerns (one shard of the index).
+type Index<K> = HashMap<Tag, HashSet<K>>;
+
+/// Entries of one kind: sharded maps (a lookup locks one shard) and an index
+/// from [`Tag`] to keys (a write forgets the entries it concerns, O(affected)).
+struct Entries<K, V> {
+    shards: Box<[Mutex<Shard<K, V>>]>,
+    index: Box<[Mutex<Index<K>>]>,
+    hasher: RandomState,
+    per_shard: usize,
+    tags: fn(&V) -> [Option<Tag>; 2],
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<K: Eq + Hash + Copy, V: Clone> Entries<K, V> {
+    fn new(tags: fn(&V) -> [Option<Tag>; 2]) -> Self {
+        Self::bounded(MAX_ENTRIES, tags)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    fn bounded(max: usize, tags: fn(&V) -> [Option<Tag>; 2]) -> Self {
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Shard { map: HashMap::new(), order: VecDeque::new() }))
+                .collect(),
+            index: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            per_shard: max.div_ceil(SHARDS).max(1),
+            tags,
+        }
+    }
+
+    fn shard_of(&self, key: &K) -> &Mutex<Shard<K, V>> {
+        &self.shards[usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0)]
+    }
+
+    fn index_of(&self, tag: Tag) -> &Mutex<Index<K>> {
+        &self.index[usize::try_from(self.hasher.hash_one(tag) % SHARDS as u64).unwrap_or(0)]
     }
 
     fn lookup(&self, key: &K, now: OffsetDateTime, ttl: Duration) -> Lookup<V> {
-        let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(key).filter(|e| within(e.read_at, now, ttl)) else {
+        let mut shard = locked(self.shard_of(key));
+        let Some(entry) = shard.map.get_mut(key).filter(|e| within(e.read_at, now, ttl)) else {
             return Lookup::Miss;
         };
         if entry.refreshing || within(entry.read_at, now, ttl / 2) {
@@ -82,23 +135,103 @@ impl<K: Eq + Hash, V: Clone> Entries<K, V> {
         Lookup::Refresh(entry.value.clone())
     }
 
-    fn put(&self, key: K, value: V, now: OffsetDateTime, ttl: Duration) {
-        let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, entry| within(entry.read_at, now, ttl));
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+    /// Keeps `value` unless `unchanged` (asked under the shard's lock) says a
+    /// write happened since the read began. A write moves the epoch first and
+    /// then forgets through the index; the key is in the index before the
+    /// check, so either the check sees the write or the write finds the entry.
+    fn put(&self, key: K, value: V, now: OffsetDateTime, ttl: Duration, unchanged: impl Fn() -> bool) {
+        let tags = (self.tags)(&value);
+        for tag in tags.into_iter().flatten() {
+            locked(self.index_of(tag)).entry(tag).or_default().insert(key);
+        }
+        let mut shard = locked(self.shard_of(&key));
+        if !unchanged() {
+            drop(shard);
+            self.unindex(&key, tags);
+            return;
+        }
+        self.expire(&mut shard, now, ttl);
+        if !shard.map.contains_key(&key) && shard.map.len() >= self.per_shard {
+            self.evict_oldest(&mut shard);
+        }
+        shard.order.push_back((key, now));
+        if let Some(old) = shard.map.insert(key, Entry { value, read_at: now, refreshing: false }) {
+            let old_tags = (self.tags)(&old.value);
+            if old_tags != tags {
+                self.unindex(&key, old_tags);
             }
         }
-        entries.insert(key, Entry { value, read_at: now, refreshing: false });
+    }
+
+    /// Forgets up to [`EXPIRE_PER_PUT`] entries put a full ttl ago.
+    fn expire(&self, shard: &mut Shard<K, V>, now: OffsetDateTime, ttl: Duration) {
+        for _ in 0..EXPIRE_PER_PUT {
+            match shard.order.front() {
+                Some((_, at)) if !within(*at, now, ttl) => {}
+                _ => return,
+            }
+            if let Some((key, at)) = shard.order.pop_front() {
+                self.drop_if_put_at(shard, key, at);
+            }
+        }
+    }
+
+    /// Makes room for one entry: the one put longest ago goes.
+    fn evict_oldest(&self, shard: &mut Shard<K, V>) {
+        while let Some((key, at)) = shard.order.pop_front() {
+            if self.drop_if_put_at(shard, key, at) {
+                return;
+            }
+        }
+    }
+
+    /// Removes `key` if it is still the entry put at `at` (not put again since).
+    fn drop_if_put_at(&self, shard: &mut Shard<K, V>, key: K, at: OffsetDateTime) -> bool {
+        if shard.map.get(&key).is_none_or(|entry| entry.read_at != at) {
+            return false;
+        }
+        if let Some(entry) = shard.map.remove(&key) {
+            self.unindex(&key, (self.tags)(&entry.value));
+        }
+        true
+    }
+
+    fn unindex(&self, key: &K, tags: [Option<Tag>; 2]) {
+        for tag in tags.into_iter().flatten() {
+            let mut index = locked(self.index_of(tag));
+            if let Some(keys) = index.get_mut(&tag) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    index.remove(&tag);
+                }
+            }
+        }
     }
 
     fn remove(&self, key: &K) {
-        self.lock().remove(key);
+        let removed = locked(self.shard_of(key)).map.remove(key);
+        if let Some(entry) = removed {
+            self.unindex(key, (self.tags)(&entry.value));
+        }
     }
 
-    fn forget(&self, keep: impl Fn(&K, &V) -> bool) {
-        self.lock().retain(|key, entry| keep(key, &entry.value));
+    /// Forgets every entry about `tag`.
+    fn forget(&self, tag: Tag) {
+        let keys = locked(self.index_of(tag)).remove(&tag).unwrap_or_default();
+        for key in keys {
+            let mut shard = locked(self.shard_of(&key));
+            let about = shard.map.get(&key).is_some_and(|e| (self.tags)(&e.value).contains(&Some(tag)));
+            let removed = if about { shard.map.remove(&key) } else { None };
+            drop(shard);
+            if let Some(entry) = removed {
+                self.unindex(&key, (self.tags)(&entry.value));
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.shards.iter().map(|s| locked(s).map.len()).sum()
     }
 }
 
@@ -109,6 +242,18 @@ fn within(at: OffsetDateTime, now: OffsetDateTime, ttl: Duration) -> bool {
 
 /// Whose projects, in which environment.
 type Owner = (UserId, Environment);
+
+fn session_tags(session: &SessionLookup) -> [Option<Tag>; 2] {
+    [Some(Tag::User(session.user.id)), None]
+}
+
+fn key_tags((key, owner): &(ApiKey, User)) -> [Option<Tag>; 2] {
+    [Some(Tag::User(owner.id)), Some(Tag::Key(key.id))]
+}
+
+fn no_tags(_: &Vec<Project>) -> [Option<Tag>; 2] {
+    [None, None]
+}
 
 struct AuthCache {
     ttl: Duration,
@@ -121,17 +266,23 @@ struct AuthCache {
 }
 
 impl AuthCache {
+    fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            ttl,
+            clock,
+            epoch: AtomicU64::new(0),
+            sessions: Entries::new(session_tags),
+            keys: Entries::new(key_tags),
+            projects: Entries::new(no_tags),
+        }
+    }
+
     fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }
 
     fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
-    }
-
-    /// Whether a read that began at `epoch` may be kept.
-    fn unchanged_since(&self, epoch: u64) -> bool {
-        self.epoch() == epoch
     }
 
     fn changed(&self) {
@@ -156,7 +307,7 @@ impl AuthCache {
         read: impl FnOnce() -> F + Send,
     ) -> Result<Option<V>, StoreError>
     where
-        K: Eq + Hash + Send,
+        K: Eq + Hash + Copy + Send,
         V: Clone + Send,
         F: Future<Output = Result<Option<V>, StoreError>> + Send,
     {
@@ -169,9 +320,7 @@ impl AuthCache {
         let epoch = self.epoch();
         match read().await {
             Ok(Some(value)) => {
-                if self.unchanged_since(epoch) {
-                    entries.put(key, value.clone(), now, self.ttl);
-                }
+                entries.put(key, value.clone(), now, self.ttl, || self.epoch() == epoch);
                 Ok(Some(value))
             }
             Ok(None) => {
@@ -184,23 +333,23 @@ impl AuthCache {
 
     fn forget_token(&self, jti: Uuid) {
         self.changed();
-        self.sessions.forget(|key, _| *key != jti);
+        self.sessions.remove(&jti);
     }
 
     fn forget_key(&self, id: ApiKeyId) {
         self.changed();
-        self.keys.forget(|_, (key, _)| key.id != id);
+        self.keys.forget(Tag::Key(id));
     }
 
     fn forget_user(&self, id: UserId) {
         self.changed();
-        self.sessions.forget(|_, session| session.user.id != id);
-        self.keys.forget(|_, (_, user)| user.id != id);
+        self.sessions.forget(Tag::User(id));
+        self.keys.forget(Tag::User(id));
     }
 
     fn forget_projects(&self, owner: Owner) {
         self.changed();
-        self.projects.forget(|key, _| *key != owner);
+        self.projects.remove(&owner);
     }
 }
 
@@ -210,14 +359,8 @@ pub(super) fn wrap(ports: Ports, ttl_ms: u64) -> Ports {
     if ttl_ms == 0 {
         return ports;
     }
-    let cache = Arc::new(AuthCache {
-        ttl: Duration::milliseconds(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
-        clock: Arc::clone(&ports.clock),
-        epoch: AtomicU64::new(0),
-        sessions: Entries::new(),
-        keys: Entries::new(),
-        projects: Entries::new(),
-    });
+    let ttl = Duration::milliseconds(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+    let cache = Arc::new(AuthCache::new(ttl, Arc::clone(&ports.clock)));
     Ports {
         users: Arc::new(Cached { inner: Arc::clone(&ports.users), cache: Arc::clone(&cache) }),
         revoked_tokens: Arc::new(Cached {
@@ -399,12 +542,43 @@ impl OAuthIdentityRepository for Cached<dyn OAuthIdentityRepository> {
     async fn list_identities(&self, user: UserId) -> Result<Vec<OAuthIdentity>, StoreError> {
         self.inner.list_identities(user).await
     }
+
+    async fn spend_state(&self, nonce: &str, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.spend_state(nonce, expires_at).await
+    }
+
+    async fn purge_spent_states(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.purge_spent_states(now).await
+    }
 }
 
 #[async_trait]
 impl PasswordResetRepository for Cached<dyn PasswordResetRepository> {
-    async fn issue_reset(&self, reset: PasswordReset, email: OutboxMessage) -> Result<(), StoreError> {
-        self.inner.issue_reset(reset, email).await
+    async fn request_reset(&self, request: ResetRequest) -> Result<(), StoreError> {
+        self.inner.request_reset(request).await
+    }
+
+    async fn claim_reset_requests(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ResetRequest>, StoreError> {
+        self.inner.claim_reset_requests(now, lease_until, limit).await
+    }
+
+    async fn drop_reset_request(&self, id: Uuid) -> Result<(), StoreError> {
+        self.inner.drop_reset_request(id).await
+    }
+
+    async fn issue_reset(
+        &self,
+        request: Uuid,
+        reset: PasswordReset,
+        email: OutboxMessage,
+        budget: ResetBudget,
+    ) -> Result<bool, StoreError> {
+        self.inner.issue_reset(request, reset, email, budget).await
     }
 
     async fn find_valid_reset(
@@ -438,6 +612,8 @@ mod tests {
     use time::{Duration, OffsetDateTime};
     use uuid::Uuid;
 
+    use std::collections::HashSet;
+
     use super::{AuthCache, Cached, Entries, Lookup};
     use crate::error::StoreError;
     use crate::model::{Email, Role, SessionLookup, User, UserId};
@@ -467,14 +643,7 @@ mod tests {
         let mut clock = MockClock::new();
         let read = Arc::clone(&now);
         clock.expect_now().returning(move || *read.lock().expect("the test's clock"));
-        let cache = Arc::new(AuthCache {
-            ttl: TTL,
-            clock: Arc::new(clock),
-            epoch: 0.into(),
-            sessions: Entries::new(),
-            keys: Entries::new(),
-            projects: Entries::new(),
-        });
+        let cache = Arc::new(AuthCache::new(TTL, Arc::new(clock)));
         (Cached { inner: Arc::new(store), cache }, now)
     }
 
@@ -499,14 +668,14 @@ mod tests {
 
     #[test]
     fn one_caller_refreshes_a_value_in_the_second_half_of_its_ttl() {
-        let entries = Entries::new();
-        entries.put(1, "read at 0", T0, TTL);
+        let entries = Entries::new(|_: &&str| [None, None]);
+        entries.put(1, "read at 0", T0, TTL, || true);
         assert!(matches!(entries.lookup(&1, T0 + Duration::milliseconds(499), TTL), Lookup::Fresh(_)));
         let later = T0 + Duration::milliseconds(500);
         assert!(matches!(entries.lookup(&1, later, TTL), Lookup::Refresh("read at 0")));
         assert!(matches!(entries.lookup(&1, later, TTL), Lookup::Fresh("read at 0")), "only one refreshes");
         assert!(matches!(entries.lookup(&1, T0 + TTL, TTL), Lookup::Miss), "never served past its ttl");
-        entries.put(1, "read at 500", later, TTL);
+        entries.put(1, "read at 500", later, TTL, || true);
         assert!(matches!(entries.lookup(&1, T0 + TTL, TTL), Lookup::Refresh("read at 500")));
     }
 
@@ -547,5 +716,68 @@ mod tests {
         assert_eq!(version(&cache.find_session(id, jti).await), None);
         move_to(&now, Duration::milliseconds(650));
         assert_eq!(version(&cache.find_session(id, jti).await), None, "read again, not served");
+    }
+
+    fn sessions(max: usize) -> Entries<Uuid, SessionLookup> {
+        Entries::bounded(max, super::session_tags)
+    }
+
+    #[test]
+    fn the_bound_holds_and_the_oldest_entries_go_first() {
+        let entries = sessions(super::SHARDS * 4);
+        let user = UserId::new();
+        let keys: Vec<Uuid> = (0..5_000).map(|_| Uuid::new_v4()).collect();
+        for (i, key) in keys.iter().enumerate() {
+            let at = T0 + Duration::microseconds(i64::try_from(i).expect("small"));
+            entries.put(*key, session(user, 1), at, Duration::hours(1), || true);
+        }
+        assert!(entries.len() <= super::SHARDS * 4, "{} entries", entries.len());
+        let now = T0 + Duration::seconds(1);
+        let hit = |key: &Uuid| matches!(entries.lookup(key, now, Duration::hours(1)), Lookup::Fresh(_));
+        assert!(!keys[..100].iter().any(hit), "the first ones went");
+        assert!(keys[4_990..].iter().all(hit), "the last ones stay");
+        let indexed: usize =
+            entries.index.iter().map(|i| super::locked(i).values().map(HashSet::len).sum::<usize>()).sum();
+        assert_eq!(indexed, entries.len(), "the index follows evictions");
+    }
+
+    #[test]
+    fn forgetting_a_user_forgets_their_entries_only() {
+        let entries = sessions(1_000);
+        let (alice, bob) = (UserId::new(), UserId::new());
+        let (a1, a2, b1) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        for (key, user) in [(a1, alice), (a2, alice), (b1, bob)] {
+            entries.put(key, session(user, 1), T0, TTL, || true);
+        }
+        entries.forget(super::Tag::User(alice));
+        let fresh = |key: &Uuid| matches!(entries.lookup(key, T0, TTL), Lookup::Fresh(_));
+        assert!(!fresh(&a1) && !fresh(&a2), "alice's sessions are gone");
+        assert!(fresh(&b1), "bob's stays");
+        assert_eq!(entries.len(), 1);
+    }
+
+    /// A write that comes right after a read's epoch check cannot miss the
+    /// entry the read is putting: the check and the insert are one step
+    /// under the shard's lock, and the key is indexed before it.
+    #[test]
+    fn a_write_just_after_the_epoch_check_still_forgets_the_entry() {
+        let entries = Arc::new(sessions(1_000));
+        let (user, jti) = (UserId::new(), Uuid::new_v4());
+        let (checked, on_check) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let entries = Arc::clone(&entries);
+            std::thread::spawn(move || {
+                on_check.recv().expect("the check happens");
+                entries.forget(super::Tag::User(user));
+            })
+        };
+        entries.put(jti, session(user, 1), T0, TTL, || {
+            checked.send(()).expect("the writer waits");
+            // The writer runs now; it must wait for this put to finish.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            true
+        });
+        writer.join().expect("the writer finishes");
+        assert!(matches!(entries.lookup(&jti, T0, TTL), Lookup::Miss), "the write's forget found the entry");
     }
 }

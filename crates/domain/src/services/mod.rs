@@ -21,7 +21,7 @@ pub use api_keys::{ApiKeyService, ListedKey, NewKeyRequest};
 pub use audit::{AuditService, MAX_AUDIT_PAGE};
 pub use limits::{IpFamily, LimitService, RateLimits};
 pub use oauth::{Authorization, OAuthLogin, OAuthService};
-pub use passwords::{DeliveryReport, PasswordService};
+pub use passwords::{DeliveryReport, PasswordService, RESETS_PER_HOUR};
 pub use projects::ProjectService;
 pub use sessions::SessionService;
 
@@ -122,11 +122,16 @@ impl Services {
     #[must_use]
     pub fn new(ports: Ports, settings: AuthSettings) -> Self {
         let ports = Arc::new(cache::wrap(ports, settings.auth_cache_ttl_ms));
-        let limits = LimitService::new(Arc::clone(&ports), Arc::new(settings.rate_limits.clone()));
+        let limits = LimitService::new(
+            Arc::clone(&ports.rate_limiter),
+            Arc::clone(&ports.clock),
+            Arc::clone(&ports.context),
+            Arc::new(settings.rate_limits.clone()),
+        );
         let settings = Arc::new(settings);
         Self {
             limits: limits.clone(),
-            accounts: AccountService::new(Arc::clone(&ports), Arc::clone(&settings)),
+            accounts: AccountService::new(Arc::clone(&ports), Arc::clone(&settings), limits.clone()),
             sessions: SessionService::new(Arc::clone(&ports), Arc::clone(&settings), limits),
             api_keys: ApiKeyService::new(Arc::clone(&ports), Arc::clone(&settings)),
             passwords: PasswordService::new(Arc::clone(&ports), Arc::clone(&settings)),
@@ -136,6 +141,42 @@ impl Services {
             admin: AdminService::new(ports),
         }
     }
+}
+
+/// Whether `password` matches `hash`, and whether the hash should be made
+/// again from the normalised password: it matched only in the form the user
+/// typed, as hashes made before passwords were NFKC-normalised do.
+///
+/// # Errors
+/// `Unavailable` (hashing pool full or gone).
+pub(super) async fn verify_password(
+    ports: &Ports,
+    password: &crate::model::Password,
+    hash: &crate::model::PasswordHash,
+) -> Result<(bool, bool), crate::error::DomainError> {
+    if ports.hasher.verify(password.clone(), hash.clone()).await? {
+        return Ok((true, ports.hasher.needs_rehash(hash)));
+    }
+    match password.as_typed() {
+        Some(typed) => Ok((ports.hasher.verify(typed, hash.clone()).await?, true)),
+        None => Ok((false, false)),
+    }
+}
+
+/// What [`verify_password`] costs, for a login that has no hash to check
+/// against: the same number of argon2 runs, so timing tells nothing.
+///
+/// # Errors
+/// `Unavailable` (hashing pool full or gone).
+pub(super) async fn verify_nothing(
+    ports: &Ports,
+    password: &crate::model::Password,
+) -> Result<(), crate::error::DomainError> {
+    ports.hasher.verify_dummy(password.clone()).await?;
+    if let Some(typed) = password.as_typed() {
+        ports.hasher.verify_dummy(typed).await?;
+    }
+    Ok(())
 }
 
 /// Checks a new password against the policy and the common-password list,

@@ -16,11 +16,21 @@ use crate::model::AuditKind;
 /// How long a `state` from `/authorize` stays valid.
 const STATE_TTL: Duration = Duration::minutes(10);
 
-/// Where to send the user, and the `state` to expect back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where to send the user, and what the application keeps (in the user's
+/// browser session) and sends back to the callback.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Authorization {
     pub url: String,
     pub state: String,
+    /// The PKCE verifier (RFC 7636): random, never derived from the state.
+    /// The URL carries its S256 challenge when the provider supports PKCE.
+    pub code_verifier: String,
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization").field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 /// A completed social login.
@@ -58,8 +68,8 @@ impl OAuthService {
 
     /// The provider's authorization URL for `redirect_uri`, with a `state`
     /// signed by us, bound to the provider and the redirect URI, valid for 10
-    /// minutes, and, where the provider supports it, a PKCE challenge whose
-    /// verifier only we can recompute from the state.
+    /// minutes and accepted once, and a random PKCE verifier whose S256
+    /// challenge the URL carries where the provider supports PKCE.
     ///
     /// # Errors
     /// `NotFound` for an unknown or unconfigured provider; 422 for a bad redirect URI.
@@ -68,20 +78,32 @@ impl OAuthService {
         let redirect = redirect(redirect_uri)?;
         let random = self.ports.secrets.secret_bytes();
         let nonce = crate::model::base62_text(&random[..16], 22);
+        let secret = self.ports.secrets.secret_bytes();
+        let sealed = hex(&xor(&secret, &self.pad(&nonce)));
         let expires = (self.ports.clock.now() + STATE_TTL).unix_timestamp();
-        let signature = self.state_signature(provider.kind(), &redirect, &nonce, expires);
-        let state = format!("{nonce}.{expires}.{signature}");
-        let verifier = self.verifier(provider.as_ref(), &nonce);
-        Ok(Authorization { url: provider.authorization_url(&redirect, &state, verifier), state })
+        let signed = format!("{nonce}.{sealed}");
+        let signature = self.state_signature(provider.kind(), &redirect, &signed, expires);
+        let state = format!("{nonce}.{sealed}.{expires}.{signature}");
+        let code_verifier = verifier_text(&secret);
+        let challenged = provider.supports_pkce().then(|| code_verifier.clone());
+        let url = provider.authorization_url(&redirect, &state, challenged);
+        Ok(Authorization { url, state, code_verifier })
     }
 
-    /// Exchanges the code and signs the provider's account in: the same user
+    /// Checks the `state` (signed by us, for this provider and redirect URI,
+    /// unexpired, never used before) and spends it, then exchanges the code
+    /// with `code_verifier` and signs the provider's account in: the same user
     /// as last time; or the user whose email the provider verified (linked);
     /// or a new user without a password. A provider email that is missing or
     /// unverified never links and creates nothing.
     ///
     /// # Errors
-    /// `NotFound` (provider), 422 (code, redirect URI), `InvalidOAuthState`,
+    /// Without a `code_verifier`, one derived from the state is used (the way
+    /// of earlier versions), unless `oauth_require_state` is set: then both
+    /// the state and the verifier are required.
+    ///
+    /// # Errors
+    /// `NotFound` (provider), 422 (code, redirect URI, code_verifier), `InvalidOAuthState`,
     /// `OAuthExchangeFailed`, `ProviderError`, `OAuthEmailUnverified`,
     /// `Forbidden(AccountDisabled)`, `Unavailable`.
     pub async fn callback(
@@ -90,6 +112,7 @@ impl OAuthService {
         code: &str,
         redirect_uri: &str,
         state: Option<&str>,
+        code_verifier: Option<&str>,
     ) -> Result<OAuthLogin, DomainError> {
         let provider = self.provider(provider)?;
         if code.trim().is_empty() || code.len() > 2048 {
@@ -99,13 +122,27 @@ impl OAuthService {
             ));
         }
         let redirect = redirect(redirect_uri)?;
-        let verifier = match state.filter(|s| !s.is_empty()) {
-            Some(state) => {
-                let nonce = self.check_state(provider.kind(), &redirect, state)?;
-                self.verifier(provider.as_ref(), &nonce)
+        let sent_verifier = code_verifier.filter(|v| !v.is_empty()).map(pkce_verifier).transpose()?;
+        let required = self.settings.oauth_require_state;
+        let verifier = match (state.filter(|s| !s.is_empty()), sent_verifier) {
+            (Some(state), sent) => {
+                let checked = self.check_state(provider.kind(), &redirect, state)?;
+                if sent.is_none() && required {
+                    return Err(DomainError::invalid_field(
+                        "code_verifier",
+                        "is required: send the code_verifier from /authorize",
+                    ));
+                }
+                self.spend(&checked.nonce, checked.expires).await?;
+                let verifier = match sent {
+                    Some(sent) => sent,
+                    // An application of an earlier version, which kept only the state.
+                    None => self.recover_verifier(&checked),
+                };
+                provider.supports_pkce().then_some(verifier)
             }
-            None if self.settings.oauth_require_state => return Err(DomainError::InvalidOAuthState),
-            None => None,
+            (None, _) if required => return Err(DomainError::InvalidOAuthState),
+            (None, sent) => sent.filter(|_| provider.supports_pkce()),
         };
         let profile = provider.exchange(code.trim(), &redirect, verifier).await.map_err(|e| match e {
             OAuthError::ExchangeFailed => DomainError::OAuthExchangeFailed,
@@ -192,48 +229,128 @@ impl OAuthService {
         &self,
         kind: OAuthProviderKind,
         redirect: &RedirectUri,
-        nonce: &str,
+        signed: &str,
         expires: i64,
     ) -> String {
-        let message = format!("oauth-state\n{kind}\n{}\n{nonce}\n{expires}", redirect.as_str());
+        let message = format!("oauth-state\n{kind}\n{}\n{signed}\n{expires}", redirect.as_str());
         crate::model::base62_text(&self.ports.signer.sign(message.as_bytes()), 43)
     }
 
-    /// Checks a `state` and returns its nonce.
+    /// Checks a `state`: ours (signed for this provider and redirect URI)
+    /// and unexpired. Accepts the form of earlier versions too
+    /// (`nonce.expires.signature`, without the sealed verifier) while such
+    /// states can still be in flight.
     fn check_state(
         &self,
         kind: OAuthProviderKind,
         redirect: &RedirectUri,
         state: &str,
-    ) -> Result<String, DomainError> {
-        let mut parts = state.split('.');
-        let (Some(nonce), Some(expires), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(DomainError::InvalidOAuthState);
+    ) -> Result<CheckedState, DomainError> {
+        let parts: Vec<&str> = state.split('.').collect();
+        let (nonce, sealed, expires, signature) = match parts.as_slice() {
+            [nonce, sealed, expires, signature] => (*nonce, Some(*sealed), *expires, *signature),
+            [nonce, expires, signature] => (*nonce, None, *expires, *signature),
+            _ => return Err(DomainError::InvalidOAuthState),
         };
         let expires: i64 = expires.parse().map_err(|_| DomainError::InvalidOAuthState)?;
-        let expected = self.state_signature(kind, redirect, nonce, expires);
+        let signed = sealed.map_or_else(|| nonce.to_owned(), |sealed| format!("{nonce}.{sealed}"));
+        let expected = self.state_signature(kind, redirect, &signed, expires);
         if !constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
             return Err(DomainError::InvalidOAuthState);
         }
         if expires < self.ports.clock.now().unix_timestamp() {
             return Err(DomainError::InvalidOAuthState);
         }
-        Ok(nonce.to_owned())
+        let sealed = match sealed {
+            Some(sealed) => Some(unhex(sealed).ok_or(DomainError::InvalidOAuthState)?),
+            None => None,
+        };
+        Ok(CheckedState { nonce: nonce.to_owned(), sealed, expires })
     }
 
-    /// The PKCE verifier of a state's nonce: 43 base62 characters only we can derive.
-    fn verifier(&self, provider: &dyn OAuthProvider, nonce: &str) -> Option<String> {
-        let message = format!("oauth-pkce\n{nonce}");
-        provider
-            .supports_pkce()
-            .then(|| crate::model::base62_text(&self.ports.signer.sign(message.as_bytes()), 43))
+    /// The keystream that seals a state's verifier: HMAC of its unique nonce
+    /// under the server key, so only we can open it, and the state's
+    /// signature covers the sealed bytes.
+    fn pad(&self, nonce: &str) -> [u8; 32] {
+        self.ports.signer.sign(format!("oauth-pkce-seal\n{nonce}").as_bytes())
+    }
+
+    /// The verifier of a callback that sent none: the one sealed in the state,
+    /// or, for a state of an earlier version, the one derived from its nonce.
+    fn recover_verifier(&self, state: &CheckedState) -> String {
+        match &state.sealed {
+            Some(sealed) => verifier_text(&xor(sealed, &self.pad(&state.nonce))),
+            None => {
+                let message = format!("oauth-pkce\n{}", state.nonce);
+                crate::model::base62_text(&self.ports.signer.sign(message.as_bytes()), 43)
+            }
+        }
+    }
+
+    /// Records the state as used; refuses it when it was used before.
+    async fn spend(&self, nonce: &str, expires: i64) -> Result<(), DomainError> {
+        let expires_at = time::OffsetDateTime::from_unix_timestamp(expires)
+            .unwrap_or_else(|_| self.ports.clock.now() + STATE_TTL);
+        if self.ports.identities.spend_state(nonce, expires_at).await? {
+            Ok(())
+        } else {
+            Err(DomainError::InvalidOAuthState)
+        }
+    }
+
+    /// Forgets spent states that have expired anyway.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn purge_spent_states(&self) -> Result<u64, DomainError> {
+        Ok(self.ports.identities.purge_spent_states(self.ports.clock.now()).await?)
     }
 }
 
 fn redirect(raw: &str) -> Result<RedirectUri, DomainError> {
     RedirectUri::parse(raw).map_err(|why| DomainError::invalid_field("redirect_uri", why))
+}
+
+/// A state that passed [`OAuthService::check_state`].
+struct CheckedState {
+    nonce: String,
+    /// The verifier's random bytes, sealed (absent in states of earlier versions).
+    sealed: Option<Vec<u8>>,
+    expires: i64,
+}
+
+/// The verifier text of 32 random bytes: 43 base62 characters (RFC 7636 allows 43 to 128).
+fn verifier_text(bytes: &[u8]) -> String {
+    crate::model::base62_text(bytes, 43)
+}
+
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect()
+}
+
+/// A PKCE `code_verifier` as RFC 7636 (4.1) allows: 43 to 128 unreserved characters.
+fn pkce_verifier(raw: &str) -> Result<String, DomainError> {
+    let valid = (43..=128).contains(&raw.len())
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if valid {
+        Ok(raw.to_owned())
+    } else {
+        Err(DomainError::invalid_field("code_verifier", "must be the code_verifier from /authorize"))
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -5,13 +5,16 @@ use uuid::Uuid;
 
 use crate::error::DomainError;
 use crate::model::{
-    DeliveryStatus, Email, KeyDigest, MailMessage, OutboxMessage, Password, PasswordReset, ResetTokenSecret,
+    DeliveryStatus, Email, KeyDigest, MailMessage, OutboxMessage, Password, PasswordReset, ResetBudget,
+    ResetRequest, ResetTokenSecret,
 };
 use crate::ports::MailError;
 
 use super::{AuthSettings, Ports, audit};
 use crate::model::AuditKind;
 
+/// Reset emails an account gets per hour at most, however often it is asked.
+pub const RESETS_PER_HOUR: u32 = 3;
 /// How long a reset link works.
 const RESET_TTL: Duration = Duration::hours(1);
 /// How long a worker may hold a claimed email before another may retry it.
@@ -24,6 +27,13 @@ const BATCH: u32 = 20;
 /// What one delivery round did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
+    /// Forgot-password requests answered with a reset email.
+    pub resets_issued: usize,
+    /// Requests that led to no email (unknown or disabled account, or the
+    /// account's hourly budget of reset emails spent).
+    pub requests_dropped: usize,
+    /// Requests that could not be answered now (retried after their lease).
+    pub request_errors: Vec<String>,
     pub sent: usize,
     pub retried: usize,
     /// Emails given up for good, with the last error (for the log).
@@ -42,20 +52,36 @@ impl PasswordService {
         Self { ports, settings }
     }
 
-    /// Queues a reset email if `email` belongs to an active user, and does
-    /// nothing otherwise: the caller cannot tell which (the HTTP answer is the
-    /// same, and no email is sent on the request's path). A new token
-    /// invalidates the user's earlier ones.
+    /// Queues a forgot-password request, whatever the email, and nothing
+    /// else: the lookup, the token and the email come later, in the worker
+    /// ([`deliver_due`](Self::deliver_due)). So the request does the same work,
+    /// and takes the same time, for a registered email and an unknown one,
+    /// and the HTTP answer is the same.
     ///
     /// # Errors
     /// 422 `invalid_email` for a string that is not an email; `Unavailable`.
     pub async fn forgot(&self, email: &str) -> Result<(), DomainError> {
         let email =
             Email::parse(email).map_err(|e| DomainError::validation(vec![DomainError::invalid_email(e)]))?;
-        let Some(user) = self.ports.users.find_by_email(&email).await? else { return Ok(()) };
-        if !user.is_active {
-            return Ok(());
-        }
+        let now = self.ports.clock.now();
+        let request = ResetRequest {
+            id: Uuid::now_v7(),
+            email,
+            requested_at: now,
+            context: self.ports.context.current(),
+        };
+        Ok(self.ports.resets.request_reset(request).await?)
+    }
+
+    /// Answers one queued request: a token and its email for an active user
+    /// with fewer than [`RESETS_PER_HOUR`] reset emails in the last hour;
+    /// nothing otherwise. Whether an email was queued.
+    async fn answer(&self, request: ResetRequest) -> Result<bool, DomainError> {
+        let user = self.ports.users.find_by_email(&request.email).await?.filter(|user| user.is_active);
+        let Some(user) = user else {
+            self.ports.resets.drop_reset_request(request.id).await?;
+            return Ok(false);
+        };
         let secret = ResetTokenSecret::from_random(self.ports.secrets.secret_bytes());
         let now = self.ports.clock.now();
         let reset = PasswordReset {
@@ -74,8 +100,18 @@ impl PasswordService {
             next_attempt_at: now,
             created_at: now,
         };
-        self.ports.resets.issue_reset(reset, email).await?;
-        audit::record(&self.ports, AuditKind::PasswordResetRequested, Some(user.id), None).await
+        let budget = ResetBudget { max: RESETS_PER_HOUR, since: now - Duration::hours(1) };
+        let queued = self.ports.resets.issue_reset(request.id, reset, email, budget).await?;
+        let detail = (!queued).then(|| "hourly_limit".to_owned());
+        audit::record_for(
+            &self.ports,
+            request.context,
+            AuditKind::PasswordResetRequested,
+            Some(user.id),
+            detail,
+        )
+        .await?;
+        Ok(queued)
     }
 
     /// Sets a new password with a reset token. The token is used up and every
@@ -119,7 +155,8 @@ impl PasswordService {
         Ok(self.ports.outbox.pending_count().await?)
     }
 
-    /// Sends the emails that are due: one round of the delivery worker.
+    /// Answers the queued forgot-password requests, then sends the emails that
+    /// are due: one round of the delivery worker.
     /// Failures are retried with exponential backoff (5 s, 10 s, 20 s... up to
     /// 10 minutes apart) and given up after 10 attempts, or at once when the
     /// server refuses the message for good.
@@ -128,8 +165,17 @@ impl PasswordService {
     /// `Unavailable` when the outbox cannot be read or updated.
     pub async fn deliver_due(&self) -> Result<DeliveryReport, DomainError> {
         let now = self.ports.clock.now();
-        let due = self.ports.outbox.claim_due(now, now + DELIVERY_LEASE, BATCH).await?;
         let mut report = DeliveryReport::default();
+        let requests = self.ports.resets.claim_reset_requests(now, now + DELIVERY_LEASE, BATCH).await?;
+        for request in requests {
+            // A request that fails here is claimed again once its lease ends.
+            match self.answer(request).await {
+                Ok(true) => report.resets_issued += 1,
+                Ok(false) => report.requests_dropped += 1,
+                Err(e) => report.request_errors.push(e.to_string()),
+            }
+        }
+        let due = self.ports.outbox.claim_due(now, now + DELIVERY_LEASE, BATCH).await?;
         for email in due {
             let attempts = email.attempts + 1;
             match self.ports.mailer.send(&email.message).await {

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{AuditKind, Claims, Email, IssuedToken, Password, Principal, SessionLookup, User, UserId};
 
-use super::{AuthSettings, LimitService, Ports, audit, tokens};
+use super::{AuthSettings, LimitService, Ports, audit, limits, tokens};
 
 /// Sessions: login, token authentication, refresh and logout.
 #[derive(Debug, Clone)]
@@ -23,68 +23,53 @@ impl SessionService {
     /// Exchanges an email and password for a token.
     ///
     /// An unknown email, a user without a password and a wrong password all cost
-    /// one argon2 verification and give the same `InvalidCredentials`, so neither
+    /// the same argon2 work and give the same `InvalidCredentials`, so neither
     /// the answer nor its timing tells which emails are registered. A disabled
     /// account is only revealed to someone who knows its password.
     ///
-    /// After 5 failures within 15 minutes (by default) the account answers
-    /// `RateLimited` to every attempt, right password or not, known email or
-    /// not, until the window passes: the lockout reveals nothing.
+    /// Failures are counted per account and client address (5 in 15 minutes by
+    /// default) and per account from everywhere (50): once the first budget is
+    /// spent that address gets `RateLimited` for the account, right password
+    /// or not, known email or not; once the second is, everyone does. Someone
+    /// guessing from one address never locks the owner out elsewhere. The
+    /// lockout reveals nothing, and a password reset starts both afresh.
     ///
     /// # Errors
     /// `InvalidCredentials`; `Forbidden(AccountDisabled)`; `RateLimited`; `Unavailable`.
     pub async fn login(&self, username: &str, password: Password) -> Result<IssuedToken, DomainError> {
-        let email = Email::parse(username).ok();
-        // The account is the normalised email whatever its spelling; a string
-        // that is no email still gets a budget of its own.
-        let account =
-            email.as_ref().map_or_else(|| username.trim().to_lowercase(), |e| e.as_str().to_owned());
-        let remaining = match self.limits.reserve_login(&account).await {
-            Ok(remaining) => remaining,
+        let user = match Email::parse(username) {
+            Ok(email) => self.ports.users.find_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let id = user.as_ref().map(|u| u.id);
+        let attempt = match self.limits.reserve(&limits::account_of(username, user.as_ref())).await {
+            Ok(attempt) => attempt,
             Err(refused @ DomainError::RateLimited(_)) => {
-                let user = match &email {
-                    Some(email) => self.ports.users.find_by_email(email).await.ok().flatten().map(|u| u.id),
-                    None => None,
-                };
-                audit::record_failure(&self.ports, AuditKind::LoginFailed, user, "locked").await;
+                audit::record_failure(&self.ports, AuditKind::LoginFailed, id, "locked").await;
                 return Err(refused);
             }
             Err(other) => return Err(other),
         };
-        let (outcome, user) = self.verify_login(email, password).await;
-        match &outcome {
-            Ok(_) => {
-                self.limits.release_login(&account).await?;
-                audit::record(&self.ports, AuditKind::LoginSucceeded, user, None).await?;
+        let last_of = attempt.last_of;
+        match self.check_password(user, password).await {
+            Ok(token) => {
+                self.limits.release(attempt).await?;
+                audit::record(&self.ports, AuditKind::LoginSucceeded, id, None).await?;
+                Ok(token)
             }
-            Err(LoginFailure::Refused(_, reason)) => {
-                audit::record_failure(&self.ports, AuditKind::LoginFailed, user, reason).await;
-                if remaining == Some(0) {
-                    audit::record_failure(&self.ports, AuditKind::AccountLocked, user, "failed_logins").await;
+            Err(LoginFailure::Refused(error, reason)) => {
+                audit::record_failure(&self.ports, AuditKind::LoginFailed, id, reason).await;
+                if let Some(budget) = last_of {
+                    audit::record_failure(&self.ports, AuditKind::AccountLocked, id, budget).await;
                 }
+                Err(error)
             }
-            Err(LoginFailure::Fault(_)) => {}
+            Err(LoginFailure::Fault(error)) => {
+                // Nobody was told anything about the password: no failure to count.
+                let _ = self.limits.release(attempt).await;
+                Err(error)
+            }
         }
-        outcome.map_err(|failure| match failure {
-            LoginFailure::Refused(error, _) | LoginFailure::Fault(error) => error,
-        })
-    }
-
-    /// The login's outcome, and the user it concerned when there was one.
-    async fn verify_login(
-        &self,
-        email: Option<Email>,
-        password: Password,
-    ) -> (Result<IssuedToken, LoginFailure>, Option<UserId>) {
-        let user = match email {
-            Some(email) => match self.ports.users.find_by_email(&email).await {
-                Ok(user) => user,
-                Err(e) => return (Err(LoginFailure::Fault(e.into())), None),
-            },
-            None => None,
-        };
-        let id = user.as_ref().map(|u| u.id);
-        (self.check_password(user, password).await, id)
     }
 
     async fn check_password(
@@ -96,14 +81,15 @@ impl SessionService {
             LoginFailure::Refused(DomainError::Unauthenticated(AuthError::InvalidCredentials), reason)
         };
         let Some(user) = user else {
-            self.ports.hasher.verify_dummy(password).await?;
+            super::verify_nothing(&self.ports, &password).await?;
             return Err(invalid("unknown_email"));
         };
         let Some(hash) = user.password_hash.clone() else {
-            self.ports.hasher.verify_dummy(password).await?;
+            super::verify_nothing(&self.ports, &password).await?;
             return Err(invalid("no_password"));
         };
-        if !self.ports.hasher.verify(password.clone(), hash.clone()).await? {
+        let (matches, upgrade) = super::verify_password(&self.ports, &password, &hash).await?;
+        if !matches {
             return Err(invalid("bad_password"));
         }
         if !user.is_active {
@@ -112,9 +98,10 @@ impl SessionService {
                 "disabled",
             ));
         }
-        if self.ports.hasher.needs_rehash(&hash) {
-            // Upgrading is best effort: a full hashing queue or a lost race
-            // leaves the old hash for the next login.
+        if upgrade {
+            // Upgrading (stronger parameters, or the normalised form) is best
+            // effort: a full hashing queue or a lost race leaves the old hash
+            // for the next login.
             if let Ok(stronger) = self.ports.hasher.hash(password).await {
                 self.ports.users.rehash_password(user.id, &hash, stronger).await?;
             }

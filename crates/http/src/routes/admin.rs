@@ -2,6 +2,7 @@ use actix_web::{HttpResponse, get, patch, web};
 use portcullis_domain::{AuditKind, AuditQuery, DomainError, Role, UserChanges, UserId};
 use uuid::Uuid;
 
+use crate::body::Json;
 use crate::dto::{AuditEventsPage, AuditQueryParams, PageQuery, UpdateUserRequest, UserResponse, UsersPage};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Authenticated;
@@ -49,7 +50,7 @@ pub(crate) async fn update_user(
     state: web::Data<AppState>,
     caller: Authenticated,
     id: web::Path<String>,
-    body: web::Json<UpdateUserRequest>,
+    body: Json<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = Uuid::try_parse(&id).map(UserId::from_uuid).map_err(|_| DomainError::NotFound)?;
     let role = body

@@ -3,6 +3,7 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use portcullis_domain::{ApiKeyId, DomainError, NewKeyRequest};
 
 use super::no_store;
+use crate::body::Json;
 use crate::dto::{
     ApiKeyResponse, CreateApiKeyRequest, CreatedApiKeyResponse, MessageResponse, key_prefix, rfc3339,
 };
@@ -27,7 +28,7 @@ use crate::state::AppState;
 pub(crate) async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
-    body: web::Json<CreateApiKeyRequest>,
+    body: Json<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = NewKeyRequest {

@@ -3,6 +3,7 @@ use actix_web::{HttpResponse, get, post, web};
 use portcullis_domain::{AuthMethod, DomainError, Forbidden, Password};
 
 use super::no_store;
+use crate::body::Json;
 use crate::dto::{
     AuditEventsPage, ChangePasswordRequest, ChangePasswordResponse, LoginRequest, MessageResponse,
     OwnEventsParams, RegisterRequest, RegisterResponse, TokenResponse, UserResponse,
@@ -26,7 +27,7 @@ use crate::state::AppState;
 #[post("/v1/auth/register")]
 pub(crate) async fn register(
     state: web::Data<AppState>,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, token) = state.services.accounts.register(body.into_inner().into()).await?;
     let body = RegisterResponse { user: UserResponse::from(&user), token: token.into() };
@@ -48,7 +49,7 @@ pub(crate) async fn register(
 #[post("/v1/auth/login-json")]
 pub(crate) async fn login_json(
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     login(&state, body.into_inner()).await
 }
@@ -162,7 +163,7 @@ pub(crate) async fn logout(state: web::Data<AppState>, token: BearerJwt) -> Resu
 pub(crate) async fn change_password(
     state: web::Data<AppState>,
     caller: Authenticated,
-    body: web::Json<ChangePasswordRequest>,
+    body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if caller.0.method != AuthMethod::Jwt {
         return Err(DomainError::Forbidden(Forbidden::JwtRequired).into());

@@ -3,6 +3,7 @@ use actix_web::{HttpResponse, get, post, web};
 use portcullis_domain::{DomainError, OAuthLogin};
 
 use super::no_store;
+use crate::body::Json;
 use crate::dto::{
     AuthorizeQuery, AuthorizeResponse, CallbackRequest, GithubLoginResponse, GithubUser,
     LinkedinLoginResponse, LinkedinUser, TokenResponse,
@@ -10,7 +11,7 @@ use crate::dto::{
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-/// The provider's authorization URL and a signed `state`.
+/// The provider's authorization URL, a signed `state` and a PKCE `code_verifier`.
 #[utoipa::path(
     tag = "oauth",
     params(("provider" = String, Path, description = "`github` or `linkedin`"), AuthorizeQuery),
@@ -30,7 +31,11 @@ pub(crate) async fn authorize(
     let authorization = state.services.oauth.authorize(&provider, redirect_uri)?;
     Ok(no_store(
         StatusCode::OK,
-        &AuthorizeResponse { authorization_url: authorization.url, state: authorization.state },
+        &AuthorizeResponse {
+            authorization_url: authorization.url,
+            state: authorization.state,
+            code_verifier: authorization.code_verifier,
+        },
     ))
 }
 
@@ -39,7 +44,16 @@ async fn callback(
     provider: &str,
     body: CallbackRequest,
 ) -> Result<OAuthLogin, DomainError> {
-    state.services.oauth.callback(provider, &body.code, &body.redirect_uri, body.state.as_deref()).await
+    let oauth = &state.services.oauth;
+    oauth
+        .callback(
+            provider,
+            &body.code,
+            &body.redirect_uri,
+            body.state.as_deref(),
+            body.code_verifier.as_deref(),
+        )
+        .await
 }
 
 /// Sign in with a GitHub authorization code.
@@ -59,7 +73,7 @@ async fn callback(
 #[post("/v1/auth/github/callback")]
 pub(crate) async fn github_callback(
     state: web::Data<AppState>,
-    body: web::Json<CallbackRequest>,
+    body: Json<CallbackRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let login = callback(&state, "github", body.into_inner()).await?;
     let user = GithubUser {
@@ -88,7 +102,7 @@ pub(crate) async fn github_callback(
 #[post("/v1/auth/linkedin/callback")]
 pub(crate) async fn linkedin_callback(
     state: web::Data<AppState>,
-    body: web::Json<CallbackRequest>,
+    body: Json<CallbackRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let login = callback(&state, "linkedin", body.into_inner()).await?;
     let user = LinkedinUser {

@@ -1,6 +1,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use portcullis_domain::Password;
 
+use crate::body::Json;
 use crate::dto::{ForgotPasswordRequest, MessageResponse, PasswordPolicyResponse, ResetPasswordRequest};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -18,7 +19,7 @@ use crate::state::AppState;
 #[post("/v1/auth/forgot-password")]
 pub(crate) async fn forgot(
     state: web::Data<AppState>,
-    body: web::Json<ForgotPasswordRequest>,
+    body: Json<ForgotPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.services.passwords.forgot(&body.email).await?;
     Ok(HttpResponse::Accepted()
@@ -39,7 +40,7 @@ pub(crate) async fn forgot(
 #[post("/v1/auth/reset-password")]
 pub(crate) async fn reset(
     state: web::Data<AppState>,
-    body: web::Json<ResetPasswordRequest>,
+    body: Json<ResetPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     state.services.passwords.reset(&body.token, Password::new(body.new_password)).await?;

@@ -1,6 +1,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 
+use crate::body::Json;
 use crate::dto::{ProjectRequest, ProjectResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Authenticated;
@@ -41,7 +42,7 @@ pub(crate) async fn list(
 pub(crate) async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
-    body: web::Json<ProjectRequest>,
+    body: Json<ProjectRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let project = state.services.projects.create(&caller.0, &body.name).await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(ProjectResponse::from(project)))

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use portcullis_domain::{Password, Registration, Role};
 
 use super::no_store;
+use crate::body::Json;
 use crate::dto::{AuthStatusResponse, LoginRequest, TestUserRequest, TokenResponse, UserResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::authenticate;
@@ -50,7 +51,7 @@ pub(crate) async fn auth_status(
 #[post("/v1/test-auth/create-test-user")]
 pub(crate) async fn create_test_user(
     state: web::Data<AppState>,
-    body: web::Json<TestUserRequest>,
+    body: Json<TestUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let registration =
@@ -71,7 +72,7 @@ pub(crate) async fn create_test_user(
 #[post("/v1/test-auth/test-login")]
 pub(crate) async fn test_login(
     state: web::Data<AppState>,
-    body: web::Json<TestUserRequest>,
+    body: Json<TestUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     super::auth::login(&state, LoginRequest { username: body.email, password: body.password }).await

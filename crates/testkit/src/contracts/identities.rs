@@ -160,3 +160,21 @@ pub async fn a_session_lookup_reads_user_revocation_and_providers_at_once<S: Con
     );
     assert!(store.find_session(UserId::new(), live).await.expect("find_session succeeds").is_none());
 }
+
+pub async fn an_oauth_state_is_spent_once<S: ContractStore + ?Sized>(store: &S) {
+    let nonce = format!("nonce-{}", uuid::Uuid::new_v4().simple());
+    let expires = NOW + time::Duration::minutes(10);
+    let spends = futures_util::future::join_all((0..6).map(|_| store.spend_state(&nonce, expires))).await;
+    let first: usize = spends.iter().filter(|r| *r.as_ref().expect("spend_state succeeds")).count();
+    assert_eq!(first, 1, "of concurrent uses, one wins");
+    assert!(!store.spend_state(&nonce, expires).await.expect("spend_state succeeds"), "spent for good");
+    let other = format!("{nonce}-other");
+    assert!(
+        store.spend_state(&other, expires).await.expect("spend_state succeeds"),
+        "another state is fresh"
+    );
+    assert_eq!(store.purge_spent_states(NOW).await.expect("purge succeeds"), 0, "nothing expired yet");
+    let purged =
+        store.purge_spent_states(expires + time::Duration::seconds(1)).await.expect("purge succeeds");
+    assert!(purged >= 2, "expired states are forgotten: {purged}");
+}

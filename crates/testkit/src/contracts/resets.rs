@@ -1,7 +1,7 @@
 use futures_util::future::join_all;
 use portcullis_domain::{
-    DeliveryStatus, Email, KeyDigest, MailMessage, NewUser, OutboxMessage, PasswordHash, PasswordReset, Role,
-    User, UserId,
+    DeliveryStatus, Email, KeyDigest, MailMessage, NewUser, OutboxMessage, PasswordHash, PasswordReset,
+    RequestContext, ResetBudget, ResetRequest, Role, User, UserId,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -50,11 +50,146 @@ fn email(to: &User, at: OffsetDateTime) -> OutboxMessage {
     }
 }
 
+/// Issues a reset answering no queued request, with room in the budget.
+async fn issue<S: ContractStore + ?Sized>(store: &S, reset: PasswordReset, email: OutboxMessage) {
+    let budget = ResetBudget { max: 100, since: reset.created_at - Duration::hours(1) };
+    let queued = store.issue_reset(Uuid::now_v7(), reset, email, budget).await.expect("issue_reset succeeds");
+    assert!(queued, "within the budget");
+}
+
+fn request(email: &str, at: OffsetDateTime) -> ResetRequest {
+    ResetRequest {
+        id: Uuid::now_v7(),
+        email: Email::parse(email).expect("Email::parse accepts the fixture"),
+        requested_at: at,
+        context: RequestContext {
+            ip: Some("203.0.113.7".to_owned()),
+            user_agent: Some("contract".to_owned()),
+            request_id: Some("req-1".to_owned()),
+        },
+    }
+}
+
+pub async fn reset_requests_are_claimed_once_per_lease_and_leave_when_answered<S: ContractStore + ?Sized>(
+    store: &S,
+) {
+    let owner = user(store, "reset-request@example.com").await;
+    let first = request("reset-request@example.com", NOW);
+    let unknown = request("nobody-here@example.com", NOW);
+    store.request_reset(first.clone()).await.expect("request_reset succeeds");
+    store.request_reset(unknown.clone()).await.expect("request_reset succeeds");
+    let lease = NOW + Duration::minutes(2);
+    let mut claimed = store.claim_reset_requests(NOW, lease, 10).await.expect("claim succeeds");
+    claimed.sort_by_key(|r| r.id);
+    assert_eq!(claimed, vec![first.clone(), unknown.clone()], "as queued, with who asked");
+    assert!(store.claim_reset_requests(NOW, lease, 10).await.expect("claim succeeds").is_empty(), "leased");
+    store.drop_reset_request(unknown.id).await.expect("drop succeeds");
+    let budget = ResetBudget { max: 3, since: NOW - Duration::hours(1) };
+    let queued = email(&owner, NOW);
+    let issued = store
+        .issue_reset(first.id, reset(&owner, 70, NOW), queued.clone(), budget)
+        .await
+        .expect("issue_reset succeeds");
+    assert!(issued);
+    assert!(store.find_message(queued.id).await.expect("find_message succeeds").is_some());
+    assert!(
+        store
+            .claim_reset_requests(lease, lease + Duration::minutes(2), 10)
+            .await
+            .expect("claim succeeds")
+            .is_empty(),
+        "answered and dropped requests are gone for good"
+    );
+    let concurrent = join_all((0..4).map(|_| {
+        let again = request("reset-request@example.com", NOW);
+        async move {
+            store.request_reset(again).await.expect("request_reset succeeds");
+        }
+    }))
+    .await;
+    assert_eq!(concurrent.len(), 4);
+    let claims =
+        join_all((0..4).map(|_| store.claim_reset_requests(lease, lease + Duration::minutes(2), 10))).await;
+    let total: usize = claims.iter().map(|c| c.as_ref().expect("claim succeeds").len()).sum();
+    assert_eq!(total, 4, "concurrent claims never hand out one request twice");
+}
+
+pub async fn reset_emails_stop_at_the_accounts_budget<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store, "reset-budget@example.com").await;
+    let other = user(store, "reset-budget-other@example.com").await;
+    let budget = |at: OffsetDateTime| ResetBudget { max: 3, since: at - Duration::hours(1) };
+    let mut outcomes = Vec::new();
+    for i in 0..5u8 {
+        let at = NOW + Duration::minutes(i64::from(i));
+        let queued = email(&owner, at);
+        let issued = store
+            .issue_reset(Uuid::now_v7(), reset(&owner, 80 + i, at), queued.clone(), budget(at))
+            .await
+            .expect("issue_reset succeeds");
+        let stored = store.find_message(queued.id).await.expect("find_message succeeds");
+        assert_eq!(stored.is_some(), issued, "an email is queued exactly when issued");
+        outcomes.push(issued);
+    }
+    assert_eq!(outcomes, [true, true, true, false, false]);
+    assert!(
+        store
+            .find_valid_reset(&KeyDigest([83; 32]), NOW + Duration::minutes(4))
+            .await
+            .expect("find succeeds")
+            .is_none(),
+        "a refused reset stores no token"
+    );
+    assert!(
+        store
+            .issue_reset(Uuid::now_v7(), reset(&other, 90, NOW), email(&other, NOW), budget(NOW))
+            .await
+            .expect("issue_reset succeeds"),
+        "another account has its own budget"
+    );
+    let later = NOW + Duration::minutes(61);
+    assert!(
+        store
+            .issue_reset(Uuid::now_v7(), reset(&owner, 91, later), email(&owner, later), budget(later))
+            .await
+            .expect("issue_reset succeeds"),
+        "the first reset left the window"
+    );
+    let racing = join_all((0..6u8).map(|i| {
+        let at = NOW + Duration::hours(3);
+        store.issue_reset(Uuid::now_v7(), reset(&other, 100 + i, at), email(&other, at), budget(at))
+    }))
+    .await;
+    let issued = racing.iter().filter(|r| *r.as_ref().expect("the concurrent call succeeds")).count();
+    assert_eq!(issued, 3, "concurrent issues for one account count each other");
+}
+
+pub async fn a_new_password_voids_every_outstanding_reset<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store, "reset-voided@example.com").await;
+    issue(store, reset(&owner, 110, NOW), email(&owner, NOW)).await;
+    let at = NOW + Duration::minutes(1);
+    store
+        .set_password(owner.id, PasswordHash::new("$argon2id$changed"), at)
+        .await
+        .expect("set_password succeeds");
+    assert_eq!(
+        store.find_valid_reset(&KeyDigest([110; 32]), at).await.expect("find succeeds"),
+        None,
+        "the link died with the password change"
+    );
+    assert_eq!(
+        store
+            .consume_reset(&KeyDigest([110; 32]), PasswordHash::new("$argon2id$attacker"), at)
+            .await
+            .expect("consume_reset succeeds"),
+        None
+    );
+}
+
 pub async fn a_reset_is_valid_until_it_expires<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store, "reset-valid@example.com").await;
     let issued = reset(&owner, 1, NOW);
     let queued = email(&owner, NOW);
-    store.issue_reset(issued.clone(), queued.clone()).await.expect("issue_reset succeeds");
+    issue(store, issued.clone(), queued.clone()).await;
     assert_eq!(
         store.find_valid_reset(&KeyDigest([1; 32]), NOW).await.expect("find_valid_reset succeeds"),
         Some(issued)
@@ -79,12 +214,9 @@ pub async fn a_reset_is_valid_until_it_expires<S: ContractStore + ?Sized>(store:
 pub async fn a_new_reset_invalidates_the_earlier_ones<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store, "reset-twice@example.com").await;
     let other = user(store, "reset-other@example.com").await;
-    store.issue_reset(reset(&owner, 10, NOW), email(&owner, NOW)).await.expect("issue_reset succeeds");
-    store.issue_reset(reset(&other, 12, NOW), email(&other, NOW)).await.expect("issue_reset succeeds");
-    store
-        .issue_reset(reset(&owner, 11, NOW + Duration::minutes(1)), email(&owner, NOW))
-        .await
-        .expect("issue_reset succeeds");
+    issue(store, reset(&owner, 10, NOW), email(&owner, NOW)).await;
+    issue(store, reset(&other, 12, NOW), email(&other, NOW)).await;
+    issue(store, reset(&owner, 11, NOW + Duration::minutes(1)), email(&owner, NOW)).await;
     let at = NOW + Duration::minutes(2);
     assert_eq!(
         store.find_valid_reset(&KeyDigest([10; 32]), at).await.expect("find_valid_reset succeeds"),
@@ -102,7 +234,7 @@ pub async fn a_new_reset_invalidates_the_earlier_ones<S: ContractStore + ?Sized>
 
 pub async fn a_reset_is_consumed_once_even_under_concurrency<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store, "reset-race@example.com").await;
-    store.issue_reset(reset(&owner, 20, NOW), email(&owner, NOW)).await.expect("issue_reset succeeds");
+    issue(store, reset(&owner, 20, NOW), email(&owner, NOW)).await;
     let at = NOW + Duration::minutes(5);
     let attempts = (0..10).map(|i| {
         store.consume_reset(&KeyDigest([20; 32]), PasswordHash::new(format!("$argon2id$new{i}")), at)
@@ -123,7 +255,7 @@ pub async fn a_reset_is_consumed_once_even_under_concurrency<S: ContractStore + 
 
 pub async fn an_expired_reset_cannot_be_consumed<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store, "reset-late@example.com").await;
-    store.issue_reset(reset(&owner, 30, NOW), email(&owner, NOW)).await.expect("issue_reset succeeds");
+    issue(store, reset(&owner, 30, NOW), email(&owner, NOW)).await;
     let late = NOW + Duration::hours(2);
     assert_eq!(
         store
@@ -140,8 +272,8 @@ pub async fn outbox_messages_are_claimed_once_per_lease<S: ContractStore + ?Size
     let owner = user(store, "outbox-claim@example.com").await;
     let first = email(&owner, NOW);
     let future = email(&owner, NOW + Duration::minutes(10));
-    store.issue_reset(reset(&owner, 40, NOW), first.clone()).await.expect("issue_reset succeeds");
-    store.issue_reset(reset(&owner, 41, NOW), future.clone()).await.expect("issue_reset succeeds");
+    issue(store, reset(&owner, 40, NOW), first.clone()).await;
+    issue(store, reset(&owner, 41, NOW), future.clone()).await;
     let lease = NOW + Duration::minutes(2);
     let claimed = store.claim_due(NOW, lease, 10).await.expect("claim_due succeeds");
     assert_eq!(claimed.len(), 1, "only what is due");
@@ -166,8 +298,8 @@ pub async fn sent_and_given_up_messages_are_done_and_forget_their_body<S: Contra
     let owner = user(store, "outbox-done@example.com").await;
     let sent = email(&owner, NOW);
     let failing = email(&owner, NOW);
-    store.issue_reset(reset(&owner, 50, NOW), sent.clone()).await.expect("issue_reset succeeds");
-    store.issue_reset(reset(&owner, 51, NOW), failing.clone()).await.expect("issue_reset succeeds");
+    issue(store, reset(&owner, 50, NOW), sent.clone()).await;
+    issue(store, reset(&owner, 51, NOW), failing.clone()).await;
     store.mark_sent(sent.id, NOW).await.expect("mark_sent succeeds");
     let retry_at = NOW + Duration::seconds(5);
     store
@@ -209,8 +341,8 @@ pub async fn outbox_backlog_counts_pending_messages<S: ContractStore + ?Sized>(s
     let owner = user(store, "outbox-backlog@example.com").await;
     let before = store.pending_count().await.expect("pending_count succeeds");
     let (sent, waiting) = (email(&owner, NOW), email(&owner, NOW));
-    store.issue_reset(reset(&owner, 60, NOW), sent.clone()).await.expect("issue_reset succeeds");
-    store.issue_reset(reset(&owner, 61, NOW), waiting).await.expect("issue_reset succeeds");
+    issue(store, reset(&owner, 60, NOW), sent.clone()).await;
+    issue(store, reset(&owner, 61, NOW), waiting).await;
     assert_eq!(store.pending_count().await.expect("pending_count succeeds"), before + 2);
     store.mark_sent(sent.id, NOW).await.expect("mark_sent succeeds");
     assert_eq!(
