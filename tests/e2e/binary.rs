@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 37] = [
+const VARIABLES: [&str; 38] = [
     "DATABASE_URL",
+    "AUTH_PUBLIC_URL",
     "AUTH_BIND",
     "AUTH_ENV",
     "AUTH_JWT_SECRET",

@@ -106,14 +106,20 @@ impl Modify for CommonResponses {
                     .build(),
             )
         };
-        const LIMITED: [&str; 7] = [
+        const LIMITED: [&str; 8] = [
             "/v1/auth/login",
             "/v1/auth/login-json",
             "/v1/test-auth/test-login",
             "/v1/auth/github/callback",
             "/v1/auth/linkedin/callback",
             "/v1/auth/register",
+            "/v1/test-auth/create-test-user",
             "/v1/auth/forgot-password",
+        ];
+        let budget_headers = [
+            ("X-RateLimit-Limit", "The budget's size (requests per window)"),
+            ("X-RateLimit-Remaining", "Requests left in the budget"),
+            ("X-RateLimit-Reset", "Seconds until the budget is whole again"),
         ];
         for (path, item) in &mut openapi.paths.paths {
             let operations =
@@ -121,9 +127,9 @@ impl Modify for CommonResponses {
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
                 if operation.request_body.is_some() {
-                    responses
-                        .entry("400".to_owned())
-                        .or_insert_with(|| error("`malformed_body`: not JSON, or the wrong content type"));
+                    responses.entry("400".to_owned()).or_insert_with(|| {
+                        error("`malformed_body`: not JSON, data after the JSON value, or the wrong content type")
+                    });
                     responses
                         .entry("413".to_owned())
                         .or_insert_with(|| error("`payload_too_large`: over 64 KiB"));
@@ -136,6 +142,23 @@ impl Modify for CommonResponses {
                     responses
                         .entry("429".to_owned())
                         .or_insert_with(|| error("`rate_limited`; see `Retry-After`"));
+                    // The budget the request counted in (the principal's, or the client address's).
+                    for (status, response) in responses.iter_mut() {
+                        let RefOr::T(response) = response else { continue };
+                        if !status.starts_with('2') {
+                            continue;
+                        }
+                        for (name, description) in budget_headers {
+                            let header = utoipa::openapi::HeaderBuilder::new()
+                                .schema(Some(
+                                    utoipa::openapi::ObjectBuilder::new()
+                                        .schema_type(utoipa::openapi::Type::Integer),
+                                ))
+                                .description(Some(description))
+                                .build();
+                            response.headers.insert(name.to_owned(), RefOr::T(header));
+                        }
+                    }
                 }
                 if path != "/healthz" {
                     responses.entry("503".to_owned()).or_insert_with(|| {
