@@ -82,18 +82,20 @@ class WalWatch:
 
 
 class Server:
-    """The binary on a free port with a fresh database, rate limits off."""
+    """The binary on a free port with a fresh database, rate limits off
+    unless `limits` (AUTH_RATE_LIMITS) says otherwise."""
 
-    def __init__(self, binary, backend, workdir):
+    def __init__(self, binary, backend, workdir, limits="off", extra_env=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
             "PATH": os.environ.get("PATH", ""),
             "AUTH_BIND": f"127.0.0.1:{self.port}",
-            "AUTH_RATE_LIMITS": "off",
+            "AUTH_RATE_LIMITS": limits,
             "AUTH_JWT_SECRET": "bench-secret-bench-secret-bench-secret-bench",
             "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn"),
         }
+        env.update(extra_env or {})
         self.database = None
         if backend == "postgres":
             admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -171,12 +173,19 @@ def startup_times(binary, backend, workdir, runs=5):
     return sorted(times)
 
 
-def seed(base, folder, run):
+def seed(base, folder, run, forwarded=False):
+    """USERS users with a token each, KEYS API keys, and tokens for refresh.
+    With `forwarded`, each call says it comes from a client of its own (for
+    a server with limits on, behind a trusted proxy)."""
+    def via(i, what):
+        return {"X-Forwarded-For": f"10.{what}.{i // 256}.{i % 256}"} if forwarded else {}
+
     def register(i):
         email = f"bench-{run}-{i}@example.com"
-        status, _ = call(base, "POST", "/v1/auth/register", {"email": email, "password": PASSWORD})
+        status, _ = call(base, "POST", "/v1/auth/register", {"email": email, "password": PASSWORD}, via(i, 1))
         assert status == 201, f"register {email}: {status}"
-        status, body = call(base, "POST", "/v1/auth/login-json", {"username": email, "password": PASSWORD})
+        status, body = call(base, "POST", "/v1/auth/login-json", {"username": email, "password": PASSWORD},
+                            via(i, 2))
         assert status == 200, f"login {email}: {status}"
         return email, body["access_token"]
 
@@ -192,8 +201,9 @@ def seed(base, folder, run):
     # Separate tokens for refresh (it revokes what it uses).
     with ThreadPoolExecutor(8) as pool:
         refresh = list(pool.map(
-            lambda e: call(base, "POST", "/v1/auth/login-json", {"username": e, "password": PASSWORD})[1]["access_token"],
-            emails))
+            lambda i: call(base, "POST", "/v1/auth/login-json", {"username": emails[i], "password": PASSWORD},
+                           via(i, 3))[1]["access_token"],
+            range(len(emails))))
     for name, lines in (("users.txt", emails), ("tokens.txt", tokens[:64]), ("keys.txt", keys),
                         ("refresh_tokens.txt", refresh)):
         with open(os.path.join(folder, name), "w") as f:
@@ -204,9 +214,9 @@ def seed(base, folder, run):
     assert status == 200
 
 
-def wrk(base, script, connections, duration, folder, run, path="/"):
+def wrk(base, script, connections, duration, folder, run, path="/", extra_env=None):
     env = dict(os.environ, BENCH_DIR=folder, BENCH_LUA=os.path.join(HERE, "lua"), BENCH_RUN=run,
-               BENCH_PASSWORD=PASSWORD)
+               BENCH_PASSWORD=PASSWORD, **(extra_env or {}))
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency",
                "-s", os.path.join(HERE, "lua", script), base + path]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
@@ -330,6 +340,97 @@ def storm_pair(server, workdir, run):
     return calm, me, storm
 
 
+# Flood keys live an hour (20 a client an hour): every address of the flood
+# is still held when RSS is read, the worst case for memory.
+FLOOD_LIMITS = "login=20/3600,register=1000000/60,authenticated=1000000000/60"
+FLOOD_ADDRESSES = 20_000 if SMOKE else 1_000_000
+FORGOT_REQUESTS = 5 if SMOKE else 30
+
+
+class Flood:
+    """wrk runs of flood.lua that never repeat an address: each starts past
+    every address the runs before it could have sent."""
+
+    def __init__(self, server, workdir, run):
+        self.server, self.workdir, self.run, self.sent = server, workdir, run, 0
+        self.next_start = 0
+
+    def go(self, duration, connections=32):
+        figures = wrk(self.server.base, "flood.lua", connections, duration, self.workdir, self.run,
+                      extra_env={"BENCH_FLOOD_START": str(self.next_start)})
+        self.sent += figures["requests"]
+        # Requests in flight when wrk stopped took addresses too.
+        self.next_start += figures["requests"] + 100_000
+        return figures
+
+
+def forgot_timings(base, email):
+    """FORGOT_REQUESTS forgot-password requests each for a registered and an
+    unknown email, alternating; milliseconds of each, as the client saw them."""
+    times = {"registered": [], "unknown": []}
+    for i in range(FORGOT_REQUESTS):
+        for kind, address in (("registered", email), ("unknown", f"nobody-{i}@example.com")):
+            started = time.perf_counter()
+            status, _ = call(base, "POST", "/v1/auth/forgot-password", {"email": address},
+                             {"X-Forwarded-For": f"10.9.{i}.{1 if kind == 'registered' else 2}"})
+            times[kind].append((time.perf_counter() - started) * 1000)
+            assert status == 202, status
+    return {kind: {"median_ms": round(sorted(t)[len(t) // 2], 3), "all_ms": [round(x, 3) for x in t]}
+            for kind, t in times.items()}
+
+
+def flood_scenarios(binary, backend, workdir, run):
+    """With limits on behind a trusted proxy: forgot-password timed for a
+    registered and an unknown email; /me at 32 alone (F0), then during a
+    flood of logins from ever new forwarded addresses (F1), alternating
+    REPEAT times; then the flood alone (F2) until FLOOD_ADDRESSES distinct
+    addresses were sent, and the server's RSS after it."""
+    folder = tempfile.mkdtemp(dir=workdir)
+    server = Server(binary, backend, folder, FLOOD_LIMITS, {"AUTH_TRUSTED_PROXIES": "127.0.0.1"})
+    try:
+        seed(server.base, folder, run, forwarded=True)
+        with open(os.path.join(folder, "users.txt")) as f:
+            email = f.readline().strip()
+        out = {"forgot": forgot_timings(server.base, email)}
+        print(f"  forgot-password medians: registered {out['forgot']['registered']['median_ms']} ms, "
+              f"unknown {out['forgot']['unknown']['median_ms']} ms", flush=True)
+        flood = Flood(server, folder, run)
+        pairs = []
+        for _ in range(REPEAT):
+            alone = measured(server, "F0 me c32", lambda: wrk(server.base, "me.lua", 32, DURATION, folder, run))
+            flooding = {}
+            thread = threading.Thread(target=lambda: flooding.update(flood.go(DURATION + 4)))
+            thread.start()
+            time.sleep(2)
+            during = measured(server, "F1 me c32 during address flood c32",
+                              lambda: wrk(server.base, "me.lua", 32, DURATION, folder, run))
+            thread.join()
+            pairs.append((alone, during, flooding))
+        out["repetitions"] = {"F0_me_32": [p[0] for p in pairs], "F1_me_32_in_flood": [p[1] for p in pairs],
+                              "F1_flood_32": [p[2] for p in pairs]}
+        out["F0_me_32"] = median_run([p[0] for p in pairs], "p99_ms")
+        out["F1_me_32_in_flood"] = median_run([p[1] for p in pairs], "p99_ms")
+        rounds = []
+        while flood.sent < FLOOD_ADDRESSES:
+            rounds.append(measured(server, f"F2 flood c32 ({flood.sent} addresses so far)",
+                                   lambda: flood.go(DURATION)))
+        out["F2_flood_32"] = {
+            "rps": round(sum(r["rps"] for r in rounds) / max(len(rounds), 1), 1),
+            "p50_ms": median_run(rounds, "p50_ms")["p50_ms"] if rounds else 0,
+            "p99_ms": max((r["p99_ms"] for r in rounds), default=0),
+            "max_ms": max((r["max_ms"] for r in rounds), default=0),
+            "errors": sum(r["errors"] for r in rounds),
+            "connections": 32,
+            "server_cpu_cores": round(sum(r["server_cpu_cores"] for r in rounds) / max(len(rounds), 1), 2),
+        }
+        out["flood_addresses"] = flood.sent
+        out["rss_kib_after_flood"] = server.rss_kib()
+        print(f"  RSS after {flood.sent} flood addresses: {out['rss_kib_after_flood'] / 1024:.1f} MiB", flush=True)
+    finally:
+        server.stop()
+    return out
+
+
 def main():
     binary, backend, outdir = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
     os.makedirs(outdir, exist_ok=True)
@@ -367,8 +468,14 @@ def main():
         results["peak_rss_kib"] = server.peak_rss_kib()
         if server.wal:
             results["sqlite_wal_bytes"] = {"peak": server.wal.peak, "at_end": server.wal.size()}
-        results["scenarios"] = s
         server.stop()
+        print(f"[{backend}] limits on: forgot-password timing and the address flood", flush=True)
+        flood = flood_scenarios(binary, backend, workdir, run)
+        for name in ("F0_me_32", "F1_me_32_in_flood", "F2_flood_32"):
+            s[name] = flood.pop(name)
+        results["repetitions"].update(flood.pop("repetitions"))
+        results["flood"] = flood
+        results["scenarios"] = s
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     with open(os.path.join(outdir, f"{backend}.json"), "w") as f:
