@@ -356,8 +356,10 @@ class Flood:
         self.next_start = 0
 
     def go(self, duration, connections=32):
+        # Enough requests formatted in advance for the run (see flood.lua).
+        pool = str(min(duration * 70_000, 2_000_000))
         figures = wrk(self.server.base, "flood.lua", connections, duration, self.workdir, self.run,
-                      extra_env={"BENCH_FLOOD_START": str(self.next_start)})
+                      extra_env={"BENCH_FLOOD_START": str(self.next_start), "BENCH_FLOOD_POOL": pool})
         self.sent += figures["requests"]
         # Requests in flight when wrk stopped took addresses too.
         self.next_start += figures["requests"] + 100_000
@@ -382,9 +384,11 @@ def forgot_timings(base, email):
 def flood_scenarios(binary, backend, workdir, run):
     """With limits on behind a trusted proxy: forgot-password timed for a
     registered and an unknown email; /me at 32 alone (F0), then during a
-    flood of logins from ever new forwarded addresses (F1), alternating
-    REPEAT times; then the flood alone (F2) until FLOOD_ADDRESSES distinct
-    addresses were sent, and the server's RSS after it."""
+    flood of logins from ever new forwarded addresses (F1), then during an
+    equal load of /me (E, the baseline: what any second load leaves /me on
+    two shared cores), alternating REPEAT times; then the flood alone (F2)
+    until FLOOD_ADDRESSES distinct addresses were sent, and the server's RSS
+    after it."""
     folder = tempfile.mkdtemp(dir=workdir)
     server = Server(binary, backend, folder, FLOOD_LIMITS, {"AUTH_TRUSTED_PROXIES": "127.0.0.1"})
     try:
@@ -399,17 +403,29 @@ def flood_scenarios(binary, backend, workdir, run):
         for _ in range(REPEAT):
             alone = measured(server, "F0 me c32", lambda: wrk(server.base, "me.lua", 32, DURATION, folder, run))
             flooding = {}
-            thread = threading.Thread(target=lambda: flooding.update(flood.go(DURATION + 4)))
+            thread = threading.Thread(target=lambda: flooding.update(flood.go(DURATION + 6)))
             thread.start()
-            time.sleep(2)
+            # wrk formats the flood's requests first (a second or two), then floods.
+            time.sleep(4)
             during = measured(server, "F1 me c32 during address flood c32",
                               lambda: wrk(server.base, "me.lua", 32, DURATION, folder, run))
             thread.join()
-            pairs.append((alone, during, flooding))
+            # The same with an equal load of /me instead of the flood: what two
+            # loads sharing the cores (and wrk's share of them) leave /me anyway.
+            equal_load = {}
+            thread = threading.Thread(target=lambda: equal_load.update(
+                wrk(server.base, "me.lua", 32, DURATION + 6, folder, run)))
+            thread.start()
+            time.sleep(4)
+            equal = measured(server, "E me c32 during an equal /me load c32",
+                             lambda: wrk(server.base, "me.lua", 32, DURATION, folder, run))
+            thread.join()
+            pairs.append((alone, during, flooding, equal))
         out["repetitions"] = {"F0_me_32": [p[0] for p in pairs], "F1_me_32_in_flood": [p[1] for p in pairs],
-                              "F1_flood_32": [p[2] for p in pairs]}
+                              "F1_flood_32": [p[2] for p in pairs], "E_me_32_in_equal_load": [p[3] for p in pairs]}
         out["F0_me_32"] = median_run([p[0] for p in pairs], "p99_ms")
         out["F1_me_32_in_flood"] = median_run([p[1] for p in pairs], "p99_ms")
+        out["E_me_32_in_equal_load"] = median_run([p[3] for p in pairs], "p99_ms")
         rounds = []
         # At least one round alone, whatever F1's floods sent already.
         while not rounds or flood.sent < FLOOD_ADDRESSES:
@@ -472,7 +488,7 @@ def main():
         server.stop()
         print(f"[{backend}] limits on: forgot-password timing and the address flood", flush=True)
         flood = flood_scenarios(binary, backend, workdir, run)
-        for name in ("F0_me_32", "F1_me_32_in_flood", "F2_flood_32"):
+        for name in ("F0_me_32", "F1_me_32_in_flood", "E_me_32_in_equal_load", "F2_flood_32"):
             s[name] = flood.pop(name)
         results["repetitions"].update(flood.pop("repetitions"))
         results["flood"] = flood

@@ -70,6 +70,14 @@ def verdicts(result, argon2, peer_s2):
         flood_rps = s["F1_me_32_in_flood"]["rps"] / max(s["F0_me_32"]["rps"], 1e-9)
         out["F1 /me during address flood >= 45% of F0 alone"] = {
             "ratio": round(flood_rps, 3), "target": 0.45, "met": flood_rps >= 0.45}
+        if "E_me_32_in_equal_load" in s:
+            # Not a target: the flood against an equal load of /me, in the same run.
+            versus_equal = s["F1_me_32_in_flood"]["rps"] / max(s["E_me_32_in_equal_load"]["rps"], 1e-9)
+            out["F1 /me during the flood vs E /me during an equal /me load (information)"] = {
+                "ratio": round(versus_equal, 3), "information": True}
+            out["E /me during an equal load vs F0 alone (information)"] = {
+                "ratio": round(s["E_me_32_in_equal_load"]["rps"] / max(s["F0_me_32"]["rps"], 1e-9), 3),
+                "information": True}
         flood_p99 = s["F1_me_32_in_flood"]["p99_ms"] / max(s["F0_me_32"]["p99_ms"], 1e-9)
         out["F1 /me p99 during flood / F0 p99 <= 2"] = {
             "ratio": round(flood_p99, 3), "target": 2, "met": flood_p99 <= 2}
@@ -139,11 +147,14 @@ def main():
                       + ", ".join(f"{r['p99_ms']:.2f}" for r in result["repetitions"]["S3_me_32_in_storm"]) + " ms).", ""]
         if flood := result.get("flood"):
             f0 = result.get("repetitions", {}).get("F0_me_32", [])
-            lines += ["F0 and F1 ran with limits on (login=20/3600, authenticated effectively unlimited) behind "
+            lines += ["F0, F1 and E ran with limits on (login=20/3600, authenticated effectively unlimited) behind "
                       f"a trusted proxy, {len(f0)} times alternating; the rows show the run with the median p99 "
-                      "(p99 of each: F0 " + ", ".join(f"{r['p99_ms']:.2f}" for r in f0) + "; F1 "
+                      "(p99 of each, ms: F0 " + ", ".join(f"{r['p99_ms']:.2f}" for r in f0) + "; F1 "
                       + ", ".join(f"{r['p99_ms']:.2f}" for r in result["repetitions"]["F1_me_32_in_flood"])
-                      + f" ms). F2 sent {flood['flood_addresses']} distinct addresses (IPv4 and IPv6 /64s in turn); "
+                      + "; req/s of each: F0 " + ", ".join(f"{r['rps']:.0f}" for r in f0) + "; F1 "
+                      + ", ".join(f"{r['rps']:.0f}" for r in result["repetitions"]["F1_me_32_in_flood"]) + "; E "
+                      + ", ".join(f"{r['rps']:.0f}" for r in result["repetitions"].get("E_me_32_in_equal_load", []))
+                      + f"). F2 sent {flood['flood_addresses']} distinct addresses (IPv4 and IPv6 /64s in turn); "
                       f"RSS after it: {flood['rss_kib_after_flood'] / 1024:.1f} MiB. forgot-password, "
                       f"{len(flood['forgot']['registered']['all_ms'])} requests each: median "
                       f"{flood['forgot']['registered']['median_ms']:.2f} ms for a registered email, "
