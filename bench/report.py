@@ -67,24 +67,36 @@ def verdicts(result, argon2, peer_s2):
         out["S1_16 logins/s vs argon2 alone on every core (information)"] = {
             "ratio": round(s["S1_16"]["rps"] / argon2["all_cores_per_s"], 3), "information": True}
     if "F1_me_32_in_flood" in s:
-        flood_rps = s["F1_me_32_in_flood"]["rps"] / max(s["F0_me_32"]["rps"], 1e-9)
-        out["F1 /me during address flood >= 45% of F0 alone"] = {
-            "ratio": round(flood_rps, 3), "target": 0.45, "met": flood_rps >= 0.45}
-        if "E_me_32_in_equal_load" in s:
-            # Not a target: the flood against an equal load of /me, in the same run.
-            versus_equal = s["F1_me_32_in_flood"]["rps"] / max(s["E_me_32_in_equal_load"]["rps"], 1e-9)
+        # Each repetition's F1 over the F0 run just before it (the machine's
+        # speed drifts between repetitions), and the median of those.
+        reps = result.get("repetitions", {})
+        pairs = list(zip(reps.get("F0_me_32", []), reps.get("F1_me_32_in_flood", [])))
+        ratios = sorted(f1["rps"] / max(f0["rps"], 1e-9) for f0, f1 in pairs) or [
+            s["F1_me_32_in_flood"]["rps"] / max(s["F0_me_32"]["rps"], 1e-9)]
+        flood_rps = ratios[(len(ratios) - 1) // 2]
+        out["F1 /me during address flood >= 45% of F0 alone (median of each repetition's ratio)"] = {
+            "ratio": round(flood_rps, 3), "each": [round(r, 3) for r in ratios], "target": 0.45,
+            "met": flood_rps >= 0.45}
+        if reps.get("E_me_32_in_equal_load"):
+            # Not targets: the flood against an equal load of /me, repetition by repetition.
+            triples = list(zip(reps["F0_me_32"], reps["F1_me_32_in_flood"], reps["E_me_32_in_equal_load"]))
+            versus_equal = sorted(f1["rps"] / max(e["rps"], 1e-9) for _, f1, e in triples)
+            equal_alone = sorted(e["rps"] / max(f0["rps"], 1e-9) for f0, _, e in triples)
             out["F1 /me during the flood vs E /me during an equal /me load (information)"] = {
-                "ratio": round(versus_equal, 3), "information": True}
+                "ratio": round(versus_equal[(len(versus_equal) - 1) // 2], 3), "information": True}
             out["E /me during an equal load vs F0 alone (information)"] = {
-                "ratio": round(s["E_me_32_in_equal_load"]["rps"] / max(s["F0_me_32"]["rps"], 1e-9), 3),
-                "information": True}
+                "ratio": round(equal_alone[(len(equal_alone) - 1) // 2], 3), "information": True}
         flood_p99 = s["F1_me_32_in_flood"]["p99_ms"] / max(s["F0_me_32"]["p99_ms"], 1e-9)
         out["F1 /me p99 during flood / F0 p99 <= 2"] = {
             "ratio": round(flood_p99, 3), "target": 2, "met": flood_p99 <= 2}
         flood = result["flood"]
         rss_mib = flood["rss_kib_after_flood"] / 1024
-        out[f"RSS after {flood['flood_addresses']} flood addresses < 200 MiB"] = {
+        out[f"RSS after {flood['flood_addresses']} flood addresses < 200 MiB (login limit as deployed)"] = {
             "ratio": round(rss_mib, 1), "met": rss_mib < 200 and flood["flood_addresses"] >= 1_000_000}
+        if worst := flood.get("worst_case"):
+            worst_mib = worst["rss_kib"] / 1024
+            out[f"RSS after {worst['flood_addresses']} addresses held an hour < 200 MiB (worst case)"] = {
+                "ratio": round(worst_mib, 1), "met": worst_mib < 200 and worst["flood_addresses"] >= 1_000_000}
         known, unknown = flood["forgot"]["registered"]["median_ms"], flood["forgot"]["unknown"]["median_ms"]
         gap = abs(known - unknown)
         out["forgot-password medians within 25 % or 2 ms"] = {
@@ -147,7 +159,7 @@ def main():
                       + ", ".join(f"{r['p99_ms']:.2f}" for r in result["repetitions"]["S3_me_32_in_storm"]) + " ms).", ""]
         if flood := result.get("flood"):
             f0 = result.get("repetitions", {}).get("F0_me_32", [])
-            lines += ["F0, F1 and E ran with limits on (login=20/3600, authenticated effectively unlimited) behind "
+            lines += ["F0, F1 and E ran with limits on (login as deployed, 20/60; authenticated out of the way) behind "
                       f"a trusted proxy, {len(f0)} times alternating; the rows show the run with the median p99 "
                       "(p99 of each, ms: F0 " + ", ".join(f"{r['p99_ms']:.2f}" for r in f0) + "; F1 "
                       + ", ".join(f"{r['p99_ms']:.2f}" for r in result["repetitions"]["F1_me_32_in_flood"])
@@ -155,7 +167,11 @@ def main():
                       + ", ".join(f"{r['rps']:.0f}" for r in result["repetitions"]["F1_me_32_in_flood"]) + "; E "
                       + ", ".join(f"{r['rps']:.0f}" for r in result["repetitions"].get("E_me_32_in_equal_load", []))
                       + f"). F2 sent {flood['flood_addresses']} distinct addresses (IPv4 and IPv6 /64s in turn); "
-                      f"RSS after it: {flood['rss_kib_after_flood'] / 1024:.1f} MiB. forgot-password, "
+                      f"RSS after it: {flood['rss_kib_after_flood'] / 1024:.1f} MiB"
+                      + (f"; with keys held an hour (login=20/3600, a fresh server), RSS after "
+                         f"{flood['worst_case']['flood_addresses']} addresses: "
+                         f"{flood['worst_case']['rss_kib'] / 1024:.1f} MiB (idle {flood['worst_case']['idle_rss_kib'] / 1024:.1f} MiB)"
+                         if flood.get("worst_case") else "") + ". forgot-password, "
                       f"{len(flood['forgot']['registered']['all_ms'])} requests each: median "
                       f"{flood['forgot']['registered']['median_ms']:.2f} ms for a registered email, "
                       f"{flood['forgot']['unknown']['median_ms']:.2f} ms for an unknown one.", ""]
