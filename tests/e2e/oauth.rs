@@ -450,7 +450,8 @@ async fn the_verifier_from_authorize_reaches_the_provider_and_a_state_is_accepte
     let replayed = callback(&app, "github", &body).await;
     expect_error(replayed, 400, "invalid_oauth_state").await;
 
-    // Another instance on the same database refuses it too: the record is shared.
+    // Of concurrent callbacks with one state, one wins (a unique insert in the
+    // database, so the same holds across instances sharing it).
     let other = authorize(&app, "github").await;
     let body = json!({"code": "good-code", "redirect_uri": REDIRECT, "state": other["state"], "code_verifier": other["code_verifier"]});
     let racing = futures_util::future::join_all((0..4).map(|_| callback(&app, "github", &body))).await;
