@@ -13,6 +13,7 @@ Writes OUTDIR/<backend>.json; report.py turns the JSON files into Markdown.
 Standard library only.
 """
 
+import http.client
 import json
 import os
 import re
@@ -37,6 +38,8 @@ LOGIN_DURATION = 3 if SMOKE else int(os.environ.get("BENCH_LOGIN_DURATION", "30"
 USERS = 40 if SMOKE else 128
 KEYS = 8 if SMOKE else 32
 REPEAT = 1 if SMOKE else int(os.environ.get("BENCH_REPEAT", "3"))
+# F0, F1 and E alternate this many times: their ratio is the noisiest figure.
+FLOOD_REPEAT = 1 if SMOKE else int(os.environ.get("BENCH_FLOOD_REPEAT", "5"))
 LOGIN_SEGMENTS = 1 if SMOKE else max(1, int(os.environ.get("BENCH_LOGIN_SEGMENTS", "6")))
 
 
@@ -85,7 +88,7 @@ class Server:
     """The binary on a free port with a fresh database, rate limits off
     unless `limits` (AUTH_RATE_LIMITS) says otherwise."""
 
-    def __init__(self, binary, backend, workdir, limits="off", extra_env=None):
+    def __init__(self, binary, backend, workdir, limits="off", extra_env=None, wrapper=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
@@ -110,8 +113,9 @@ class Server:
         self.binary = binary
         self.log = open(os.path.join(workdir, f"server-{backend}.log"), "w")
         started = time.perf_counter()
-        self.process = subprocess.Popen([binary], env=env, cwd=workdir, stdout=self.log, stderr=self.log)
-        self.startup_ms = wait_ready(self.base, started)
+        self.process = subprocess.Popen((wrapper or []) + [binary], env=env, cwd=workdir, stdout=self.log,
+                                        stderr=self.log)
+        self.startup_ms = wait_ready(self.base, started, 180 if wrapper else 30)
 
     def peak_rss_kib(self):
         with open(f"/proc/{self.process.pid}/status") as status:
@@ -149,8 +153,8 @@ def psql(url, statement):
     subprocess.run(["psql", url, "-q", "-c", statement], check=True, capture_output=True)
 
 
-def wait_ready(base, started):
-    while time.perf_counter() - started < 30:
+def wait_ready(base, started, limit_s=30):
+    while time.perf_counter() - started < limit_s:
         try:
             with urllib.request.urlopen(base + "/readyz", timeout=1) as response:
                 if response.status == 200:
@@ -158,7 +162,7 @@ def wait_ready(base, started):
         except (urllib.error.URLError, ConnectionError, OSError):
             pass
         time.sleep(0.002)
-    raise SystemExit("the server did not become ready in 30 s")
+    raise SystemExit(f"the server did not become ready in {limit_s} s")
 
 
 def startup_times(binary, backend, workdir, runs=5):
@@ -403,7 +407,7 @@ def flood_scenarios(binary, backend, workdir, run):
               f"unknown {out['forgot']['unknown']['median_ms']} ms", flush=True)
         flood = Flood(server, folder, run)
         pairs = []
-        for _ in range(REPEAT):
+        for _ in range(FLOOD_REPEAT):
             alone = measured(server, "F0 me c32", lambda: wrk(server.base, "me.lua", 32, DURATION, folder, run))
             flooding = {}
             thread = threading.Thread(target=lambda: flooding.update(flood.go(DURATION + 6)))
@@ -449,7 +453,92 @@ def flood_scenarios(binary, backend, workdir, run):
     finally:
         server.stop()
     out.update(worst_case_memory(binary, backend, workdir, run))
+    instructions = instruction_counts(binary, backend, workdir, run)
+    if instructions:
+        out["instructions"] = instructions
     return out
+
+
+INSTRUCTION_REQUESTS = 200 if SMOKE else 2000
+
+
+def dumped_total(folder, before):
+    """The instruction total of the one callgrind dump written since `before`."""
+    for _ in range(300):
+        for name in sorted(set(os.listdir(folder)) - before):
+            with open(os.path.join(folder, name)) as f:
+                for line in f:
+                    if line.startswith(("summary:", "totals:")):
+                        return int(line.split()[1])
+        time.sleep(0.1)
+    raise SystemExit("callgrind wrote no dump")
+
+
+def instruction_counts(binary, backend, workdir, run):
+    """Instructions the server runs for one /me and for one request of the
+    flood, counted by callgrind over INSTRUCTION_REQUESTS requests of each on
+    one keep-alive connection, twice in turn (the lower of the two is kept).
+    Seconds on two shared cores drift from one run to the next; instruction
+    counts repeat whatever else the machine does, so this says what a flood
+    request costs the server next to /me without the machine's noise (cache
+    misses aside). None when valgrind is not installed."""
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        print("  valgrind is not installed: no instruction counts", flush=True)
+        return None
+    folder = tempfile.mkdtemp(dir=workdir)
+    dumps = os.path.join(folder, "callgrind.out")
+    server = Server(binary, backend, folder, FLOOD_LIMITS, {"AUTH_TRUSTED_PROXIES": "127.0.0.1"},
+                    wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={dumps}"])
+    try:
+        email = f"instructions-{run}@example.com"
+        status, _ = call(server.base, "POST", "/v1/auth/register", {"email": email, "password": PASSWORD},
+                         {"X-Forwarded-For": "10.8.0.1"})
+        assert status == 201, status
+        status, body = call(server.base, "POST", "/v1/auth/login-json", {"username": email, "password": PASSWORD},
+                            {"X-Forwarded-For": "10.8.0.2"})
+        assert status == 200, status
+        me = ("GET", "/v1/auth/me", None, {"Authorization": f"Bearer {body['access_token']}"})
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        sent = [0]
+
+        def send(method, path, payload, headers, expected):
+            connection.request(method, path, body=payload, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == expected, (path, response.status)
+
+        def one_me():
+            send(*me, 200)
+
+        def one_flood():
+            # As flood.lua: a new address each time, IPv4 and IPv6 /64s in turn.
+            sent[0] += 1
+            i = sent[0]
+            address = (f"2001:db8:{i // 65536:x}:{i % 65536:x}::1" if i % 2
+                       else f"100.{64 + i // 65536}.{(i // 256) % 256}.{i % 256}")
+            send("POST", "/v1/auth/login-json", '{"username": "flood@example.com"}',
+                 {"Content-Type": "application/json", "X-Forwarded-For": address}, 422)
+
+        for _ in range(300):
+            one_me()
+            one_flood()
+        counts = {"me": [], "flood": []}
+        for kind, one in (("me", one_me), ("flood", one_flood)) * 2:
+            before = set(os.listdir(folder))
+            subprocess.run(["callgrind_control", "--zero", str(server.process.pid)], check=True, capture_output=True)
+            for _ in range(INSTRUCTION_REQUESTS):
+                one()
+            subprocess.run(["callgrind_control", f"--dump={kind}", str(server.process.pid)], check=True,
+                           capture_output=True)
+            counts[kind].append(dumped_total(folder, before) / INSTRUCTION_REQUESTS)
+        connection.close()
+        out = {kind: round(min(each)) for kind, each in counts.items()}
+        out["requests"] = INSTRUCTION_REQUESTS
+        print(f"  instructions per request: /me {out['me']}, flood {out['flood']} "
+              f"(flood/me {out['flood'] / out['me']:.2f})", flush=True)
+        return out
+    finally:
+        server.stop()
 
 
 def worst_case_memory(binary, backend, workdir, run):
