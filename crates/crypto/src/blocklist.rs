@@ -2,7 +2,7 @@
 //! zxcvbn crate ships (drawn from leaked password sets), no network involved.
 
 use portcullis_domain::ports::PasswordBlocklist;
-use zxcvbn::matching::patterns::MatchPattern;
+use zxcvbn::feedback::Warning;
 
 /// Refuses a password whose whole text, lower-cased and without trailing
 /// punctuation, is one entry of zxcvbn's password dictionary.
@@ -16,15 +16,20 @@ impl PasswordBlocklist for CommonPasswords {
         if normalised.is_empty() || normalised.chars().count() > 64 {
             return false;
         }
+        // zxcvbn warns "top-10", "top-100" or "a common password" exactly
+        // when one match covers the whole text and it comes straight from its
+        // password list (not reversed, no l33t substitution). Such a match
+        // ranks at most ~30,000 guesses, far below the score that drops the
+        // feedback, so the warning is always there to read.
         let estimate = zxcvbn::zxcvbn(normalised, &[]);
-        match estimate.sequence() {
-            // One match covering the whole text, straight from the password
-            // list (not reversed, no l33t substitution). zxcvbn does not export
-            // its dictionary type, so its name is compared; tests pin it.
-            [single] => matches!(&single.pattern, MatchPattern::Dictionary(d)
-                if !d.reversed && !d.l33t && format!("{:?}", d.dictionary_name) == "Passwords"),
-            _ => false,
-        }
+        matches!(
+            estimate.feedback().and_then(zxcvbn::feedback::Feedback::warning),
+            Some(
+                Warning::ThisIsATop10Password
+                    | Warning::ThisIsATop100Password
+                    | Warning::ThisIsACommonPassword
+            )
+        )
     }
 }
 
@@ -38,6 +43,13 @@ mod tests {
             ["Password123!", "password", "Qwerty123!", "Letmein1!", "Welcome1!", "iloveyou", "123456"]
         {
             assert!(CommonPasswords.is_common(common), "{common}");
+        }
+    }
+
+    #[test]
+    fn reversed_l33t_and_composed_passwords_are_not_list_entries() {
+        for near in ["drowssap", "p4ssw0rd"] {
+            assert!(!CommonPasswords.is_common(near), "{near}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! HMAC-SHA256 (RFC 2104) under a key derived from the server secret.
 
+use hmac::{Hmac, KeyInit, Mac};
 use portcullis_domain::ports::Signer;
 use sha2::{Digest, Sha256};
 
@@ -10,7 +11,8 @@ use crate::jwt::JwtSecret;
 /// token signature or the other way round.
 #[derive(Clone)]
 pub struct HmacSigner {
-    key: [u8; 64],
+    /// Keyed once; each signature clones it.
+    mac: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for HmacSigner {
@@ -32,22 +34,15 @@ impl HmacSigner {
     }
 
     fn with_key(key: &[u8]) -> Self {
-        let mut block = [0u8; 64];
-        if key.len() > 64 {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        Self { key: block }
+        // HMAC takes a key of any length (a long one is hashed first): this cannot fail.
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+        Self { mac }
     }
 }
 
 impl Signer for HmacSigner {
     fn sign(&self, message: &[u8]) -> [u8; 32] {
-        let inner_pad: Vec<u8> = self.key.iter().map(|b| b ^ 0x36).collect();
-        let outer_pad: Vec<u8> = self.key.iter().map(|b| b ^ 0x5c).collect();
-        let inner = Sha256::new().chain_update(&inner_pad).chain_update(message).finalize();
-        Sha256::new().chain_update(&outer_pad).chain_update(inner).finalize().into()
+        self.mac.clone().chain_update(message).finalize().into_bytes().into()
     }
 }
 

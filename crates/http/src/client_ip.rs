@@ -4,53 +4,32 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 /// One trusted address or network (`10.0.0.0/8`, `127.0.0.1`, `fd00::/8`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Net {
-    address: IpAddr,
-    prefix: u8,
+fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if text.contains('/') {
+        return text
+            .parse::<IpNet>()
+            .map(|net| net.trunc())
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR"));
+    }
+    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{text:?} is not an IP address or CIDR"))
 }
 
-impl Net {
-    fn parse(text: &str) -> Result<Self, String> {
-        let (address, prefix) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
-        let address: IpAddr =
-            address.trim().parse().map_err(|_| format!("{text:?} is not an IP address or CIDR"))?;
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{text:?} has a bad prefix length"))?,
-        };
-        Ok(Self { address, prefix })
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match (self.address, ip) {
-            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            _ => ip,
-        };
-        match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
+/// Whether `net` holds `ip`; an IPv4-mapped IPv6 address counts as its IPv4 one.
+fn holds(net: &IpNet, ip: IpAddr) -> bool {
+    let ip = match (net, ip) {
+        (IpNet::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        _ => ip,
+    };
+    net.contains(&ip)
 }
 
 /// The proxies whose `X-Forwarded-For` we believe (`AUTH_TRUSTED_PROXIES`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<Net>);
+pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
     /// A comma-separated list of addresses and CIDRs; empty trusts nobody.
@@ -61,13 +40,13 @@ impl TrustedProxies {
         text.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(Net::parse)
+            .map(parse_net)
             .collect::<Result<_, _>>()
             .map(Self)
     }
 
     pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(ip))
+        self.0.iter().any(|net| holds(net, ip))
     }
 
     /// The client's address: the peer's, unless the peer is trusted, in which
@@ -134,6 +113,17 @@ mod tests {
         assert_eq!(trusted.client_ip(peer, &[]), peer);
         // Several headers read as one list, the last header nearest.
         assert_eq!(trusted.client_ip(peer, &["198.51.100.1", "10.0.0.7"]), Some(ip("198.51.100.1")));
+    }
+
+    #[test]
+    fn networks_hold_their_addresses_and_mapped_ones() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8, 192.168.1.7/24, 2001:db8::/32").unwrap();
+        for inside in ["10.255.0.1", "192.168.1.200", "::ffff:10.1.2.3", "2001:db8:ffff::1"] {
+            assert!(trusted.trusts(ip(inside)), "{inside}");
+        }
+        for outside in ["11.0.0.1", "192.168.2.1", "2001:db9::1", "::ffff:11.0.0.1"] {
+            assert!(!trusted.trusts(ip(outside)), "{outside}");
+        }
     }
 
     #[test]
