@@ -428,10 +428,17 @@ macro_rules! diesel_row {
     };
 }
 
-/// Implements every repository port for `$store`, a type with
-/// `async fn conn(&self) -> Result<impl DerefMut<Target = C>, StoreError>`, over
-/// the `users` and `revoked_tokens` tables of the invoking crate's `schema`
-/// module, for the diesel backend `$backend`. Expanded once per backend.
+/// Implements every storage port for `$store` over the tables of the invoking
+/// crate's `schema` module, for the diesel backend `$backend`. Expanded once
+/// per backend.
+///
+/// Each query says, next to its SQL, whether it reads or writes: its body runs
+/// in `$store::read(|conn| ...)` or `$store::write(|conn| ...)`, two methods
+/// each store has (`async fn read<T, F, R>(&self, query: F) -> Result<T, StoreError>`
+/// where `F: FnOnce(connection) -> R`), and `fn usage(&self) -> PoolUsage`.
+/// SQLite runs reads on the pool and writes through its writers' queue, each
+/// as a task of its own; PostgreSQL runs both on the pool. Arguments passed
+/// by reference are owned first, so the query can outlive the caller's future.
 #[macro_export]
 macro_rules! diesel_repositories {
     ($store:ident, $backend:path) => {
@@ -498,70 +505,80 @@ macro_rules! diesel_repositories {
             #[async_trait]
             impl UserRepository for $store {
                 async fn create(&self, user: NewUser) -> Result<User, StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::insert_into(users::table)
-                        .values(UserRow::from(user.into_user()))
-                        .returning(UserRow::as_returning())
-                        .get_result::<UserRow>(&mut *conn)
-                        .await
-                        .map_err(query_error)?
-                        .try_into()
+                    self.write(move |mut conn| async move {
+                        diesel::insert_into(users::table)
+                            .values(UserRow::from(user.into_user()))
+                            .returning(UserRow::as_returning())
+                            .get_result::<UserRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .try_into()
+                    })
+                    .await
                 }
 
                 async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    users::table
-                        .find(DbUuid(id.as_uuid()))
-                        .select(UserRow::as_select())
-                        .first::<UserRow>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?
-                        .map(User::try_from)
-                        .transpose()
+                    self.read(move |mut conn| async move {
+                        users::table
+                            .find(DbUuid(id.as_uuid()))
+                            .select(UserRow::as_select())
+                            .first::<UserRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?
+                            .map(User::try_from)
+                            .transpose()
+                    })
+                    .await
                 }
 
                 async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let user = DbUuid(id.as_uuid());
-                    let linked = |provider: OAuthProviderKind| {
-                        diesel::dsl::exists(
-                            oauth_identities::table
-                                .filter(oauth_identities::user_id.eq(user))
-                                .filter(oauth_identities::provider.eq(provider.as_str())),
-                        )
-                    };
-                    let row = users::table
-                        .find(user)
-                        .select((
-                            UserRow::as_select(),
-                            diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))),
-                            linked(OAuthProviderKind::Github),
-                            linked(OAuthProviderKind::Linkedin),
-                        ))
-                        .first::<(UserRow, bool, bool, bool)>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?;
-                    let Some((row, revoked, github, linkedin)) = row else { return Ok(None) };
-                    let linked = [(OAuthProviderKind::Github, github), (OAuthProviderKind::Linkedin, linkedin)]
-                        .into_iter()
-                        .filter_map(|(provider, on)| on.then_some(provider))
-                        .collect();
-                    Ok(Some(SessionLookup { user: User::try_from(row)?, revoked, linked }))
+                    self.read(move |mut conn| async move {
+                        let user = DbUuid(id.as_uuid());
+                        let linked = |provider: OAuthProviderKind| {
+                            diesel::dsl::exists(
+                                oauth_identities::table
+                                    .filter(oauth_identities::user_id.eq(user))
+                                    .filter(oauth_identities::provider.eq(provider.as_str())),
+                            )
+                        };
+                        let row = users::table
+                            .find(user)
+                            .select((
+                                UserRow::as_select(),
+                                diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))),
+                                linked(OAuthProviderKind::Github),
+                                linked(OAuthProviderKind::Linkedin),
+                            ))
+                            .first::<(UserRow, bool, bool, bool)>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?;
+                        let Some((row, revoked, github, linkedin)) = row else { return Ok(None) };
+                        let linked = [(OAuthProviderKind::Github, github), (OAuthProviderKind::Linkedin, linkedin)]
+                            .into_iter()
+                            .filter_map(|(provider, on)| on.then_some(provider))
+                            .collect();
+                        Ok(Some(SessionLookup { user: User::try_from(row)?, revoked, linked }))
+                    })
+                    .await
                 }
 
                 async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    users::table
-                        .filter(users::email.eq(email.as_str()))
-                        .select(UserRow::as_select())
-                        .first::<UserRow>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?
-                        .map(User::try_from)
-                        .transpose()
+                    let email = ToOwned::to_owned(email);
+                    self.read(move |mut conn| async move {
+                        let email: &Email = &email;
+                        users::table
+                            .filter(users::email.eq(email.as_str()))
+                            .select(UserRow::as_select())
+                            .first::<UserRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?
+                            .map(User::try_from)
+                            .transpose()
+                    })
+                    .await
                 }
 
                 async fn set_role(
@@ -570,63 +587,73 @@ macro_rules! diesel_repositories {
                     role: Role,
                     now: OffsetDateTime,
                 ) -> Result<User, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let row = diesel::update(users::table.find(DbUuid(id.as_uuid())))
-                        .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
-                        .returning(UserRow::as_returning())
-                        .get_result::<UserRow>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?;
-                    found(row)
+                    self.write(move |mut conn| async move {
+                        let row = diesel::update(users::table.find(DbUuid(id.as_uuid())))
+                            .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
+                            .returning(UserRow::as_returning())
+                            .get_result::<UserRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?;
+                        found(row)
+                    })
+                    .await
                 }
 
                 async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
-                    let mut conn = self.conn().await?;
-                    let total: i64 = users::table.count().get_result(&mut *conn).await.map_err(query_error)?;
-                    let rows = users::table
-                        .order((users::created_at.asc(), users::id.asc()))
-                        .limit(i64::from(limit))
-                        .offset(i64::try_from(offset).unwrap_or(i64::MAX))
-                        .select(UserRow::as_select())
-                        .load::<UserRow>(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    let users = rows.into_iter().map(User::try_from).collect::<Result<Vec<_>, _>>()?;
-                    Ok((users, u64::try_from(total).unwrap_or(0)))
+                    self.read(move |mut conn| async move {
+                        let total: i64 = users::table.count().get_result(&mut *conn).await.map_err(query_error)?;
+                        let rows = users::table
+                            .order((users::created_at.asc(), users::id.asc()))
+                            .limit(i64::from(limit))
+                            .offset(i64::try_from(offset).unwrap_or(i64::MAX))
+                            .select(UserRow::as_select())
+                            .load::<UserRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        let users = rows.into_iter().map(User::try_from).collect::<Result<Vec<_>, _>>()?;
+                        Ok((users, u64::try_from(total).unwrap_or(0)))
+                    })
+                    .await
                 }
 
                 async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> Result<User, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let user = users::table.find(DbUuid(id.as_uuid()));
-                    if !active {
-                        // Disabling an active user ends every session, in the same write.
-                        diesel::update(user.filter(users::is_active.eq(true)))
-                            .set((users::is_active.eq(false), users::session_version.eq(users::session_version + 1)))
-                            .execute(&mut *conn)
+                    self.write(move |mut conn| async move {
+                        let user = users::table.find(DbUuid(id.as_uuid()));
+                        if !active {
+                            // Disabling an active user ends every session, in the same write.
+                            diesel::update(user.filter(users::is_active.eq(true)))
+                                .set((users::is_active.eq(false), users::session_version.eq(users::session_version + 1)))
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(query_error)?;
+                        }
+                        let row = diesel::update(user)
+                            .set((users::is_active.eq(active), users::updated_at.eq(now)))
+                            .returning(UserRow::as_returning())
+                            .get_result::<UserRow>(&mut *conn)
                             .await
+                            .optional()
                             .map_err(query_error)?;
-                    }
-                    let row = diesel::update(user)
-                        .set((users::is_active.eq(active), users::updated_at.eq(now)))
-                        .returning(UserRow::as_returning())
-                        .get_result::<UserRow>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?;
-                    found(row)
+                        found(row)
+                    })
+                    .await
                 }
 
                 async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: PasswordHash) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let updated = diesel::update(
-                        users::table.find(DbUuid(id.as_uuid())).filter(users::password_hash.eq(old.as_str())),
-                    )
-                    .set(users::password_hash.eq(new.as_str()))
-                    .execute(&mut *conn)
+                    let old = ToOwned::to_owned(old);
+                    self.write(move |mut conn| async move {
+                        let old: &PasswordHash = &old;
+                        let updated = diesel::update(
+                            users::table.find(DbUuid(id.as_uuid())).filter(users::password_hash.eq(old.as_str())),
+                        )
+                        .set(users::password_hash.eq(new.as_str()))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                        Ok(updated == 1)
+                    })
                     .await
-                    .map_err(query_error)?;
-                    Ok(updated == 1)
                 }
 
                 async fn set_password(
@@ -635,26 +662,28 @@ macro_rules! diesel_repositories {
                     hash: PasswordHash,
                     now: OffsetDateTime,
                 ) -> Result<User, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let user = DbUuid(id.as_uuid());
-                    let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
-                        let row = diesel::update(users::table.find(user))
-                            .set((
-                                users::password_hash.eq(hash.as_str()),
-                                users::session_version.eq(users::session_version + 1),
-                                users::updated_at.eq(now),
-                            ))
-                            .returning(UserRow::as_returning())
-                            .get_result::<UserRow>(conn)
-                            .await
-                            .optional()?;
-                        // A new password ends every reset link still out.
-                        void_resets(conn, user, now).await?;
-                        Ok(row)
+                    self.write(move |mut conn| async move {
+                        let user = DbUuid(id.as_uuid());
+                        let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            let row = diesel::update(users::table.find(user))
+                                .set((
+                                    users::password_hash.eq(hash.as_str()),
+                                    users::session_version.eq(users::session_version + 1),
+                                    users::updated_at.eq(now),
+                                ))
+                                .returning(UserRow::as_returning())
+                                .get_result::<UserRow>(conn)
+                                .await
+                                .optional()?;
+                            // A new password ends every reset link still out.
+                            void_resets(conn, user, now).await?;
+                            Ok(row)
+                        })
+                        .await
+                        .map_err(query_error)?;
+                        found(row)
                     })
                     .await
-                    .map_err(query_error)?;
-                    found(row)
                 }
             }
 
@@ -666,173 +695,201 @@ macro_rules! diesel_repositories {
                     user_id: UserId,
                     expires_at: OffsetDateTime,
                 ) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let inserted = diesel::insert_into(revoked_tokens::table)
-                        .values((
-                            revoked_tokens::jti.eq(DbUuid(jti)),
-                            revoked_tokens::user_id.eq(DbUuid(user_id.as_uuid())),
-                            revoked_tokens::expires_at.eq(portcullis_store_diesel::whole_seconds(expires_at)),
-                        ))
-                        .on_conflict(revoked_tokens::jti)
-                        .do_nothing()
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(inserted == 1)
+                    self.write(move |mut conn| async move {
+                        let inserted = diesel::insert_into(revoked_tokens::table)
+                            .values((
+                                revoked_tokens::jti.eq(DbUuid(jti)),
+                                revoked_tokens::user_id.eq(DbUuid(user_id.as_uuid())),
+                                revoked_tokens::expires_at.eq(portcullis_store_diesel::whole_seconds(expires_at)),
+                            ))
+                            .on_conflict(revoked_tokens::jti)
+                            .do_nothing()
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(inserted == 1)
+                    })
+                    .await
                 }
 
                 async fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::select(diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))))
-                        .get_result::<bool>(&mut *conn)
-                        .await
-                        .map_err(query_error)
+                    self.read(move |mut conn| async move {
+                        diesel::select(diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))))
+                            .get_result::<bool>(&mut *conn)
+                            .await
+                            .map_err(query_error)
+                    })
+                    .await
                 }
 
                 async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let deleted =
-                        diesel::delete(revoked_tokens::table.filter(
-                            revoked_tokens::expires_at.lt(portcullis_store_diesel::whole_seconds(now)),
-                        ))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(deleted as u64)
+                    self.write(move |mut conn| async move {
+                        let deleted =
+                            diesel::delete(revoked_tokens::table.filter(
+                                revoked_tokens::expires_at.lt(portcullis_store_diesel::whole_seconds(now)),
+                            ))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(deleted as u64)
+                    })
+                    .await
                 }
             }
 
             #[async_trait]
             impl ApiKeyRepository for $store {
                 async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::insert_into(api_keys::table)
-                        .values(ApiKeyRow::from(key))
-                        .returning(ApiKeyRow::as_returning())
-                        .get_result::<ApiKeyRow>(&mut *conn)
-                        .await
-                        .map_err(query_error)?
-                        .try_into()
+                    self.write(move |mut conn| async move {
+                        diesel::insert_into(api_keys::table)
+                            .values(ApiKeyRow::from(key))
+                            .returning(ApiKeyRow::as_returning())
+                            .get_result::<ApiKeyRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .try_into()
+                    })
+                    .await
                 }
 
                 async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let found = api_keys::table
-                        .inner_join(users::table)
-                        .filter(api_keys::key_digest.eq(digest.0.as_slice()))
-                        .select((ApiKeyRow::as_select(), UserRow::as_select()))
-                        .first::<(ApiKeyRow, UserRow)>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?;
-                    found.map(|(key, user)| Ok((key.try_into()?, user.try_into()?))).transpose()
+                    let digest = ToOwned::to_owned(digest);
+                    self.read(move |mut conn| async move {
+                        let digest: &KeyDigest = &digest;
+                        let found = api_keys::table
+                            .inner_join(users::table)
+                            .filter(api_keys::key_digest.eq(digest.0.as_slice()))
+                            .select((ApiKeyRow::as_select(), UserRow::as_select()))
+                            .first::<(ApiKeyRow, UserRow)>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?;
+                        found.map(|(key, user)| Ok((key.try_into()?, user.try_into()?))).transpose()
+                    })
+                    .await
                 }
 
                 async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    api_keys::table
-                        .filter(api_keys::user_id.eq(DbUuid(user.as_uuid())))
-                        .order((api_keys::created_at.desc(), api_keys::id.desc()))
-                        .select(ApiKeyRow::as_select())
-                        .load::<ApiKeyRow>(&mut *conn)
-                        .await
-                        .map_err(query_error)?
-                        .into_iter()
-                        .map(ApiKey::try_from)
-                        .collect()
+                    self.read(move |mut conn| async move {
+                        api_keys::table
+                            .filter(api_keys::user_id.eq(DbUuid(user.as_uuid())))
+                            .order((api_keys::created_at.desc(), api_keys::id.desc()))
+                            .select(ApiKeyRow::as_select())
+                            .load::<ApiKeyRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .into_iter()
+                            .map(ApiKey::try_from)
+                            .collect()
+                    })
+                    .await
                 }
 
                 async fn revoke_key(&self, user: UserId, id: ApiKeyId, now: OffsetDateTime) -> Result<ApiKey, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let owned = api_keys::table
-                        .filter(api_keys::id.eq(DbUuid(id.as_uuid())))
-                        .filter(api_keys::user_id.eq(DbUuid(user.as_uuid())));
-                    diesel::update(owned.filter(api_keys::revoked_at.is_null()))
-                        .set(api_keys::revoked_at.eq(whole_seconds(now)))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    owned
-                        .select(ApiKeyRow::as_select())
-                        .first::<ApiKeyRow>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?
-                        .ok_or(StoreError::NotFound)?
-                        .try_into()
+                    self.write(move |mut conn| async move {
+                        let owned = api_keys::table
+                            .filter(api_keys::id.eq(DbUuid(id.as_uuid())))
+                            .filter(api_keys::user_id.eq(DbUuid(user.as_uuid())));
+                        diesel::update(owned.filter(api_keys::revoked_at.is_null()))
+                            .set(api_keys::revoked_at.eq(whole_seconds(now)))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        owned
+                            .select(ApiKeyRow::as_select())
+                            .first::<ApiKeyRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?
+                            .ok_or(StoreError::NotFound)?
+                            .try_into()
+                    })
+                    .await
                 }
 
                 async fn remember_key_ip(&self, id: ApiKeyId, ip: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let inserted = diesel::insert_into(api_key_addresses::table)
-                        .values((
-                            api_key_addresses::key_id.eq(DbUuid(id.as_uuid())),
-                            api_key_addresses::ip.eq(ip),
-                            api_key_addresses::first_seen_at.eq(whole_seconds(now)),
-                        ))
-                        .on_conflict((api_key_addresses::key_id, api_key_addresses::ip))
-                        .do_nothing()
-                        .execute(&mut *conn)
-                        .await;
-                    match inserted {
-                        Ok(count) => Ok(count == 1),
-                        // The key is gone (foreign key): nothing to remember.
-                        Err(diesel::result::Error::DatabaseError(
-                            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-                            _,
-                        )) => Ok(false),
-                        Err(e) => Err(query_error(e)),
-                    }
+                    let ip = ToOwned::to_owned(ip);
+                    self.write(move |mut conn| async move {
+                        let ip: &str = &ip;
+                        let inserted = diesel::insert_into(api_key_addresses::table)
+                            .values((
+                                api_key_addresses::key_id.eq(DbUuid(id.as_uuid())),
+                                api_key_addresses::ip.eq(ip),
+                                api_key_addresses::first_seen_at.eq(whole_seconds(now)),
+                            ))
+                            .on_conflict((api_key_addresses::key_id, api_key_addresses::ip))
+                            .do_nothing()
+                            .execute(&mut *conn)
+                            .await;
+                        match inserted {
+                            Ok(count) => Ok(count == 1),
+                            // The key is gone (foreign key): nothing to remember.
+                            Err(diesel::result::Error::DatabaseError(
+                                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                                _,
+                            )) => Ok(false),
+                            Err(e) => Err(query_error(e)),
+                        }
+                    })
+                    .await
                 }
 
                 async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
-                    AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
-                            for entry in usage {
-                                let key = api_keys::table.find(DbUuid(entry.id.as_uuid()));
-                                diesel::update(key)
-                                    .set(api_keys::usage_count.eq(api_keys::usage_count + entry.count))
-                                    .execute(conn)
-                                    .await?;
-                                let at = whole_seconds(entry.last_used_at);
-                                diesel::update(key.filter(api_keys::last_used_at.is_null().or(api_keys::last_used_at.lt(at))))
-                                    .set(api_keys::last_used_at.eq(at))
-                                    .execute(conn)
-                                    .await?;
-                            }
-                            Ok(())
+                    let usage = ToOwned::to_owned(usage);
+                    self.write(move |mut conn| async move {
+                        let usage: &[KeyUsage] = &usage;
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                                for entry in usage {
+                                    let key = api_keys::table.find(DbUuid(entry.id.as_uuid()));
+                                    diesel::update(key)
+                                        .set(api_keys::usage_count.eq(api_keys::usage_count + entry.count))
+                                        .execute(conn)
+                                        .await?;
+                                    let at = whole_seconds(entry.last_used_at);
+                                    diesel::update(key.filter(api_keys::last_used_at.is_null().or(api_keys::last_used_at.lt(at))))
+                                        .set(api_keys::last_used_at.eq(at))
+                                        .execute(conn)
+                                        .await?;
+                                }
+                                Ok(())
+                        })
+                        .await
+                        .map_err(query_error)
                     })
                     .await
-                    .map_err(query_error)
                 }
             }
 
             #[async_trait]
             impl ProjectRepository for $store {
                 async fn insert_project(&self, project: Project) -> Result<Project, StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::insert_into(projects::table)
-                        .values(ProjectRow::from(project))
-                        .returning(ProjectRow::as_returning())
-                        .get_result::<ProjectRow>(&mut *conn)
-                        .await
-                        .map_err(query_error)?
-                        .try_into()
+                    self.write(move |mut conn| async move {
+                        diesel::insert_into(projects::table)
+                            .values(ProjectRow::from(project))
+                            .returning(ProjectRow::as_returning())
+                            .get_result::<ProjectRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .try_into()
+                    })
+                    .await
                 }
 
                 async fn list_projects(&self, user: UserId, environment: Environment) -> Result<Vec<Project>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    projects::table
-                        .filter(projects::user_id.eq(DbUuid(user.as_uuid())))
-                        .filter(projects::environment.eq(environment.as_str()))
-                        .order((projects::created_at.desc(), projects::id.desc()))
-                        .select(ProjectRow::as_select())
-                        .load::<ProjectRow>(&mut *conn)
-                        .await
-                        .map_err(query_error)?
-                        .into_iter()
-                        .map(Project::try_from)
-                        .collect()
+                    self.read(move |mut conn| async move {
+                        projects::table
+                            .filter(projects::user_id.eq(DbUuid(user.as_uuid())))
+                            .filter(projects::environment.eq(environment.as_str()))
+                            .order((projects::created_at.desc(), projects::id.desc()))
+                            .select(ProjectRow::as_select())
+                            .load::<ProjectRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .into_iter()
+                            .map(Project::try_from)
+                            .collect()
+                    })
+                    .await
                 }
             }
 
@@ -885,232 +942,260 @@ macro_rules! diesel_repositories {
             #[async_trait]
             impl PasswordResetRepository for $store {
                 async fn request_reset(&self, request: ResetRequest) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::insert_into(password_reset_requests::table)
-                        .values(ResetRequestRow::from(request))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(())
+                    self.write(move |mut conn| async move {
+                        diesel::insert_into(password_reset_requests::table)
+                            .values(ResetRequestRow::from(request))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(())
+                    })
+                    .await
                 }
 
                 async fn claim_reset_requests(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<ResetRequest>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let (now, lease_until) = (whole_seconds(now), whole_seconds(lease_until));
-                    let due = || password_reset_requests::table.filter(password_reset_requests::next_attempt_at.le(now));
-                    let candidates = due()
-                        .order((password_reset_requests::next_attempt_at.asc(), password_reset_requests::id.asc()))
-                        .limit(i64::from(limit))
-                        .select(password_reset_requests::id)
-                        .load::<DbUuid>(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    let mut claimed = Vec::with_capacity(candidates.len());
-                    for id in candidates {
-                        // Claimed only if still due: another worker may have taken it meanwhile.
-                        let row = diesel::update(due().filter(password_reset_requests::id.eq(id)))
-                            .set(password_reset_requests::next_attempt_at.eq(lease_until))
-                            .returning(ResetRequestRow::as_returning())
-                            .get_result::<ResetRequestRow>(&mut *conn)
+                    self.write(move |mut conn| async move {
+                        let (now, lease_until) = (whole_seconds(now), whole_seconds(lease_until));
+                        let due = || password_reset_requests::table.filter(password_reset_requests::next_attempt_at.le(now));
+                        let candidates = due()
+                            .order((password_reset_requests::next_attempt_at.asc(), password_reset_requests::id.asc()))
+                            .limit(i64::from(limit))
+                            .select(password_reset_requests::id)
+                            .load::<DbUuid>(&mut *conn)
                             .await
-                            .optional()
                             .map_err(query_error)?;
-                        if let Some(row) = row {
-                            claimed.push(ResetRequest::try_from(row)?);
+                        let mut claimed = Vec::with_capacity(candidates.len());
+                        for id in candidates {
+                            // Claimed only if still due: another worker may have taken it meanwhile.
+                            let row = diesel::update(due().filter(password_reset_requests::id.eq(id)))
+                                .set(password_reset_requests::next_attempt_at.eq(lease_until))
+                                .returning(ResetRequestRow::as_returning())
+                                .get_result::<ResetRequestRow>(&mut *conn)
+                                .await
+                                .optional()
+                                .map_err(query_error)?;
+                            if let Some(row) = row {
+                                claimed.push(ResetRequest::try_from(row)?);
+                            }
                         }
-                    }
-                    Ok(claimed)
+                        Ok(claimed)
+                    })
+                    .await
                 }
 
                 async fn drop_reset_request(&self, id: Uuid) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::delete(password_reset_requests::table.find(DbUuid(id)))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(())
+                    self.write(move |mut conn| async move {
+                        diesel::delete(password_reset_requests::table.find(DbUuid(id)))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(())
+                    })
+                    .await
                 }
 
                 async fn issue_reset(&self, request: Uuid, reset: PasswordReset, email: OutboxMessage, budget: ResetBudget) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let (user, at) = (DbUuid(reset.user_id.as_uuid()), whole_seconds(reset.created_at));
-                    let since = whole_seconds(budget.since);
-                    let (reset, email) = (ResetRow::from(reset), OutboxRow::from(email));
-                    AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
-                        diesel::delete(password_reset_requests::table.find(DbUuid(request))).execute(conn).await?;
-                        // Writing the user's row first makes concurrent issues for
-                        // one user wait for each other, so each counts the others'
-                        // resets (PostgreSQL locks the row; SQLite has one writer).
-                        diesel::update(users::table.find(user))
-                            .set(users::session_version.eq(users::session_version))
-                            .execute(conn)
-                            .await?;
-                        let recent: i64 = password_resets::table
-                            .filter(password_resets::user_id.eq(user))
-                            .filter(password_resets::created_at.ge(since))
-                            .count()
-                            .get_result(conn)
-                            .await?;
-                        if recent >= i64::from(budget.max) {
-                            return Ok(false);
-                        }
-                        void_resets(conn, user, at).await?;
-                        diesel::insert_into(password_resets::table).values(reset).execute(conn).await?;
-                        diesel::insert_into(outbox::table).values(email).execute(conn).await?;
-                        Ok(true)
+                    self.write(move |mut conn| async move {
+                        let (user, at) = (DbUuid(reset.user_id.as_uuid()), whole_seconds(reset.created_at));
+                        let since = whole_seconds(budget.since);
+                        let (reset, email) = (ResetRow::from(reset), OutboxRow::from(email));
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            diesel::delete(password_reset_requests::table.find(DbUuid(request))).execute(conn).await?;
+                            // Writing the user's row first makes concurrent issues for
+                            // one user wait for each other, so each counts the others'
+                            // resets (PostgreSQL locks the row; SQLite has one writer).
+                            diesel::update(users::table.find(user))
+                                .set(users::session_version.eq(users::session_version))
+                                .execute(conn)
+                                .await?;
+                            let recent: i64 = password_resets::table
+                                .filter(password_resets::user_id.eq(user))
+                                .filter(password_resets::created_at.ge(since))
+                                .count()
+                                .get_result(conn)
+                                .await?;
+                            if recent >= i64::from(budget.max) {
+                                return Ok(false);
+                            }
+                            void_resets(conn, user, at).await?;
+                            diesel::insert_into(password_resets::table).values(reset).execute(conn).await?;
+                            diesel::insert_into(outbox::table).values(email).execute(conn).await?;
+                            Ok(true)
+                        })
+                        .await
+                        .map_err(query_error)
                     })
                     .await
-                    .map_err(query_error)
                 }
 
                 async fn find_valid_reset(&self, digest: &KeyDigest, now: OffsetDateTime) -> Result<Option<PasswordReset>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    password_resets::table
-                        .filter(password_resets::token_digest.eq(digest.0.as_slice()))
-                        .filter(password_resets::used_at.is_null())
-                        .filter(password_resets::expires_at.gt(whole_seconds(now)))
-                        .select(ResetRow::as_select())
-                        .first::<ResetRow>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?
-                        .map(PasswordReset::try_from)
-                        .transpose()
+                    let digest = ToOwned::to_owned(digest);
+                    self.read(move |mut conn| async move {
+                        let digest: &KeyDigest = &digest;
+                        password_resets::table
+                            .filter(password_resets::token_digest.eq(digest.0.as_slice()))
+                            .filter(password_resets::used_at.is_null())
+                            .filter(password_resets::expires_at.gt(whole_seconds(now)))
+                            .select(ResetRow::as_select())
+                            .first::<ResetRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?
+                            .map(PasswordReset::try_from)
+                            .transpose()
+                    })
+                    .await
                 }
 
                 async fn consume_reset(&self, digest: &KeyDigest, hash: PasswordHash, now: OffsetDateTime) -> Result<Option<User>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let digest = digest.0.to_vec();
-                    let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
-                        // The conditional update is the lock: of racing consumers, one
-                        // sees the row unused and the others see it used.
-                        let owner = diesel::update(
-                            password_resets::table
-                                .filter(password_resets::token_digest.eq(&digest))
-                                .filter(password_resets::used_at.is_null())
-                                .filter(password_resets::expires_at.gt(whole_seconds(now))),
-                        )
-                        .set(password_resets::used_at.eq(whole_seconds(now)))
-                        .returning(password_resets::user_id)
-                        .get_result::<DbUuid>(conn)
-                        .await
-                        .optional()?;
-                        let Some(owner) = owner else { return Ok(None) };
-                        void_resets(conn, owner, now).await?;
-                        diesel::update(users::table.find(owner))
-                            .set((
-                                users::password_hash.eq(hash.as_str()),
-                                users::session_version.eq(users::session_version + 1),
-                                users::updated_at.eq(now),
-                            ))
-                            .returning(UserRow::as_returning())
-                            .get_result::<UserRow>(conn)
+                    let digest = ToOwned::to_owned(digest);
+                    self.write(move |mut conn| async move {
+                        let digest: &KeyDigest = &digest;
+                        let digest = digest.0.to_vec();
+                        let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            // The conditional update is the lock: of racing consumers, one
+                            // sees the row unused and the others see it used.
+                            let owner = diesel::update(
+                                password_resets::table
+                                    .filter(password_resets::token_digest.eq(&digest))
+                                    .filter(password_resets::used_at.is_null())
+                                    .filter(password_resets::expires_at.gt(whole_seconds(now))),
+                            )
+                            .set(password_resets::used_at.eq(whole_seconds(now)))
+                            .returning(password_resets::user_id)
+                            .get_result::<DbUuid>(conn)
                             .await
-                            .optional()
+                            .optional()?;
+                            let Some(owner) = owner else { return Ok(None) };
+                            void_resets(conn, owner, now).await?;
+                            diesel::update(users::table.find(owner))
+                                .set((
+                                    users::password_hash.eq(hash.as_str()),
+                                    users::session_version.eq(users::session_version + 1),
+                                    users::updated_at.eq(now),
+                                ))
+                                .returning(UserRow::as_returning())
+                                .get_result::<UserRow>(conn)
+                                .await
+                                .optional()
+                        })
+                        .await
+                        .map_err(query_error)?;
+                        row.map(User::try_from).transpose()
                     })
                     .await
-                    .map_err(query_error)?;
-                    row.map(User::try_from).transpose()
                 }
             }
 
             #[async_trait]
             impl Outbox for $store {
                 async fn claim_due(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let (now, lease_until) = (whole_seconds(now), whole_seconds(lease_until));
-                    let due = || outbox::table
-                        .filter(outbox::status.eq(DeliveryStatus::Pending.as_str()))
-                        .filter(outbox::next_attempt_at.le(now));
-                    let candidates = due()
-                        .order(outbox::next_attempt_at.asc())
-                        .limit(i64::from(limit))
-                        .select(outbox::id)
-                        .load::<DbUuid>(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    let mut claimed = Vec::with_capacity(candidates.len());
-                    for id in candidates {
-                        // Claimed only if still due: another worker may have taken it meanwhile.
-                        let row = diesel::update(due().filter(outbox::id.eq(id)))
-                            .set(outbox::next_attempt_at.eq(lease_until))
-                            .returning(OutboxRow::as_returning())
-                            .get_result::<OutboxRow>(&mut *conn)
+                    self.write(move |mut conn| async move {
+                        let (now, lease_until) = (whole_seconds(now), whole_seconds(lease_until));
+                        let due = || outbox::table
+                            .filter(outbox::status.eq(DeliveryStatus::Pending.as_str()))
+                            .filter(outbox::next_attempt_at.le(now));
+                        let candidates = due()
+                            .order(outbox::next_attempt_at.asc())
+                            .limit(i64::from(limit))
+                            .select(outbox::id)
+                            .load::<DbUuid>(&mut *conn)
                             .await
-                            .optional()
                             .map_err(query_error)?;
-                        if let Some(row) = row {
-                            claimed.push(OutboxMessage::try_from(row)?);
+                        let mut claimed = Vec::with_capacity(candidates.len());
+                        for id in candidates {
+                            // Claimed only if still due: another worker may have taken it meanwhile.
+                            let row = diesel::update(due().filter(outbox::id.eq(id)))
+                                .set(outbox::next_attempt_at.eq(lease_until))
+                                .returning(OutboxRow::as_returning())
+                                .get_result::<OutboxRow>(&mut *conn)
+                                .await
+                                .optional()
+                                .map_err(query_error)?;
+                            if let Some(row) = row {
+                                claimed.push(OutboxMessage::try_from(row)?);
+                            }
                         }
-                    }
-                    Ok(claimed)
+                        Ok(claimed)
+                    })
+                    .await
                 }
 
                 async fn mark_sent(&self, id: uuid::Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::update(outbox::table.find(DbUuid(id)))
-                        .set((
-                            outbox::status.eq(DeliveryStatus::Sent.as_str()),
-                            outbox::sent_at.eq(now),
-                            outbox::body_text.eq(""),
-                            outbox::body_html.eq(""),
-                        ))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(())
-                }
-
-                async fn mark_failed(&self, id: uuid::Uuid, attempts: i32, retry_at: Option<OffsetDateTime>, error: &str) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
-                    let error: String = error.chars().take(500).collect();
-                    let message = outbox::table.find(DbUuid(id));
-                    match retry_at {
-                        Some(at) => diesel::update(message)
+                    self.write(move |mut conn| async move {
+                        diesel::update(outbox::table.find(DbUuid(id)))
                             .set((
-                                outbox::attempts.eq(attempts),
-                                outbox::next_attempt_at.eq(whole_seconds(at)),
-                                outbox::last_error.eq(error),
-                            ))
-                            .execute(&mut *conn)
-                            .await,
-                        None => diesel::update(message)
-                            .set((
-                                outbox::attempts.eq(attempts),
-                                outbox::status.eq(DeliveryStatus::Failed.as_str()),
-                                outbox::last_error.eq(error),
+                                outbox::status.eq(DeliveryStatus::Sent.as_str()),
+                                outbox::sent_at.eq(now),
                                 outbox::body_text.eq(""),
                                 outbox::body_html.eq(""),
                             ))
                             .execute(&mut *conn)
-                            .await,
-                    }
-                    .map_err(query_error)?;
-                    Ok(())
+                            .await
+                            .map_err(query_error)?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn mark_failed(&self, id: uuid::Uuid, attempts: i32, retry_at: Option<OffsetDateTime>, error: &str) -> Result<(), StoreError> {
+                    let error = ToOwned::to_owned(error);
+                    self.write(move |mut conn| async move {
+                        let error: &str = &error;
+                        let error: String = error.chars().take(500).collect();
+                        let message = outbox::table.find(DbUuid(id));
+                        match retry_at {
+                            Some(at) => diesel::update(message)
+                                .set((
+                                    outbox::attempts.eq(attempts),
+                                    outbox::next_attempt_at.eq(whole_seconds(at)),
+                                    outbox::last_error.eq(error),
+                                ))
+                                .execute(&mut *conn)
+                                .await,
+                            None => diesel::update(message)
+                                .set((
+                                    outbox::attempts.eq(attempts),
+                                    outbox::status.eq(DeliveryStatus::Failed.as_str()),
+                                    outbox::last_error.eq(error),
+                                    outbox::body_text.eq(""),
+                                    outbox::body_html.eq(""),
+                                ))
+                                .execute(&mut *conn)
+                                .await,
+                        }
+                        .map_err(query_error)?;
+                        Ok(())
+                    })
+                    .await
                 }
 
                 async fn pending_count(&self) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let count: i64 = outbox::table
-                        .filter(outbox::status.eq(DeliveryStatus::Pending.as_str()))
-                        .count()
-                        .get_result(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(u64::try_from(count).unwrap_or(0))
+                    self.read(move |mut conn| async move {
+                        let count: i64 = outbox::table
+                            .filter(outbox::status.eq(DeliveryStatus::Pending.as_str()))
+                            .count()
+                            .get_result(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(u64::try_from(count).unwrap_or(0))
+                    })
+                    .await
                 }
 
                 async fn find_message(&self, id: uuid::Uuid) -> Result<Option<OutboxMessage>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    outbox::table
-                        .find(DbUuid(id))
-                        .select(OutboxRow::as_select())
-                        .first::<OutboxRow>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?
-                        .map(OutboxMessage::try_from)
-                        .transpose()
+                    self.read(move |mut conn| async move {
+                        outbox::table
+                            .find(DbUuid(id))
+                            .select(OutboxRow::as_select())
+                            .first::<OutboxRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?
+                            .map(OutboxMessage::try_from)
+                            .transpose()
+                    })
+                    .await
                 }
             }
 
@@ -1131,31 +1216,37 @@ macro_rules! diesel_repositories {
                     provider: portcullis_domain::OAuthProviderKind,
                     subject: &str,
                 ) -> Result<Option<(portcullis_domain::OAuthIdentity, User)>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let found = oauth_identities::table
-                        .inner_join(users::table)
-                        .filter(oauth_identities::provider.eq(provider.as_str()))
-                        .filter(oauth_identities::subject.eq(subject))
-                        .select((IdentityRow::as_select(), UserRow::as_select()))
-                        .first::<(IdentityRow, UserRow)>(&mut *conn)
-                        .await
-                        .optional()
-                        .map_err(query_error)?;
-                    found.map(|(identity, user)| Ok((identity.try_into()?, user.try_into()?))).transpose()
+                    let subject = ToOwned::to_owned(subject);
+                    self.read(move |mut conn| async move {
+                        let subject: &str = &subject;
+                        let found = oauth_identities::table
+                            .inner_join(users::table)
+                            .filter(oauth_identities::provider.eq(provider.as_str()))
+                            .filter(oauth_identities::subject.eq(subject))
+                            .select((IdentityRow::as_select(), UserRow::as_select()))
+                            .first::<(IdentityRow, UserRow)>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?;
+                        found.map(|(identity, user)| Ok((identity.try_into()?, user.try_into()?))).transpose()
+                    })
+                    .await
                 }
 
                 async fn link_identity(
                     &self,
                     identity: portcullis_domain::OAuthIdentity,
                 ) -> Result<portcullis_domain::OAuthIdentity, StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::insert_into(oauth_identities::table)
-                        .values(IdentityRow::from(identity))
-                        .returning(IdentityRow::as_returning())
-                        .get_result::<IdentityRow>(&mut *conn)
-                        .await
-                        .map_err(query_error)?
-                        .try_into()
+                    self.write(move |mut conn| async move {
+                        diesel::insert_into(oauth_identities::table)
+                            .values(IdentityRow::from(identity))
+                            .returning(IdentityRow::as_returning())
+                            .get_result::<IdentityRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .try_into()
+                    })
+                    .await
                 }
 
                 async fn create_user_with_identity(
@@ -1163,58 +1254,68 @@ macro_rules! diesel_repositories {
                     user: NewUser,
                     identity: portcullis_domain::OAuthIdentity,
                 ) -> Result<User, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let (user, identity) = (UserRow::from(user.into_user()), IdentityRow::from(identity));
-                    let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
-                        let row = diesel::insert_into(users::table)
-                            .values(user)
-                            .returning(UserRow::as_returning())
-                            .get_result::<UserRow>(conn)
-                            .await?;
-                        diesel::insert_into(oauth_identities::table).values(identity).execute(conn).await?;
-                        Ok(row)
+                    self.write(move |mut conn| async move {
+                        let (user, identity) = (UserRow::from(user.into_user()), IdentityRow::from(identity));
+                        let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            let row = diesel::insert_into(users::table)
+                                .values(user)
+                                .returning(UserRow::as_returning())
+                                .get_result::<UserRow>(conn)
+                                .await?;
+                            diesel::insert_into(oauth_identities::table).values(identity).execute(conn).await?;
+                            Ok(row)
+                        })
+                        .await
+                        .map_err(query_error)?;
+                        row.try_into()
                     })
                     .await
-                    .map_err(query_error)?;
-                    row.try_into()
                 }
 
                 async fn spend_state(&self, nonce: &str, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let inserted = diesel::insert_into(oauth_spent_states::table)
-                        .values((
-                            oauth_spent_states::nonce.eq(nonce),
-                            oauth_spent_states::expires_at.eq(whole_seconds(expires_at)),
-                        ))
-                        .on_conflict(oauth_spent_states::nonce)
-                        .do_nothing()
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(inserted == 1)
+                    let nonce = ToOwned::to_owned(nonce);
+                    self.write(move |mut conn| async move {
+                        let nonce: &str = &nonce;
+                        let inserted = diesel::insert_into(oauth_spent_states::table)
+                            .values((
+                                oauth_spent_states::nonce.eq(nonce),
+                                oauth_spent_states::expires_at.eq(whole_seconds(expires_at)),
+                            ))
+                            .on_conflict(oauth_spent_states::nonce)
+                            .do_nothing()
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(inserted == 1)
+                    })
+                    .await
                 }
 
                 async fn purge_spent_states(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let deleted = diesel::delete(oauth_spent_states::table.filter(oauth_spent_states::expires_at.lt(whole_seconds(now))))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(deleted as u64)
+                    self.write(move |mut conn| async move {
+                        let deleted = diesel::delete(oauth_spent_states::table.filter(oauth_spent_states::expires_at.lt(whole_seconds(now))))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(deleted as u64)
+                    })
+                    .await
                 }
 
                 async fn list_identities(&self, user: UserId) -> Result<Vec<portcullis_domain::OAuthIdentity>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    oauth_identities::table
-                        .filter(oauth_identities::user_id.eq(DbUuid(user.as_uuid())))
-                        .order((oauth_identities::created_at.asc(), oauth_identities::id.asc()))
-                        .select(IdentityRow::as_select())
-                        .load::<IdentityRow>(&mut *conn)
-                        .await
-                        .map_err(query_error)?
-                        .into_iter()
-                        .map(portcullis_domain::OAuthIdentity::try_from)
-                        .collect()
+                    self.read(move |mut conn| async move {
+                        oauth_identities::table
+                            .filter(oauth_identities::user_id.eq(DbUuid(user.as_uuid())))
+                            .order((oauth_identities::created_at.asc(), oauth_identities::id.asc()))
+                            .select(IdentityRow::as_select())
+                            .load::<IdentityRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .into_iter()
+                            .map(portcullis_domain::OAuthIdentity::try_from)
+                            .collect()
+                    })
+                    .await
                 }
             }
 
@@ -1232,55 +1333,63 @@ macro_rules! diesel_repositories {
             #[async_trait]
             impl AuditLog for $store {
                 async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::insert_into(audit_events::table)
-                        .values(AuditRow::from(event))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(())
+                    self.write(move |mut conn| async move {
+                        diesel::insert_into(audit_events::table)
+                            .values(AuditRow::from(event))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(())
+                    })
+                    .await
                 }
 
                 async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let mut select = audit_events::table.into_boxed();
-                    if let Some(user) = query.user_id {
-                        select = select.filter(audit_events::user_id.eq(DbUuid(user.as_uuid())));
-                    }
-                    if let Some(kind) = query.kind {
-                        select = select.filter(audit_events::kind.eq(kind.as_str()));
-                    }
-                    if let Some(before) = query.before {
-                        select = select.filter(audit_events::id.lt(DbUuid(before)));
-                    }
-                    select
-                        .order(audit_events::id.desc())
-                        .limit(i64::from(query.limit))
-                        .select(AuditRow::as_select())
-                        .load::<AuditRow>(&mut *conn)
-                        .await
-                        .map_err(query_error)?
-                        .into_iter()
-                        .map(AuditEvent::try_from)
-                        .collect()
+                    self.read(move |mut conn| async move {
+                        let mut select = audit_events::table.into_boxed();
+                        if let Some(user) = query.user_id {
+                            select = select.filter(audit_events::user_id.eq(DbUuid(user.as_uuid())));
+                        }
+                        if let Some(kind) = query.kind {
+                            select = select.filter(audit_events::kind.eq(kind.as_str()));
+                        }
+                        if let Some(before) = query.before {
+                            select = select.filter(audit_events::id.lt(DbUuid(before)));
+                        }
+                        select
+                            .order(audit_events::id.desc())
+                            .limit(i64::from(query.limit))
+                            .select(AuditRow::as_select())
+                            .load::<AuditRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .into_iter()
+                            .map(AuditEvent::try_from)
+                            .collect()
+                    })
+                    .await
                 }
 
                 async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
-                    let deleted = diesel::delete(audit_events::table.filter(audit_events::at.lt(whole_seconds(before))))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(query_error)?;
-                    Ok(deleted as u64)
+                    self.write(move |mut conn| async move {
+                        let deleted = diesel::delete(audit_events::table.filter(audit_events::at.lt(whole_seconds(before))))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(deleted as u64)
+                    })
+                    .await
                 }
             }
 
             #[async_trait]
             impl StoreHealth for $store {
                 async fn ping(&self) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
-                    diesel::sql_query("SELECT 1").execute(&mut *conn).await.map_err(query_error)?;
-                    Ok(())
+                    self.read(move |mut conn| async move {
+                        diesel::sql_query("SELECT 1").execute(&mut *conn).await.map_err(query_error)?;
+                        Ok(())
+                    })
+                    .await
                 }
 
                 fn pool_usage(&self) -> Option<PoolUsage> {

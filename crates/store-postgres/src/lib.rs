@@ -93,6 +93,25 @@ impl PostgresStore {
         self.pool.get().await.map_err(pool_error)
     }
 
+    /// Runs a query on a pooled connection. PostgreSQL takes concurrent
+    /// writers itself, so reads and writes go the same way here.
+    async fn read<T, F, R>(&self, query: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Object<AsyncPgConnection>) -> R,
+        R: Future<Output = Result<T, StoreError>>,
+    {
+        query(self.conn().await?).await
+    }
+
+    /// As [`read`](Self::read).
+    async fn write<T, F, R>(&self, query: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Object<AsyncPgConnection>) -> R,
+        R: Future<Output = Result<T, StoreError>>,
+    {
+        self.read(query).await
+    }
+
     fn usage(&self) -> portcullis_domain::ports::PoolUsage {
         let status = self.pool.status();
         portcullis_domain::ports::PoolUsage {

@@ -54,8 +54,9 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The queries, over the pool. Wrapped by [`SqliteStore`], which runs them
-/// where cancelling a request cannot interrupt them.
+/// The pool and the writers' queue, shared by [`SqliteStore`]'s queries
+/// (which it runs where cancelling a request cannot interrupt them) and the
+/// WAL maintenance task.
 struct Queries {
     pool: Pool<Conn>,
     /// Whose turn it is to write. SQLite takes one writer at a time, and one
@@ -189,34 +190,44 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `call` on the queries as a task of its own (see the type's docs).
-    async fn detached<T, F>(&self, call: impl FnOnce(Arc<Queries>) -> F) -> Result<T, StoreError>
+    /// Runs a query that only reads: on a pooled connection, as a task of
+    /// its own (see the type's docs). `diesel_repositories!` routes every
+    /// read through here.
+    async fn read<T, F, R>(&self, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+        F: FnOnce(Object<Conn>) -> R + Send + 'static,
+        R: Future<Output = Result<T, StoreError>> + Send,
     {
+        let queries = Arc::clone(&self.queries);
         self.runtime
-            .spawn(call(Arc::clone(&self.queries)))
+            .spawn(async move { query(queries.conn().await?).await })
             .await
             .map_err(|e| StoreError::Unavailable(format!("SQLite task failed: {e}")))?
     }
 
-    /// [`detached`](Self::detached) for a call that writes: it waits for its
-    /// turn among the store's writers first (see [`Queries::writes`]).
-    async fn write<T, F>(&self, call: impl FnOnce(Arc<Queries>) -> F) -> Result<T, StoreError>
+    /// [`read`](Self::read) for a query that writes: it waits for its turn
+    /// among the store's writers first (see [`Queries::writes`]), and only
+    /// then takes a connection. `diesel_repositories!` routes every write
+    /// through here, next to its SQL, so none can skip the queue.
+    async fn write<T, F, R>(&self, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+        F: FnOnce(Object<Conn>) -> R + Send + 'static,
+        R: Future<Output = Result<T, StoreError>> + Send,
     {
         let queries = Arc::clone(&self.queries);
-        let work = call(Arc::clone(&queries));
         self.runtime
             .spawn(async move {
                 let _turn = queries.writes.lock().await;
-                work.await
+                query(queries.conn().await?).await
             })
             .await
             .map_err(|e| StoreError::Unavailable(format!("SQLite task failed: {e}")))?
+    }
+
+    fn usage(&self) -> portcullis_domain::ports::PoolUsage {
+        self.queries.usage()
     }
 }
 
@@ -293,6 +304,4 @@ fn wal_file(db: &Path) -> PathBuf {
     sibling(db, "-wal")
 }
 
-portcullis_store_diesel::diesel_repositories!(Queries, diesel::sqlite::Sqlite);
-
-mod detached;
+portcullis_store_diesel::diesel_repositories!(SqliteStore, diesel::sqlite::Sqlite);
