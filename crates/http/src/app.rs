@@ -7,7 +7,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::middleware;
 use crate::openapi::ApiDoc;
-use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test_auth};
+use crate::routes::ops;
 use crate::state::AppState;
 
 /// The whole API as an actix `App`, ready for `HttpServer::new` or `actix_web::test`.
@@ -28,9 +28,11 @@ pub fn configure(
     let state_metrics_on_main = state.settings.metrics_on_main;
     let document = ApiDoc::document(test_endpoints, state_metrics_on_main);
     let known = web::Data::new(KnownRoutes::from_document(&document));
-    let mut app = App::new()
+    let limited = web::Data::new(crate::limits::LimitedRoutes::from_document(&document));
+    let app = App::new()
         .app_data(web::Data::new(state))
         .app_data(known)
+        .app_data(limited)
         // JSON bodies are read by `crate::body::Json`, within this limit.
         .app_data(web::PayloadConfig::new(limit))
         // serde's message could quote the query back: say which part is wrong, not what it held.
@@ -50,41 +52,9 @@ pub fn configure(
         .wrap_fn(move |req, srv| middleware::guard(req, srv, limit))
         .wrap(cors)
         .wrap_fn(crate::context::observe)
-        .service(auth::register)
-        .service(auth::login_json)
-        .service(auth::login_form)
-        .service(auth::me)
-        .service(auth::my_events)
-        .service(auth::refresh)
-        .service(auth::logout)
-        .service(auth::change_password)
-        .service(passwords::forgot)
-        .service(passwords::reset)
-        .service(passwords::policy)
-        .service(oauth::authorize)
-        .service(oauth::github_callback)
-        .service(oauth::linkedin_callback)
-        .service(api_keys::create)
-        .service(api_keys::list)
-        .service(api_keys::revoke)
-        .service(projects::list)
-        .service(projects::create)
-        .service(admin::list_users)
-        .service(admin::update_user)
-        .service(admin::audit_events)
-        .service(ops::healthz)
-        .service(ops::readyz)
+        .configure(|config| crate::openapi::register(config, state_metrics_on_main, test_endpoints))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
         .route("/docs", web::get().to(docs_redirect));
-    if state_metrics_on_main {
-        app = app.service(ops::metrics);
-    }
-    if test_endpoints {
-        app = app
-            .service(test_auth::auth_status)
-            .service(test_auth::create_test_user)
-            .service(test_auth::test_login);
-    }
     app.default_service(web::to(unrouted))
 }
 
@@ -141,7 +111,7 @@ impl KnownRoutes {
 
 async fn unrouted(req: HttpRequest, known: web::Data<KnownRoutes>) -> Result<HttpResponse, ApiError> {
     let Some(methods) = known.methods_for(req.path()) else {
-        return Err(ApiError::for_status(actix_web::http::StatusCode::NOT_FOUND));
+        return Err(ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "No such route"));
     };
     let allow = methods.join(", ");
     let detail = format!("Method {} not allowed; use {allow}", req.method());

@@ -2,6 +2,8 @@
 //! and the `X-RateLimit-*` headers: of that budget on those routes, of the
 //! principal's budget on every authenticated response.
 
+use std::collections::HashMap;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
@@ -22,18 +24,60 @@ pub(crate) fn rate_headers(decision: &RateDecision) -> [(HeaderName, HeaderValue
     ]
 }
 
-fn family(req: &ServiceRequest) -> Option<IpFamily> {
-    if req.method() != Method::POST {
-        return None;
+/// The extension of an OpenAPI operation that names the per-address budget
+/// the route counts in: `login`, `register` or `forgot_password`.
+pub(crate) const FAMILY_EXTENSION: &str = "x-rate-limit-family";
+
+/// The per-address limit family of each route that has one, as its OpenAPI
+/// entry declares it ([`FAMILY_EXTENSION`], next to the handler): by method
+/// and route template. Nothing else names the limited routes.
+#[derive(Debug, Default)]
+pub(crate) struct LimitedRoutes(HashMap<(Method, String), IpFamily>);
+
+impl LimitedRoutes {
+    /// # Panics
+    /// On a family name that is not one: a handler's attribute is wrong, which
+    /// every test that builds the app finds at once.
+    pub(crate) fn from_document(document: &utoipa::openapi::OpenApi) -> Self {
+        let mut routes = HashMap::new();
+        for (path, item) in &document.paths.paths {
+            let operations = [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::PATCH, &item.patch),
+                (Method::DELETE, &item.delete),
+            ];
+            for (method, operation) in operations {
+                let Some(family) = operation.as_ref().and_then(declared_family) else { continue };
+                let family = family_named(family)
+                    .unwrap_or_else(|| panic!("{path}: unknown {FAMILY_EXTENSION} {family:?}"));
+                routes.insert((method, path.clone()), family);
+            }
+        }
+        Self(routes)
     }
-    match req.match_pattern()?.as_str() {
-        "/v1/auth/login"
-        | "/v1/auth/login-json"
-        | "/v1/test-auth/test-login"
-        | "/v1/auth/github/callback"
-        | "/v1/auth/linkedin/callback" => Some(IpFamily::Login),
-        "/v1/auth/register" | "/v1/test-auth/create-test-user" => Some(IpFamily::Register),
-        "/v1/auth/forgot-password" => Some(IpFamily::ForgotPassword),
+
+    fn family(&self, req: &ServiceRequest) -> Option<IpFamily> {
+        // Most requests are on no limited route: no allocation for them.
+        if !self.0.keys().any(|(method, _)| method == req.method()) {
+            return None;
+        }
+        let pattern = req.match_pattern()?;
+        self.0.get(&(req.method().clone(), pattern)).copied()
+    }
+}
+
+/// The family an operation declares, if any.
+pub(crate) fn declared_family(operation: &utoipa::openapi::path::Operation) -> Option<&str> {
+    operation.extensions.as_ref()?.get(FAMILY_EXTENSION)?.as_str()
+}
+
+fn family_named(name: &str) -> Option<IpFamily> {
+    match name {
+        "login" => Some(IpFamily::Login),
+        "register" => Some(IpFamily::Register),
+        "forgot_password" => Some(IpFamily::ForgotPassword),
         _ => None,
     }
 }
@@ -50,7 +94,8 @@ pub(crate) async fn per_ip(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let (Some(family), Some(state)) = (family(&req), req.app_data::<web::Data<AppState>>().cloned()) else {
+    let family = req.app_data::<web::Data<LimitedRoutes>>().and_then(|routes| routes.family(&req));
+    let (Some(family), Some(state)) = (family, req.app_data::<web::Data<AppState>>().cloned()) else {
         let mut response = next.call(req).await?.map_into_boxed_body();
         let budget = response.request().extensions().get::<PrincipalBudget>().copied();
         if let Some(PrincipalBudget(decision)) = budget {

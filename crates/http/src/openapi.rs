@@ -1,3 +1,4 @@
+use actix_web::web::ServiceConfig;
 use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -13,41 +14,70 @@ use crate::dto::{
 use crate::error::{ErrorBody, FieldErrorBody};
 use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test_auth};
 
-/// The OpenAPI document of every route.
-#[derive(Debug, OpenApi)]
-#[openapi(
-    info(
-        title = "Portcullis",
-        description = "Authentication service: accounts, JWT sessions, API keys, password reset by email, GitHub and LinkedIn login.",
-    ),
-    paths(
-        auth::register, auth::login_json, auth::login_form, auth::me, auth::refresh, auth::logout,
-        auth::change_password, passwords::forgot, passwords::reset, passwords::policy, oauth::authorize, oauth::github_callback,
-        oauth::linkedin_callback, api_keys::create, api_keys::list, api_keys::revoke, projects::list,
-        projects::create, admin::list_users, admin::update_user, admin::audit_events, auth::my_events,
-        ops::healthz, ops::readyz, ops::metrics,
-        test_auth::auth_status, test_auth::create_test_user, test_auth::test_login,
-    ),
-    components(schemas(
-        RegisterRequest, LoginRequest, ChangePasswordRequest, TestUserRequest, TokenResponse, UserResponse,
-        RegisterResponse, MessageResponse, ChangePasswordResponse, AuthStatusResponse, StatusResponse,
-        ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
-        ProjectResponse, UsersPage, AuditEventsPage, AuditEventResponse, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
-        PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, LinkedinLoginResponse, GithubUser, LinkedinUser,
-    )),
-    modifiers(&SecuritySchemes, &CommonResponses),
-    tags(
-        (name = "accounts", description = "Registration and profile"),
-        (name = "sessions", description = "Login, refresh, logout"),
-        (name = "oauth", description = "GitHub and LinkedIn login"),
-        (name = "api-keys", description = "Long-lived keys for servers and jobs (JWT only)"),
-        (name = "projects", description = "The example protected resource"),
-        (name = "admin", description = "User administration (ADMIN JWT)"),
-        (name = "test", description = "Only outside production"),
-        (name = "operations", description = "Health, readiness and metrics"),
-    )
-)]
-pub struct ApiDoc;
+/// Every route, listed once: the OpenAPI document's `paths` and the app's
+/// registrations ([`register`]) both come from this list, so a handler cannot
+/// be served undocumented or documented unserved. `api` routes are always
+/// served; `metrics` on the main port unless `/metrics` has a port of its
+/// own; `test` outside production.
+macro_rules! routes {
+    (
+        api: [$($am:ident::$ah:ident),* $(,)?],
+        metrics: [$($mm:ident::$mh:ident),* $(,)?],
+        test: [$($tm:ident::$th:ident),* $(,)?] $(,)?
+    ) => {
+        /// The OpenAPI document of every route.
+        #[derive(Debug, OpenApi)]
+        #[openapi(
+            info(
+                title = "Portcullis",
+                description = "Authentication service: accounts, JWT sessions, API keys, password reset by email, GitHub and LinkedIn login.",
+            ),
+            paths($($am::$ah,)* $($mm::$mh,)* $($tm::$th,)*),
+            components(schemas(
+                RegisterRequest, LoginRequest, ChangePasswordRequest, TestUserRequest, TokenResponse, UserResponse,
+                RegisterResponse, MessageResponse, ChangePasswordResponse, AuthStatusResponse, StatusResponse,
+                ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
+                ProjectResponse, UsersPage, AuditEventsPage, AuditEventResponse, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
+                PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, LinkedinLoginResponse, GithubUser, LinkedinUser,
+            )),
+            modifiers(&SecuritySchemes, &CommonResponses),
+            tags(
+                (name = "accounts", description = "Registration and profile"),
+                (name = "sessions", description = "Login, refresh, logout"),
+                (name = "oauth", description = "GitHub and LinkedIn login"),
+                (name = "api-keys", description = "Long-lived keys for servers and jobs (JWT only)"),
+                (name = "projects", description = "The example protected resource"),
+                (name = "admin", description = "User administration (ADMIN JWT)"),
+                (name = "test", description = "Only outside production"),
+                (name = "operations", description = "Health, readiness and metrics"),
+            )
+        )]
+        pub struct ApiDoc;
+
+        /// Registers the routes of the list that are on.
+        pub(crate) fn register(config: &mut ServiceConfig, metrics_on_main: bool, test_endpoints: bool) {
+            $(config.service($am::$ah);)*
+            if metrics_on_main {
+                $(config.service($mm::$mh);)*
+            }
+            if test_endpoints {
+                $(config.service($tm::$th);)*
+            }
+        }
+    };
+}
+
+routes! {
+    api: [
+        auth::register, auth::login_json, auth::login_form, auth::me, auth::my_events, auth::refresh,
+        auth::logout, auth::change_password, passwords::forgot, passwords::reset, passwords::policy,
+        oauth::authorize, oauth::github_callback, oauth::linkedin_callback, api_keys::create, api_keys::list,
+        api_keys::revoke, projects::list, projects::create, admin::list_users, admin::update_user,
+        admin::audit_events, ops::healthz, ops::readyz,
+    ],
+    metrics: [ops::metrics],
+    test: [test_auth::auth_status, test_auth::create_test_user, test_auth::test_login],
+}
 
 impl ApiDoc {
     /// The document as served: without the test endpoints when they are off,
@@ -106,16 +136,6 @@ impl Modify for CommonResponses {
                     .build(),
             )
         };
-        const LIMITED: [&str; 8] = [
-            "/v1/auth/login",
-            "/v1/auth/login-json",
-            "/v1/test-auth/test-login",
-            "/v1/auth/github/callback",
-            "/v1/auth/linkedin/callback",
-            "/v1/auth/register",
-            "/v1/test-auth/create-test-user",
-            "/v1/auth/forgot-password",
-        ];
         let budget_headers = [
             ("X-RateLimit-Limit", "The budget's size (requests per window)"),
             ("X-RateLimit-Remaining", "Requests left in the budget"),
@@ -125,8 +145,11 @@ impl Modify for CommonResponses {
             let operations =
                 [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
             for operation in operations.into_iter().flatten() {
+                let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let limited = crate::limits::declared_family(operation).is_some();
+                let has_body = operation.request_body.is_some();
                 let responses = &mut operation.responses.responses;
-                if operation.request_body.is_some() {
+                if has_body {
                     responses.entry("400".to_owned()).or_insert_with(|| {
                         error("`malformed_body`: not JSON, data after the JSON value, or the wrong content type")
                     });
@@ -137,8 +160,7 @@ impl Modify for CommonResponses {
                         .entry("422".to_owned())
                         .or_insert_with(|| error("`invalid_field`: a field is missing or of the wrong type"));
                 }
-                let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
-                if authenticated || LIMITED.contains(&path.as_str()) {
+                if authenticated || limited {
                     responses
                         .entry("429".to_owned())
                         .or_insert_with(|| error("`rate_limited`; see `Retry-After`"));

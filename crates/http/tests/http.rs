@@ -100,3 +100,61 @@ async fn test_endpoints_follow_the_setting() {
         test::call_service(&app, TestRequest::get().uri("/v1/test-auth/auth-status").to_request()).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+/// Every operation of `/openapi.json` is answered by a handler of the running
+/// app, not by the fallback for unknown routes; and the routes that declare a
+/// per-address limit family are the ones that count in it.
+#[actix_web::test]
+async fn every_documented_operation_is_served_and_limited_routes_say_so() {
+    let app = test::init_service(configure(state(None))).await;
+    let document: Value =
+        test::call_and_read_body_json(&app, TestRequest::get().uri("/openapi.json").to_request()).await;
+    let unrouted = test::call_service(&app, TestRequest::get().uri("/no/such/route").to_request()).await;
+    assert_eq!(unrouted.status(), StatusCode::NOT_FOUND);
+    let unrouted: Value = test::read_body_json(unrouted).await;
+    let mut operations = 0;
+    let mut limited = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        // Placeholders a handler accepts: a provider name, a UUID.
+        let uuid = "0193a0c4-0000-7000-8000-000000000000";
+        let uri = path.replace("{provider}", "github").replace("{key_id}", uuid).replace("{id}", uuid);
+        assert!(!uri.contains('{'), "a placeholder to fill in {path}");
+        for (method, operation) in item.as_object().unwrap() {
+            let request = match method.as_str() {
+                "get" => TestRequest::get(),
+                "post" => TestRequest::post(),
+                "patch" => TestRequest::patch(),
+                "delete" => TestRequest::delete(),
+                other => panic!("{other} {path}"),
+            };
+            let response = test::call_service(&app, request.uri(&uri).to_request()).await;
+            let status = response.status();
+            let body = test::read_body(response).await;
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            assert!(
+                status != StatusCode::METHOD_NOT_ALLOWED && body != unrouted,
+                "{method} {path} is documented but not served: {status} {body}"
+            );
+            operations += 1;
+            if let Some(family) = operation.get("x-rate-limit-family") {
+                limited.push(format!("{method} {path} {}", family.as_str().unwrap()));
+                assert!(operation["responses"].get("429").is_some(), "{path} documents its 429");
+            }
+        }
+    }
+    assert!(operations > 25, "{operations}");
+    limited.sort();
+    assert_eq!(
+        limited,
+        [
+            "post /v1/auth/forgot-password forgot_password",
+            "post /v1/auth/github/callback login",
+            "post /v1/auth/linkedin/callback login",
+            "post /v1/auth/login login",
+            "post /v1/auth/login-json login",
+            "post /v1/auth/register register",
+            "post /v1/test-auth/create-test-user register",
+            "post /v1/test-auth/test-login login",
+        ]
+    );
+}

@@ -14,6 +14,7 @@ use crate::state::AppState;
 
 /// Create an account and sign in.
 #[utoipa::path(
+    extensions(("x-rate-limit-family" = json!("register"))),
     tag = "accounts",
     request_body = RegisterRequest,
     responses(
@@ -36,6 +37,7 @@ pub(crate) async fn register(
 
 /// Sign in with email and password (JSON).
 #[utoipa::path(
+    extensions(("x-rate-limit-family" = json!("login"))),
     tag = "sessions",
     request_body = LoginRequest,
     responses(
@@ -56,6 +58,7 @@ pub(crate) async fn login_json(
 
 /// Sign in with email and password (form, OAuth2 password-grant style).
 #[utoipa::path(
+    extensions(("x-rate-limit-family" = json!("login"))),
     tag = "sessions",
     request_body(content = LoginRequest, content_type = "application/x-www-form-urlencoded"),
     responses(

@@ -58,6 +58,7 @@ async fn callback(
 
 /// Sign in with a GitHub authorization code.
 #[utoipa::path(
+    extensions(("x-rate-limit-family" = json!("login"))),
     tag = "oauth",
     request_body = CallbackRequest,
     responses(
@@ -87,6 +88,7 @@ pub(crate) async fn github_callback(
 
 /// Sign in with a LinkedIn authorization code.
 #[utoipa::path(
+    extensions(("x-rate-limit-family" = json!("login"))),
     tag = "oauth",
     request_body = CallbackRequest,
     responses(

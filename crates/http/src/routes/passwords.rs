@@ -9,6 +9,7 @@ use crate::state::AppState;
 /// Ask for a reset link by email. The answer is the same whether or not the
 /// email is registered, and no email is sent while the request waits.
 #[utoipa::path(
+    extensions(("x-rate-limit-family" = json!("forgot_password"))),
     tag = "accounts",
     request_body = ForgotPasswordRequest,
     responses(

@@ -40,6 +40,7 @@ pub(crate) async fn auth_status(
 
 /// Create a user without signing in (same rules as registration).
 #[utoipa::path(
+    extensions(("x-rate-limit-family" = json!("register"))),
     tag = "test",
     request_body = TestUserRequest,
     responses(
@@ -62,6 +63,7 @@ pub(crate) async fn create_test_user(
 
 /// Sign in with `{"email", "password"}` (same rules as login).
 #[utoipa::path(
+    extensions(("x-rate-limit-family" = json!("login"))),
     tag = "test",
     request_body = TestUserRequest,
     responses(
