@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use portcullis::{App, Cli};
-use portcullis_domain::ports::UserRepository;
+use portcullis_domain::ports::{AuditLog, UserRepository};
 use portcullis_domain::{Email, User};
 use portcullis_store_postgres::testing::TestDatabase;
 use portcullis_testkit::ManualClock;
@@ -183,12 +183,12 @@ impl TestApp {
         let cli = Cli::try_parse_from(args).unwrap();
         let clock = Arc::new(ManualClock::new());
         let app = App::build(&cli.config, clock.clone()).await.unwrap();
-        let users = Arc::clone(&app.stores.users);
-        let audit = Arc::clone(&app.stores.audit);
+        let users: Arc<dyn UserRepository> = app.store.clone();
+        let audit: Arc<dyn AuditLog> = app.store.clone();
         let services = app.services.clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(app.serve(listener).unwrap());
+        tokio::spawn(app.serve(listener).unwrap().run());
         Some(Self { base, client: Client::new(), clock, users, services, audit, _database: database })
     }
 

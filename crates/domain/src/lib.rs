@@ -16,8 +16,10 @@ pub mod services;
 
 pub use error::{AuthError, DomainError, FieldError, Forbidden, StoreError};
 pub use model::*;
+pub use ports::Store;
 pub use services::{
-    AccountService, AdminOutcome, AdminService, ApiKeyService, AuditService, AuthSettings, DeliveryReport,
-    IpFamily, LimitService, ListedKey, MAX_AUDIT_PAGE, NewKeyRequest, OAuthLogin, OAuthService,
-    PasswordService, Ports, ProjectService, RateLimits, Registration, Services, SessionService, UserChanges,
+    AccountService, Adapters, AdminOutcome, AdminService, ApiKeyService, AuditService, AuthSettings,
+    DeliveryReport, IpFamily, LimitService, ListedKey, MAX_AUDIT_PAGE, NewKeyRequest, OAuthLogin,
+    OAuthService, PasswordService, Ports, ProjectService, RateLimits, Registration, Services, SessionService,
+    UserChanges,
 };

@@ -64,19 +64,83 @@ pub enum LogFormat {
     Json,
 }
 
-/// Every setting; each has an environment variable of the same meaning.
-#[derive(Clone, Args)]
+/// Every setting, in sections; each has an environment variable of the same
+/// meaning, and `--help` lists them under their section's heading.
+#[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// sqlite://PATH (embedded, created on first start) or postgres://user:pass@host/db.
-    #[arg(long, global = true, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://data/portcullis.db", value_parser = DatabaseUrl::parse, hide_env_values = true)]
-    pub database_url: DatabaseUrl,
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub tokens: TokenConfig,
+    #[command(flatten)]
+    pub passwords: PasswordConfig,
+    #[command(flatten)]
+    pub mail: MailConfig,
+    #[command(flatten)]
+    pub providers: ProvidersConfig,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub cache: CacheConfig,
+    #[command(flatten)]
+    pub audit: AuditConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
 
-    /// The URL clients reach the service at, e.g. https://auth.example.com
-    /// (behind a proxy, the proxy's). With https://, every response carries
-    /// Strict-Transport-Security. Unset: http://<AUTH_BIND>.
-    #[arg(long, global = true, env = "AUTH_PUBLIC_URL", value_name = "AUTH_PUBLIC_URL", value_parser = parse_http_url)]
-    pub public_url: Option<String>,
+impl Config {
+    /// `AUTH_OAUTH_REQUIRE_STATE`, or its default for the environment.
+    #[must_use]
+    pub fn oauth_require_state(&self) -> bool {
+        self.providers.oauth_require_state.unwrap_or(self.server.environment == Environment::Production)
+    }
 
+    /// `AUTH_PUBLIC_URL`, or `http://<AUTH_BIND>`.
+    #[must_use]
+    pub fn public_url(&self) -> String {
+        self.server.public_url.clone().unwrap_or_else(|| format!("http://{}", self.server.bind))
+    }
+}
+
+/// A setting that must never reach a log line: `Debug` and `Display` print
+/// `[REDACTED]`; [`expose`](Self::expose) is the one way to the text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    #[must_use]
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn parse(raw: &str) -> Result<Self, String> {
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// Where and how the service listens, and whom it believes.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server")]
+pub struct ServerConfig {
     /// Listen address.
     #[arg(
         long,
@@ -86,6 +150,12 @@ pub struct Config {
         default_value = "127.0.0.1:8000"
     )]
     pub bind: SocketAddr,
+
+    /// The URL clients reach the service at, e.g. https://auth.example.com
+    /// (behind a proxy, the proxy's). With https://, every response carries
+    /// Strict-Transport-Security. Unset: http://<AUTH_BIND>.
+    #[arg(long, global = true, env = "AUTH_PUBLIC_URL", value_name = "AUTH_PUBLIC_URL", value_parser = parse_http_url)]
+    pub public_url: Option<String>,
 
     /// development, test or production. Production refuses to start without
     /// AUTH_JWT_SECRET and hides the /v1/test-auth endpoints.
@@ -99,159 +169,9 @@ pub struct Config {
     )]
     pub environment: Environment,
 
-    /// HS256 signing key, at least 32 bytes. Unset outside production: one is
-    /// generated once and kept in `jwt-secret` beside the SQLite file (mode 0600).
-    #[arg(
-        long,
-        global = true,
-        env = "AUTH_JWT_SECRET",
-        value_name = "AUTH_JWT_SECRET",
-        hide_env_values = true,
-        value_parser = parse_secret
-    )]
-    pub jwt_secret: Option<String>,
-
-    /// During a key rotation, the previous AUTH_JWT_SECRET: tokens signed with
-    /// it are still accepted (until they expire); new ones are signed with
-    /// AUTH_JWT_SECRET only. Remove it once AUTH_TOKEN_TTL_SECS has passed.
-    #[arg(
-        long,
-        global = true,
-        env = "AUTH_JWT_PREVIOUS_SECRET",
-        value_name = "AUTH_JWT_PREVIOUS_SECRET",
-        hide_env_values = true,
-        value_parser = parse_secret
-    )]
-    pub jwt_previous_secret: Option<String>,
-
-    /// Access-token lifetime in seconds (60 to 31536000).
-    #[arg(long, global = true, env = "AUTH_TOKEN_TTL_SECS", value_name = "AUTH_TOKEN_TTL_SECS", default_value_t = 28_800, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
-    pub token_ttl_secs: i64,
-
-    /// Lifetime in days of an API key created without `expires_in_days` (1 to 365).
-    #[arg(long, global = true, env = "AUTH_API_KEY_DEFAULT_DAYS", value_name = "AUTH_API_KEY_DEFAULT_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=365))]
-    pub api_key_default_days: i64,
-
-    /// SMTP server for outgoing email: smtp://host:25, smtp://user:pass@host:587?tls=required
-    /// (STARTTLS) or smtps://user:pass@host:465. Unset: emails are written to the log
-    /// (outside production, with their links).
-    #[arg(long, global = true, env = "AUTH_SMTP_URL", value_name = "AUTH_SMTP_URL", hide_env_values = true)]
-    pub smtp_url: Option<String>,
-
-    /// Sender of outgoing email.
-    #[arg(
-        long,
-        global = true,
-        env = "AUTH_MAIL_FROM",
-        value_name = "AUTH_MAIL_FROM",
-        default_value = "Portcullis <no-reply@localhost>"
-    )]
-    pub mail_from: String,
-
-    /// The client app's reset page; the emailed link is this with `?token=...` appended.
-    #[arg(long, global = true, env = "AUTH_PASSWORD_RESET_URL", value_name = "AUTH_PASSWORD_RESET_URL", default_value = "http://localhost:3000/reset-password", value_parser = parse_http_url)]
-    pub password_reset_url: String,
-
-    /// GitHub OAuth app client id; GitHub login is on when this and the secret are set.
-    #[arg(long, global = true, env = "AUTH_GITHUB_CLIENT_ID", value_name = "AUTH_GITHUB_CLIENT_ID")]
-    pub github_client_id: Option<String>,
-
-    /// GitHub OAuth app client secret.
-    #[arg(
-        long,
-        global = true,
-        env = "AUTH_GITHUB_CLIENT_SECRET",
-        value_name = "AUTH_GITHUB_CLIENT_SECRET",
-        hide_env_values = true
-    )]
-    pub github_client_secret: Option<String>,
-
-    /// GitHub's authorization endpoint (tests point it at a fake).
-    #[arg(long, global = true, env = "AUTH_GITHUB_AUTHORIZE_URL", value_name = "AUTH_GITHUB_AUTHORIZE_URL", default_value = "https://github.com/login/oauth/authorize", value_parser = parse_http_url)]
-    pub github_authorize_url: String,
-
-    /// GitHub's token endpoint.
-    #[arg(long, global = true, env = "AUTH_GITHUB_TOKEN_URL", value_name = "AUTH_GITHUB_TOKEN_URL", default_value = "https://github.com/login/oauth/access_token", value_parser = parse_http_url)]
-    pub github_token_url: String,
-
-    /// GitHub's REST API base.
-    #[arg(long, global = true, env = "AUTH_GITHUB_API_URL", value_name = "AUTH_GITHUB_API_URL", default_value = "https://api.github.com", value_parser = parse_http_url)]
-    pub github_api_url: String,
-
-    /// LinkedIn app client id; LinkedIn login is on when this and the secret are set.
-    #[arg(long, global = true, env = "AUTH_LINKEDIN_CLIENT_ID", value_name = "AUTH_LINKEDIN_CLIENT_ID")]
-    pub linkedin_client_id: Option<String>,
-
-    /// LinkedIn app client secret.
-    #[arg(
-        long,
-        global = true,
-        env = "AUTH_LINKEDIN_CLIENT_SECRET",
-        value_name = "AUTH_LINKEDIN_CLIENT_SECRET",
-        hide_env_values = true
-    )]
-    pub linkedin_client_secret: Option<String>,
-
-    /// LinkedIn's authorization endpoint.
-    #[arg(long, global = true, env = "AUTH_LINKEDIN_AUTHORIZE_URL", value_name = "AUTH_LINKEDIN_AUTHORIZE_URL", default_value = "https://www.linkedin.com/oauth/v2/authorization", value_parser = parse_http_url)]
-    pub linkedin_authorize_url: String,
-
-    /// LinkedIn's token endpoint.
-    #[arg(long, global = true, env = "AUTH_LINKEDIN_TOKEN_URL", value_name = "AUTH_LINKEDIN_TOKEN_URL", default_value = "https://www.linkedin.com/oauth/v2/accessToken", value_parser = parse_http_url)]
-    pub linkedin_token_url: String,
-
-    /// LinkedIn's OpenID Connect userinfo endpoint.
-    #[arg(long, global = true, env = "AUTH_LINKEDIN_USERINFO_URL", value_name = "AUTH_LINKEDIN_USERINFO_URL", default_value = "https://api.linkedin.com/v2/userinfo", value_parser = parse_http_url)]
-    pub linkedin_userinfo_url: String,
-
-    /// Refuse OAuth callbacks that lack the `state` and `code_verifier` from
-    /// /authorize. Default: true in production, false elsewhere.
-    #[arg(long, global = true, env = "AUTH_OAUTH_REQUIRE_STATE", value_name = "AUTH_OAUTH_REQUIRE_STATE", action = clap::ArgAction::Set)]
-    pub oauth_require_state: Option<bool>,
-
-    /// Timeout in seconds for each call to a login provider (1 to 60).
-    #[arg(long, global = true, env = "AUTH_OAUTH_TIMEOUT_SECS", value_name = "AUTH_OAUTH_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
-    pub oauth_timeout_secs: u64,
-
-    /// composition (the seed's: 8+ characters, upper, lower, digit, special) or nist
-    /// (NIST SP 800-63B rev. 4: 15+ characters, no composition rules).
-    #[arg(
-        long,
-        global = true,
-        env = "AUTH_PASSWORD_RULES",
-        value_name = "AUTH_PASSWORD_RULES",
-        default_value = "composition",
-        value_enum
-    )]
-    pub password_rules: PasswordRulesArg,
-
-    /// Rate limits: `off`, or overrides of the defaults
-    /// `login=20/60,register=10/60,failed_login=5/900,failed_login_account=50/900,authenticated=600/60`
-    /// (requests / seconds; `name=off` turns one off). Counters live in Redis when AUTH_REDIS_URL is set.
-    #[arg(long, global = true, env = "AUTH_RATE_LIMITS", value_name = "AUTH_RATE_LIMITS", default_value = "", value_parser = parse_rate_limits)]
-    pub rate_limits: RateLimits,
-
-    /// Redis for rate-limit counters shared by every instance, e.g. redis://127.0.0.1:6379.
-    /// Unset: counters are in process. While Redis cannot be reached, each instance
-    /// limits on its own.
-    #[arg(
-        long,
-        global = true,
-        env = "AUTH_REDIS_URL",
-        value_name = "AUTH_REDIS_URL",
-        hide_env_values = true
-    )]
-    pub redis_url: Option<String>,
-
-    /// Prefix of every Redis key Portcullis writes (for a Redis shared with other software).
-    #[arg(
-        long,
-        global = true,
-        env = "AUTH_REDIS_PREFIX",
-        value_name = "AUTH_REDIS_PREFIX",
-        default_value = "portcullis:"
-    )]
-    pub redis_prefix: String,
+    /// HTTP worker threads; 0 means one per core.
+    #[arg(long, global = true, env = "AUTH_WORKERS", value_name = "AUTH_WORKERS", default_value_t = 0)]
+    pub workers: usize,
 
     /// Comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed
     /// (e.g. `10.0.0.0/8,127.0.0.1`); empty: the socket's peer is the client.
@@ -267,17 +187,60 @@ pub struct Config {
     /// instead of the main port; unset: on the main port.
     #[arg(long, global = true, env = "AUTH_METRICS_BIND", value_name = "AUTH_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
+}
 
-    /// How long (ms) a token's session or an API key's owner, once read, is
-    /// trusted without asking the database again; 0 turns the cache off.
-    /// Changes made through this instance apply at once whatever the value;
-    /// changes made through another instance apply within it.
-    #[arg(long, global = true, env = "AUTH_CACHE_TTL_MS", value_name = "AUTH_CACHE_TTL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
-    pub cache_ttl_ms: u64,
+/// The database.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseConfig {
+    /// sqlite://PATH (embedded, created on first start) or postgres://user:pass@host/db.
+    #[arg(long, global = true, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://data/portcullis.db", value_parser = DatabaseUrl::parse, hide_env_values = true)]
+    pub database_url: DatabaseUrl,
 
-    /// Days audit events are kept before they are deleted (1 to 3650).
-    #[arg(long, global = true, env = "AUTH_AUDIT_RETENTION_DAYS", value_name = "AUTH_AUDIT_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
-    pub audit_retention_days: u32,
+    /// Most database connections this instance opens (1 to 1000).
+    #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub db_max_connections: u16,
+}
+
+/// Access tokens and API keys.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tokens and keys")]
+pub struct TokenConfig {
+    /// HS256 signing key, at least 32 bytes. Unset outside production: one is
+    /// generated once and kept in `jwt-secret` beside the SQLite file (mode 0600).
+    #[arg(long, global = true, env = "AUTH_JWT_SECRET", value_name = "AUTH_JWT_SECRET", hide_env_values = true, value_parser = parse_jwt_secret)]
+    pub jwt_secret: Option<Secret>,
+
+    /// During a key rotation, the previous AUTH_JWT_SECRET: tokens signed with
+    /// it are still accepted (until they expire); new ones are signed with
+    /// AUTH_JWT_SECRET only. Remove it once AUTH_TOKEN_TTL_SECS has passed.
+    #[arg(long, global = true, env = "AUTH_JWT_PREVIOUS_SECRET", value_name = "AUTH_JWT_PREVIOUS_SECRET", hide_env_values = true, value_parser = parse_jwt_secret)]
+    pub jwt_previous_secret: Option<Secret>,
+
+    /// Access-token lifetime in seconds (60 to 31536000).
+    #[arg(long, global = true, env = "AUTH_TOKEN_TTL_SECS", value_name = "AUTH_TOKEN_TTL_SECS", default_value_t = 28_800, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
+    pub token_ttl_secs: i64,
+
+    /// Lifetime in days of an API key created without `expires_in_days` (1 to 365).
+    #[arg(long, global = true, env = "AUTH_API_KEY_DEFAULT_DAYS", value_name = "AUTH_API_KEY_DEFAULT_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=365))]
+    pub api_key_default_days: i64,
+}
+
+/// Password rules and hashing.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Passwords")]
+pub struct PasswordConfig {
+    /// composition (the seed's: 8+ characters, upper, lower, digit, special) or nist
+    /// (NIST SP 800-63B rev. 4: 15+ characters, no composition rules).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_PASSWORD_RULES",
+        value_name = "AUTH_PASSWORD_RULES",
+        default_value = "composition",
+        value_enum
+    )]
+    pub password_rules: PasswordRulesArg,
 
     /// Threads that hash passwords (argon2id); 0 means one per core.
     #[arg(
@@ -293,15 +256,164 @@ pub struct Config {
     /// answer 503 with Retry-After at once. 0 means 64 per thread.
     #[arg(long, global = true, env = "AUTH_HASH_QUEUE", value_name = "AUTH_HASH_QUEUE", default_value_t = 0)]
     pub hash_queue: usize,
+}
 
-    /// Most database connections this instance opens (1 to 1000).
-    #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub db_max_connections: u16,
+/// Outgoing email.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Email")]
+pub struct MailConfig {
+    /// SMTP server for outgoing email: smtp://host:25, smtp://user:pass@host:587?tls=required
+    /// (STARTTLS) or smtps://user:pass@host:465. Unset: emails are written to the log
+    /// (outside production, with their links).
+    #[arg(long, global = true, env = "AUTH_SMTP_URL", value_name = "AUTH_SMTP_URL", hide_env_values = true, value_parser = Secret::parse)]
+    pub smtp_url: Option<Secret>,
 
-    /// HTTP worker threads; 0 means one per core.
-    #[arg(long, global = true, env = "AUTH_WORKERS", value_name = "AUTH_WORKERS", default_value_t = 0)]
-    pub workers: usize,
+    /// Sender of outgoing email.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_MAIL_FROM",
+        value_name = "AUTH_MAIL_FROM",
+        default_value = "Portcullis <no-reply@localhost>"
+    )]
+    pub mail_from: String,
 
+    /// The client app's reset page; the emailed link is this with `?token=...` appended.
+    #[arg(long, global = true, env = "AUTH_PASSWORD_RESET_URL", value_name = "AUTH_PASSWORD_RESET_URL", default_value = "http://localhost:3000/reset-password", value_parser = parse_http_url)]
+    pub password_reset_url: String,
+}
+
+/// Social login.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Login providers")]
+pub struct ProvidersConfig {
+    #[command(flatten)]
+    pub github: GithubConfig,
+    #[command(flatten)]
+    pub linkedin: LinkedinConfig,
+
+    /// Refuse OAuth callbacks that lack the `state` and `code_verifier` from
+    /// /authorize. Default: true in production, false elsewhere.
+    #[arg(long, global = true, env = "AUTH_OAUTH_REQUIRE_STATE", value_name = "AUTH_OAUTH_REQUIRE_STATE", action = clap::ArgAction::Set)]
+    pub oauth_require_state: Option<bool>,
+
+    /// Timeout in seconds for each call to a login provider (1 to 60).
+    #[arg(long, global = true, env = "AUTH_OAUTH_TIMEOUT_SECS", value_name = "AUTH_OAUTH_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub oauth_timeout_secs: u64,
+}
+
+/// GitHub login: on when the client id and secret are both set.
+#[derive(Debug, Clone, Args)]
+pub struct GithubConfig {
+    /// GitHub OAuth app client id; GitHub login is on when this and the secret are set.
+    #[arg(
+        id = "github_client_id",
+        long = "github-client-id",
+        global = true,
+        env = "AUTH_GITHUB_CLIENT_ID",
+        value_name = "AUTH_GITHUB_CLIENT_ID"
+    )]
+    pub client_id: Option<String>,
+
+    /// GitHub OAuth app client secret.
+    #[arg(id = "github_client_secret", long = "github-client-secret", global = true, env = "AUTH_GITHUB_CLIENT_SECRET", value_name = "AUTH_GITHUB_CLIENT_SECRET", hide_env_values = true, value_parser = Secret::parse)]
+    pub client_secret: Option<Secret>,
+
+    /// GitHub's authorization endpoint (tests point it at a fake).
+    #[arg(id = "github_authorize_url", long = "github-authorize-url", global = true, env = "AUTH_GITHUB_AUTHORIZE_URL", value_name = "AUTH_GITHUB_AUTHORIZE_URL", default_value = "https://github.com/login/oauth/authorize", value_parser = parse_http_url)]
+    pub authorize_url: String,
+
+    /// GitHub's token endpoint.
+    #[arg(id = "github_token_url", long = "github-token-url", global = true, env = "AUTH_GITHUB_TOKEN_URL", value_name = "AUTH_GITHUB_TOKEN_URL", default_value = "https://github.com/login/oauth/access_token", value_parser = parse_http_url)]
+    pub token_url: String,
+
+    /// GitHub's REST API base.
+    #[arg(id = "github_api_url", long = "github-api-url", global = true, env = "AUTH_GITHUB_API_URL", value_name = "AUTH_GITHUB_API_URL", default_value = "https://api.github.com", value_parser = parse_http_url)]
+    pub api_url: String,
+}
+
+/// LinkedIn login: on when the client id and secret are both set.
+#[derive(Debug, Clone, Args)]
+pub struct LinkedinConfig {
+    /// LinkedIn app client id; LinkedIn login is on when this and the secret are set.
+    #[arg(
+        id = "linkedin_client_id",
+        long = "linkedin-client-id",
+        global = true,
+        env = "AUTH_LINKEDIN_CLIENT_ID",
+        value_name = "AUTH_LINKEDIN_CLIENT_ID"
+    )]
+    pub client_id: Option<String>,
+
+    /// LinkedIn app client secret.
+    #[arg(id = "linkedin_client_secret", long = "linkedin-client-secret", global = true, env = "AUTH_LINKEDIN_CLIENT_SECRET", value_name = "AUTH_LINKEDIN_CLIENT_SECRET", hide_env_values = true, value_parser = Secret::parse)]
+    pub client_secret: Option<Secret>,
+
+    /// LinkedIn's authorization endpoint.
+    #[arg(id = "linkedin_authorize_url", long = "linkedin-authorize-url", global = true, env = "AUTH_LINKEDIN_AUTHORIZE_URL", value_name = "AUTH_LINKEDIN_AUTHORIZE_URL", default_value = "https://www.linkedin.com/oauth/v2/authorization", value_parser = parse_http_url)]
+    pub authorize_url: String,
+
+    /// LinkedIn's token endpoint.
+    #[arg(id = "linkedin_token_url", long = "linkedin-token-url", global = true, env = "AUTH_LINKEDIN_TOKEN_URL", value_name = "AUTH_LINKEDIN_TOKEN_URL", default_value = "https://www.linkedin.com/oauth/v2/accessToken", value_parser = parse_http_url)]
+    pub token_url: String,
+
+    /// LinkedIn's OpenID Connect userinfo endpoint.
+    #[arg(id = "linkedin_userinfo_url", long = "linkedin-userinfo-url", global = true, env = "AUTH_LINKEDIN_USERINFO_URL", value_name = "AUTH_LINKEDIN_USERINFO_URL", default_value = "https://api.linkedin.com/v2/userinfo", value_parser = parse_http_url)]
+    pub userinfo_url: String,
+}
+
+/// Rate limits, and where their counters live.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Rate limits")]
+pub struct LimitsConfig {
+    /// Rate limits: `off`, or overrides of the defaults
+    /// `login=20/60,register=10/60,failed_login=5/900,failed_login_account=50/900,authenticated=600/60`
+    /// (requests / seconds; `name=off` turns one off). Counters live in Redis when AUTH_REDIS_URL is set.
+    #[arg(long, global = true, env = "AUTH_RATE_LIMITS", value_name = "AUTH_RATE_LIMITS", default_value = "", value_parser = parse_rate_limits)]
+    pub rate_limits: RateLimits,
+
+    /// Redis for rate-limit counters shared by every instance, e.g. redis://127.0.0.1:6379.
+    /// Unset: counters are in process. While Redis cannot be reached, each instance
+    /// limits on its own.
+    #[arg(long, global = true, env = "AUTH_REDIS_URL", value_name = "AUTH_REDIS_URL", hide_env_values = true, value_parser = Secret::parse)]
+    pub redis_url: Option<Secret>,
+
+    /// Prefix of every Redis key Portcullis writes (for a Redis shared with other software).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_REDIS_PREFIX",
+        value_name = "AUTH_REDIS_PREFIX",
+        default_value = "portcullis:"
+    )]
+    pub redis_prefix: String,
+}
+
+/// The authentication cache.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cache")]
+pub struct CacheConfig {
+    /// How long (ms) a token's session or an API key's owner, once read, is
+    /// trusted without asking the database again; 0 turns the cache off.
+    /// Changes made through this instance apply at once whatever the value;
+    /// changes made through another instance apply within it.
+    #[arg(long, global = true, env = "AUTH_CACHE_TTL_MS", value_name = "AUTH_CACHE_TTL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub cache_ttl_ms: u64,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Audit log")]
+pub struct AuditConfig {
+    /// Days audit events are kept before they are deleted (1 to 3650).
+    #[arg(long, global = true, env = "AUTH_AUDIT_RETENTION_DAYS", value_name = "AUTH_AUDIT_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub audit_retention_days: u32,
+}
+
+/// Logs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logs")]
+pub struct TelemetryConfig {
     /// Log filter (tracing-subscriber's EnvFilter syntax), e.g. `info,portcullis=debug`.
     #[arg(long = "log", global = true, env = "RUST_LOG", value_name = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
@@ -316,33 +428,6 @@ pub struct Config {
         value_enum
     )]
     pub log_format: LogFormat,
-}
-
-impl Config {
-    /// `AUTH_OAUTH_REQUIRE_STATE`, or its default for the environment.
-    #[must_use]
-    pub fn oauth_require_state(&self) -> bool {
-        self.oauth_require_state.unwrap_or(self.environment == Environment::Production)
-    }
-
-    /// `AUTH_PUBLIC_URL`, or `http://<AUTH_BIND>`.
-    #[must_use]
-    pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.bind))
-    }
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("database", &self.database_url.kind())
-            .field("bind", &self.bind)
-            .field("environment", &self.environment)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "[REDACTED]"))
-            .field("jwt_previous_secret", &self.jwt_previous_secret.as_ref().map(|_| "[REDACTED]"))
-            .field("token_ttl_secs", &self.token_ttl_secs)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Parsed `AUTH_CORS_ORIGINS`.
@@ -416,7 +501,7 @@ fn parse_http_url(raw: &str) -> Result<String, String> {
     if valid { Ok(url.to_owned()) } else { Err("must be an http:// or https:// URL".to_owned()) }
 }
 
-fn parse_secret(raw: &str) -> Result<String, String> {
+fn parse_jwt_secret(raw: &str) -> Result<Secret, String> {
     if raw.len() < portcullis_crypto::MIN_SECRET_LEN {
         return Err(format!(
             "must be at least {} bytes, got {}",
@@ -424,7 +509,7 @@ fn parse_secret(raw: &str) -> Result<String, String> {
             raw.len()
         ));
     }
-    Ok(raw.to_owned())
+    Ok(Secret::new(raw))
 }
 
 /// A parsed `DATABASE_URL`.
@@ -514,8 +599,83 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let cli = Cli::try_parse_from(["portcullis", "--jwt-secret", "x".repeat(40).as_str()]).unwrap();
+        let cli = Cli::try_parse_from([
+            "portcullis",
+            "--jwt-secret",
+            "x".repeat(40).as_str(),
+            "--smtp-url",
+            "smtp://user:smtp-password@mail:587",
+            "--github-client-secret",
+            "github-secret",
+            "--redis-url",
+            "redis://:redis-password@cache:6379",
+            "--database-url",
+            "postgres://u:db-password@db/portcullis",
+        ])
+        .unwrap();
         let shown = format!("{:?}", cli.config);
-        assert!(!shown.contains("xxxx"), "{shown}");
+        for secret in ["xxxx", "smtp-password", "github-secret", "redis-password", "db-password"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("token_ttl_secs: 28800"), "the rest is shown: {shown}");
+    }
+
+    #[test]
+    fn help_lists_every_variable_under_its_section() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for variable in [
+            "DATABASE_URL",
+            "AUTH_PUBLIC_URL",
+            "AUTH_BIND",
+            "AUTH_ENV",
+            "AUTH_JWT_SECRET",
+            "AUTH_JWT_PREVIOUS_SECRET",
+            "AUTH_TOKEN_TTL_SECS",
+            "AUTH_API_KEY_DEFAULT_DAYS",
+            "AUTH_SMTP_URL",
+            "AUTH_MAIL_FROM",
+            "AUTH_PASSWORD_RESET_URL",
+            "AUTH_GITHUB_CLIENT_ID",
+            "AUTH_GITHUB_CLIENT_SECRET",
+            "AUTH_GITHUB_AUTHORIZE_URL",
+            "AUTH_GITHUB_TOKEN_URL",
+            "AUTH_GITHUB_API_URL",
+            "AUTH_LINKEDIN_CLIENT_ID",
+            "AUTH_LINKEDIN_CLIENT_SECRET",
+            "AUTH_LINKEDIN_AUTHORIZE_URL",
+            "AUTH_LINKEDIN_TOKEN_URL",
+            "AUTH_LINKEDIN_USERINFO_URL",
+            "AUTH_OAUTH_REQUIRE_STATE",
+            "AUTH_OAUTH_TIMEOUT_SECS",
+            "AUTH_PASSWORD_RULES",
+            "AUTH_RATE_LIMITS",
+            "AUTH_REDIS_URL",
+            "AUTH_REDIS_PREFIX",
+            "AUTH_TRUSTED_PROXIES",
+            "AUTH_CORS_ORIGINS",
+            "AUTH_METRICS_BIND",
+            "AUTH_CACHE_TTL_MS",
+            "AUTH_AUDIT_RETENTION_DAYS",
+            "AUTH_HASH_THREADS",
+            "AUTH_HASH_QUEUE",
+            "AUTH_DB_MAX_CONNECTIONS",
+            "AUTH_WORKERS",
+            "RUST_LOG",
+            "AUTH_LOG_FORMAT",
+        ] {
+            assert!(help.contains(&format!("[env: {variable}")), "{variable} missing from --help");
+        }
+        for heading in [
+            "Server:",
+            "Database:",
+            "Tokens and keys:",
+            "Passwords:",
+            "Email:",
+            "Login providers:",
+            "Rate limits:",
+        ] {
+            assert!(help.contains(heading), "{heading} missing from --help");
+        }
     }
 }

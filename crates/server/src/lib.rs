@@ -10,6 +10,7 @@
 
 pub mod config;
 mod error;
+mod jobs;
 mod secret;
 mod telemetry;
 
@@ -20,18 +21,18 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 use portcullis_crypto::{Argon2Hasher, HashingConfig, HmacSigner, JwtCodec, OsSecrets};
-use portcullis_domain::ports::{
-    ApiKeyRepository, AuditLog, Clock, OAuthIdentityRepository, Outbox, PasswordResetRepository,
-    ProjectRepository, RevokedTokenRepository, StoreHealth, SystemClock, UserRepository,
+use portcullis_domain::ports::{Clock, StoreHealth, SystemClock};
+use portcullis_domain::{
+    Adapters, AdminOutcome, AuthSettings, Password, PasswordPolicy, Ports, Services, Store,
 };
-use portcullis_domain::{AdminOutcome, AuthSettings, Password, PasswordPolicy, Ports, Services};
 use portcullis_http::{AppState, HttpRequestContext, HttpSettings, MeteredAuditLog, Metrics};
 use portcullis_ratelimit::FallbackRateLimiter;
 use portcullis_store_postgres::PostgresStore;
 use portcullis_store_sqlite::SqliteStore;
 
-pub use config::{Cli, Command, Config, DatabaseUrl, Environment, LogFormat};
+pub use config::{Cli, Command, Config, DatabaseUrl, Environment, LogFormat, Secret};
 pub use error::StartError;
+use jobs::Jobs;
 pub use telemetry::init_tracing;
 
 /// How often expired revocations are purged.
@@ -45,83 +46,34 @@ const SWEEP_LIMITS_EVERY: Duration = Duration::from_secs(5);
 /// How often audit events past their retention are deleted.
 const PRUNE_AUDIT_EVERY: Duration = Duration::from_secs(3600);
 
-/// The storage adapters, as ports.
-#[derive(Clone)]
-pub struct Stores {
-    pub users: Arc<dyn UserRepository>,
-    pub revoked_tokens: Arc<dyn RevokedTokenRepository>,
-    pub api_keys: Arc<dyn ApiKeyRepository>,
-    pub projects: Arc<dyn ProjectRepository>,
-    pub resets: Arc<dyn PasswordResetRepository>,
-    pub outbox: Arc<dyn Outbox>,
-    pub identities: Arc<dyn OAuthIdentityRepository>,
-    pub audit: Arc<dyn AuditLog>,
-    pub health: Arc<dyn StoreHealth>,
-}
-
-impl std::fmt::Debug for Stores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stores").finish_non_exhaustive()
-    }
-}
-
-impl Stores {
-    /// Every port from one store that implements them all.
-    fn all<S>(store: Arc<S>) -> Self
-    where
-        S: UserRepository
-            + RevokedTokenRepository
-            + ApiKeyRepository
-            + ProjectRepository
-            + PasswordResetRepository
-            + Outbox
-            + OAuthIdentityRepository
-            + AuditLog
-            + StoreHealth
-            + 'static,
-    {
-        Self {
-            users: store.clone(),
-            revoked_tokens: store.clone(),
-            api_keys: store.clone(),
-            projects: store.clone(),
-            resets: store.clone(),
-            outbox: store.clone(),
-            identities: store.clone(),
-            audit: store.clone(),
-            health: store,
+/// Opens the database `DATABASE_URL` names and applies pending migrations.
+///
+/// # Errors
+/// [`StartError::Database`] when it cannot be opened or migrated.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let max = usize::from(config.database.db_max_connections);
+    let database = |e: portcullis_domain::StoreError| StartError::Database(e.to_string());
+    match &config.database.database_url {
+        DatabaseUrl::Sqlite(path) => {
+            let store = Arc::new(SqliteStore::open(path, max).map_err(database)?);
+            let applied = store.migrate().await.map_err(database)?;
+            tracing::info!(path = %path.display(), applied, "SQLite database ready");
+            Ok(store)
         }
-    }
-
-    /// Opens the database `DATABASE_URL` names and applies pending migrations.
-    ///
-    /// # Errors
-    /// [`StartError::Database`] when it cannot be opened or migrated.
-    pub async fn open(config: &Config) -> Result<Self, StartError> {
-        let max = usize::from(config.db_max_connections);
-        let database = |e: portcullis_domain::StoreError| StartError::Database(e.to_string());
-        match &config.database_url {
-            DatabaseUrl::Sqlite(path) => {
-                let store = Arc::new(SqliteStore::open(path, max).map_err(database)?);
-                let applied = store.migrate().await.map_err(database)?;
-                tracing::info!(path = %path.display(), applied, "SQLite database ready");
-                Ok(Self::all(store))
-            }
-            DatabaseUrl::Postgres(url) => {
-                let store = Arc::new(PostgresStore::connect(url, max).map_err(database)?);
-                let applied = store.migrate().await.map_err(database)?;
-                tracing::info!(applied, "PostgreSQL database ready");
-                Ok(Self::all(store))
-            }
+        DatabaseUrl::Postgres(url) => {
+            let store = Arc::new(PostgresStore::connect(url, max).map_err(database)?);
+            let applied = store.migrate().await.map_err(database)?;
+            tracing::info!(applied, "PostgreSQL database ready");
+            Ok(store)
         }
     }
 }
-
 /// A wired application: the services over their adapters.
 #[derive(Clone)]
 pub struct App {
     pub services: Services,
-    pub stores: Stores,
+    /// The database, every port of it.
+    pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     http: HttpSettings,
     workers: usize,
@@ -146,23 +98,23 @@ impl App {
         install_crypto_provider();
         let secret = secret::resolve(config)?;
         let previous_secret = secret::previous(config)?;
-        let stores = Stores::open(config).await?;
+        let store = open_store(config).await?;
         let settings = AuthSettings {
-            token_ttl_secs: config.token_ttl_secs,
-            api_key_default_days: config.api_key_default_days,
-            password_reset_url: config.password_reset_url.clone(),
+            token_ttl_secs: config.tokens.token_ttl_secs,
+            api_key_default_days: config.tokens.api_key_default_days,
+            password_reset_url: config.mail.password_reset_url.clone(),
             oauth_require_state: config.oauth_require_state(),
-            rate_limits: config.rate_limits.clone(),
-            auth_cache_ttl_ms: config.cache_ttl_ms,
-            password_policy: match config.password_rules {
+            rate_limits: config.limits.rate_limits.clone(),
+            password_policy: match config.passwords.password_rules {
                 config::PasswordRulesArg::Composition => PasswordPolicy::default(),
                 config::PasswordRulesArg::Nist => PasswordPolicy::nist(),
             },
             ..AuthSettings::default()
         };
         let defaults = HashingConfig::default();
-        let threads = if config.hash_threads == 0 { defaults.threads } else { config.hash_threads };
-        let queue = if config.hash_queue == 0 { threads * 64 } else { config.hash_queue };
+        let threads =
+            if config.passwords.hash_threads == 0 { defaults.threads } else { config.passwords.hash_threads };
+        let queue = if config.passwords.hash_queue == 0 { threads * 64 } else { config.passwords.hash_queue };
         let metrics = Arc::new(Metrics::default());
         let observer: portcullis_crypto::WaitObserver = {
             let metrics = Arc::downgrade(&metrics);
@@ -180,15 +132,8 @@ impl App {
         let queue_depth = Arc::downgrade(&hasher);
         metrics.watch_hash_queue(Arc::new(move || queue_depth.upgrade().map_or(0, |h| h.queued())));
         let limiter = rate_limiter(config).await;
-        let ports = Ports {
-            users: Arc::clone(&stores.users),
-            revoked_tokens: Arc::clone(&stores.revoked_tokens),
-            api_keys: Arc::clone(&stores.api_keys),
-            projects: Arc::clone(&stores.projects),
-            resets: Arc::clone(&stores.resets),
-            outbox: Arc::clone(&stores.outbox),
+        let adapters = Adapters {
             mailer: mailer(config)?,
-            identities: Arc::clone(&stores.identities),
             oauth_providers: oauth_providers(config)?,
             signer: Arc::new(HmacSigner::derive(&secret, "portcullis oauth state")),
             rate_limiter: Arc::clone(&limiter) as Arc<dyn portcullis_domain::ports::RateLimiter>,
@@ -200,58 +145,68 @@ impl App {
             }),
             clock: Arc::clone(&clock),
             secrets: Arc::new(OsSecrets),
-            audit: Arc::new(MeteredAuditLog::new(Arc::clone(&stores.audit), Arc::clone(&metrics))),
             context: Arc::new(HttpRequestContext),
         };
+        let ports = Ports::from_store(Arc::clone(&store), adapters);
+        // Appends are counted for the metrics on their way to the store.
+        let ports = Ports {
+            audit: Arc::new(MeteredAuditLog::new(Arc::clone(&ports.audit), Arc::clone(&metrics))),
+            ..ports
+        };
+        // The authentication reads, kept for AUTH_CACHE_TTL_MS; writes through these ports forget what they touch.
+        let ports = portcullis_cache::wrap(ports, config.cache.cache_ttl_ms);
         let http = HttpSettings {
-            test_endpoints: config.environment != Environment::Production,
-            trusted_proxies: config.trusted_proxies.clone(),
-            cors_origins: config.cors_origins.0.clone(),
-            metrics_on_main: config.metrics_bind.is_none(),
+            test_endpoints: config.server.environment != Environment::Production,
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            cors_origins: config.server.cors_origins.0.clone(),
+            metrics_on_main: config.server.metrics_bind.is_none(),
             hsts: config.public_url().starts_with("https://"),
             ..HttpSettings::default()
         };
         Ok(Self {
             services: Services::new(ports, settings),
-            stores,
+            store,
             metrics,
             http,
-            workers: config.workers,
-            metrics_bind: config.metrics_bind,
-            audit_retention_days: config.audit_retention_days,
+            workers: config.server.workers,
+            metrics_bind: config.server.metrics_bind,
+            audit_retention_days: config.audit.audit_retention_days,
             limiter,
             clock,
         })
     }
 
-    /// Serves on `listener` until the returned server is stopped (or gets
-    /// SIGINT/SIGTERM: it then finishes in-flight requests for up to 30 s).
-    /// Also starts the background work: the purge of expired revocations and
-    /// the periodic flush of API-key usage counts. Call [`flush`](Self::flush)
-    /// once the server has stopped so that no count is lost.
+    /// Starts serving on `listener`, and the background jobs (see
+    /// [`Serving::jobs`]). Nothing is served until the returned value is
+    /// [run](Serving::run).
     ///
     /// # Errors
-    /// [`StartError::Io`] when the listener cannot be used.
-    pub fn serve(self, listener: TcpListener) -> Result<Server, StartError> {
+    /// [`StartError::Io`] when the listener cannot be used;
+    /// [`StartError::Config`] when the metrics address cannot be bound.
+    pub fn serve(self, listener: TcpListener) -> Result<Serving, StartError> {
         let state = AppState {
             services: self.services.clone(),
-            health: Arc::clone(&self.stores.health),
+            health: Arc::clone(&self.store) as Arc<dyn StoreHealth>,
             settings: self.http.clone(),
             metrics: Arc::clone(&self.metrics),
         };
-        if let Some(address) = self.metrics_bind {
-            let metrics_state = state.clone();
-            let server = HttpServer::new(move || portcullis_http::metrics_app(metrics_state.clone()))
-                .workers(1)
-                .shutdown_timeout(1)
-                .bind(address)
-                .map_err(|e| {
-                    StartError::config("AUTH_METRICS_BIND", format!("cannot listen on {address}: {e}"))
-                })?
-                .run();
-            tokio::spawn(server);
-            tracing::info!(address = %format!("http://{address}/metrics"), "metrics are served");
-        }
+        let metrics_server = match self.metrics_bind {
+            Some(address) => {
+                let metrics_state = state.clone();
+                let server = HttpServer::new(move || portcullis_http::metrics_app(metrics_state.clone()))
+                    .workers(1)
+                    .shutdown_timeout(1)
+                    .bind(address)
+                    .map_err(|e| {
+                        StartError::config("AUTH_METRICS_BIND", format!("cannot listen on {address}: {e}"))
+                    })?
+                    .disable_signals()
+                    .run();
+                tracing::info!(address = %format!("http://{address}/metrics"), "metrics are served");
+                Some(server)
+            }
+            None => None,
+        };
         let workers = if self.workers == 0 {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         } else {
@@ -269,50 +224,30 @@ impl App {
             .listen(listener)
             .map_err(|e| StartError::Io(format!("cannot listen: {e}")))?
             .run();
+        let jobs = self.start_jobs();
+        Ok(Serving { server, metrics_server, jobs, services: self.services })
+    }
+
+    fn start_jobs(&self) -> Jobs {
+        let mut jobs = Jobs::new();
         let api_keys = self.services.api_keys.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(FLUSH_USAGE_EVERY);
-            loop {
-                every.tick().await;
+        jobs.every("usage-flush", FLUSH_USAGE_EVERY, move || {
+            let api_keys = api_keys.clone();
+            async move {
                 if let Err(e) = api_keys.flush_usage().await {
                     tracing::warn!(error = %e, "could not write API-key usage; kept for the next flush");
                 }
             }
         });
         let passwords = self.services.passwords.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(DELIVER_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                match passwords.deliver_due().await {
-                    Ok(report) => {
-                        if report.resets_issued > 0 || report.requests_dropped > 0 {
-                            tracing::info!(
-                                issued = report.resets_issued,
-                                without_email = report.requests_dropped,
-                                "password-reset requests answered"
-                            );
-                        }
-                        for why in report.request_errors {
-                            tracing::warn!(error = %why, "a password-reset request waits for a retry");
-                        }
-                        if report.sent > 0 || report.retried > 0 {
-                            tracing::info!(sent = report.sent, retrying = report.retried, "outbox delivery");
-                        }
-                        for (id, why) in report.gave_up {
-                            tracing::error!(message = %id, error = %why, "email given up after repeated failures");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "outbox unavailable; will retry"),
-                }
-            }
+        jobs.every("outbox", DELIVER_EVERY, move || {
+            let passwords = passwords.clone();
+            async move { deliver(&passwords).await }
         });
         let (audit, retention) = (self.services.audit.clone(), self.audit_retention_days);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(PRUNE_AUDIT_EVERY);
-            loop {
-                every.tick().await;
+        jobs.every("audit-prune", PRUNE_AUDIT_EVERY, move || {
+            let audit = audit.clone();
+            async move {
                 match audit.prune(retention).await {
                     Ok(0) => {}
                     Ok(pruned) => {
@@ -322,19 +257,15 @@ impl App {
                 }
             }
         });
-        let (limiter, clock) = (self.limiter, self.clock);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(SWEEP_LIMITS_EVERY);
-            loop {
-                every.tick().await;
-                limiter.sweep(clock.now());
-            }
+        let (limiter, clock) = (Arc::clone(&self.limiter), Arc::clone(&self.clock));
+        jobs.every("limiter-sweep", SWEEP_LIMITS_EVERY, move || {
+            limiter.sweep(clock.now());
+            std::future::ready(())
         });
-        let (sessions, oauth) = (self.services.sessions, self.services.oauth);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(PURGE_EVERY);
-            loop {
-                every.tick().await;
+        let (sessions, oauth) = (self.services.sessions.clone(), self.services.oauth.clone());
+        jobs.every("revocation-purge", PURGE_EVERY, move || {
+            let (sessions, oauth) = (sessions.clone(), oauth.clone());
+            async move {
                 match sessions.purge_expired_revocations().await {
                     Ok(0) => {}
                     Ok(purged) => tracing::info!(purged, "purged expired token revocations"),
@@ -347,7 +278,82 @@ impl App {
                 }
             }
         });
-        Ok(server)
+        jobs
+    }
+}
+
+/// One round of the outbox: reset requests answered, emails sent.
+async fn deliver(passwords: &portcullis_domain::PasswordService) {
+    match passwords.deliver_due().await {
+        Ok(report) => {
+            if report.resets_issued > 0 || report.requests_dropped > 0 {
+                tracing::info!(
+                    issued = report.resets_issued,
+                    without_email = report.requests_dropped,
+                    "password-reset requests answered"
+                );
+            }
+            for why in report.request_errors {
+                tracing::warn!(error = %why, "a password-reset request waits for a retry");
+            }
+            if report.sent > 0 || report.retried > 0 {
+                tracing::info!(sent = report.sent, retrying = report.retried, "outbox delivery");
+            }
+            for (id, why) in report.gave_up {
+                tracing::error!(message = %id, error = %why, "email given up after repeated failures");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "outbox unavailable; will retry"),
+    }
+}
+
+/// A server that is serving, with its background jobs.
+#[must_use = "nothing is served until it is run"]
+pub struct Serving {
+    server: Server,
+    metrics_server: Option<Server>,
+    jobs: Jobs,
+    services: Services,
+}
+
+impl std::fmt::Debug for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serving").field("jobs", &self.jobs.names()).finish_non_exhaustive()
+    }
+}
+
+impl Serving {
+    /// Stops the server from elsewhere (a test, say) as SIGTERM would.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The background jobs, by name: `usage-flush`, `outbox`,
+    /// `audit-prune`, `limiter-sweep` and `revocation-purge`.
+    #[must_use]
+    pub fn jobs(&self) -> Vec<&'static str> {
+        self.jobs.names()
+    }
+
+    /// Serves until the server is stopped (SIGINT or SIGTERM, or
+    /// [`handle`](Self::handle)); in-flight requests get up to 30 s. Then the
+    /// one shutdown path: the metrics listener closes, each background job
+    /// finishes its round and stops, and the counted API-key uses are
+    /// written, so none is lost.
+    ///
+    /// # Errors
+    /// [`StartError::Io`] when the server fails.
+    pub async fn run(self) -> Result<(), StartError> {
+        let Self { server, metrics_server, jobs, services } = self;
+        let metrics = metrics_server.map(|m| (m.handle(), tokio::spawn(m)));
+        let served = server.await.map_err(|e| StartError::Io(e.to_string()));
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
+        jobs.stop().await;
+        flush(&services).await;
+        served
     }
 }
 
@@ -364,40 +370,42 @@ fn oauth_providers(
 ) -> Result<Vec<Arc<dyn portcullis_domain::ports::OAuthProvider>>, StartError> {
     use portcullis_oauth::{GithubProvider, LinkedinProvider, ProviderConfig};
 
-    let timeout = Duration::from_secs(config.oauth_timeout_secs);
-    let credentials = |id: &Option<String>, secret: &Option<String>, name: &'static str| match (id, secret) {
-        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
-            Ok(Some((id.clone(), secret.clone())))
+    let timeout = Duration::from_secs(config.providers.oauth_timeout_secs);
+    let credentials = |id: &Option<String>, secret: &Option<Secret>, name: &'static str| match (id, secret) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.expose().is_empty() => {
+            Ok(Some((id.clone(), secret.expose().to_owned())))
         }
         (None, None) => Ok(None),
         _ => Err(StartError::config(name, "set both the client id and the client secret, or neither")),
     };
     let mut providers: Vec<Arc<dyn portcullis_domain::ports::OAuthProvider>> = Vec::new();
-    if let Some((client_id, client_secret)) =
-        credentials(&config.github_client_id, &config.github_client_secret, "AUTH_GITHUB_CLIENT_SECRET")?
-    {
+    if let Some((client_id, client_secret)) = credentials(
+        &config.providers.github.client_id,
+        &config.providers.github.client_secret,
+        "AUTH_GITHUB_CLIENT_SECRET",
+    )? {
         let github = GithubProvider::new(ProviderConfig {
             client_id,
             client_secret,
-            authorize_url: config.github_authorize_url.clone(),
-            token_url: config.github_token_url.clone(),
-            api_url: config.github_api_url.clone(),
+            authorize_url: config.providers.github.authorize_url.clone(),
+            token_url: config.providers.github.token_url.clone(),
+            api_url: config.providers.github.api_url.clone(),
             timeout,
         })
         .map_err(StartError::Io)?;
         providers.push(Arc::new(github));
     }
     if let Some((client_id, client_secret)) = credentials(
-        &config.linkedin_client_id,
-        &config.linkedin_client_secret,
+        &config.providers.linkedin.client_id,
+        &config.providers.linkedin.client_secret,
         "AUTH_LINKEDIN_CLIENT_SECRET",
     )? {
         let linkedin = LinkedinProvider::new(ProviderConfig {
             client_id,
             client_secret,
-            authorize_url: config.linkedin_authorize_url.clone(),
-            token_url: config.linkedin_token_url.clone(),
-            api_url: config.linkedin_userinfo_url.clone(),
+            authorize_url: config.providers.linkedin.authorize_url.clone(),
+            token_url: config.providers.linkedin.token_url.clone(),
+            api_url: config.providers.linkedin.userinfo_url.clone(),
             timeout,
         })
         .map_err(StartError::Io)?;
@@ -409,10 +417,10 @@ fn oauth_providers(
 /// Redis-backed limits (falling back to in-process ones) when `AUTH_REDIS_URL`
 /// is set, else in-process ones.
 async fn rate_limiter(config: &Config) -> Arc<FallbackRateLimiter> {
-    match &config.redis_url {
+    match &config.limits.redis_url {
         Some(url) => {
-            let prefix = format!("{}rl:", config.redis_prefix);
-            Arc::new(FallbackRateLimiter::connect(url, &prefix).await)
+            let prefix = format!("{}rl:", config.limits.redis_prefix);
+            Arc::new(FallbackRateLimiter::connect(url.expose(), &prefix).await)
         }
         None => Arc::new(FallbackRateLimiter::local_only()),
     }
@@ -420,14 +428,14 @@ async fn rate_limiter(config: &Config) -> Arc<FallbackRateLimiter> {
 
 /// SMTP when `AUTH_SMTP_URL` is set, else the log (with bodies outside production only).
 fn mailer(config: &Config) -> Result<Arc<dyn portcullis_domain::ports::Mailer>, StartError> {
-    match &config.smtp_url {
+    match &config.mail.smtp_url {
         Some(url) => {
-            let smtp = portcullis_mail::SmtpMailer::new(url, &config.mail_from)
+            let smtp = portcullis_mail::SmtpMailer::new(url.expose(), &config.mail.mail_from)
                 .map_err(|why| StartError::config("AUTH_SMTP_URL", why))?;
             Ok(Arc::new(smtp))
         }
         None => {
-            let production = config.environment == Environment::Production;
+            let production = config.server.environment == Environment::Production;
             if production {
                 tracing::warn!("AUTH_SMTP_URL is unset: password-reset emails cannot be delivered");
             }
@@ -437,7 +445,7 @@ fn mailer(config: &Config) -> Result<Arc<dyn portcullis_domain::ports::Mailer>, 
 }
 
 /// Writes what is still buffered (API-key usage) after the server stopped.
-pub async fn flush(services: &portcullis_domain::Services) {
+async fn flush(services: &portcullis_domain::Services) {
     match services.api_keys.flush_usage().await {
         Ok(keys) => tracing::info!(keys, "API-key usage written"),
         Err(e) => tracing::error!(error = %e, "API-key usage could not be written at shutdown"),
@@ -453,18 +461,16 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = App::build(&config, Arc::new(SystemClock)).await?;
-            let services = app.services.clone();
-            let listener = TcpListener::bind(config.bind).map_err(|e| {
-                StartError::config("AUTH_BIND", format!("cannot listen on {}: {e}", config.bind))
+            let listener = TcpListener::bind(config.server.bind).map_err(|e| {
+                StartError::config("AUTH_BIND", format!("cannot listen on {}: {e}", config.server.bind))
             })?;
-            tracing::info!(address = %format!("http://{}", config.bind), environment = ?config.environment, "Portcullis is serving");
-            app.serve(listener)?.await.map_err(|e| StartError::Io(e.to_string()))?;
-            flush(&services).await;
+            tracing::info!(address = %format!("http://{}", config.server.bind), environment = ?config.server.environment, "Portcullis is serving");
+            app.serve(listener)?.run().await?;
             tracing::info!("Portcullis stopped");
             Ok(())
         }
         Command::Migrate => {
-            Stores::open(&config).await?;
+            open_store(&config).await?;
             Ok(())
         }
         Command::CreateAdmin { email, password } => create_admin(&config, &email, password).await,
@@ -478,7 +484,7 @@ async fn create_admin(config: &Config, email: &str, password: Option<String>) ->
         None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
             let exists = portcullis_domain::Email::parse(email)
                 .ok()
-                .map(|e| async move { app.stores.users.find_by_email(&e).await });
+                .map(|e| async move { app.store.find_by_email(&e).await });
             let exists = match exists {
                 Some(lookup) => lookup.await.map_err(|e| StartError::Database(e.to_string()))?.is_some(),
                 None => false,

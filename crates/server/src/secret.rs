@@ -16,17 +16,17 @@ use crate::error::StartError;
 /// # Errors
 /// [`StartError::Config`] naming `AUTH_JWT_SECRET`, or an I/O failure on the key file.
 pub(crate) fn resolve(config: &Config) -> Result<JwtSecret, StartError> {
-    if let Some(secret) = &config.jwt_secret {
-        return JwtSecret::new(secret.as_bytes().to_vec())
+    if let Some(secret) = &config.tokens.jwt_secret {
+        return JwtSecret::new(secret.expose().as_bytes().to_vec())
             .map_err(|why| StartError::config("AUTH_JWT_SECRET", why));
     }
-    if config.environment == Environment::Production {
+    if config.server.environment == Environment::Production {
         return Err(StartError::config(
             "AUTH_JWT_SECRET",
             format!("is required in production (at least {MIN_SECRET_LEN} random bytes)"),
         ));
     }
-    let path = key_file(&config.database_url);
+    let path = key_file(&config.database.database_url);
     let secret = load_or_create(&path).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
     tracing::warn!(path = %path.display(), "AUTH_JWT_SECRET is unset: using the generated development key");
     JwtSecret::new(secret)
@@ -38,11 +38,11 @@ pub(crate) fn resolve(config: &Config) -> Result<JwtSecret, StartError> {
 /// # Errors
 /// [`StartError::Config`] naming it when it is too short or equals the current key.
 pub(crate) fn previous(config: &Config) -> Result<Option<JwtSecret>, StartError> {
-    let Some(previous) = &config.jwt_previous_secret else { return Ok(None) };
-    if config.jwt_secret.as_deref() == Some(previous.as_str()) {
+    let Some(previous) = &config.tokens.jwt_previous_secret else { return Ok(None) };
+    if config.tokens.jwt_secret.as_ref() == Some(previous) {
         return Err(StartError::config("AUTH_JWT_PREVIOUS_SECRET", "is the same as AUTH_JWT_SECRET"));
     }
-    let previous = JwtSecret::new(previous.as_bytes().to_vec())
+    let previous = JwtSecret::new(previous.expose().as_bytes().to_vec())
         .map_err(|why| StartError::config("AUTH_JWT_PREVIOUS_SECRET", why))?;
     tracing::info!("AUTH_JWT_PREVIOUS_SECRET is set: tokens signed with the previous key are still accepted");
     Ok(Some(previous))

@@ -10,14 +10,14 @@ use crate::error::StartError;
 /// # Errors
 /// [`StartError::Config`] naming `RUST_LOG` when the filter does not parse.
 pub fn init_tracing(config: &Config) -> Result<(), StartError> {
-    let filter =
-        EnvFilter::try_new(&config.log_filter).map_err(|e| StartError::config("RUST_LOG", e.to_string()))?;
+    let filter = EnvFilter::try_new(&config.telemetry.log_filter)
+        .map_err(|e| StartError::config("RUST_LOG", e.to_string()))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_span_events(FmtSpan::CLOSE);
-    let result = match config.log_format {
+    let result = match config.telemetry.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };

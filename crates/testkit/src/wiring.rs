@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use portcullis_crypto::{Argon2Hasher, HashingConfig, HmacSigner, JwtCodec, JwtSecret, OsSecrets};
-use portcullis_domain::Ports;
 use portcullis_domain::ports::{Clock, PasswordHasher};
+use portcullis_domain::{Adapters, Ports};
 use portcullis_mail::LogMailer;
 use portcullis_store_memory::MemoryStore;
 
@@ -30,15 +30,7 @@ pub fn cheap_hasher() -> Arc<dyn PasswordHasher> {
 pub fn memory_ports(store: Arc<MemoryStore>, clock: Arc<dyn Clock>) -> Ports {
     let secret =
         JwtSecret::new(b"portcullis-testkit-secret-portcullis-testkit".to_vec()).expect("a long enough key");
-    Ports {
-        users: store.clone(),
-        revoked_tokens: store.clone(),
-        api_keys: store.clone(),
-        projects: store.clone(),
-        resets: store.clone(),
-        outbox: store.clone(),
-        identities: store.clone(),
-        audit: store,
+    let adapters = Adapters {
         context: Arc::new(portcullis_domain::ports::NoRequestContext),
         mailer: Arc::new(LogMailer::new(true)),
         oauth_providers: Vec::new(),
@@ -49,5 +41,6 @@ pub fn memory_ports(store: Arc<MemoryStore>, clock: Arc<dyn Clock>) -> Ports {
         tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
         clock,
         secrets: Arc::new(OsSecrets),
-    }
+    };
+    Ports::from_store(store, adapters)
 }

@@ -11,6 +11,7 @@ mod projects;
 mod rate;
 mod resets;
 mod revoked_tokens;
+mod store;
 mod users;
 
 pub use api_keys::ApiKeyRepository;
@@ -43,6 +44,7 @@ pub use resets::{MockMailer, MockOutbox, MockPasswordResetRepository};
 #[cfg(feature = "mocks")]
 pub use revoked_tokens::MockRevokedTokenRepository;
 pub use revoked_tokens::RevokedTokenRepository;
+pub use store::Store;
 #[cfg(feature = "mocks")]
 pub use users::MockUserRepository;
 pub use users::UserRepository;

@@ -6,7 +6,12 @@ use crate::model::{
     UserId,
 };
 
-use super::{AuthSettings, LimitService, Ports, audit, limits, tokens};
+use crate::ports::{Clock, OAuthIdentityRepository, UserRepository};
+
+use super::audit::Recorder;
+use super::credentials::Credentials;
+use super::tokens::Tokens;
+use super::{AuthSettings, LimitService, Ports, limits, opaque_debug};
 
 /// What a client sends to register; checked here, not at the edge.
 #[derive(Debug, Clone)]
@@ -25,16 +30,30 @@ pub enum AdminOutcome {
 }
 
 /// Accounts: registration, passwords and roles.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AccountService {
-    ports: Arc<Ports>,
-    settings: Arc<AuthSettings>,
+    users: Arc<dyn UserRepository>,
+    identities: Arc<dyn OAuthIdentityRepository>,
+    clock: Arc<dyn Clock>,
+    credentials: Credentials,
+    tokens: Tokens,
+    audit: Recorder,
     limits: LimitService,
 }
 
+opaque_debug!(AccountService);
+
 impl AccountService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>, limits: LimitService) -> Self {
-        Self { ports, settings, limits }
+    pub(super) fn new(ports: &Ports, settings: &AuthSettings, limits: LimitService) -> Self {
+        Self {
+            users: Arc::clone(&ports.users),
+            identities: Arc::clone(&ports.identities),
+            clock: Arc::clone(&ports.clock),
+            credentials: Credentials::new(ports, settings),
+            tokens: Tokens::new(ports, settings),
+            audit: Recorder::new(ports),
+            limits,
+        }
     }
 
     /// Registers a user with the `USER` role and signs them in.
@@ -44,8 +63,8 @@ impl AccountService {
     /// (every failed rule listed); `EmailTaken`; `Unavailable`.
     pub async fn register(&self, registration: Registration) -> Result<(User, IssuedToken), DomainError> {
         let user = self.create_user(registration, Role::User).await?;
-        let token = tokens::issue(&self.ports, &self.settings, &user)?;
-        audit::record(&self.ports, AuditKind::Register, Some(user.id), None).await?;
+        let token = self.tokens.issue(&user)?;
+        self.audit.record(AuditKind::Register, Some(user.id), None).await?;
         Ok((user, token))
     }
 
@@ -64,13 +83,7 @@ impl AccountService {
                 None
             }
         };
-        let password = match super::check_new_password(
-            &self.ports,
-            &self.settings,
-            password.expose(),
-            email.as_ref(),
-            "password",
-        ) {
+        let password = match self.credentials.check_new(password.expose(), email.as_ref(), "password") {
             Ok(password) => Some(password),
             Err(DomainError::Validation { errors: failed, .. }) => {
                 errors.extend(failed);
@@ -86,25 +99,25 @@ impl AccountService {
         }
         // Checking first spares an argon2 hash for the common duplicate; the
         // unique index still decides races.
-        if self.ports.users.find_by_email(&email).await?.is_some() {
+        if self.users.find_by_email(&email).await?.is_some() {
             return Err(DomainError::EmailTaken);
         }
-        let password_hash = self.ports.hasher.hash(password).await?;
+        let password_hash = self.credentials.hash(password).await?;
         let user = NewUser {
             id: UserId::new(),
             email,
             full_name,
             password_hash: Some(password_hash),
             role,
-            created_at: self.ports.clock.now(),
+            created_at: self.clock.now(),
         };
-        Ok(self.ports.users.create(user).await?)
+        Ok(self.users.create(user).await?)
     }
 
     /// The rules a new password must meet.
     #[must_use]
     pub fn password_policy(&self) -> &crate::model::PasswordPolicy {
-        &self.settings.password_policy
+        self.credentials.policy()
     }
 
     /// How `user` can sign in: `password` if they have one, then each linked provider.
@@ -112,7 +125,7 @@ impl AccountService {
     /// # Errors
     /// `Unavailable`.
     pub async fn providers(&self, user: &User) -> Result<Vec<&'static str>, DomainError> {
-        let linked = self.ports.identities.list_identities(user.id).await?;
+        let linked = self.identities.list_identities(user.id).await?;
         Ok(Self::merge_providers(user, linked.iter().map(|identity| identity.provider)))
     }
 
@@ -158,29 +171,23 @@ impl AccountService {
         current: Password,
         new: Password,
     ) -> Result<IssuedToken, DomainError> {
-        let new = super::check_new_password(
-            &self.ports,
-            &self.settings,
-            new.expose(),
-            Some(&principal.user.email),
-            "new_password",
-        )?;
-        let Some(user) = self.ports.users.find_by_id(principal.user.id).await? else {
+        let new = self.credentials.check_new(new.expose(), Some(&principal.user.email), "new_password")?;
+        let Some(user) = self.users.find_by_id(principal.user.id).await? else {
             return Err(DomainError::Unauthenticated(AuthError::InvalidToken));
         };
         let attempt = self.limits.reserve(&limits::account_of(user.email.as_str(), Some(&user))).await?;
         let last_of = attempt.last_of;
         let matches = match user.password_hash.clone() {
-            Some(hash) => super::verify_password(&self.ports, &current, &hash).await.map(|(ok, _)| ok),
-            None => super::verify_nothing(&self.ports, &current).await.map(|()| false),
+            Some(hash) => self.credentials.verify(&current, &hash).await.map(|(ok, _)| ok),
+            None => self.credentials.verify_nothing(&current).await.map(|()| false),
         };
         match matches {
             Ok(true) => self.limits.release(attempt).await?,
             Ok(false) => {
                 let id = Some(user.id);
-                audit::record_failure(&self.ports, AuditKind::LoginFailed, id, "bad_current_password").await;
+                self.audit.record_failure(AuditKind::LoginFailed, id, "bad_current_password").await;
                 if let Some(budget) = last_of {
-                    audit::record_failure(&self.ports, AuditKind::AccountLocked, id, budget).await;
+                    self.audit.record_failure(AuditKind::AccountLocked, id, budget).await;
                 }
                 return Err(DomainError::InvalidCurrentPassword);
             }
@@ -189,10 +196,10 @@ impl AccountService {
                 return Err(fault);
             }
         }
-        let hash = self.ports.hasher.hash(new).await?;
-        let user = self.ports.users.set_password(user.id, hash, self.ports.clock.now()).await?;
-        let token = tokens::issue(&self.ports, &self.settings, &user)?;
-        audit::record(&self.ports, AuditKind::PasswordChanged, Some(user.id), None).await?;
+        let hash = self.credentials.hash(new).await?;
+        let user = self.users.set_password(user.id, hash, self.clock.now()).await?;
+        let token = self.tokens.issue(&user)?;
+        self.audit.record(AuditKind::PasswordChanged, Some(user.id), None).await?;
         Ok(token)
     }
 
@@ -209,11 +216,11 @@ impl AccountService {
     ) -> Result<AdminOutcome, DomainError> {
         let parsed =
             Email::parse(email).map_err(|e| DomainError::validation(vec![DomainError::invalid_email(e)]))?;
-        if let Some(user) = self.ports.users.find_by_email(&parsed).await? {
+        if let Some(user) = self.users.find_by_email(&parsed).await? {
             if user.role == Role::Admin {
                 return Ok(AdminOutcome::AlreadyAdmin);
             }
-            self.ports.users.set_role(user.id, Role::Admin, self.ports.clock.now()).await?;
+            self.users.set_role(user.id, Role::Admin, self.clock.now()).await?;
             return Ok(AdminOutcome::Promoted);
         }
         let Some(password) = password else {

@@ -3,7 +3,10 @@ use std::sync::Arc;
 use crate::error::{DomainError, Forbidden};
 use crate::model::{AuditKind, AuthMethod, Principal, Role, User, UserId};
 
-use super::{Ports, audit};
+use crate::ports::{Clock, UserRepository};
+
+use super::audit::Recorder;
+use super::{Ports, opaque_debug};
 
 /// What an administrator may change about a user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -14,14 +17,18 @@ pub struct UserChanges {
 
 /// Administration of users. Authorisation reads the caller's stored role,
 /// loaded on this request, never a role claimed by a token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AdminService {
-    ports: Arc<Ports>,
+    users: Arc<dyn UserRepository>,
+    clock: Arc<dyn Clock>,
+    audit: Recorder,
 }
 
+opaque_debug!(AdminService);
+
 impl AdminService {
-    pub(super) fn new(ports: Arc<Ports>) -> Self {
-        Self { ports }
+    pub(super) fn new(ports: &Ports) -> Self {
+        Self { users: Arc::clone(&ports.users), clock: Arc::clone(&ports.clock), audit: Recorder::new(ports) }
     }
 
     /// One page of users and the total.
@@ -38,7 +45,7 @@ impl AdminService {
         if !(1..=100).contains(&limit) {
             return Err(DomainError::invalid_field("limit", "must be between 1 and 100"));
         }
-        Ok(self.ports.users.list_users(limit, offset).await?)
+        Ok(self.users.list_users(limit, offset).await?)
     }
 
     /// Enables, disables, promotes or demotes a user. Disabling takes effect on
@@ -61,20 +68,20 @@ impl AdminService {
                 "administrators cannot disable or demote themselves",
             ));
         }
-        let now = self.ports.clock.now();
-        let mut user = self.ports.users.find_by_id(id).await?.ok_or(DomainError::NotFound)?;
+        let now = self.clock.now();
+        let mut user = self.users.find_by_id(id).await?.ok_or(DomainError::NotFound)?;
         let mut changed = Vec::new();
         if let Some(active) = changes.is_active.filter(|a| *a != user.is_active) {
-            user = self.ports.users.set_active(id, active, now).await?;
+            user = self.users.set_active(id, active, now).await?;
             changed.push(format!("is_active={active}"));
         }
         if let Some(role) = changes.role.filter(|r| *r != user.role) {
-            user = self.ports.users.set_role(id, role, now).await?;
+            user = self.users.set_role(id, role, now).await?;
             changed.push(format!("role={}", role.as_str()));
         }
         if !changed.is_empty() {
             let detail = format!("{} by={}", changed.join(" "), caller.user.id);
-            audit::record(&self.ports, AuditKind::UserUpdated, Some(id), Some(detail)).await?;
+            self.audit.record(AuditKind::UserUpdated, Some(id), Some(detail)).await?;
         }
         Ok(user)
     }

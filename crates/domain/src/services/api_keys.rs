@@ -9,7 +9,10 @@ use crate::model::{
     Principal, ResourceName,
 };
 
-use super::{AuthSettings, Ports, audit};
+use crate::ports::{ApiKeyRepository, Clock, RequestContextSource, SecretGenerator};
+
+use super::audit::Recorder;
+use super::{AuthSettings, Ports, opaque_debug};
 
 /// How many (key, address) pairs one instance remembers before starting over;
 /// forgetting only costs a lookup in the store.
@@ -91,16 +94,30 @@ impl UsageBuffer {
 }
 
 /// API keys: create, list, revoke, authenticate, and usage counting.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiKeyService {
-    ports: Arc<Ports>,
-    settings: Arc<AuthSettings>,
+    api_keys: Arc<dyn ApiKeyRepository>,
+    secrets: Arc<dyn SecretGenerator>,
+    clock: Arc<dyn Clock>,
+    context: Arc<dyn RequestContextSource>,
+    audit: Recorder,
+    default_days: i64,
     usage: Arc<UsageBuffer>,
 }
 
+opaque_debug!(ApiKeyService);
+
 impl ApiKeyService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
-        Self { ports, settings, usage: Arc::new(UsageBuffer::default()) }
+    pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
+        Self {
+            api_keys: Arc::clone(&ports.api_keys),
+            secrets: Arc::clone(&ports.secrets),
+            clock: Arc::clone(&ports.clock),
+            context: Arc::clone(&ports.context),
+            audit: Recorder::new(ports),
+            default_days: settings.api_key_default_days,
+            usage: Arc::new(UsageBuffer::default()),
+        }
     }
 
     /// Creates a key for the caller and returns it with its secret, the only
@@ -117,7 +134,7 @@ impl ApiKeyService {
         require_jwt(caller)?;
         let name = ResourceName::parse(&request.name)
             .map_err(|e| DomainError::invalid_field("name", e.to_string()))?;
-        let days = request.expires_in_days.unwrap_or(self.settings.api_key_default_days);
+        let days = request.expires_in_days.unwrap_or(self.default_days);
         if !(1..=365).contains(&days) {
             return Err(DomainError::invalid_field("expires_in_days", "must be between 1 and 365"));
         }
@@ -127,8 +144,8 @@ impl ApiKeyService {
                 .parse::<Environment>()
                 .map_err(|()| DomainError::invalid_field("environment", "must be \"live\" or \"test\""))?,
         };
-        let secret = ApiKeySecret::from_random(environment, self.ports.secrets.secret_bytes());
-        let now = self.ports.clock.now();
+        let secret = ApiKeySecret::from_random(environment, self.secrets.secret_bytes());
+        let now = self.clock.now();
         let key = ApiKey {
             id: ApiKeyId::new(),
             user_id: caller.user.id,
@@ -141,9 +158,9 @@ impl ApiKeyService {
             last_used_at: None,
             usage_count: 0,
         };
-        let key = self.ports.api_keys.insert_key(key).await?;
+        let key = self.api_keys.insert_key(key).await?;
         let detail = Some(format!("key_id={}", key.id));
-        audit::record(&self.ports, AuditKind::ApiKeyCreated, Some(caller.user.id), detail).await?;
+        self.audit.record(AuditKind::ApiKeyCreated, Some(caller.user.id), detail).await?;
         Ok((key, secret))
     }
 
@@ -153,8 +170,8 @@ impl ApiKeyService {
     /// `JwtRequired`; `Unavailable`.
     pub async fn list(&self, caller: &Principal) -> Result<Vec<ListedKey>, DomainError> {
         require_jwt(caller)?;
-        let now = self.ports.clock.now();
-        let keys = self.ports.api_keys.list_keys(caller.user.id).await?;
+        let now = self.clock.now();
+        let keys = self.api_keys.list_keys(caller.user.id).await?;
         Ok(keys.into_iter().map(|key| ListedKey { is_active: key.is_active(now), key }).collect())
     }
 
@@ -164,9 +181,9 @@ impl ApiKeyService {
     /// `JwtRequired`; `NotFound` for an unknown key or another user's; `Unavailable`.
     pub async fn revoke(&self, caller: &Principal, id: ApiKeyId) -> Result<ApiKey, DomainError> {
         require_jwt(caller)?;
-        let key = self.ports.api_keys.revoke_key(caller.user.id, id, self.ports.clock.now()).await?;
+        let key = self.api_keys.revoke_key(caller.user.id, id, self.clock.now()).await?;
         let detail = Some(format!("key_id={id}"));
-        audit::record(&self.ports, AuditKind::ApiKeyRevoked, Some(caller.user.id), detail).await?;
+        self.audit.record(AuditKind::ApiKeyRevoked, Some(caller.user.id), detail).await?;
         Ok(key)
     }
 
@@ -179,10 +196,10 @@ impl ApiKeyService {
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, DomainError> {
         let secret = ApiKeySecret::parse(presented)
             .map_err(|_| DomainError::Unauthenticated(AuthError::InvalidApiKey))?;
-        let Some((key, user)) = self.ports.api_keys.find_key_with_owner(&self.digest(&secret)).await? else {
+        let Some((key, user)) = self.api_keys.find_key_with_owner(&self.digest(&secret)).await? else {
             return Err(DomainError::Unauthenticated(AuthError::InvalidApiKey));
         };
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         if key.revoked_at.is_some() {
             return Err(DomainError::Unauthenticated(AuthError::ApiKeyRevoked));
         }
@@ -193,10 +210,10 @@ impl ApiKeyService {
             return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
         }
         self.usage.record(key.id, now);
-        if let Some(ip) = self.ports.context.current().ip {
+        if let Some(ip) = self.context.current().ip {
             self.usage.sighted(key.id, &ip, || {
                 let detail = Some(format!("key_id={}", key.id));
-                audit::event(&self.ports, AuditKind::ApiKeyNewIp, Some(user.id), detail, now)
+                self.audit.event(AuditKind::ApiKeyNewIp, Some(user.id), detail, now)
             });
         }
         Ok(Principal::from_api_key(user, &key))
@@ -213,7 +230,7 @@ impl ApiKeyService {
         if batch.is_empty() {
             return Ok(0);
         }
-        match self.ports.api_keys.record_key_usage(&batch).await {
+        match self.api_keys.record_key_usage(&batch).await {
             Ok(()) => Ok(batch.len()),
             Err(e) => {
                 self.usage.restore(batch);
@@ -227,8 +244,8 @@ impl ApiKeyService {
     async fn flush_sightings(&self) -> Result<(), DomainError> {
         let mut sightings = self.usage.take_sightings().into_iter();
         while let Some((id, ip, event)) = sightings.next() {
-            let outcome = match self.ports.api_keys.remember_key_ip(id, &ip, event.at).await {
-                Ok(true) => self.ports.audit.append(event).await,
+            let outcome = match self.api_keys.remember_key_ip(id, &ip, event.at).await {
+                Ok(true) => self.audit.log().append(event).await,
                 Ok(false) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -244,7 +261,7 @@ impl ApiKeyService {
     }
 
     fn digest(&self, secret: &ApiKeySecret) -> KeyDigest {
-        KeyDigest(self.ports.secrets.digest(secret.expose().as_bytes()))
+        KeyDigest(self.secrets.digest(secret.expose().as_bytes()))
     }
 }
 

@@ -9,46 +9,82 @@ use crate::model::{
     AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, Principal, RequestContext, UserId,
 };
 
-use super::{Ports, admin::require_admin};
+use crate::ports::{AuditLog, Clock, RequestContextSource};
 
-/// Writes one event, with the context of the request in flight.
-pub(super) async fn record(
-    ports: &Ports,
-    kind: AuditKind,
-    user_id: Option<UserId>,
-    detail: Option<String>,
-) -> Result<(), DomainError> {
-    let event = event(ports, kind, user_id, detail, ports.clock.now());
-    Ok(ports.audit.append(event).await?)
+use super::{Ports, admin::require_admin, opaque_debug};
+
+/// What a service that writes audit events holds: the log, and the clock
+/// and request in flight that stamp each event.
+#[derive(Clone)]
+pub(super) struct Recorder {
+    log: Arc<dyn AuditLog>,
+    clock: Arc<dyn Clock>,
+    context: Arc<dyn RequestContextSource>,
 }
 
-/// Writes one event on a path that already failed: losing it must not hide
-/// the error the caller is about to get.
-pub(super) async fn record_failure(ports: &Ports, kind: AuditKind, user_id: Option<UserId>, detail: &str) {
-    let _ = record(ports, kind, user_id, Some(detail.to_owned())).await;
-}
+opaque_debug!(Recorder);
 
-/// Writes one event on behalf of an earlier request (work queued by it and
-/// done later), with that request's context.
-pub(super) async fn record_for(
-    ports: &Ports,
-    context: RequestContext,
-    kind: AuditKind,
-    user_id: Option<UserId>,
-    detail: Option<String>,
-) -> Result<(), DomainError> {
-    let event = event_in(context, kind, user_id, detail, ports.clock.now());
-    Ok(ports.audit.append(event).await?)
-}
+impl Recorder {
+    pub(super) fn new(ports: &Ports) -> Self {
+        Self {
+            log: Arc::clone(&ports.audit),
+            clock: Arc::clone(&ports.clock),
+            context: Arc::clone(&ports.context),
+        }
+    }
 
-pub(super) fn event(
-    ports: &Ports,
-    kind: AuditKind,
-    user_id: Option<UserId>,
-    detail: Option<String>,
-    at: OffsetDateTime,
-) -> AuditEvent {
-    event_in(ports.context.current(), kind, user_id, detail, at)
+    /// Writes one event, with the context of the request in flight.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub(super) async fn record(
+        &self,
+        kind: AuditKind,
+        user_id: Option<UserId>,
+        detail: Option<String>,
+    ) -> Result<(), DomainError> {
+        let event = self.event(kind, user_id, detail, self.clock.now());
+        Ok(self.log.append(event).await?)
+    }
+
+    /// Writes one event on a path that already failed: losing it must not
+    /// hide the error the caller is about to get.
+    pub(super) async fn record_failure(&self, kind: AuditKind, user_id: Option<UserId>, detail: &str) {
+        let _ = self.record(kind, user_id, Some(detail.to_owned())).await;
+    }
+
+    /// Writes one event on behalf of an earlier request (work queued by it
+    /// and done later), with that request's context.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub(super) async fn record_for(
+        &self,
+        context: RequestContext,
+        kind: AuditKind,
+        user_id: Option<UserId>,
+        detail: Option<String>,
+    ) -> Result<(), DomainError> {
+        let event = event_in(context, kind, user_id, detail, self.clock.now());
+        Ok(self.log.append(event).await?)
+    }
+
+    /// The event as [`record`](Self::record) would write it, for a caller
+    /// that writes it itself (or not at all).
+    pub(super) fn event(
+        &self,
+        kind: AuditKind,
+        user_id: Option<UserId>,
+        detail: Option<String>,
+        at: OffsetDateTime,
+    ) -> AuditEvent {
+        event_in(self.context.current(), kind, user_id, detail, at)
+    }
+
+    /// The log itself, for a caller that writes an event it built with [`event`](Self::event).
+    pub(super) fn log(&self) -> &dyn AuditLog {
+        self.log.as_ref()
+    }
 }
 
 fn event_in(
@@ -93,17 +129,21 @@ fn time_ordered_id(at: OffsetDateTime) -> Uuid {
 }
 
 /// The audit log: reading it, and forgetting old events.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuditService {
-    ports: Arc<Ports>,
+    log: Arc<dyn AuditLog>,
+    clock: Arc<dyn Clock>,
 }
+
+opaque_debug!(AuditService);
 
 /// Most events one page returns.
 pub const MAX_AUDIT_PAGE: u32 = 200;
 
 impl AuditService {
-    pub(super) fn new(ports: Arc<Ports>) -> Self {
-        Self { ports }
+    #[must_use]
+    pub fn new(log: Arc<dyn AuditLog>, clock: Arc<dyn Clock>) -> Self {
+        Self { log, clock }
     }
 
     /// Any user's events, for administrators.
@@ -136,7 +176,7 @@ impl AuditService {
                 format!("must be between 1 and {MAX_AUDIT_PAGE}"),
             ));
         }
-        Ok(self.ports.audit.list_events(query).await?)
+        Ok(self.log.list_events(query).await?)
     }
 
     /// Deletes events older than `retention_days`; returns how many.
@@ -144,8 +184,8 @@ impl AuditService {
     /// # Errors
     /// `Unavailable`.
     pub async fn prune(&self, retention_days: u32) -> Result<u64, DomainError> {
-        let cutoff = self.ports.clock.now() - time::Duration::days(i64::from(retention_days));
-        Ok(self.ports.audit.prune_events(cutoff).await?)
+        let cutoff = self.clock.now() - time::Duration::days(i64::from(retention_days));
+        Ok(self.log.prune_events(cutoff).await?)
     }
 }
 

@@ -5,7 +5,7 @@ mod accounts;
 mod admin;
 mod api_keys;
 mod audit;
-mod cache;
+mod credentials;
 mod limits;
 mod oauth;
 mod passwords;
@@ -29,10 +29,12 @@ use crate::model::PasswordPolicy;
 use crate::ports::{
     ApiKeyRepository, AuditLog, Clock, Mailer, OAuthIdentityRepository, OAuthProvider, Outbox,
     PasswordBlocklist, PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter,
-    RequestContextSource, RevokedTokenRepository, SecretGenerator, Signer, TokenCodec, UserRepository,
+    RequestContextSource, RevokedTokenRepository, SecretGenerator, Signer, Store, TokenCodec, UserRepository,
 };
 
-/// The adapters a [`Services`] runs on.
+/// The adapters a [`Services`] runs on: the storage ports of one
+/// [`Store`], and [`Adapters`] for the rest. Built by [`Ports::from_store`];
+/// tests swap single fields with struct update syntax.
 #[derive(Clone)]
 pub struct Ports {
     pub users: Arc<dyn UserRepository>,
@@ -41,8 +43,9 @@ pub struct Ports {
     pub projects: Arc<dyn ProjectRepository>,
     pub resets: Arc<dyn PasswordResetRepository>,
     pub outbox: Arc<dyn Outbox>,
-    pub mailer: Arc<dyn Mailer>,
     pub identities: Arc<dyn OAuthIdentityRepository>,
+    pub audit: Arc<dyn AuditLog>,
+    pub mailer: Arc<dyn Mailer>,
     /// The configured social login providers (none is fine).
     pub oauth_providers: Vec<Arc<dyn OAuthProvider>>,
     pub signer: Arc<dyn Signer>,
@@ -52,16 +55,80 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenCodec>,
     pub clock: Arc<dyn Clock>,
     pub secrets: Arc<dyn SecretGenerator>,
-    pub audit: Arc<dyn AuditLog>,
     /// The request in flight, for the audit log ([`crate::ports::NoRequestContext`] when there is none).
     pub context: Arc<dyn RequestContextSource>,
 }
 
-impl std::fmt::Debug for Ports {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ports").finish_non_exhaustive()
+/// Every adapter that is not storage.
+#[derive(Clone)]
+pub struct Adapters {
+    pub mailer: Arc<dyn Mailer>,
+    /// The configured social login providers (none is fine).
+    pub oauth_providers: Vec<Arc<dyn OAuthProvider>>,
+    pub signer: Arc<dyn Signer>,
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub blocklist: Arc<dyn PasswordBlocklist>,
+    pub tokens: Arc<dyn TokenCodec>,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: Arc<dyn SecretGenerator>,
+    /// The request in flight, for the audit log ([`crate::ports::NoRequestContext`] when there is none).
+    pub context: Arc<dyn RequestContextSource>,
+}
+
+impl Ports {
+    /// The storage ports from `store`, the others from `adapters`: the one
+    /// place where ports are put together.
+    #[must_use]
+    pub fn from_store(store: Arc<dyn Store>, adapters: Adapters) -> Self {
+        let Adapters {
+            mailer,
+            oauth_providers,
+            signer,
+            rate_limiter,
+            hasher,
+            blocklist,
+            tokens,
+            clock,
+            secrets,
+            context,
+        } = adapters;
+        Self {
+            users: store.clone(),
+            revoked_tokens: store.clone(),
+            api_keys: store.clone(),
+            projects: store.clone(),
+            resets: store.clone(),
+            outbox: store.clone(),
+            identities: store.clone(),
+            audit: store,
+            mailer,
+            oauth_providers,
+            signer,
+            rate_limiter,
+            hasher,
+            blocklist,
+            tokens,
+            clock,
+            secrets,
+            context,
+        }
     }
 }
+
+/// `Debug` for a value made of ports, which are not `Debug` themselves.
+macro_rules! opaque_debug {
+    ($($name:ident),+ $(,)?) => {$(
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    )+};
+}
+pub(crate) use opaque_debug;
+
+opaque_debug!(Ports, Adapters);
 
 /// The knobs of the rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,11 +148,6 @@ pub struct AuthSettings {
     /// Refuse OAuth callbacks without a `state`.
     pub oauth_require_state: bool,
     pub rate_limits: RateLimits,
-    /// How long a token's session, a key with its owner, or a caller's
-    /// project list, once read, is trusted without the store (milliseconds;
-    /// 0: never). Writes through these ports apply at once whatever the
-    /// value; writes by another instance sharing the database within it.
-    pub auth_cache_ttl_ms: u64,
 }
 
 impl Default for AuthSettings {
@@ -99,7 +161,6 @@ impl Default for AuthSettings {
             password_reset_url: "http://localhost:3000/reset-password".to_owned(),
             oauth_require_state: false,
             rate_limits: RateLimits::default(),
-            auth_cache_ttl_ms: 0,
         }
     }
 }
@@ -119,85 +180,25 @@ pub struct Services {
 }
 
 impl Services {
+    /// Every service over `ports`; each keeps only the ports it calls.
     #[must_use]
     pub fn new(ports: Ports, settings: AuthSettings) -> Self {
-        let ports = Arc::new(cache::wrap(ports, settings.auth_cache_ttl_ms));
         let limits = LimitService::new(
             Arc::clone(&ports.rate_limiter),
             Arc::clone(&ports.clock),
             Arc::clone(&ports.context),
             Arc::new(settings.rate_limits.clone()),
         );
-        let settings = Arc::new(settings);
         Self {
-            limits: limits.clone(),
-            accounts: AccountService::new(Arc::clone(&ports), Arc::clone(&settings), limits.clone()),
-            sessions: SessionService::new(Arc::clone(&ports), Arc::clone(&settings), limits),
-            api_keys: ApiKeyService::new(Arc::clone(&ports), Arc::clone(&settings)),
-            passwords: PasswordService::new(Arc::clone(&ports), Arc::clone(&settings)),
-            oauth: OAuthService::new(Arc::clone(&ports), settings),
-            projects: ProjectService::new(Arc::clone(&ports)),
-            audit: AuditService::new(Arc::clone(&ports)),
-            admin: AdminService::new(ports),
+            accounts: AccountService::new(&ports, &settings, limits.clone()),
+            sessions: SessionService::new(&ports, &settings, limits.clone()),
+            api_keys: ApiKeyService::new(&ports, &settings),
+            passwords: PasswordService::new(&ports, &settings),
+            oauth: OAuthService::new(&ports, &settings),
+            projects: ProjectService::new(Arc::clone(&ports.projects), Arc::clone(&ports.clock)),
+            audit: AuditService::new(Arc::clone(&ports.audit), Arc::clone(&ports.clock)),
+            admin: AdminService::new(&ports),
+            limits,
         }
-    }
-}
-
-/// Whether `password` matches `hash`, and whether the hash should be made
-/// again from the normalised password: it matched only in the form the user
-/// typed, as hashes made before passwords were NFKC-normalised do.
-///
-/// # Errors
-/// `Unavailable` (hashing pool full or gone).
-pub(super) async fn verify_password(
-    ports: &Ports,
-    password: &crate::model::Password,
-    hash: &crate::model::PasswordHash,
-) -> Result<(bool, bool), crate::error::DomainError> {
-    if ports.hasher.verify(password.clone(), hash.clone()).await? {
-        return Ok((true, ports.hasher.needs_rehash(hash)));
-    }
-    match password.as_typed() {
-        Some(typed) => Ok((ports.hasher.verify(typed, hash.clone()).await?, true)),
-        None => Ok((false, false)),
-    }
-}
-
-/// What [`verify_password`] costs, for a login that has no hash to check
-/// against: the same number of argon2 runs, so timing tells nothing.
-///
-/// # Errors
-/// `Unavailable` (hashing pool full or gone).
-pub(super) async fn verify_nothing(
-    ports: &Ports,
-    password: &crate::model::Password,
-) -> Result<(), crate::error::DomainError> {
-    ports.hasher.verify_dummy(password.clone()).await?;
-    if let Some(typed) = password.as_typed() {
-        ports.hasher.verify_dummy(typed).await?;
-    }
-    Ok(())
-}
-
-/// Checks a new password against the policy and the common-password list,
-/// reporting every failed rule at once under `field`.
-pub(super) fn check_new_password(
-    ports: &Ports,
-    settings: &AuthSettings,
-    candidate: &str,
-    email: Option<&crate::model::Email>,
-    field: &str,
-) -> Result<crate::model::Password, crate::error::DomainError> {
-    let policy = &settings.password_policy;
-    let mut failed = policy.check(candidate, email).err().unwrap_or_default();
-    if policy.reject_common && ports.blocklist.is_common(candidate) {
-        failed.push(crate::model::PasswordRule::TooCommon);
-    }
-    if failed.is_empty() {
-        Ok(crate::model::Password::new(candidate))
-    } else {
-        Err(crate::error::DomainError::validation(crate::error::DomainError::weak_password(
-            field, &failed, policy,
-        )))
     }
 }

@@ -4,14 +4,18 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::error::{DomainError, Forbidden, StoreError};
+use crate::model::AuditKind;
 use crate::model::{
     Email, FullName, IssuedToken, NewUser, OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri,
     Role, User, UserId,
 };
-use crate::ports::{OAuthError, OAuthProvider};
+use crate::ports::{
+    Clock, OAuthError, OAuthIdentityRepository, OAuthProvider, SecretGenerator, Signer, UserRepository,
+};
 
-use super::{AuthSettings, Ports, audit, tokens};
-use crate::model::AuditKind;
+use super::audit::Recorder;
+use super::tokens::Tokens;
+use super::{AuthSettings, Ports, opaque_debug};
 
 /// How long a `state` from `/authorize` stays valid.
 const STATE_TTL: Duration = Duration::minutes(10);
@@ -45,25 +49,39 @@ pub struct OAuthLogin {
 /// exchange, and finding, linking or creating the user.
 #[derive(Clone)]
 pub struct OAuthService {
-    ports: Arc<Ports>,
-    settings: Arc<AuthSettings>,
+    users: Arc<dyn UserRepository>,
+    identities: Arc<dyn OAuthIdentityRepository>,
+    oauth_providers: Arc<[Arc<dyn OAuthProvider>]>,
+    signer: Arc<dyn Signer>,
+    secrets: Arc<dyn SecretGenerator>,
+    clock: Arc<dyn Clock>,
+    tokens: Tokens,
+    audit: Recorder,
+    /// Refuse callbacks without a `state`.
+    require_state: bool,
 }
 
-impl std::fmt::Debug for OAuthService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthService").finish_non_exhaustive()
-    }
-}
+opaque_debug!(OAuthService);
 
 impl OAuthService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
-        Self { ports, settings }
+    pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
+        Self {
+            users: Arc::clone(&ports.users),
+            identities: Arc::clone(&ports.identities),
+            oauth_providers: ports.oauth_providers.clone().into(),
+            signer: Arc::clone(&ports.signer),
+            secrets: Arc::clone(&ports.secrets),
+            clock: Arc::clone(&ports.clock),
+            tokens: Tokens::new(ports, settings),
+            audit: Recorder::new(ports),
+            require_state: settings.oauth_require_state,
+        }
     }
 
     /// The providers that are configured.
     #[must_use]
     pub fn configured(&self) -> Vec<OAuthProviderKind> {
-        self.ports.oauth_providers.iter().map(|p| p.kind()).collect()
+        self.oauth_providers.iter().map(|p| p.kind()).collect()
     }
 
     /// The provider's authorization URL for `redirect_uri`, with a `state`
@@ -76,11 +94,11 @@ impl OAuthService {
     pub fn authorize(&self, provider: &str, redirect_uri: &str) -> Result<Authorization, DomainError> {
         let provider = self.provider(provider)?;
         let redirect = redirect(redirect_uri)?;
-        let random = self.ports.secrets.secret_bytes();
+        let random = self.secrets.secret_bytes();
         let nonce = crate::model::base62_text(&random[..16], 22);
-        let secret = self.ports.secrets.secret_bytes();
+        let secret = self.secrets.secret_bytes();
         let sealed = hex(&xor(&secret, &self.pad(&nonce)));
-        let expires = (self.ports.clock.now() + STATE_TTL).unix_timestamp();
+        let expires = (self.clock.now() + STATE_TTL).unix_timestamp();
         let signed = format!("{nonce}.{sealed}");
         let signature = self.state_signature(provider.kind(), &redirect, &signed, expires);
         let state = format!("{nonce}.{sealed}.{expires}.{signature}");
@@ -123,7 +141,7 @@ impl OAuthService {
         }
         let redirect = redirect(redirect_uri)?;
         let sent_verifier = code_verifier.filter(|v| !v.is_empty()).map(pkce_verifier).transpose()?;
-        let required = self.settings.oauth_require_state;
+        let required = self.require_state;
         let verifier = match (state.filter(|s| !s.is_empty()), sent_verifier) {
             (Some(state), sent) => {
                 let checked = self.check_state(provider.kind(), &redirect, state)?;
@@ -152,15 +170,14 @@ impl OAuthService {
         let (user, linked) = self.resolve(kind, &profile).await?;
         if linked {
             let detail = Some(format!("provider={kind}"));
-            audit::record(&self.ports, AuditKind::OAuthLinked, Some(user.id), detail).await?;
+            self.audit.record(AuditKind::OAuthLinked, Some(user.id), detail).await?;
         }
         if !user.is_active {
-            audit::record_failure(&self.ports, AuditKind::LoginFailed, Some(user.id), "disabled").await;
+            self.audit.record_failure(AuditKind::LoginFailed, Some(user.id), "disabled").await;
             return Err(DomainError::Forbidden(Forbidden::AccountDisabled));
         }
-        let token = tokens::issue(&self.ports, &self.settings, &user)?;
-        audit::record(&self.ports, AuditKind::OAuthLogin, Some(user.id), Some(format!("provider={kind}")))
-            .await?;
+        let token = self.tokens.issue(&user)?;
+        self.audit.record(AuditKind::OAuthLogin, Some(user.id), Some(format!("provider={kind}"))).await?;
         Ok(OAuthLogin { token, user, profile })
     }
 
@@ -170,7 +187,7 @@ impl OAuthService {
         kind: OAuthProviderKind,
         profile: &ProviderProfile,
     ) -> Result<(User, bool), DomainError> {
-        if let Some((_, user)) = self.ports.identities.find_identity(kind, &profile.subject).await? {
+        if let Some((_, user)) = self.identities.find_identity(kind, &profile.subject).await? {
             return Ok((user, false));
         }
         let email = profile
@@ -179,7 +196,7 @@ impl OAuthService {
             .filter(|_| profile.email_verified)
             .and_then(|e| Email::parse(e).ok())
             .ok_or(DomainError::OAuthEmailUnverified)?;
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         let identity = |user_id: UserId| OAuthIdentity {
             id: Uuid::now_v7(),
             user_id,
@@ -192,8 +209,8 @@ impl OAuthService {
         // Twice at most: a concurrent first login may create the user or link
         // the identity between our read and our write.
         for _ in 0..2 {
-            if let Some(user) = self.ports.users.find_by_email(&email).await? {
-                match self.ports.identities.link_identity(identity(user.id)).await {
+            if let Some(user) = self.users.find_by_email(&email).await? {
+                match self.identities.link_identity(identity(user.id)).await {
                     Ok(_) => return Ok((user, true)),
                     Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
@@ -207,13 +224,13 @@ impl OAuthService {
                     role: Role::User,
                     created_at: now,
                 };
-                match self.ports.identities.create_user_with_identity(new.clone(), identity(new.id)).await {
+                match self.identities.create_user_with_identity(new.clone(), identity(new.id)).await {
                     Ok(user) => return Ok((user, true)),
                     Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
-            if let Some((_, user)) = self.ports.identities.find_identity(kind, &profile.subject).await? {
+            if let Some((_, user)) = self.identities.find_identity(kind, &profile.subject).await? {
                 return Ok((user, false));
             }
         }
@@ -222,7 +239,7 @@ impl OAuthService {
 
     fn provider(&self, name: &str) -> Result<Arc<dyn OAuthProvider>, DomainError> {
         let kind = name.parse::<OAuthProviderKind>().map_err(|()| DomainError::NotFound)?;
-        self.ports.oauth_providers.iter().find(|p| p.kind() == kind).cloned().ok_or(DomainError::NotFound)
+        self.oauth_providers.iter().find(|p| p.kind() == kind).cloned().ok_or(DomainError::NotFound)
     }
 
     fn state_signature(
@@ -233,7 +250,7 @@ impl OAuthService {
         expires: i64,
     ) -> String {
         let message = format!("oauth-state\n{kind}\n{}\n{signed}\n{expires}", redirect.as_str());
-        crate::model::base62_text(&self.ports.signer.sign(message.as_bytes()), 43)
+        crate::model::base62_text(&self.signer.sign(message.as_bytes()), 43)
     }
 
     /// Checks a `state`: ours (signed for this provider and redirect URI)
@@ -258,7 +275,7 @@ impl OAuthService {
         if !constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
             return Err(DomainError::InvalidOAuthState);
         }
-        if expires < self.ports.clock.now().unix_timestamp() {
+        if expires < self.clock.now().unix_timestamp() {
             return Err(DomainError::InvalidOAuthState);
         }
         let sealed = match sealed {
@@ -272,7 +289,7 @@ impl OAuthService {
     /// under the server key, so only we can open it, and the state's
     /// signature covers the sealed bytes.
     fn pad(&self, nonce: &str) -> [u8; 32] {
-        self.ports.signer.sign(format!("oauth-pkce-seal\n{nonce}").as_bytes())
+        self.signer.sign(format!("oauth-pkce-seal\n{nonce}").as_bytes())
     }
 
     /// The verifier of a callback that sent none: the one sealed in the state,
@@ -282,7 +299,7 @@ impl OAuthService {
             Some(sealed) => verifier_text(&xor(sealed, &self.pad(&state.nonce))),
             None => {
                 let message = format!("oauth-pkce\n{}", state.nonce);
-                crate::model::base62_text(&self.ports.signer.sign(message.as_bytes()), 43)
+                crate::model::base62_text(&self.signer.sign(message.as_bytes()), 43)
             }
         }
     }
@@ -290,8 +307,8 @@ impl OAuthService {
     /// Records the state as used; refuses it when it was used before.
     async fn spend(&self, nonce: &str, expires: i64) -> Result<(), DomainError> {
         let expires_at = time::OffsetDateTime::from_unix_timestamp(expires)
-            .unwrap_or_else(|_| self.ports.clock.now() + STATE_TTL);
-        if self.ports.identities.spend_state(nonce, expires_at).await? {
+            .unwrap_or_else(|_| self.clock.now() + STATE_TTL);
+        if self.identities.spend_state(nonce, expires_at).await? {
             Ok(())
         } else {
             Err(DomainError::InvalidOAuthState)
@@ -303,7 +320,7 @@ impl OAuthService {
     /// # Errors
     /// `Unavailable`.
     pub async fn purge_spent_states(&self) -> Result<u64, DomainError> {
-        Ok(self.ports.identities.purge_spent_states(self.ports.clock.now()).await?)
+        Ok(self.identities.purge_spent_states(self.clock.now()).await?)
     }
 }
 

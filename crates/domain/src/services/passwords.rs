@@ -10,8 +10,14 @@ use crate::model::{
 };
 use crate::ports::MailError;
 
-use super::{AuthSettings, Ports, audit};
 use crate::model::AuditKind;
+use crate::ports::{
+    Clock, Mailer, Outbox, PasswordResetRepository, RequestContextSource, SecretGenerator, UserRepository,
+};
+
+use super::audit::Recorder;
+use super::credentials::Credentials;
+use super::{AuthSettings, Ports, opaque_debug};
 
 /// Reset emails an account gets per hour at most, however often it is asked.
 pub const RESETS_PER_HOUR: u32 = 3;
@@ -41,15 +47,37 @@ pub struct DeliveryReport {
 }
 
 /// Forgotten passwords: reset links by email through a durable outbox.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PasswordService {
-    ports: Arc<Ports>,
-    settings: Arc<AuthSettings>,
+    users: Arc<dyn UserRepository>,
+    resets: Arc<dyn PasswordResetRepository>,
+    outbox: Arc<dyn Outbox>,
+    mailer: Arc<dyn Mailer>,
+    secrets: Arc<dyn SecretGenerator>,
+    clock: Arc<dyn Clock>,
+    context: Arc<dyn RequestContextSource>,
+    credentials: Credentials,
+    audit: Recorder,
+    /// The page of the client app that takes a reset token.
+    reset_url: Arc<str>,
 }
 
+opaque_debug!(PasswordService);
+
 impl PasswordService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>) -> Self {
-        Self { ports, settings }
+    pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
+        Self {
+            users: Arc::clone(&ports.users),
+            resets: Arc::clone(&ports.resets),
+            outbox: Arc::clone(&ports.outbox),
+            mailer: Arc::clone(&ports.mailer),
+            secrets: Arc::clone(&ports.secrets),
+            clock: Arc::clone(&ports.clock),
+            context: Arc::clone(&ports.context),
+            credentials: Credentials::new(ports, settings),
+            audit: Recorder::new(ports),
+            reset_url: settings.password_reset_url.as_str().into(),
+        }
     }
 
     /// Queues a forgot-password request, whatever the email, and nothing
@@ -63,27 +91,23 @@ impl PasswordService {
     pub async fn forgot(&self, email: &str) -> Result<(), DomainError> {
         let email =
             Email::parse(email).map_err(|e| DomainError::validation(vec![DomainError::invalid_email(e)]))?;
-        let now = self.ports.clock.now();
-        let request = ResetRequest {
-            id: Uuid::now_v7(),
-            email,
-            requested_at: now,
-            context: self.ports.context.current(),
-        };
-        Ok(self.ports.resets.request_reset(request).await?)
+        let now = self.clock.now();
+        let request =
+            ResetRequest { id: Uuid::now_v7(), email, requested_at: now, context: self.context.current() };
+        Ok(self.resets.request_reset(request).await?)
     }
 
     /// Answers one queued request: a token and its email for an active user
     /// with fewer than [`RESETS_PER_HOUR`] reset emails in the last hour;
     /// nothing otherwise. Whether an email was queued.
     async fn answer(&self, request: ResetRequest) -> Result<bool, DomainError> {
-        let user = self.ports.users.find_by_email(&request.email).await?.filter(|user| user.is_active);
+        let user = self.users.find_by_email(&request.email).await?.filter(|user| user.is_active);
         let Some(user) = user else {
-            self.ports.resets.drop_reset_request(request.id).await?;
+            self.resets.drop_reset_request(request.id).await?;
             return Ok(false);
         };
-        let secret = ResetTokenSecret::from_random(self.ports.secrets.secret_bytes());
-        let now = self.ports.clock.now();
+        let secret = ResetTokenSecret::from_random(self.secrets.secret_bytes());
+        let now = self.clock.now();
         let reset = PasswordReset {
             id: Uuid::now_v7(),
             user_id: user.id,
@@ -101,16 +125,11 @@ impl PasswordService {
             created_at: now,
         };
         let budget = ResetBudget { max: RESETS_PER_HOUR, since: now - Duration::hours(1) };
-        let queued = self.ports.resets.issue_reset(request.id, reset, email, budget).await?;
+        let queued = self.resets.issue_reset(request.id, reset, email, budget).await?;
         let detail = (!queued).then(|| "hourly_limit".to_owned());
-        audit::record_for(
-            &self.ports,
-            request.context,
-            AuditKind::PasswordResetRequested,
-            Some(user.id),
-            detail,
-        )
-        .await?;
+        self.audit
+            .record_for(request.context, AuditKind::PasswordResetRequested, Some(user.id), detail)
+            .await?;
         Ok(queued)
     }
 
@@ -124,27 +143,17 @@ impl PasswordService {
     pub async fn reset(&self, token: &str, new_password: Password) -> Result<(), DomainError> {
         let secret = ResetTokenSecret::parse(token).map_err(|_| DomainError::InvalidResetToken)?;
         let digest = self.digest(&secret);
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         // Checked before hashing, so bad tokens cost no argon2 time.
-        let Some(reset) = self.ports.resets.find_valid_reset(&digest, now).await? else {
+        let Some(reset) = self.resets.find_valid_reset(&digest, now).await? else {
             return Err(DomainError::InvalidResetToken);
         };
-        let email = self.ports.users.find_by_id(reset.user_id).await?.map(|user| user.email);
-        let password = super::check_new_password(
-            &self.ports,
-            &self.settings,
-            new_password.expose(),
-            email.as_ref(),
-            "new_password",
-        )?;
-        let hash = self.ports.hasher.hash(password).await?;
-        let user = self
-            .ports
-            .resets
-            .consume_reset(&digest, hash, now)
-            .await?
-            .ok_or(DomainError::InvalidResetToken)?;
-        audit::record(&self.ports, AuditKind::PasswordReset, Some(user.id), None).await
+        let email = self.users.find_by_id(reset.user_id).await?.map(|user| user.email);
+        let password = self.credentials.check_new(new_password.expose(), email.as_ref(), "new_password")?;
+        let hash = self.credentials.hash(password).await?;
+        let user =
+            self.resets.consume_reset(&digest, hash, now).await?.ok_or(DomainError::InvalidResetToken)?;
+        self.audit.record(AuditKind::PasswordReset, Some(user.id), None).await
     }
 
     /// How many emails wait to be sent.
@@ -152,7 +161,7 @@ impl PasswordService {
     /// # Errors
     /// `Unavailable`.
     pub async fn backlog(&self) -> Result<u64, DomainError> {
-        Ok(self.ports.outbox.pending_count().await?)
+        Ok(self.outbox.pending_count().await?)
     }
 
     /// Answers the queued forgot-password requests, then sends the emails that
@@ -164,9 +173,9 @@ impl PasswordService {
     /// # Errors
     /// `Unavailable` when the outbox cannot be read or updated.
     pub async fn deliver_due(&self) -> Result<DeliveryReport, DomainError> {
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         let mut report = DeliveryReport::default();
-        let requests = self.ports.resets.claim_reset_requests(now, now + DELIVERY_LEASE, BATCH).await?;
+        let requests = self.resets.claim_reset_requests(now, now + DELIVERY_LEASE, BATCH).await?;
         for request in requests {
             // A request that fails here is claimed again once its lease ends.
             match self.answer(request).await {
@@ -175,21 +184,21 @@ impl PasswordService {
                 Err(e) => report.request_errors.push(e.to_string()),
             }
         }
-        let due = self.ports.outbox.claim_due(now, now + DELIVERY_LEASE, BATCH).await?;
+        let due = self.outbox.claim_due(now, now + DELIVERY_LEASE, BATCH).await?;
         for email in due {
             let attempts = email.attempts + 1;
-            match self.ports.mailer.send(&email.message).await {
+            match self.mailer.send(&email.message).await {
                 Ok(()) => {
-                    self.ports.outbox.mark_sent(email.id, self.ports.clock.now()).await?;
+                    self.outbox.mark_sent(email.id, self.clock.now()).await?;
                     report.sent += 1;
                 }
                 Err(MailError::Transient(why)) if attempts < MAX_ATTEMPTS => {
-                    let retry_at = self.ports.clock.now() + backoff(attempts);
-                    self.ports.outbox.mark_failed(email.id, attempts, Some(retry_at), &why).await?;
+                    let retry_at = self.clock.now() + backoff(attempts);
+                    self.outbox.mark_failed(email.id, attempts, Some(retry_at), &why).await?;
                     report.retried += 1;
                 }
                 Err(MailError::Transient(why) | MailError::Permanent(why)) => {
-                    self.ports.outbox.mark_failed(email.id, attempts, None, &why).await?;
+                    self.outbox.mark_failed(email.id, attempts, None, &why).await?;
                     report.gave_up.push((email.id, why));
                 }
             }
@@ -198,11 +207,11 @@ impl PasswordService {
     }
 
     fn digest(&self, secret: &ResetTokenSecret) -> KeyDigest {
-        KeyDigest(self.ports.secrets.digest(secret.expose().as_bytes()))
+        KeyDigest(self.secrets.digest(secret.expose().as_bytes()))
     }
 
     fn link(&self, secret: &ResetTokenSecret) -> String {
-        let base = &self.settings.password_reset_url;
+        let base = &self.reset_url;
         let separator = if base.contains('?') { '&' } else { '?' };
         format!("{base}{separator}token={}", secret.expose())
     }

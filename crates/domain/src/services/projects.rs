@@ -5,24 +5,30 @@ use uuid::Uuid;
 use crate::error::DomainError;
 use crate::model::{Principal, Project, ResourceName};
 
-use super::Ports;
+use crate::ports::{Clock, ProjectRepository};
+
+use super::opaque_debug;
 
 /// The example resource: each caller sees only their own projects, in the
 /// environment they authenticated in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProjectService {
-    ports: Arc<Ports>,
+    projects: Arc<dyn ProjectRepository>,
+    clock: Arc<dyn Clock>,
 }
 
+opaque_debug!(ProjectService);
+
 impl ProjectService {
-    pub(super) fn new(ports: Arc<Ports>) -> Self {
-        Self { ports }
+    #[must_use]
+    pub fn new(projects: Arc<dyn ProjectRepository>, clock: Arc<dyn Clock>) -> Self {
+        Self { projects, clock }
     }
 
     /// # Errors
     /// `Unavailable`.
     pub async fn list(&self, caller: &Principal) -> Result<Vec<Project>, DomainError> {
-        Ok(self.ports.projects.list_projects(caller.user.id, caller.environment).await?)
+        Ok(self.projects.list_projects(caller.user.id, caller.environment).await?)
     }
 
     /// # Errors
@@ -35,8 +41,8 @@ impl ProjectService {
             user_id: caller.user.id,
             name,
             environment: caller.environment,
-            created_at: self.ports.clock.now(),
+            created_at: self.clock.now(),
         };
-        Ok(self.ports.projects.insert_project(project).await?)
+        Ok(self.projects.insert_project(project).await?)
     }
 }

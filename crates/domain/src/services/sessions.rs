@@ -5,19 +5,40 @@ use uuid::Uuid;
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{AuditKind, Claims, Email, IssuedToken, Password, Principal, SessionLookup, User, UserId};
 
-use super::{AuthSettings, LimitService, Ports, audit, limits, tokens};
+use crate::ports::{Clock, RevokedTokenRepository, UserRepository};
+
+use super::audit::Recorder;
+use super::credentials::Credentials;
+use super::tokens::Tokens;
+use super::{AuthSettings, LimitService, Ports, limits, opaque_debug};
 
 /// Sessions: login, token authentication, refresh and logout.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionService {
-    ports: Arc<Ports>,
-    settings: Arc<AuthSettings>,
+    users: Arc<dyn UserRepository>,
+    revoked_tokens: Arc<dyn RevokedTokenRepository>,
+    clock: Arc<dyn Clock>,
+    credentials: Credentials,
+    tokens: Tokens,
+    audit: Recorder,
     limits: LimitService,
+    leeway_secs: i64,
 }
 
+opaque_debug!(SessionService);
+
 impl SessionService {
-    pub(super) fn new(ports: Arc<Ports>, settings: Arc<AuthSettings>, limits: LimitService) -> Self {
-        Self { ports, settings, limits }
+    pub(super) fn new(ports: &Ports, settings: &AuthSettings, limits: LimitService) -> Self {
+        Self {
+            users: Arc::clone(&ports.users),
+            revoked_tokens: Arc::clone(&ports.revoked_tokens),
+            clock: Arc::clone(&ports.clock),
+            credentials: Credentials::new(ports, settings),
+            tokens: Tokens::new(ports, settings),
+            audit: Recorder::new(ports),
+            limits,
+            leeway_secs: settings.leeway_secs,
+        }
     }
 
     /// Exchanges an email and password for a token.
@@ -38,14 +59,14 @@ impl SessionService {
     /// `InvalidCredentials`; `Forbidden(AccountDisabled)`; `RateLimited`; `Unavailable`.
     pub async fn login(&self, username: &str, password: Password) -> Result<IssuedToken, DomainError> {
         let user = match Email::parse(username) {
-            Ok(email) => self.ports.users.find_by_email(&email).await?,
+            Ok(email) => self.users.find_by_email(&email).await?,
             Err(_) => None,
         };
         let id = user.as_ref().map(|u| u.id);
         let attempt = match self.limits.reserve(&limits::account_of(username, user.as_ref())).await {
             Ok(attempt) => attempt,
             Err(refused @ DomainError::RateLimited(_)) => {
-                audit::record_failure(&self.ports, AuditKind::LoginFailed, id, "locked").await;
+                self.audit.record_failure(AuditKind::LoginFailed, id, "locked").await;
                 return Err(refused);
             }
             Err(other) => return Err(other),
@@ -54,13 +75,13 @@ impl SessionService {
         match self.check_password(user, password).await {
             Ok(token) => {
                 self.limits.release(attempt).await?;
-                audit::record(&self.ports, AuditKind::LoginSucceeded, id, None).await?;
+                self.audit.record(AuditKind::LoginSucceeded, id, None).await?;
                 Ok(token)
             }
             Err(LoginFailure::Refused(error, reason)) => {
-                audit::record_failure(&self.ports, AuditKind::LoginFailed, id, reason).await;
+                self.audit.record_failure(AuditKind::LoginFailed, id, reason).await;
                 if let Some(budget) = last_of {
-                    audit::record_failure(&self.ports, AuditKind::AccountLocked, id, budget).await;
+                    self.audit.record_failure(AuditKind::AccountLocked, id, budget).await;
                 }
                 Err(error)
             }
@@ -81,14 +102,14 @@ impl SessionService {
             LoginFailure::Refused(DomainError::Unauthenticated(AuthError::InvalidCredentials), reason)
         };
         let Some(user) = user else {
-            super::verify_nothing(&self.ports, &password).await?;
+            self.credentials.verify_nothing(&password).await?;
             return Err(invalid("unknown_email"));
         };
         let Some(hash) = user.password_hash.clone() else {
-            super::verify_nothing(&self.ports, &password).await?;
+            self.credentials.verify_nothing(&password).await?;
             return Err(invalid("no_password"));
         };
-        let (matches, upgrade) = super::verify_password(&self.ports, &password, &hash).await?;
+        let (matches, upgrade) = self.credentials.verify(&password, &hash).await?;
         if !matches {
             return Err(invalid("bad_password"));
         }
@@ -102,11 +123,11 @@ impl SessionService {
             // Upgrading (stronger parameters, or the normalised form) is best
             // effort: a full hashing queue or a lost race leaves the old hash
             // for the next login.
-            if let Ok(stronger) = self.ports.hasher.hash(password).await {
-                self.ports.users.rehash_password(user.id, &hash, stronger).await?;
+            if let Ok(stronger) = self.credentials.hash(password).await {
+                self.users.rehash_password(user.id, &hash, stronger).await?;
             }
         }
-        Ok(tokens::issue(&self.ports, &self.settings, &user)?)
+        Ok(self.tokens.issue(&user)?)
     }
 
     /// Verifies a bearer JWT and resolves its user.
@@ -119,9 +140,9 @@ impl SessionService {
     /// # Errors
     /// `Unauthenticated` with the precise reason; `Unavailable`.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, DomainError> {
-        let claims = self.ports.tokens.decode(token)?;
+        let claims = self.tokens.decode(token)?;
         self.check_times(&claims)?;
-        let session = self.ports.users.find_session(UserId::from_uuid(claims.sub), claims.jti).await?;
+        let session = self.users.find_session(UserId::from_uuid(claims.sub), claims.jti).await?;
         let Some(SessionLookup { user, revoked, linked }) = session else {
             return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
         };
@@ -145,8 +166,8 @@ impl SessionService {
         if !self.revoke(claims, principal.user.id).await? {
             return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
         }
-        let token = tokens::issue(&self.ports, &self.settings, &principal.user)?;
-        audit::record(&self.ports, AuditKind::TokenRefreshed, Some(principal.user.id), None).await?;
+        let token = self.tokens.issue(&principal.user)?;
+        self.audit.record(AuditKind::TokenRefreshed, Some(principal.user.id), None).await?;
         Ok(token)
     }
 
@@ -159,7 +180,7 @@ impl SessionService {
         if let Some(claims) = &principal.claims {
             self.revoke(claims, principal.user.id).await?;
         }
-        audit::record(&self.ports, AuditKind::Logout, Some(principal.user.id), None).await
+        self.audit.record(AuditKind::Logout, Some(principal.user.id), None).await
     }
 
     /// Forgets revocations of tokens that have expired anyway.
@@ -167,7 +188,7 @@ impl SessionService {
     /// # Errors
     /// `Unavailable`.
     pub async fn purge_expired_revocations(&self) -> Result<u64, DomainError> {
-        Ok(self.ports.revoked_tokens.purge_expired(self.ports.clock.now()).await?)
+        Ok(self.revoked_tokens.purge_expired(self.clock.now()).await?)
     }
 
     /// Loads a user by id for an already authenticated caller.
@@ -175,12 +196,12 @@ impl SessionService {
     /// # Errors
     /// `Unavailable`.
     pub async fn user(&self, id: UserId) -> Result<Option<User>, DomainError> {
-        Ok(self.ports.users.find_by_id(id).await?)
+        Ok(self.users.find_by_id(id).await?)
     }
 
     fn check_times(&self, claims: &Claims) -> Result<(), DomainError> {
-        let now = self.ports.clock.now().unix_timestamp();
-        let leeway = self.settings.leeway_secs;
+        let now = self.clock.now().unix_timestamp();
+        let leeway = self.leeway_secs;
         if claims.exp.saturating_add(leeway) <= now {
             return Err(DomainError::Unauthenticated(AuthError::TokenExpired));
         }
@@ -203,9 +224,9 @@ impl SessionService {
 
     /// Blacklists the token's `jti` until it could no longer pass the expiry check.
     async fn revoke(&self, claims: &Claims, user: UserId) -> Result<bool, DomainError> {
-        let until = claims.expires_at() + time::Duration::seconds(self.settings.leeway_secs);
+        let until = claims.expires_at() + time::Duration::seconds(self.leeway_secs);
         let jti: Uuid = claims.jti;
-        Ok(self.ports.revoked_tokens.revoke(jti, user, until).await?)
+        Ok(self.revoked_tokens.revoke(jti, user, until).await?)
     }
 }
 

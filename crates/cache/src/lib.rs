@@ -1,5 +1,6 @@
 //! What authenticating a request read from the store (and the example
-//! resource's lists), kept for a short while.
+//! resource's lists), kept for a short while: a performance adapter, wired
+//! by the server in front of the store's ports; the domain knows nothing of it.
 //!
 //! A token or key seen a moment ago does not need the store again: the
 //! session (user, revocation, linked providers) of a JWT, an API key with its
@@ -14,6 +15,8 @@
 //! it, because the first caller in the second half of an entry's life reads it
 //! again while the others are still served it (see `AuthCache::read_through`).
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -25,18 +28,16 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::error::StoreError;
-use crate::model::{
+use portcullis_domain::ports::{
+    ApiKeyRepository, Clock, OAuthIdentityRepository, PasswordResetRepository, ProjectRepository,
+    RevokedTokenRepository, UserRepository,
+};
+use portcullis_domain::{
     ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OAuthProviderKind,
     OutboxMessage, PasswordHash, PasswordReset, Project, ResetBudget, ResetRequest, Role, SessionLookup,
     User, UserId,
 };
-use crate::ports::{
-    ApiKeyRepository, Clock, OAuthIdentityRepository, PasswordResetRepository, ProjectRepository,
-    RevokedTokenRepository, UserRepository,
-};
-
-use super::Ports;
+use portcullis_domain::{Ports, StoreError};
 
 /// Most entries of each kind; at the bound the oldest goes.
 const MAX_ENTRIES: usize = 50_000;
@@ -230,7 +231,7 @@ impl<K: Eq + Hash + Copy, V: Clone> Entries<K, V> {
     }
 
     #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.shards.iter().map(|s| locked(s).map.len()).sum()
     }
 }
@@ -355,7 +356,8 @@ impl AuthCache {
 
 /// Puts the cache in front of the ports it concerns; `ttl_ms` of 0 leaves the
 /// ports as they are.
-pub(super) fn wrap(ports: Ports, ttl_ms: u64) -> Ports {
+#[must_use]
+pub fn wrap(ports: Ports, ttl_ms: u64) -> Ports {
     if ttl_ms == 0 {
         return ports;
     }
@@ -615,9 +617,8 @@ mod tests {
     use std::collections::HashSet;
 
     use super::{AuthCache, Cached, Entries, Lookup};
-    use crate::error::StoreError;
-    use crate::model::{Email, Role, SessionLookup, User, UserId};
-    use crate::ports::{MockClock, MockUserRepository, UserRepository};
+    use portcullis_domain::ports::{MockClock, MockUserRepository, UserRepository};
+    use portcullis_domain::{Email, Role, SessionLookup, StoreError, User, UserId};
 
     const T0: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
     const TTL: Duration = Duration::seconds(1);

@@ -2,33 +2,36 @@
 //! token, rotate it, change the password. No HTTP server, no database: the
 //! memory store and the crypto adapters stand in for them.
 //!
-//! Run with `cargo run -p portcullis-domain --example embedded`.
+//! Run with `cargo run -p portcullis-examples --bin embedded`; `cargo test`
+//! runs it too and checks what it says.
 
-#![allow(clippy::print_stdout, clippy::unwrap_used)]
+#![allow(clippy::print_stdout)]
 
 use std::sync::Arc;
 
 use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, JwtSecret, OsSecrets};
 use portcullis_domain::ports::{NoRequestContext, SystemClock};
-use portcullis_domain::{AuthSettings, Password, Ports, Registration, Services};
+use portcullis_domain::{Adapters, AuthSettings, Password, Ports, Registration, Services};
 use portcullis_store_memory::MemoryStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for line in walk_through().await? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Register, log in, verify, rotate, change the password, read the audit
+/// log; what happened at each step, as lines.
+async fn walk_through() -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut said = Vec::new();
     let store = Arc::new(MemoryStore::new());
     let secret = JwtSecret::new(b"use-at-least-32-random-bytes-in-real-life!".to_vec())?;
     let settings = AuthSettings::default();
-    let ports = Ports {
-        users: store.clone(),
-        revoked_tokens: store.clone(),
-        api_keys: store.clone(),
-        projects: store.clone(),
-        resets: store.clone(),
-        outbox: store.clone(),
+    // Every repository, and the audit log, from the one store; the rest here.
+    let adapters = Adapters {
         mailer: Arc::new(portcullis_mail::LogMailer::new(true)),
-        identities: store.clone(),
-        // Security events land in the same store; list them with `services.audit`.
-        audit: store,
         // No HTTP here: events carry no address, user agent or request id.
         context: Arc::new(NoRequestContext),
         oauth_providers: Vec::new(),
@@ -40,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clock: Arc::new(SystemClock),
         secrets: Arc::new(OsSecrets),
     };
-    let services = Services::new(ports, settings);
+    let services = Services::new(Ports::from_store(store, adapters), settings);
 
     let registration = Registration {
         email: " User@Example.com ".to_owned(),
@@ -48,28 +51,55 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         full_name: Some("John Doe".to_owned()),
     };
     let (user, _) = services.accounts.register(registration).await?;
-    println!("registered {} as {}", user.email, user.id);
+    said.push(format!("registered {} as {}", user.email, user.id));
 
     let token = services.sessions.login("user@example.com", Password::new("SecurePass123!")).await?;
     let caller = services.sessions.authenticate(token.access_token.as_str()).await?;
-    println!("token belongs to {} ({:?})", caller.user.email, caller.method);
+    said.push(format!("token belongs to {} ({:?})", caller.user.email, caller.method));
 
     let rotated = services.sessions.refresh(token.access_token.as_str()).await?;
-    let old = services.sessions.authenticate(token.access_token.as_str()).await.unwrap_err();
-    println!("after refresh the old token is refused: {}", old.code());
+    let old = services
+        .sessions
+        .authenticate(token.access_token.as_str())
+        .await
+        .err()
+        .ok_or("the old token still works")?;
+    said.push(format!("after refresh the old token is refused: {}", old.code()));
 
     let caller = services.sessions.authenticate(rotated.access_token.as_str()).await?;
     services
         .accounts
         .change_password(&caller, Password::new("SecurePass123!"), Password::new("NewSecurePass456!"))
         .await?;
-    let stale = services.sessions.authenticate(rotated.access_token.as_str()).await.unwrap_err();
-    println!("after a password change earlier tokens are refused: {}", stale.code());
+    let stale = services
+        .sessions
+        .authenticate(rotated.access_token.as_str())
+        .await
+        .err()
+        .ok_or("a stale token still works")?;
+    said.push(format!("after a password change earlier tokens are refused: {}", stale.code()));
 
     let token = services.sessions.login("user@example.com", Password::new("NewSecurePass456!")).await?;
     let caller = services.sessions.authenticate(token.access_token.as_str()).await?;
     for event in services.audit.mine(&caller, 20, None).await? {
-        println!("audit: {} {}", event.at, event.kind);
+        said.push(format!("audit: {} {}", event.at, event.kind));
     }
-    Ok(())
+    Ok(said)
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_walk_through_does_what_it_says() {
+        let said = super::walk_through().await.unwrap();
+        assert!(said[0].starts_with("registered user@example.com as "), "{said:?}");
+        assert_eq!(said[1], "token belongs to user@example.com (Jwt)");
+        assert_eq!(said[2], "after refresh the old token is refused: token_revoked");
+        assert_eq!(said[3], "after a password change earlier tokens are refused: token_revoked");
+        let audit: Vec<&str> = said[4..].iter().map(|line| line.rsplit(' ').next().unwrap()).collect();
+        assert_eq!(
+            audit,
+            ["login_succeeded", "password_changed", "token_refreshed", "login_succeeded", "register"]
+        );
+    }
 }
