@@ -4,13 +4,13 @@
 //!
 //! A token or key seen a moment ago does not need the store again: the
 //! session (user, revocation, linked providers) of a JWT, an API key with its
-//! owner, and a caller's project list are kept for `ttl`. The cache sits in
-//! front of the store ports themselves ([`wrap`]): every write that goes
-//! through a port forgets what it touches (a revocation its token, a password,
-//! role or status change, a reset or an OAuth link the user's sessions and
-//! keys, a revoked key itself, a new project its owner's list), whichever
-//! service made it. A read that raced a write is not kept, so one instance
-//! never serves what it changed. Changes made by another instance sharing the
+//! owner, and a caller's project list are kept for `ttl`. The cache stands in
+//! front of the `HotReads` port alone ([`wrap`]), and listens on the
+//! `ChangeFeed` the services announce each write's change on: it forgets what
+//! the change touches (a revocation its token, a password, role or status
+//! change, a reset or an OAuth link the user's sessions and keys, a revoked
+//! key itself, a new project its owner's list). A read that raced a write is
+//! not kept, so one instance never serves what it changed. Changes made by another instance sharing the
 //! database are seen within `ttl`; for an entry in steady use, within half of
 //! it, because the first caller in the second half of an entry's life reads it
 //! again while the others are still served it (see `AuthCache::read_through`).
@@ -28,16 +28,11 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use portcullis_domain::ports::{
-    ApiKeyRepository, Clock, OAuthIdentityRepository, PasswordResetRepository, ProjectRepository,
-    RevokedTokenRepository, UserRepository,
-};
+use portcullis_domain::ports::{Change, ChangeFeed, Clock, HotReads};
 use portcullis_domain::{
-    ApiKey, ApiKeyId, Email, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OAuthProviderKind,
-    OutboxMessage, PasswordHash, PasswordReset, Project, ResetBudget, ResetRequest, Role, SessionLookup,
-    User, UserId,
+    Adapters, ApiKey, ApiKeyId, Environment, KeyDigest, Ports, Project, SessionLookup, StoreError, User,
+    UserId,
 };
-use portcullis_domain::{Ports, StoreError};
 
 /// Most entries of each kind; at the bound the oldest goes.
 const MAX_ENTRIES: usize = 50_000;
@@ -354,155 +349,37 @@ impl AuthCache {
     }
 }
 
-/// Puts the cache in front of the ports it concerns; `ttl_ms` of 0 leaves the
-/// ports as they are.
+/// Puts the cache in front of the hot reads, and has it forget what each
+/// change the services announce touches (before passing the change on to
+/// whoever else listens); `ttl_ms` of 0 leaves the ports as they are.
 #[must_use]
 pub fn wrap(ports: Ports, ttl_ms: u64) -> Ports {
     if ttl_ms == 0 {
         return ports;
     }
     let ttl = Duration::milliseconds(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
-    let cache = Arc::new(AuthCache::new(ttl, Arc::clone(&ports.clock)));
-    Ports {
-        users: Arc::new(Cached { inner: Arc::clone(&ports.users), cache: Arc::clone(&cache) }),
-        revoked_tokens: Arc::new(Cached {
-            inner: Arc::clone(&ports.revoked_tokens),
-            cache: Arc::clone(&cache),
-        }),
-        api_keys: Arc::new(Cached { inner: Arc::clone(&ports.api_keys), cache: Arc::clone(&cache) }),
-        projects: Arc::new(Cached { inner: Arc::clone(&ports.projects), cache: Arc::clone(&cache) }),
-        identities: Arc::new(Cached { inner: Arc::clone(&ports.identities), cache: Arc::clone(&cache) }),
-        resets: Arc::new(Cached { inner: Arc::clone(&ports.resets), cache: Arc::clone(&cache) }),
-        ..ports
-    }
+    let cache = Arc::new(AuthCache::new(ttl, Arc::clone(&ports.adapters.clock)));
+    let reads = Arc::new(CachedReads { inner: Arc::clone(&ports.reads), cache: Arc::clone(&cache) });
+    let changes = Arc::new(Forgets { cache, next: Arc::clone(&ports.adapters.changes) });
+    Ports { reads, adapters: Adapters { changes, ..ports.adapters }, ..ports }
 }
 
-/// A port with the cache in front of it.
-struct Cached<P: ?Sized> {
-    inner: Arc<P>,
+/// The hot reads with the cache in front of them.
+struct CachedReads {
+    inner: Arc<dyn HotReads>,
     cache: Arc<AuthCache>,
 }
 
 #[async_trait]
-impl UserRepository for Cached<dyn UserRepository> {
-    async fn create(&self, user: NewUser) -> Result<User, StoreError> {
-        self.inner.create(user).await
-    }
-
-    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        self.inner.find_by_id(id).await
-    }
-
+impl HotReads for CachedReads {
     async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
         let usable = |session: &SessionLookup| session.user.id == id;
         self.cache.read_through(&self.cache.sessions, jti, usable, || self.inner.find_session(id, jti)).await
     }
 
-    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        self.inner.find_by_email(email).await
-    }
-
-    async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> Result<User, StoreError> {
-        let result = self.inner.set_role(id, role, now).await;
-        self.cache.forget_user(id);
-        result
-    }
-
-    async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
-        self.inner.list_users(limit, offset).await
-    }
-
-    async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> Result<User, StoreError> {
-        let result = self.inner.set_active(id, active, now).await;
-        self.cache.forget_user(id);
-        result
-    }
-
-    async fn rehash_password(
-        &self,
-        id: UserId,
-        old: &PasswordHash,
-        new: PasswordHash,
-    ) -> Result<bool, StoreError> {
-        self.inner.rehash_password(id, old, new).await
-    }
-
-    async fn set_password(
-        &self,
-        id: UserId,
-        hash: PasswordHash,
-        now: OffsetDateTime,
-    ) -> Result<User, StoreError> {
-        let result = self.inner.set_password(id, hash, now).await;
-        self.cache.forget_user(id);
-        result
-    }
-}
-
-#[async_trait]
-impl RevokedTokenRepository for Cached<dyn RevokedTokenRepository> {
-    async fn revoke(
-        &self,
-        jti: Uuid,
-        user_id: UserId,
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let result = self.inner.revoke(jti, user_id, expires_at).await;
-        self.cache.forget_token(jti);
-        result
-    }
-
-    async fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
-        self.inner.is_revoked(jti).await
-    }
-
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now).await
-    }
-}
-
-#[async_trait]
-impl ApiKeyRepository for Cached<dyn ApiKeyRepository> {
-    async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
-        self.inner.insert_key(key).await
-    }
-
     async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
         let read = || self.inner.find_key_with_owner(digest);
         self.cache.read_through(&self.cache.keys, *digest, |_| true, read).await
-    }
-
-    async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner.list_keys(user).await
-    }
-
-    async fn revoke_key(
-        &self,
-        user: UserId,
-        id: ApiKeyId,
-        now: OffsetDateTime,
-    ) -> Result<ApiKey, StoreError> {
-        let result = self.inner.revoke_key(user, id, now).await;
-        self.cache.forget_key(id);
-        result
-    }
-
-    async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
-        self.inner.record_key_usage(usage).await
-    }
-
-    async fn remember_key_ip(&self, id: ApiKeyId, ip: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
-        self.inner.remember_key_ip(id, ip, now).await
-    }
-}
-
-#[async_trait]
-impl ProjectRepository for Cached<dyn ProjectRepository> {
-    async fn insert_project(&self, project: Project) -> Result<Project, StoreError> {
-        let owner = (project.user_id, project.environment);
-        let result = self.inner.insert_project(project).await;
-        self.cache.forget_projects(owner);
-        result
     }
 
     async fn list_projects(
@@ -516,92 +393,21 @@ impl ProjectRepository for Cached<dyn ProjectRepository> {
     }
 }
 
-#[async_trait]
-impl OAuthIdentityRepository for Cached<dyn OAuthIdentityRepository> {
-    async fn find_identity(
-        &self,
-        provider: OAuthProviderKind,
-        subject: &str,
-    ) -> Result<Option<(OAuthIdentity, User)>, StoreError> {
-        self.inner.find_identity(provider, subject).await
-    }
-
-    async fn link_identity(&self, identity: OAuthIdentity) -> Result<OAuthIdentity, StoreError> {
-        let user = identity.user_id;
-        let result = self.inner.link_identity(identity).await;
-        self.cache.forget_user(user);
-        result
-    }
-
-    async fn create_user_with_identity(
-        &self,
-        user: NewUser,
-        identity: OAuthIdentity,
-    ) -> Result<User, StoreError> {
-        self.inner.create_user_with_identity(user, identity).await
-    }
-
-    async fn list_identities(&self, user: UserId) -> Result<Vec<OAuthIdentity>, StoreError> {
-        self.inner.list_identities(user).await
-    }
-
-    async fn spend_state(&self, nonce: &str, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.inner.spend_state(nonce, expires_at).await
-    }
-
-    async fn purge_spent_states(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.purge_spent_states(now).await
-    }
+/// Forgets what a change touches, then passes it on.
+struct Forgets {
+    cache: Arc<AuthCache>,
+    next: Arc<dyn ChangeFeed>,
 }
 
-#[async_trait]
-impl PasswordResetRepository for Cached<dyn PasswordResetRepository> {
-    async fn request_reset(&self, request: ResetRequest) -> Result<(), StoreError> {
-        self.inner.request_reset(request).await
-    }
-
-    async fn claim_reset_requests(
-        &self,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<ResetRequest>, StoreError> {
-        self.inner.claim_reset_requests(now, lease_until, limit).await
-    }
-
-    async fn drop_reset_request(&self, id: Uuid) -> Result<(), StoreError> {
-        self.inner.drop_reset_request(id).await
-    }
-
-    async fn issue_reset(
-        &self,
-        request: Uuid,
-        reset: PasswordReset,
-        email: OutboxMessage,
-        budget: ResetBudget,
-    ) -> Result<bool, StoreError> {
-        self.inner.issue_reset(request, reset, email, budget).await
-    }
-
-    async fn find_valid_reset(
-        &self,
-        digest: &KeyDigest,
-        now: OffsetDateTime,
-    ) -> Result<Option<PasswordReset>, StoreError> {
-        self.inner.find_valid_reset(digest, now).await
-    }
-
-    async fn consume_reset(
-        &self,
-        digest: &KeyDigest,
-        hash: PasswordHash,
-        now: OffsetDateTime,
-    ) -> Result<Option<User>, StoreError> {
-        let consumed = self.inner.consume_reset(digest, hash, now).await;
-        if let Ok(Some(user)) = &consumed {
-            self.cache.forget_user(user.id);
+impl ChangeFeed for Forgets {
+    fn changed(&self, change: Change) {
+        match change {
+            Change::User(id) => self.cache.forget_user(id),
+            Change::Token(jti) => self.cache.forget_token(jti),
+            Change::Key(id) => self.cache.forget_key(id),
+            Change::Projects(user, environment) => self.cache.forget_projects((user, environment)),
         }
-        consumed
+        self.next.changed(change);
     }
 }
 
@@ -616,8 +422,8 @@ mod tests {
 
     use std::collections::HashSet;
 
-    use super::{AuthCache, Cached, Entries, Lookup};
-    use portcullis_domain::ports::{MockClock, MockUserRepository, UserRepository};
+    use super::{AuthCache, CachedReads, Entries, Forgets, Lookup};
+    use portcullis_domain::ports::{Change, ChangeFeed, HotReads, MockChangeFeed, MockClock, MockHotReads};
     use portcullis_domain::{Email, Role, SessionLookup, StoreError, User, UserId};
 
     const T0: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
@@ -639,18 +445,18 @@ mod tests {
     }
 
     /// The cache in front of `store`, on a clock the test moves by hand.
-    fn cached(store: MockUserRepository) -> (Cached<dyn UserRepository>, Arc<Mutex<OffsetDateTime>>) {
+    fn cached(store: MockHotReads) -> (CachedReads, Arc<Mutex<OffsetDateTime>>) {
         let now = Arc::new(Mutex::new(T0));
         let mut clock = MockClock::new();
         let read = Arc::clone(&now);
         clock.expect_now().returning(move || *read.lock().expect("the test's clock"));
         let cache = Arc::new(AuthCache::new(TTL, Arc::new(clock)));
-        (Cached { inner: Arc::new(store), cache }, now)
+        (CachedReads { inner: Arc::new(store), cache }, now)
     }
 
     /// The store answers `answers` in order, one read each, and no more.
-    fn store(answers: Vec<Result<Option<SessionLookup>, StoreError>>) -> MockUserRepository {
-        let mut store = MockUserRepository::new();
+    fn store(answers: Vec<Result<Option<SessionLookup>, StoreError>>) -> MockHotReads {
+        let mut store = MockHotReads::new();
         let mut order = Sequence::new();
         for answer in answers {
             store.expect_find_session().times(1).in_sequence(&mut order).return_once(move |_, _| answer);
@@ -780,5 +586,34 @@ mod tests {
         });
         writer.join().expect("the writer finishes");
         assert!(matches!(entries.lookup(&jti, T0, TTL), Lookup::Miss), "the write's forget found the entry");
+    }
+
+    #[tokio::test]
+    async fn a_change_forgets_what_it_concerns_and_is_passed_on() {
+        let (alice, bob) = (UserId::new(), UserId::new());
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut store = MockHotReads::new();
+        // Alice's session is read twice (the change forgets it), Bob's once.
+        store
+            .expect_find_session()
+            .withf(move |_, jti| *jti == a)
+            .times(2)
+            .returning(move |_, _| Ok(Some(session(alice, 1))));
+        store
+            .expect_find_session()
+            .withf(move |_, jti| *jti == b)
+            .times(1)
+            .returning(move |_, _| Ok(Some(session(bob, 1))));
+        let (reads, _now) = cached(store);
+        let mut next = MockChangeFeed::new();
+        next.expect_changed().withf(move |change| *change == Change::User(alice)).times(1).return_const(());
+        let feed = Forgets { cache: Arc::clone(&reads.cache), next: Arc::new(next) };
+        for jti in [a, b] {
+            let id = if jti == a { alice } else { bob };
+            assert!(reads.find_session(id, jti).await.expect("read").is_some());
+        }
+        feed.changed(Change::User(alice));
+        assert!(reads.find_session(alice, a).await.expect("read again").is_some());
+        assert!(reads.find_session(bob, b).await.expect("still cached").is_some());
     }
 }

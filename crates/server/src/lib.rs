@@ -146,6 +146,7 @@ impl App {
             clock: Arc::clone(&clock),
             secrets: Arc::new(OsSecrets),
             context: Arc::new(HttpRequestContext),
+            changes: Arc::new(portcullis_domain::ports::NoCopies),
         };
         let ports = Ports::from_store(Arc::clone(&store), adapters);
         // Appends are counted for the metrics on their way to the store.

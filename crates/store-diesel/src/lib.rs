@@ -395,6 +395,15 @@ impl TryFrom<AuditRecord> for AuditEvent {
     }
 }
 
+/// Whether a query only reads or also writes. SQLite takes one writer at a
+/// time, so its store queues the writes; each query says which it is, next
+/// to its SQL in [`diesel_repositories!`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
 /// Declares a diesel row struct for `$table` with the fields of `$record`,
 /// and conversions both ways through the record.
 #[doc(hidden)]
@@ -433,9 +442,10 @@ macro_rules! diesel_row {
 /// per backend.
 ///
 /// Each query says, next to its SQL, whether it reads or writes: its body runs
-/// in `$store::read(|conn| ...)` or `$store::write(|conn| ...)`, two methods
-/// each store has (`async fn read<T, F, R>(&self, query: F) -> Result<T, StoreError>`
-/// where `F: FnOnce(connection) -> R`), and `fn usage(&self) -> PoolUsage`.
+/// in `$store::run(Access::Read, |conn| ...)` or `run(Access::Write, ...)`,
+/// a method each store has (`async fn run<T, F, R>(&self, access: Access,
+/// query: F) -> Result<T, StoreError>` where `F: FnOnce(connection) -> R`),
+/// besides `fn usage(&self) -> PoolUsage`.
 /// SQLite runs reads on the pool and writes through its writers' queue, each
 /// as a task of its own; PostgreSQL runs both on the pool. Arguments passed
 /// by reference are owned first, so the query can outlive the caller's future.
@@ -448,7 +458,7 @@ macro_rules! diesel_repositories {
             use diesel_async::RunQueryDsl;
             use diesel_async::AsyncConnection;
             use portcullis_domain::ports::{
-                ApiKeyRepository, AuditLog, Outbox, PasswordResetRepository, PoolUsage, ProjectRepository,
+                ApiKeyRepository, AuditLog, HotReads, Outbox, PasswordResetRepository, PoolUsage, ProjectRepository,
                 RevokedTokenRepository, StoreHealth, UserRepository,
             };
             use portcullis_domain::{
@@ -456,7 +466,7 @@ macro_rules! diesel_repositories {
                 PasswordHash, PasswordReset, Project, ResetBudget, ResetRequest, Role, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
-                ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, ResetRecord, ResetRequestRecord, UserRecord, query_error,
+                Access, ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, ResetRecord, ResetRequestRecord, UserRecord, query_error,
                 whole_seconds,
             };
             use time::OffsetDateTime;
@@ -505,7 +515,7 @@ macro_rules! diesel_repositories {
             #[async_trait]
             impl UserRepository for $store {
                 async fn create(&self, user: NewUser) -> Result<User, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         diesel::insert_into(users::table)
                             .values(UserRow::from(user.into_user()))
                             .returning(UserRow::as_returning())
@@ -518,7 +528,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         users::table
                             .find(DbUuid(id.as_uuid()))
                             .select(UserRow::as_select())
@@ -532,41 +542,10 @@ macro_rules! diesel_repositories {
                     .await
                 }
 
-                async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
-                    self.read(move |mut conn| async move {
-                        let user = DbUuid(id.as_uuid());
-                        let linked = |provider: OAuthProviderKind| {
-                            diesel::dsl::exists(
-                                oauth_identities::table
-                                    .filter(oauth_identities::user_id.eq(user))
-                                    .filter(oauth_identities::provider.eq(provider.as_str())),
-                            )
-                        };
-                        let row = users::table
-                            .find(user)
-                            .select((
-                                UserRow::as_select(),
-                                diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))),
-                                linked(OAuthProviderKind::Github),
-                                linked(OAuthProviderKind::Linkedin),
-                            ))
-                            .first::<(UserRow, bool, bool, bool)>(&mut *conn)
-                            .await
-                            .optional()
-                            .map_err(query_error)?;
-                        let Some((row, revoked, github, linkedin)) = row else { return Ok(None) };
-                        let linked = [(OAuthProviderKind::Github, github), (OAuthProviderKind::Linkedin, linkedin)]
-                            .into_iter()
-                            .filter_map(|(provider, on)| on.then_some(provider))
-                            .collect();
-                        Ok(Some(SessionLookup { user: User::try_from(row)?, revoked, linked }))
-                    })
-                    .await
-                }
 
                 async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
                     let email = ToOwned::to_owned(email);
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         let email: &Email = &email;
                         users::table
                             .filter(users::email.eq(email.as_str()))
@@ -587,7 +566,7 @@ macro_rules! diesel_repositories {
                     role: Role,
                     now: OffsetDateTime,
                 ) -> Result<User, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let row = diesel::update(users::table.find(DbUuid(id.as_uuid())))
                             .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
                             .returning(UserRow::as_returning())
@@ -601,7 +580,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         let total: i64 = users::table.count().get_result(&mut *conn).await.map_err(query_error)?;
                         let rows = users::table
                             .order((users::created_at.asc(), users::id.asc()))
@@ -618,7 +597,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> Result<User, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let user = users::table.find(DbUuid(id.as_uuid()));
                         if !active {
                             // Disabling an active user ends every session, in the same write.
@@ -642,7 +621,7 @@ macro_rules! diesel_repositories {
 
                 async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: PasswordHash) -> Result<bool, StoreError> {
                     let old = ToOwned::to_owned(old);
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let old: &PasswordHash = &old;
                         let updated = diesel::update(
                             users::table.find(DbUuid(id.as_uuid())).filter(users::password_hash.eq(old.as_str())),
@@ -662,7 +641,7 @@ macro_rules! diesel_repositories {
                     hash: PasswordHash,
                     now: OffsetDateTime,
                 ) -> Result<User, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let user = DbUuid(id.as_uuid());
                         let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
                             let row = diesel::update(users::table.find(user))
@@ -695,7 +674,7 @@ macro_rules! diesel_repositories {
                     user_id: UserId,
                     expires_at: OffsetDateTime,
                 ) -> Result<bool, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let inserted = diesel::insert_into(revoked_tokens::table)
                             .values((
                                 revoked_tokens::jti.eq(DbUuid(jti)),
@@ -713,7 +692,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         diesel::select(diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))))
                             .get_result::<bool>(&mut *conn)
                             .await
@@ -723,7 +702,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let deleted =
                             diesel::delete(revoked_tokens::table.filter(
                                 revoked_tokens::expires_at.lt(portcullis_store_diesel::whole_seconds(now)),
@@ -740,7 +719,7 @@ macro_rules! diesel_repositories {
             #[async_trait]
             impl ApiKeyRepository for $store {
                 async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         diesel::insert_into(api_keys::table)
                             .values(ApiKeyRow::from(key))
                             .returning(ApiKeyRow::as_returning())
@@ -752,25 +731,9 @@ macro_rules! diesel_repositories {
                     .await
                 }
 
-                async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
-                    let digest = ToOwned::to_owned(digest);
-                    self.read(move |mut conn| async move {
-                        let digest: &KeyDigest = &digest;
-                        let found = api_keys::table
-                            .inner_join(users::table)
-                            .filter(api_keys::key_digest.eq(digest.0.as_slice()))
-                            .select((ApiKeyRow::as_select(), UserRow::as_select()))
-                            .first::<(ApiKeyRow, UserRow)>(&mut *conn)
-                            .await
-                            .optional()
-                            .map_err(query_error)?;
-                        found.map(|(key, user)| Ok((key.try_into()?, user.try_into()?))).transpose()
-                    })
-                    .await
-                }
 
                 async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         api_keys::table
                             .filter(api_keys::user_id.eq(DbUuid(user.as_uuid())))
                             .order((api_keys::created_at.desc(), api_keys::id.desc()))
@@ -786,7 +749,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn revoke_key(&self, user: UserId, id: ApiKeyId, now: OffsetDateTime) -> Result<ApiKey, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let owned = api_keys::table
                             .filter(api_keys::id.eq(DbUuid(id.as_uuid())))
                             .filter(api_keys::user_id.eq(DbUuid(user.as_uuid())));
@@ -809,7 +772,7 @@ macro_rules! diesel_repositories {
 
                 async fn remember_key_ip(&self, id: ApiKeyId, ip: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
                     let ip = ToOwned::to_owned(ip);
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let ip: &str = &ip;
                         let inserted = diesel::insert_into(api_key_addresses::table)
                             .values((
@@ -836,7 +799,7 @@ macro_rules! diesel_repositories {
 
                 async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
                     let usage = ToOwned::to_owned(usage);
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let usage: &[KeyUsage] = &usage;
                         AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
                                 for entry in usage {
@@ -863,7 +826,7 @@ macro_rules! diesel_repositories {
             #[async_trait]
             impl ProjectRepository for $store {
                 async fn insert_project(&self, project: Project) -> Result<Project, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         diesel::insert_into(projects::table)
                             .values(ProjectRow::from(project))
                             .returning(ProjectRow::as_returning())
@@ -875,22 +838,7 @@ macro_rules! diesel_repositories {
                     .await
                 }
 
-                async fn list_projects(&self, user: UserId, environment: Environment) -> Result<Vec<Project>, StoreError> {
-                    self.read(move |mut conn| async move {
-                        projects::table
-                            .filter(projects::user_id.eq(DbUuid(user.as_uuid())))
-                            .filter(projects::environment.eq(environment.as_str()))
-                            .order((projects::created_at.desc(), projects::id.desc()))
-                            .select(ProjectRow::as_select())
-                            .load::<ProjectRow>(&mut *conn)
-                            .await
-                            .map_err(query_error)?
-                            .into_iter()
-                            .map(Project::try_from)
-                            .collect()
-                    })
-                    .await
-                }
+
             }
 
             portcullis_store_diesel::diesel_row!(ResetRow, password_resets, ResetRecord, PasswordReset, {
@@ -942,7 +890,7 @@ macro_rules! diesel_repositories {
             #[async_trait]
             impl PasswordResetRepository for $store {
                 async fn request_reset(&self, request: ResetRequest) -> Result<(), StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         diesel::insert_into(password_reset_requests::table)
                             .values(ResetRequestRow::from(request))
                             .execute(&mut *conn)
@@ -954,7 +902,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn claim_reset_requests(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<ResetRequest>, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let (now, lease_until) = (whole_seconds(now), whole_seconds(lease_until));
                         let due = || password_reset_requests::table.filter(password_reset_requests::next_attempt_at.le(now));
                         let candidates = due()
@@ -984,7 +932,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn drop_reset_request(&self, id: Uuid) -> Result<(), StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         diesel::delete(password_reset_requests::table.find(DbUuid(id)))
                             .execute(&mut *conn)
                             .await
@@ -995,7 +943,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn issue_reset(&self, request: Uuid, reset: PasswordReset, email: OutboxMessage, budget: ResetBudget) -> Result<bool, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let (user, at) = (DbUuid(reset.user_id.as_uuid()), whole_seconds(reset.created_at));
                         let since = whole_seconds(budget.since);
                         let (reset, email) = (ResetRow::from(reset), OutboxRow::from(email));
@@ -1030,7 +978,7 @@ macro_rules! diesel_repositories {
 
                 async fn find_valid_reset(&self, digest: &KeyDigest, now: OffsetDateTime) -> Result<Option<PasswordReset>, StoreError> {
                     let digest = ToOwned::to_owned(digest);
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         let digest: &KeyDigest = &digest;
                         password_resets::table
                             .filter(password_resets::token_digest.eq(digest.0.as_slice()))
@@ -1049,7 +997,7 @@ macro_rules! diesel_repositories {
 
                 async fn consume_reset(&self, digest: &KeyDigest, hash: PasswordHash, now: OffsetDateTime) -> Result<Option<User>, StoreError> {
                     let digest = ToOwned::to_owned(digest);
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let digest: &KeyDigest = &digest;
                         let digest = digest.0.to_vec();
                         let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
@@ -1090,7 +1038,7 @@ macro_rules! diesel_repositories {
             #[async_trait]
             impl Outbox for $store {
                 async fn claim_due(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let (now, lease_until) = (whole_seconds(now), whole_seconds(lease_until));
                         let due = || outbox::table
                             .filter(outbox::status.eq(DeliveryStatus::Pending.as_str()))
@@ -1122,7 +1070,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn mark_sent(&self, id: uuid::Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         diesel::update(outbox::table.find(DbUuid(id)))
                             .set((
                                 outbox::status.eq(DeliveryStatus::Sent.as_str()),
@@ -1140,7 +1088,7 @@ macro_rules! diesel_repositories {
 
                 async fn mark_failed(&self, id: uuid::Uuid, attempts: i32, retry_at: Option<OffsetDateTime>, error: &str) -> Result<(), StoreError> {
                     let error = ToOwned::to_owned(error);
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let error: &str = &error;
                         let error: String = error.chars().take(500).collect();
                         let message = outbox::table.find(DbUuid(id));
@@ -1171,7 +1119,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn pending_count(&self) -> Result<u64, StoreError> {
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         let count: i64 = outbox::table
                             .filter(outbox::status.eq(DeliveryStatus::Pending.as_str()))
                             .count()
@@ -1184,7 +1132,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn find_message(&self, id: uuid::Uuid) -> Result<Option<OutboxMessage>, StoreError> {
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         outbox::table
                             .find(DbUuid(id))
                             .select(OutboxRow::as_select())
@@ -1217,7 +1165,7 @@ macro_rules! diesel_repositories {
                     subject: &str,
                 ) -> Result<Option<(portcullis_domain::OAuthIdentity, User)>, StoreError> {
                     let subject = ToOwned::to_owned(subject);
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         let subject: &str = &subject;
                         let found = oauth_identities::table
                             .inner_join(users::table)
@@ -1237,7 +1185,7 @@ macro_rules! diesel_repositories {
                     &self,
                     identity: portcullis_domain::OAuthIdentity,
                 ) -> Result<portcullis_domain::OAuthIdentity, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         diesel::insert_into(oauth_identities::table)
                             .values(IdentityRow::from(identity))
                             .returning(IdentityRow::as_returning())
@@ -1254,7 +1202,7 @@ macro_rules! diesel_repositories {
                     user: NewUser,
                     identity: portcullis_domain::OAuthIdentity,
                 ) -> Result<User, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let (user, identity) = (UserRow::from(user.into_user()), IdentityRow::from(identity));
                         let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
                             let row = diesel::insert_into(users::table)
@@ -1274,7 +1222,7 @@ macro_rules! diesel_repositories {
 
                 async fn spend_state(&self, nonce: &str, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
                     let nonce = ToOwned::to_owned(nonce);
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let nonce: &str = &nonce;
                         let inserted = diesel::insert_into(oauth_spent_states::table)
                             .values((
@@ -1292,7 +1240,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn purge_spent_states(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let deleted = diesel::delete(oauth_spent_states::table.filter(oauth_spent_states::expires_at.lt(whole_seconds(now))))
                             .execute(&mut *conn)
                             .await
@@ -1303,7 +1251,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn list_identities(&self, user: UserId) -> Result<Vec<portcullis_domain::OAuthIdentity>, StoreError> {
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         oauth_identities::table
                             .filter(oauth_identities::user_id.eq(DbUuid(user.as_uuid())))
                             .order((oauth_identities::created_at.asc(), oauth_identities::id.asc()))
@@ -1333,7 +1281,7 @@ macro_rules! diesel_repositories {
             #[async_trait]
             impl AuditLog for $store {
                 async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         diesel::insert_into(audit_events::table)
                             .values(AuditRow::from(event))
                             .execute(&mut *conn)
@@ -1345,7 +1293,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         let mut select = audit_events::table.into_boxed();
                         if let Some(user) = query.user_id {
                             select = select.filter(audit_events::user_id.eq(DbUuid(user.as_uuid())));
@@ -1371,7 +1319,7 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-                    self.write(move |mut conn| async move {
+                    self.run(Access::Write, move |mut conn| async move {
                         let deleted = diesel::delete(audit_events::table.filter(audit_events::at.lt(whole_seconds(before))))
                             .execute(&mut *conn)
                             .await
@@ -1383,9 +1331,78 @@ macro_rules! diesel_repositories {
             }
 
             #[async_trait]
+            impl HotReads for $store {
+                async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
+                    self.run(Access::Read, move |mut conn| async move {
+                        let user = DbUuid(id.as_uuid());
+                        let linked = |provider: OAuthProviderKind| {
+                            diesel::dsl::exists(
+                                oauth_identities::table
+                                    .filter(oauth_identities::user_id.eq(user))
+                                    .filter(oauth_identities::provider.eq(provider.as_str())),
+                            )
+                        };
+                        let row = users::table
+                            .find(user)
+                            .select((
+                                UserRow::as_select(),
+                                diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))),
+                                linked(OAuthProviderKind::Github),
+                                linked(OAuthProviderKind::Linkedin),
+                            ))
+                            .first::<(UserRow, bool, bool, bool)>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?;
+                        let Some((row, revoked, github, linkedin)) = row else { return Ok(None) };
+                        let linked = [(OAuthProviderKind::Github, github), (OAuthProviderKind::Linkedin, linkedin)]
+                            .into_iter()
+                            .filter_map(|(provider, on)| on.then_some(provider))
+                            .collect();
+                        Ok(Some(SessionLookup { user: User::try_from(row)?, revoked, linked }))
+                    })
+                    .await
+                }
+
+                async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
+                    let digest = ToOwned::to_owned(digest);
+                    self.run(Access::Read, move |mut conn| async move {
+                        let digest: &KeyDigest = &digest;
+                        let found = api_keys::table
+                            .inner_join(users::table)
+                            .filter(api_keys::key_digest.eq(digest.0.as_slice()))
+                            .select((ApiKeyRow::as_select(), UserRow::as_select()))
+                            .first::<(ApiKeyRow, UserRow)>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?;
+                        found.map(|(key, user)| Ok((key.try_into()?, user.try_into()?))).transpose()
+                    })
+                    .await
+                }
+
+                async fn list_projects(&self, user: UserId, environment: Environment) -> Result<Vec<Project>, StoreError> {
+                    self.run(Access::Read, move |mut conn| async move {
+                        projects::table
+                            .filter(projects::user_id.eq(DbUuid(user.as_uuid())))
+                            .filter(projects::environment.eq(environment.as_str()))
+                            .order((projects::created_at.desc(), projects::id.desc()))
+                            .select(ProjectRow::as_select())
+                            .load::<ProjectRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .into_iter()
+                            .map(Project::try_from)
+                            .collect()
+                    })
+                    .await
+                }
+            }
+
+            #[async_trait]
             impl StoreHealth for $store {
                 async fn ping(&self) -> Result<(), StoreError> {
-                    self.read(move |mut conn| async move {
+                    self.run(Access::Read, move |mut conn| async move {
                         diesel::sql_query("SELECT 1").execute(&mut *conn).await.map_err(query_error)?;
                         Ok(())
                     })

@@ -12,8 +12,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use portcullis_domain::ports::{
-    ApiKeyRepository, AuditLog, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
-    RevokedTokenRepository, StoreHealth, UserRepository,
+    ApiKeyRepository, AuditLog, HotReads, OAuthIdentityRepository, Outbox, PasswordResetRepository,
+    ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage,
@@ -88,16 +88,6 @@ impl UserRepository for MemoryStore {
         state.by_email.insert(user.email.clone(), user.id);
         state.users.insert(user.id, user.clone());
         Ok(user)
-    }
-
-    async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
-        let state = self.state();
-        let Some(user) = state.users.get(&id) else { return Ok(None) };
-        let mut linked: Vec<OAuthProviderKind> =
-            state.identities.iter().filter(|i| i.user_id == id).map(|i| i.provider).collect();
-        linked.sort_unstable_by_key(|p| p.as_str());
-        linked.dedup();
-        Ok(Some(SessionLookup { user: user.clone(), revoked: state.revoked.contains_key(&jti), linked }))
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -212,15 +202,6 @@ impl ApiKeyRepository for MemoryStore {
         Ok(key)
     }
 
-    async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
-        let state = self.state();
-        Ok(state
-            .api_keys
-            .values()
-            .find(|k| k.digest == *digest)
-            .and_then(|k| state.users.get(&k.user_id).map(|u| (k.clone(), u.clone()))))
-    }
-
     async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
         let state = self.state();
         let mut keys: Vec<ApiKey> = state.api_keys.values().filter(|k| k.user_id == user).cloned().collect();
@@ -271,22 +252,6 @@ impl ProjectRepository for MemoryStore {
     async fn insert_project(&self, project: Project) -> Result<Project, StoreError> {
         self.state().projects.push(project.clone());
         Ok(project)
-    }
-
-    async fn list_projects(
-        &self,
-        user: UserId,
-        environment: Environment,
-    ) -> Result<Vec<Project>, StoreError> {
-        let state = self.state();
-        let mut projects: Vec<Project> = state
-            .projects
-            .iter()
-            .filter(|p| p.user_id == user && p.environment == environment)
-            .cloned()
-            .collect();
-        projects.sort_by_key(|p| std::cmp::Reverse((p.created_at, p.id)));
-        Ok(projects)
     }
 }
 
@@ -548,6 +513,44 @@ impl AuditLog for MemoryStore {
         let count = state.audit.len();
         state.audit.retain(|_, e| e.at >= before);
         Ok((count - state.audit.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl HotReads for MemoryStore {
+    async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
+        let state = self.state();
+        let Some(user) = state.users.get(&id) else { return Ok(None) };
+        let mut linked: Vec<OAuthProviderKind> =
+            state.identities.iter().filter(|i| i.user_id == id).map(|i| i.provider).collect();
+        linked.sort_unstable_by_key(|p| p.as_str());
+        linked.dedup();
+        Ok(Some(SessionLookup { user: user.clone(), revoked: state.revoked.contains_key(&jti), linked }))
+    }
+
+    async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .api_keys
+            .values()
+            .find(|k| k.digest == *digest)
+            .and_then(|k| state.users.get(&k.user_id).map(|u| (k.clone(), u.clone()))))
+    }
+
+    async fn list_projects(
+        &self,
+        user: UserId,
+        environment: Environment,
+    ) -> Result<Vec<Project>, StoreError> {
+        let state = self.state();
+        let mut projects: Vec<Project> = state
+            .projects
+            .iter()
+            .filter(|p| p.user_id == user && p.environment == environment)
+            .cloned()
+            .collect();
+        projects.sort_by_key(|p| std::cmp::Reverse((p.created_at, p.id)));
+        Ok(projects)
     }
 }
 

@@ -20,7 +20,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use portcullis_domain::StoreError;
-use portcullis_store_diesel::{pool_error, query_error};
+use portcullis_store_diesel::{Access, pool_error, query_error};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
@@ -94,22 +94,13 @@ impl PostgresStore {
     }
 
     /// Runs a query on a pooled connection. PostgreSQL takes concurrent
-    /// writers itself, so reads and writes go the same way here.
-    async fn read<T, F, R>(&self, query: F) -> Result<T, StoreError>
+    /// writers itself: reads and writes go the same way.
+    async fn run<T, F, R>(&self, _: Access, query: F) -> Result<T, StoreError>
     where
         F: FnOnce(Object<AsyncPgConnection>) -> R,
         R: Future<Output = Result<T, StoreError>>,
     {
         query(self.conn().await?).await
-    }
-
-    /// As [`read`](Self::read).
-    async fn write<T, F, R>(&self, query: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(Object<AsyncPgConnection>) -> R,
-        R: Future<Output = Result<T, StoreError>>,
-    {
-        self.read(query).await
     }
 
     fn usage(&self) -> portcullis_domain::ports::PoolUsage {

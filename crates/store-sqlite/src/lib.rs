@@ -27,7 +27,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use portcullis_domain::StoreError;
-use portcullis_store_diesel::{pool_error, query_error};
+use portcullis_store_diesel::{Access, pool_error, query_error};
 use tokio::runtime::Handle;
 
 type Conn = SyncConnectionWrapper<SqliteConnection>;
@@ -190,27 +190,12 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs a query that only reads: on a pooled connection, as a task of
-    /// its own (see the type's docs). `diesel_repositories!` routes every
-    /// read through here.
-    async fn read<T, F, R>(&self, query: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(Object<Conn>) -> R + Send + 'static,
-        R: Future<Output = Result<T, StoreError>> + Send,
-    {
-        let queries = Arc::clone(&self.queries);
-        self.runtime
-            .spawn(async move { query(queries.conn().await?).await })
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("SQLite task failed: {e}")))?
-    }
-
-    /// [`read`](Self::read) for a query that writes: it waits for its turn
-    /// among the store's writers first (see [`Queries::writes`]), and only
-    /// then takes a connection. `diesel_repositories!` routes every write
-    /// through here, next to its SQL, so none can skip the queue.
-    async fn write<T, F, R>(&self, query: F) -> Result<T, StoreError>
+    /// Runs a query on a pooled connection, as a task of its own (see the
+    /// type's docs); a query that writes waits for its turn among the
+    /// store's writers first (see [`Queries::writes`]), and only then takes a
+    /// connection. Every query of `diesel_repositories!` comes through here
+    /// and says, next to its SQL, whether it writes: none can skip the queue.
+    async fn run<T, F, R>(&self, access: Access, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(Object<Conn>) -> R + Send + 'static,
@@ -219,7 +204,10 @@ impl SqliteStore {
         let queries = Arc::clone(&self.queries);
         self.runtime
             .spawn(async move {
-                let _turn = queries.writes.lock().await;
+                let _turn = match access {
+                    Access::Write => Some(queries.writes.lock().await),
+                    Access::Read => None,
+                };
                 query(queries.conn().await?).await
             })
             .await

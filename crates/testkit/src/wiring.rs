@@ -21,7 +21,8 @@ pub fn cheap_hasher() -> Arc<dyn PasswordHasher> {
 
 /// Every port over one memory store, with real crypto (cheap hashing), the log
 /// mailer and no OAuth provider. Override fields with struct update syntax:
-/// `Ports { api_keys: counting, ..memory_ports(store, clock) }`.
+/// `Ports { api_keys: counting, ..memory_ports(store, clock) }`, or an
+/// adapter with `Ports { adapters: Adapters { hasher, ..ports.adapters }, ..ports }`.
 ///
 /// # Panics
 /// Never: the built-in key is long enough.
@@ -32,6 +33,7 @@ pub fn memory_ports(store: Arc<MemoryStore>, clock: Arc<dyn Clock>) -> Ports {
         JwtSecret::new(b"portcullis-testkit-secret-portcullis-testkit".to_vec()).expect("a long enough key");
     let adapters = Adapters {
         context: Arc::new(portcullis_domain::ports::NoRequestContext),
+        changes: Arc::new(portcullis_domain::ports::NoCopies),
         mailer: Arc::new(LogMailer::new(true)),
         oauth_providers: Vec::new(),
         signer: Arc::new(HmacSigner::derive(&secret, "testkit")),

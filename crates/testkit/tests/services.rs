@@ -5,7 +5,7 @@ use std::sync::Arc;
 use portcullis_crypto::OsSecrets;
 use portcullis_domain::ports::{MockPasswordHasher, PasswordHasher, UserRepository};
 use portcullis_domain::{
-    AuthError, AuthSettings, DomainError, Email, Password, Ports, Registration, Services,
+    Adapters, AuthError, AuthSettings, DomainError, Email, Password, Ports, Registration, Services,
 };
 use portcullis_store_memory::MemoryStore;
 use portcullis_testkit::ManualClock;
@@ -24,7 +24,8 @@ fn fast_hasher() -> Arc<dyn PasswordHasher> {
 fn world_with(hasher: Arc<dyn PasswordHasher>) -> World {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new());
-    let ports = Ports { hasher, ..portcullis_testkit::memory_ports(store.clone(), clock.clone()) };
+    let base = portcullis_testkit::memory_ports(store.clone(), clock.clone());
+    let ports = Ports { adapters: Adapters { hasher, ..base.adapters }, ..base };
     World { services: Services::new(ports, AuthSettings::default()), store, clock }
 }
 
@@ -160,13 +161,6 @@ impl portcullis_domain::ports::ApiKeyRepository for CountingKeys {
     ) -> Result<portcullis_domain::ApiKey, portcullis_domain::StoreError> {
         self.inner.insert_key(key).await
     }
-    async fn find_key_with_owner(
-        &self,
-        digest: &portcullis_domain::KeyDigest,
-    ) -> Result<Option<(portcullis_domain::ApiKey, portcullis_domain::User)>, portcullis_domain::StoreError>
-    {
-        self.inner.find_key_with_owner(digest).await
-    }
     async fn list_keys(
         &self,
         user: portcullis_domain::UserId,
@@ -267,7 +261,8 @@ async fn counts_survive_a_failed_flush() {
         usage_count: 0,
     };
     let found = (key.clone(), user);
-    keys.expect_find_key_with_owner().returning(move |_| Ok(Some(found.clone())));
+    let mut reads = portcullis_domain::ports::MockHotReads::new();
+    reads.expect_find_key_with_owner().returning(move |_| Ok(Some(found.clone())));
     let mut sequence = mockall::Sequence::new();
     keys.expect_record_key_usage()
         .times(1)
@@ -281,6 +276,7 @@ async fn counts_survive_a_failed_flush() {
     let store = Arc::new(MemoryStore::new());
     let ports = Ports {
         api_keys: Arc::new(keys),
+        reads: Arc::new(reads),
         ..portcullis_testkit::memory_ports(store, Arc::new(ManualClock::new()))
     };
     let services = Services::new(ports, AuthSettings::default());
@@ -310,10 +306,8 @@ async fn a_login_upgrades_a_hash_made_with_weaker_parameters() {
         })
         .unwrap(),
     );
-    let ports = Ports {
-        hasher: stronger,
-        ..portcullis_testkit::memory_ports(world.store.clone(), world.clock.clone())
-    };
+    let base = portcullis_testkit::memory_ports(world.store.clone(), world.clock.clone());
+    let ports = Ports { adapters: Adapters { hasher: stronger, ..base.adapters }, ..base };
     let upgraded = Services::new(ports, AuthSettings::default());
     upgraded.sessions.login("user@example.com", Password::new("SecurePass123!")).await.unwrap();
 
@@ -382,4 +376,71 @@ fn passwords_are_nfkc_normalised_and_keep_the_typed_form_when_it_differs() {
     assert!(
         policy.check(long.expose(), None).unwrap_err().contains(&portcullis_domain::PasswordRule::TooLong)
     );
+}
+
+/// A change feed that writes down what it is told.
+#[derive(Default)]
+struct RecordedChanges(std::sync::Mutex<Vec<portcullis_domain::ports::Change>>);
+
+impl portcullis_domain::ports::ChangeFeed for RecordedChanges {
+    fn changed(&self, change: portcullis_domain::ports::Change) {
+        self.0.lock().unwrap().push(change);
+    }
+}
+
+impl RecordedChanges {
+    fn take(&self) -> Vec<portcullis_domain::ports::Change> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// Every write that changes what a cached read would show says so on the
+/// change feed, once, naming exactly what it touched: that is all the cache
+/// (and, later, other instances) learn of it.
+#[tokio::test]
+async fn each_write_that_a_cached_read_would_show_is_announced() {
+    use portcullis_domain::ports::Change;
+    use portcullis_domain::{NewKeyRequest, UserChanges};
+
+    let store = Arc::new(MemoryStore::new());
+    let feed = Arc::new(RecordedChanges::default());
+    let base = portcullis_testkit::memory_ports(store, Arc::new(ManualClock::new()));
+    let adapters = Adapters { hasher: fast_hasher(), changes: feed.clone(), ..base.adapters };
+    let services = Services::new(Ports { adapters, ..base }, AuthSettings::default());
+
+    let (user, token) = services.accounts.register(registration("user@example.com")).await.unwrap();
+    assert_eq!(feed.take(), [], "a new user has no copies to forget");
+
+    let rotated = services.sessions.refresh(token.access_token.as_str()).await.unwrap();
+    assert_eq!(feed.take(), [Change::Token(token.claims.jti)], "refresh revokes the presented token");
+    services.sessions.logout(rotated.access_token.as_str()).await.unwrap();
+    assert_eq!(feed.take(), [Change::Token(rotated.claims.jti)]);
+
+    let token = services.sessions.login("user@example.com", Password::new("SecurePass123!")).await.unwrap();
+    let caller_now = services.sessions.authenticate(token.access_token.as_str()).await.unwrap();
+    let request = NewKeyRequest { name: "ci".to_owned(), expires_in_days: None, environment: None };
+    let (key, _) = services.api_keys.create(&caller_now, request).await.unwrap();
+    services.api_keys.revoke(&caller_now, key.id).await.unwrap();
+    assert_eq!(feed.take(), [Change::Key(key.id)]);
+
+    services.projects.create(&caller_now, "apollo").await.unwrap();
+    assert_eq!(feed.take(), [Change::Projects(user.id, caller_now.environment)]);
+
+    services
+        .accounts
+        .change_password(&caller_now, Password::new("SecurePass123!"), Password::new("NewSecurePass456!"))
+        .await
+        .unwrap();
+    assert_eq!(feed.take(), [Change::User(user.id)]);
+
+    services.accounts.ensure_admin("boss@example.com", Some(Password::new("BossPass123!"))).await.unwrap();
+    assert_eq!(feed.take(), [], "a new administrator has no copies to forget");
+    services.accounts.ensure_admin("user@example.com", None).await.unwrap();
+    assert_eq!(feed.take(), [Change::User(user.id)], "a promotion");
+
+    let boss = services.sessions.login("boss@example.com", Password::new("BossPass123!")).await.unwrap();
+    let boss = services.sessions.authenticate(boss.access_token.as_str()).await.unwrap();
+    let disable = UserChanges { is_active: Some(false), role: None };
+    services.admin.update_user(&boss, user.id, disable).await.unwrap();
+    assert_eq!(feed.take(), [Change::User(user.id)], "a disable");
 }

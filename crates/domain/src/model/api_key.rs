@@ -16,28 +16,7 @@ const CHECKSUM_DIGITS: usize = 6;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ApiKeyId(Uuid);
 
-impl ApiKeyId {
-    #[must_use]
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    #[must_use]
-    pub const fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-
-    #[must_use]
-    pub const fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for ApiKeyId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+uuid_id!(ApiKeyId);
 
 impl fmt::Display for ApiKeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

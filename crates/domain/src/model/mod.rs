@@ -1,5 +1,34 @@
 //! Values that cannot be invalid once constructed.
 
+/// `new` (a time-ordered UUIDv7), `from_uuid`, `as_uuid` and `Default` for
+/// an id that wraps a UUID.
+macro_rules! uuid_id {
+    ($name:ident) => {
+        impl $name {
+            #[must_use]
+            pub fn new() -> Self {
+                Self(uuid::Uuid::now_v7())
+            }
+
+            #[must_use]
+            pub const fn from_uuid(uuid: uuid::Uuid) -> Self {
+                Self(uuid)
+            }
+
+            #[must_use]
+            pub const fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+    };
+}
+
 mod api_key;
 mod audit;
 mod email;

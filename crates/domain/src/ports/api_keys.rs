@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::model::{ApiKey, ApiKeyId, KeyDigest, KeyUsage, User, UserId};
+use crate::model::{ApiKey, ApiKeyId, KeyUsage, UserId};
 
 /// Where API keys are kept: digests only, never secrets.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -13,13 +13,6 @@ pub trait ApiKeyRepository: Send + Sync {
     /// # Errors
     /// [`StoreError::Conflict`] if the id or digest exists; [`StoreError::Unavailable`].
     async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError>;
-
-    /// The key with this digest and its owner, in one round trip: this runs on
-    /// every key-authenticated request.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when the store cannot be reached.
-    async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError>;
 
     /// The user's keys, newest first, revoked and expired ones included.
     ///

@@ -9,6 +9,7 @@ mod health;
 mod oauth;
 mod projects;
 mod rate;
+mod reads;
 mod resets;
 mod revoked_tokens;
 mod store;
@@ -38,6 +39,9 @@ pub use projects::ProjectRepository;
 #[cfg(feature = "mocks")]
 pub use rate::MockRateLimiter;
 pub use rate::RateLimiter;
+pub use reads::{Change, ChangeFeed, HotReads, NoCopies};
+#[cfg(feature = "mocks")]
+pub use reads::{MockChangeFeed, MockHotReads};
 pub use resets::{MailError, Mailer, Outbox, PasswordResetRepository};
 #[cfg(feature = "mocks")]
 pub use resets::{MockMailer, MockOutbox, MockPasswordResetRepository};

@@ -2,9 +2,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use uuid::Uuid;
 
-use crate::model::{Email, NewUser, PasswordHash, Role, SessionLookup, User, UserId};
+use crate::model::{Email, NewUser, PasswordHash, Role, User, UserId};
 
 /// Where users are kept.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -21,14 +20,6 @@ pub trait UserRepository: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
-
-    /// What a request with a JWT needs, in one round trip: the user `id`,
-    /// whether the token `jti` is revoked, and the providers linked to the
-    /// user. `None` when there is no such user.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when the store cannot be reached.
-    async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError>;
 
     /// Looks a user up by normalised email.
     ///

@@ -6,12 +6,12 @@ use crate::model::{
     UserId,
 };
 
-use crate::ports::{Clock, OAuthIdentityRepository, UserRepository};
+use crate::ports::{Change, ChangeFeed, Clock, OAuthIdentityRepository, UserRepository};
 
 use super::audit::Recorder;
 use super::credentials::Credentials;
 use super::tokens::Tokens;
-use super::{AuthSettings, LimitService, Ports, limits, opaque_debug};
+use super::{AuthSettings, LimitService, Ports, from_ports, limits, opaque_debug};
 
 /// What a client sends to register; checked here, not at the edge.
 #[derive(Debug, Clone)]
@@ -35,6 +35,7 @@ pub struct AccountService {
     users: Arc<dyn UserRepository>,
     identities: Arc<dyn OAuthIdentityRepository>,
     clock: Arc<dyn Clock>,
+    changes: Arc<dyn ChangeFeed>,
     credentials: Credentials,
     tokens: Tokens,
     audit: Recorder,
@@ -45,15 +46,12 @@ opaque_debug!(AccountService);
 
 impl AccountService {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings, limits: LimitService) -> Self {
-        Self {
-            users: Arc::clone(&ports.users),
-            identities: Arc::clone(&ports.identities),
-            clock: Arc::clone(&ports.clock),
+        from_ports!(ports => Self { users, identities; clock, changes;
             credentials: Credentials::new(ports, settings),
             tokens: Tokens::new(ports, settings),
             audit: Recorder::new(ports),
-            limits,
-        }
+            limits: limits,
+        })
     }
 
     /// Registers a user with the `USER` role and signs them in.
@@ -197,7 +195,9 @@ impl AccountService {
             }
         }
         let hash = self.credentials.hash(new).await?;
-        let user = self.users.set_password(user.id, hash, self.clock.now()).await?;
+        let written = self.users.set_password(user.id, hash, self.clock.now()).await;
+        self.changes.changed(Change::User(user.id));
+        let user = written?;
         let token = self.tokens.issue(&user)?;
         self.audit.record(AuditKind::PasswordChanged, Some(user.id), None).await?;
         Ok(token)
@@ -220,7 +220,9 @@ impl AccountService {
             if user.role == Role::Admin {
                 return Ok(AdminOutcome::AlreadyAdmin);
             }
-            self.users.set_role(user.id, Role::Admin, self.clock.now()).await?;
+            let written = self.users.set_role(user.id, Role::Admin, self.clock.now()).await;
+            self.changes.changed(Change::User(user.id));
+            written?;
             return Ok(AdminOutcome::Promoted);
         }
         let Some(password) = password else {

@@ -3,10 +3,10 @@ use std::sync::Arc;
 use crate::error::{DomainError, Forbidden};
 use crate::model::{AuditKind, AuthMethod, Principal, Role, User, UserId};
 
-use crate::ports::{Clock, UserRepository};
+use crate::ports::{Change, ChangeFeed, Clock, UserRepository};
 
 use super::audit::Recorder;
-use super::{Ports, opaque_debug};
+use super::{Ports, from_ports, opaque_debug};
 
 /// What an administrator may change about a user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,6 +21,7 @@ pub struct UserChanges {
 pub struct AdminService {
     users: Arc<dyn UserRepository>,
     clock: Arc<dyn Clock>,
+    changes: Arc<dyn ChangeFeed>,
     audit: Recorder,
 }
 
@@ -28,7 +29,7 @@ opaque_debug!(AdminService);
 
 impl AdminService {
     pub(super) fn new(ports: &Ports) -> Self {
-        Self { users: Arc::clone(&ports.users), clock: Arc::clone(&ports.clock), audit: Recorder::new(ports) }
+        from_ports!(ports => Self { users; clock, changes; audit: Recorder::new(ports) })
     }
 
     /// One page of users and the total.
@@ -72,11 +73,15 @@ impl AdminService {
         let mut user = self.users.find_by_id(id).await?.ok_or(DomainError::NotFound)?;
         let mut changed = Vec::new();
         if let Some(active) = changes.is_active.filter(|a| *a != user.is_active) {
-            user = self.users.set_active(id, active, now).await?;
+            let written = self.users.set_active(id, active, now).await;
+            self.changes.changed(Change::User(id));
+            user = written?;
             changed.push(format!("is_active={active}"));
         }
         if let Some(role) = changes.role.filter(|r| *r != user.role) {
-            user = self.users.set_role(id, role, now).await?;
+            let written = self.users.set_role(id, role, now).await;
+            self.changes.changed(Change::User(id));
+            user = written?;
             changed.push(format!("role={}", role.as_str()));
         }
         if !changed.is_empty() {

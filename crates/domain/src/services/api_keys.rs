@@ -9,10 +9,12 @@ use crate::model::{
     Principal, ResourceName,
 };
 
-use crate::ports::{ApiKeyRepository, Clock, RequestContextSource, SecretGenerator};
+use crate::ports::{
+    ApiKeyRepository, Change, ChangeFeed, Clock, HotReads, RequestContextSource, SecretGenerator,
+};
 
 use super::audit::Recorder;
-use super::{AuthSettings, Ports, opaque_debug};
+use super::{AuthSettings, Ports, from_ports, opaque_debug};
 
 /// How many (key, address) pairs one instance remembers before starting over;
 /// forgetting only costs a lookup in the store.
@@ -97,9 +99,11 @@ impl UsageBuffer {
 #[derive(Clone)]
 pub struct ApiKeyService {
     api_keys: Arc<dyn ApiKeyRepository>,
+    reads: Arc<dyn HotReads>,
     secrets: Arc<dyn SecretGenerator>,
     clock: Arc<dyn Clock>,
     context: Arc<dyn RequestContextSource>,
+    changes: Arc<dyn ChangeFeed>,
     audit: Recorder,
     default_days: i64,
     usage: Arc<UsageBuffer>,
@@ -109,15 +113,11 @@ opaque_debug!(ApiKeyService);
 
 impl ApiKeyService {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
-        Self {
-            api_keys: Arc::clone(&ports.api_keys),
-            secrets: Arc::clone(&ports.secrets),
-            clock: Arc::clone(&ports.clock),
-            context: Arc::clone(&ports.context),
+        from_ports!(ports => Self { api_keys, reads; secrets, clock, context, changes;
             audit: Recorder::new(ports),
             default_days: settings.api_key_default_days,
             usage: Arc::new(UsageBuffer::default()),
-        }
+        })
     }
 
     /// Creates a key for the caller and returns it with its secret, the only
@@ -181,7 +181,9 @@ impl ApiKeyService {
     /// `JwtRequired`; `NotFound` for an unknown key or another user's; `Unavailable`.
     pub async fn revoke(&self, caller: &Principal, id: ApiKeyId) -> Result<ApiKey, DomainError> {
         require_jwt(caller)?;
-        let key = self.api_keys.revoke_key(caller.user.id, id, self.clock.now()).await?;
+        let written = self.api_keys.revoke_key(caller.user.id, id, self.clock.now()).await;
+        self.changes.changed(Change::Key(id));
+        let key = written?;
         let detail = Some(format!("key_id={id}"));
         self.audit.record(AuditKind::ApiKeyRevoked, Some(caller.user.id), detail).await?;
         Ok(key)
@@ -196,7 +198,7 @@ impl ApiKeyService {
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, DomainError> {
         let secret = ApiKeySecret::parse(presented)
             .map_err(|_| DomainError::Unauthenticated(AuthError::InvalidApiKey))?;
-        let Some((key, user)) = self.api_keys.find_key_with_owner(&self.digest(&secret)).await? else {
+        let Some((key, user)) = self.reads.find_key_with_owner(&self.digest(&secret)).await? else {
             return Err(DomainError::Unauthenticated(AuthError::InvalidApiKey));
         };
         let now = self.clock.now();

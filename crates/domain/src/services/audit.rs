@@ -28,8 +28,8 @@ impl Recorder {
     pub(super) fn new(ports: &Ports) -> Self {
         Self {
             log: Arc::clone(&ports.audit),
-            clock: Arc::clone(&ports.clock),
-            context: Arc::clone(&ports.context),
+            clock: Arc::clone(&ports.adapters.clock),
+            context: Arc::clone(&ports.adapters.context),
         }
     }
 

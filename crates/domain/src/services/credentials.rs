@@ -21,8 +21,8 @@ opaque_debug!(Credentials);
 impl Credentials {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
         Self {
-            hasher: Arc::clone(&ports.hasher),
-            blocklist: Arc::clone(&ports.blocklist),
+            hasher: Arc::clone(&ports.adapters.hasher),
+            blocklist: Arc::clone(&ports.adapters.blocklist),
             policy: settings.password_policy.clone(),
         }
     }

@@ -27,8 +27,8 @@ pub use sessions::SessionService;
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
-    ApiKeyRepository, AuditLog, Clock, Mailer, OAuthIdentityRepository, OAuthProvider, Outbox,
-    PasswordBlocklist, PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter,
+    ApiKeyRepository, AuditLog, ChangeFeed, Clock, HotReads, Mailer, OAuthIdentityRepository, OAuthProvider,
+    Outbox, PasswordBlocklist, PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter,
     RequestContextSource, RevokedTokenRepository, SecretGenerator, Signer, Store, TokenCodec, UserRepository,
 };
 
@@ -38,6 +38,7 @@ use crate::ports::{
 #[derive(Clone)]
 pub struct Ports {
     pub users: Arc<dyn UserRepository>,
+    pub reads: Arc<dyn HotReads>,
     pub revoked_tokens: Arc<dyn RevokedTokenRepository>,
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub projects: Arc<dyn ProjectRepository>,
@@ -45,18 +46,7 @@ pub struct Ports {
     pub outbox: Arc<dyn Outbox>,
     pub identities: Arc<dyn OAuthIdentityRepository>,
     pub audit: Arc<dyn AuditLog>,
-    pub mailer: Arc<dyn Mailer>,
-    /// The configured social login providers (none is fine).
-    pub oauth_providers: Vec<Arc<dyn OAuthProvider>>,
-    pub signer: Arc<dyn Signer>,
-    pub rate_limiter: Arc<dyn RateLimiter>,
-    pub hasher: Arc<dyn PasswordHasher>,
-    pub blocklist: Arc<dyn PasswordBlocklist>,
-    pub tokens: Arc<dyn TokenCodec>,
-    pub clock: Arc<dyn Clock>,
-    pub secrets: Arc<dyn SecretGenerator>,
-    /// The request in flight, for the audit log ([`crate::ports::NoRequestContext`] when there is none).
-    pub context: Arc<dyn RequestContextSource>,
+    pub adapters: Adapters,
 }
 
 /// Every adapter that is not storage.
@@ -74,6 +64,9 @@ pub struct Adapters {
     pub secrets: Arc<dyn SecretGenerator>,
     /// The request in flight, for the audit log ([`crate::ports::NoRequestContext`] when there is none).
     pub context: Arc<dyn RequestContextSource>,
+    /// Where services say what their writes changed ([`crate::ports::NoCopies`]
+    /// when nothing keeps copies of reads).
+    pub changes: Arc<dyn ChangeFeed>,
 }
 
 impl Ports {
@@ -81,20 +74,9 @@ impl Ports {
     /// place where ports are put together.
     #[must_use]
     pub fn from_store(store: Arc<dyn Store>, adapters: Adapters) -> Self {
-        let Adapters {
-            mailer,
-            oauth_providers,
-            signer,
-            rate_limiter,
-            hasher,
-            blocklist,
-            tokens,
-            clock,
-            secrets,
-            context,
-        } = adapters;
         Self {
             users: store.clone(),
+            reads: store.clone(),
             revoked_tokens: store.clone(),
             api_keys: store.clone(),
             projects: store.clone(),
@@ -102,19 +84,24 @@ impl Ports {
             outbox: store.clone(),
             identities: store.clone(),
             audit: store,
-            mailer,
-            oauth_providers,
-            signer,
-            rate_limiter,
-            hasher,
-            blocklist,
-            tokens,
-            clock,
-            secrets,
-            context,
+            adapters,
         }
     }
 }
+
+/// A service from the ports it calls: `from_ports!(ports => Self { storage
+/// ports; adapters; other: fields })` takes each named port from [`Ports`]
+/// or its [`Adapters`], and nothing else.
+macro_rules! from_ports {
+    ($ports:expr => $ty:ident { $($port:ident),* ; $($adapter:ident),* ; $($field:ident : $value:expr),* $(,)? }) => {
+        $ty {
+            $($port: ::std::sync::Arc::clone(&$ports.$port),)*
+            $($adapter: ::std::sync::Arc::clone(&$ports.adapters.$adapter),)*
+            $($field: $value,)*
+        }
+    };
+}
+pub(crate) use from_ports;
 
 /// `Debug` for a value made of ports, which are not `Debug` themselves.
 macro_rules! opaque_debug {
@@ -184,9 +171,9 @@ impl Services {
     #[must_use]
     pub fn new(ports: Ports, settings: AuthSettings) -> Self {
         let limits = LimitService::new(
-            Arc::clone(&ports.rate_limiter),
-            Arc::clone(&ports.clock),
-            Arc::clone(&ports.context),
+            Arc::clone(&ports.adapters.rate_limiter),
+            Arc::clone(&ports.adapters.clock),
+            Arc::clone(&ports.adapters.context),
             Arc::new(settings.rate_limits.clone()),
         );
         Self {
@@ -195,8 +182,8 @@ impl Services {
             api_keys: ApiKeyService::new(&ports, &settings),
             passwords: PasswordService::new(&ports, &settings),
             oauth: OAuthService::new(&ports, &settings),
-            projects: ProjectService::new(Arc::clone(&ports.projects), Arc::clone(&ports.clock)),
-            audit: AuditService::new(Arc::clone(&ports.audit), Arc::clone(&ports.clock)),
+            projects: ProjectService::new(&ports),
+            audit: AuditService::new(Arc::clone(&ports.audit), Arc::clone(&ports.adapters.clock)),
             admin: AdminService::new(&ports),
             limits,
         }

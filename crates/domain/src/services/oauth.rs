@@ -10,12 +10,13 @@ use crate::model::{
     Role, User, UserId,
 };
 use crate::ports::{
-    Clock, OAuthError, OAuthIdentityRepository, OAuthProvider, SecretGenerator, Signer, UserRepository,
+    Change, ChangeFeed, Clock, OAuthError, OAuthIdentityRepository, OAuthProvider, SecretGenerator, Signer,
+    UserRepository,
 };
 
 use super::audit::Recorder;
 use super::tokens::Tokens;
-use super::{AuthSettings, Ports, opaque_debug};
+use super::{AuthSettings, Ports, from_ports, opaque_debug};
 
 /// How long a `state` from `/authorize` stays valid.
 const STATE_TTL: Duration = Duration::minutes(10);
@@ -55,6 +56,7 @@ pub struct OAuthService {
     signer: Arc<dyn Signer>,
     secrets: Arc<dyn SecretGenerator>,
     clock: Arc<dyn Clock>,
+    changes: Arc<dyn ChangeFeed>,
     tokens: Tokens,
     audit: Recorder,
     /// Refuse callbacks without a `state`.
@@ -65,17 +67,12 @@ opaque_debug!(OAuthService);
 
 impl OAuthService {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
-        Self {
-            users: Arc::clone(&ports.users),
-            identities: Arc::clone(&ports.identities),
-            oauth_providers: ports.oauth_providers.clone().into(),
-            signer: Arc::clone(&ports.signer),
-            secrets: Arc::clone(&ports.secrets),
-            clock: Arc::clone(&ports.clock),
+        from_ports!(ports => Self { users, identities; signer, secrets, clock, changes;
+            oauth_providers: ports.adapters.oauth_providers.clone().into(),
             tokens: Tokens::new(ports, settings),
             audit: Recorder::new(ports),
             require_state: settings.oauth_require_state,
-        }
+        })
     }
 
     /// The providers that are configured.
@@ -210,7 +207,9 @@ impl OAuthService {
         // the identity between our read and our write.
         for _ in 0..2 {
             if let Some(user) = self.users.find_by_email(&email).await? {
-                match self.identities.link_identity(identity(user.id)).await {
+                let written = self.identities.link_identity(identity(user.id)).await;
+                self.changes.changed(Change::User(user.id));
+                match written {
                     Ok(_) => return Ok((user, true)),
                     Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),

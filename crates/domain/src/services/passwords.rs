@@ -12,12 +12,13 @@ use crate::ports::MailError;
 
 use crate::model::AuditKind;
 use crate::ports::{
-    Clock, Mailer, Outbox, PasswordResetRepository, RequestContextSource, SecretGenerator, UserRepository,
+    Change, ChangeFeed, Clock, Mailer, Outbox, PasswordResetRepository, RequestContextSource,
+    SecretGenerator, UserRepository,
 };
 
 use super::audit::Recorder;
 use super::credentials::Credentials;
-use super::{AuthSettings, Ports, opaque_debug};
+use super::{AuthSettings, Ports, from_ports, opaque_debug};
 
 /// Reset emails an account gets per hour at most, however often it is asked.
 pub const RESETS_PER_HOUR: u32 = 3;
@@ -56,6 +57,7 @@ pub struct PasswordService {
     secrets: Arc<dyn SecretGenerator>,
     clock: Arc<dyn Clock>,
     context: Arc<dyn RequestContextSource>,
+    changes: Arc<dyn ChangeFeed>,
     credentials: Credentials,
     audit: Recorder,
     /// The page of the client app that takes a reset token.
@@ -66,18 +68,11 @@ opaque_debug!(PasswordService);
 
 impl PasswordService {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
-        Self {
-            users: Arc::clone(&ports.users),
-            resets: Arc::clone(&ports.resets),
-            outbox: Arc::clone(&ports.outbox),
-            mailer: Arc::clone(&ports.mailer),
-            secrets: Arc::clone(&ports.secrets),
-            clock: Arc::clone(&ports.clock),
-            context: Arc::clone(&ports.context),
+        from_ports!(ports => Self { users, resets, outbox; mailer, secrets, clock, context, changes;
             credentials: Credentials::new(ports, settings),
             audit: Recorder::new(ports),
             reset_url: settings.password_reset_url.as_str().into(),
-        }
+        })
     }
 
     /// Queues a forgot-password request, whatever the email, and nothing
@@ -151,8 +146,9 @@ impl PasswordService {
         let email = self.users.find_by_id(reset.user_id).await?.map(|user| user.email);
         let password = self.credentials.check_new(new_password.expose(), email.as_ref(), "new_password")?;
         let hash = self.credentials.hash(password).await?;
-        let user =
-            self.resets.consume_reset(&digest, hash, now).await?.ok_or(DomainError::InvalidResetToken)?;
+        let written = self.resets.consume_reset(&digest, hash, now).await;
+        self.changes.changed(Change::User(reset.user_id));
+        let user = written?.ok_or(DomainError::InvalidResetToken)?;
         self.audit.record(AuditKind::PasswordReset, Some(user.id), None).await
     }
 

@@ -5,30 +5,32 @@ use uuid::Uuid;
 use crate::error::DomainError;
 use crate::model::{Principal, Project, ResourceName};
 
-use crate::ports::{Clock, ProjectRepository};
+use crate::ports::{Change, ChangeFeed, Clock, HotReads, ProjectRepository};
 
-use super::opaque_debug;
+use super::{Ports, from_ports, opaque_debug};
 
 /// The example resource: each caller sees only their own projects, in the
 /// environment they authenticated in.
 #[derive(Clone)]
 pub struct ProjectService {
     projects: Arc<dyn ProjectRepository>,
+    reads: Arc<dyn HotReads>,
     clock: Arc<dyn Clock>,
+    changes: Arc<dyn ChangeFeed>,
 }
 
 opaque_debug!(ProjectService);
 
 impl ProjectService {
     #[must_use]
-    pub fn new(projects: Arc<dyn ProjectRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { projects, clock }
+    pub fn new(ports: &Ports) -> Self {
+        from_ports!(ports => Self { projects, reads; clock, changes; })
     }
 
     /// # Errors
     /// `Unavailable`.
     pub async fn list(&self, caller: &Principal) -> Result<Vec<Project>, DomainError> {
-        Ok(self.projects.list_projects(caller.user.id, caller.environment).await?)
+        Ok(self.reads.list_projects(caller.user.id, caller.environment).await?)
     }
 
     /// # Errors
@@ -43,6 +45,9 @@ impl ProjectService {
             environment: caller.environment,
             created_at: self.clock.now(),
         };
-        Ok(self.projects.insert_project(project).await?)
+        let owner = (project.user_id, project.environment);
+        let written = self.projects.insert_project(project).await;
+        self.changes.changed(Change::Projects(owner.0, owner.1));
+        Ok(written?)
     }
 }

@@ -5,19 +5,21 @@ use uuid::Uuid;
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{AuditKind, Claims, Email, IssuedToken, Password, Principal, SessionLookup, User, UserId};
 
-use crate::ports::{Clock, RevokedTokenRepository, UserRepository};
+use crate::ports::{Change, ChangeFeed, Clock, HotReads, RevokedTokenRepository, UserRepository};
 
 use super::audit::Recorder;
 use super::credentials::Credentials;
 use super::tokens::Tokens;
-use super::{AuthSettings, LimitService, Ports, limits, opaque_debug};
+use super::{AuthSettings, LimitService, Ports, from_ports, limits, opaque_debug};
 
 /// Sessions: login, token authentication, refresh and logout.
 #[derive(Clone)]
 pub struct SessionService {
     users: Arc<dyn UserRepository>,
+    reads: Arc<dyn HotReads>,
     revoked_tokens: Arc<dyn RevokedTokenRepository>,
     clock: Arc<dyn Clock>,
+    changes: Arc<dyn ChangeFeed>,
     credentials: Credentials,
     tokens: Tokens,
     audit: Recorder,
@@ -29,16 +31,13 @@ opaque_debug!(SessionService);
 
 impl SessionService {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings, limits: LimitService) -> Self {
-        Self {
-            users: Arc::clone(&ports.users),
-            revoked_tokens: Arc::clone(&ports.revoked_tokens),
-            clock: Arc::clone(&ports.clock),
+        from_ports!(ports => Self { users, reads, revoked_tokens; clock, changes;
             credentials: Credentials::new(ports, settings),
             tokens: Tokens::new(ports, settings),
             audit: Recorder::new(ports),
-            limits,
+            limits: limits,
             leeway_secs: settings.leeway_secs,
-        }
+        })
     }
 
     /// Exchanges an email and password for a token.
@@ -142,7 +141,7 @@ impl SessionService {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, DomainError> {
         let claims = self.tokens.decode(token)?;
         self.check_times(&claims)?;
-        let session = self.users.find_session(UserId::from_uuid(claims.sub), claims.jti).await?;
+        let session = self.reads.find_session(UserId::from_uuid(claims.sub), claims.jti).await?;
         let Some(SessionLookup { user, revoked, linked }) = session else {
             return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
         };
@@ -226,7 +225,9 @@ impl SessionService {
     async fn revoke(&self, claims: &Claims, user: UserId) -> Result<bool, DomainError> {
         let until = claims.expires_at() + time::Duration::seconds(self.leeway_secs);
         let jti: Uuid = claims.jti;
-        Ok(self.revoked_tokens.revoke(jti, user, until).await?)
+        let written = self.revoked_tokens.revoke(jti, user, until).await;
+        self.changes.changed(Change::Token(jti));
+        Ok(written?)
     }
 }
 

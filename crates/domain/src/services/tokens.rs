@@ -21,9 +21,9 @@ opaque_debug!(Tokens);
 impl Tokens {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
         Self {
-            codec: Arc::clone(&ports.tokens),
-            secrets: Arc::clone(&ports.secrets),
-            clock: Arc::clone(&ports.clock),
+            codec: Arc::clone(&ports.adapters.tokens),
+            secrets: Arc::clone(&ports.adapters.secrets),
+            clock: Arc::clone(&ports.adapters.clock),
             issuer: settings.issuer.as_str().into(),
             ttl_secs: settings.token_ttl_secs,
         }

@@ -22,35 +22,5 @@ pub use resets::*;
 pub use revoked_tokens::*;
 pub use users::*;
 
-use portcullis_domain::ports::{
-    ApiKeyRepository, AuditLog, OAuthIdentityRepository, Outbox, PasswordResetRepository, ProjectRepository,
-    RevokedTokenRepository, StoreHealth, UserRepository,
-};
-
-/// Everything a storage adapter implements.
-pub trait ContractStore:
-    UserRepository
-    + RevokedTokenRepository
-    + ApiKeyRepository
-    + ProjectRepository
-    + PasswordResetRepository
-    + Outbox
-    + OAuthIdentityRepository
-    + StoreHealth
-    + AuditLog
-{
-}
-
-impl<T> ContractStore for T where
-    T: UserRepository
-        + RevokedTokenRepository
-        + ApiKeyRepository
-        + ProjectRepository
-        + PasswordResetRepository
-        + Outbox
-        + OAuthIdentityRepository
-        + StoreHealth
-        + AuditLog
-        + ?Sized
-{
-}
+/// Everything a storage adapter implements: the domain's [`Store`](portcullis_domain::Store).
+pub use portcullis_domain::Store as ContractStore;
