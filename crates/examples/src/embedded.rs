@@ -60,26 +60,16 @@ async fn walk_through() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     said.push(format!("token belongs to {} ({:?})", caller.user.email, caller.method));
 
     let rotated = services.sessions.refresh(token.access_token.as_str()).await?;
-    let old = services
-        .sessions
-        .authenticate(token.access_token.as_str())
-        .await
-        .err()
-        .ok_or("the old token still works")?;
-    said.push(format!("after refresh the old token is refused: {}", old.code()));
+    let old = refusal(&services, token.access_token.as_str(), "the old token still works").await?;
+    said.push(format!("after refresh the old token is refused: {old}"));
 
     let caller = services.sessions.authenticate(rotated.access_token.as_str()).await?;
     services
         .accounts
         .change_password(&caller, Password::new("SecurePass123!"), Password::new("NewSecurePass456!"))
         .await?;
-    let stale = services
-        .sessions
-        .authenticate(rotated.access_token.as_str())
-        .await
-        .err()
-        .ok_or("a stale token still works")?;
-    said.push(format!("after a password change earlier tokens are refused: {}", stale.code()));
+    let stale = refusal(&services, rotated.access_token.as_str(), "a stale token still works").await?;
+    said.push(format!("after a password change earlier tokens are refused: {stale}"));
 
     let token = services.sessions.login("user@example.com", Password::new("NewSecurePass456!")).await?;
     let caller = services.sessions.authenticate(token.access_token.as_str()).await?;
@@ -87,6 +77,17 @@ async fn walk_through() -> Result<Vec<String>, Box<dyn std::error::Error>> {
         said.push(format!("audit: {} {}", event.at, event.kind));
     }
     Ok(said)
+}
+
+/// The error code authenticating `token` is refused with; `accepted` as an
+/// error when it is not refused.
+async fn refusal(
+    services: &Services,
+    token: &str,
+    accepted: &'static str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let refused = services.sessions.authenticate(token).await.err().ok_or(accepted)?;
+    Ok(refused.code().to_owned())
 }
 
 #[cfg(test)]
