@@ -10,6 +10,7 @@ use crate::ports::{Change, ChangeFeed, Clock, OAuthIdentityRepository, UserRepos
 
 use super::audit::Recorder;
 use super::credentials::Credentials;
+use super::limits::Failure;
 use super::tokens::Tokens;
 use super::{AuthSettings, LimitService, Ports, from_ports, limits, opaque_debug};
 
@@ -173,27 +174,22 @@ impl AccountService {
         let Some(user) = self.users.find_by_id(principal.user.id).await? else {
             return Err(DomainError::Unauthenticated(AuthError::InvalidToken));
         };
-        let attempt = self.limits.reserve(&limits::account_of(user.email.as_str(), Some(&user))).await?;
-        let last_of = attempt.last_of;
-        let matches = match user.password_hash.clone() {
-            Some(hash) => self.credentials.verify(&current, &hash).await.map(|(ok, _)| ok),
-            None => self.credentials.verify_nothing(&current).await.map(|()| false),
-        };
-        match matches {
-            Ok(true) => self.limits.release(attempt).await?,
-            Ok(false) => {
-                let id = Some(user.id);
-                self.audit.record_failure(AuditKind::LoginFailed, id, "bad_current_password").await;
-                if let Some(budget) = last_of {
-                    self.audit.record_failure(AuditKind::AccountLocked, id, budget).await;
+        let account = limits::account_of(user.email.as_str(), Some(&user));
+        let check = async {
+            let matches = match user.password_hash.clone() {
+                Some(hash) => self.credentials.verify(&current, &hash).await?.0,
+                None => {
+                    self.credentials.verify_nothing(&current).await?;
+                    false
                 }
-                return Err(DomainError::InvalidCurrentPassword);
+            };
+            if matches {
+                Ok(())
+            } else {
+                Err(Failure::Refused(DomainError::InvalidCurrentPassword, "bad_current_password"))
             }
-            Err(fault) => {
-                let _ = self.limits.release(attempt).await;
-                return Err(fault);
-            }
-        }
+        };
+        self.limits.guarded(&account, Some(user.id), &self.audit, check).await?;
         let hash = self.credentials.hash(new).await?;
         let written = self.users.set_password(user.id, hash, self.clock.now()).await;
         self.changes.changed(Change::User(user.id));

@@ -1,8 +1,10 @@
 use std::sync::Arc;
 
 use crate::error::DomainError;
-use crate::model::{AuthMethod, Principal, Quota, RateDecision, User, address_key};
+use crate::model::{AuditKind, AuthMethod, Principal, Quota, RateDecision, User, UserId, address_key};
 use crate::ports::{Clock, RateLimiter, RequestContextSource};
+
+use super::audit::Recorder;
 
 /// The quotas in force; `None` turns a limit off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +179,51 @@ impl LimitService {
         Ok(attempt)
     }
 
+    /// Runs `check`, a password check for `user` (when the account exists),
+    /// as one attempt on the failed-login budgets of `account`: refused at
+    /// once with `RateLimited` when a budget is spent (audited as a `locked`
+    /// failure); a refusal counts, audited with its reason, and as
+    /// `account_locked` when it took the last of a budget; a pass, or a fault
+    /// that told nobody anything about the password, gives the attempt back.
+    /// Login and change-password both go through here.
+    ///
+    /// # Errors
+    /// `RateLimited`; the refusal's error; the fault; `Unavailable`.
+    pub(super) async fn guarded<T>(
+        &self,
+        account: &str,
+        user: Option<UserId>,
+        audit: &Recorder,
+        check: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, DomainError> {
+        let attempt = match self.reserve(account).await {
+            Ok(attempt) => attempt,
+            Err(refused @ DomainError::RateLimited(_)) => {
+                audit.record_failure(AuditKind::LoginFailed, user, "locked").await;
+                return Err(refused);
+            }
+            Err(other) => return Err(other),
+        };
+        let last_of = attempt.last_of;
+        match check.await {
+            Ok(value) => {
+                self.release(attempt).await?;
+                Ok(value)
+            }
+            Err(Failure::Refused(error, reason)) => {
+                audit.record_failure(AuditKind::LoginFailed, user, reason).await;
+                if let Some(budget) = last_of {
+                    audit.record_failure(AuditKind::AccountLocked, user, budget).await;
+                }
+                Err(error)
+            }
+            Err(Failure::Fault(error)) => {
+                let _ = self.release(attempt).await;
+                Err(error)
+            }
+        }
+    }
+
     /// Gives an attempt's slots back: the password was right, so it was no failure.
     ///
     /// # Errors
@@ -187,6 +234,28 @@ impl LimitService {
             self.limiter.refund(&key, quota, now).await?;
         }
         Ok(())
+    }
+}
+
+/// Why a password check gave nothing, for [`LimitService::guarded`].
+pub(super) enum Failure {
+    /// Refused: the error for the caller, and the reason for the audit log.
+    /// Counts as a failed login.
+    Refused(DomainError, &'static str),
+    /// The store or the hashing pool failed: nothing was learnt about the
+    /// password, so nothing counts.
+    Fault(DomainError),
+}
+
+impl From<DomainError> for Failure {
+    fn from(error: DomainError) -> Self {
+        Self::Fault(error)
+    }
+}
+
+impl From<crate::error::StoreError> for Failure {
+    fn from(error: crate::error::StoreError) -> Self {
+        Self::Fault(error.into())
     }
 }
 

@@ -9,6 +9,7 @@ use crate::ports::{Change, ChangeFeed, Clock, HotReads, RevokedTokenRepository, 
 
 use super::audit::Recorder;
 use super::credentials::Credentials;
+use super::limits::Failure;
 use super::tokens::Tokens;
 use super::{AuthSettings, LimitService, Ports, from_ports, limits, opaque_debug};
 
@@ -62,44 +63,16 @@ impl SessionService {
             Err(_) => None,
         };
         let id = user.as_ref().map(|u| u.id);
-        let attempt = match self.limits.reserve(&limits::account_of(username, user.as_ref())).await {
-            Ok(attempt) => attempt,
-            Err(refused @ DomainError::RateLimited(_)) => {
-                self.audit.record_failure(AuditKind::LoginFailed, id, "locked").await;
-                return Err(refused);
-            }
-            Err(other) => return Err(other),
-        };
-        let last_of = attempt.last_of;
-        match self.check_password(user, password).await {
-            Ok(token) => {
-                self.limits.release(attempt).await?;
-                self.audit.record(AuditKind::LoginSucceeded, id, None).await?;
-                Ok(token)
-            }
-            Err(LoginFailure::Refused(error, reason)) => {
-                self.audit.record_failure(AuditKind::LoginFailed, id, reason).await;
-                if let Some(budget) = last_of {
-                    self.audit.record_failure(AuditKind::AccountLocked, id, budget).await;
-                }
-                Err(error)
-            }
-            Err(LoginFailure::Fault(error)) => {
-                // Nobody was told anything about the password: no failure to count.
-                let _ = self.limits.release(attempt).await;
-                Err(error)
-            }
-        }
+        let account = limits::account_of(username, user.as_ref());
+        let token =
+            self.limits.guarded(&account, id, &self.audit, self.check_password(user, password)).await?;
+        self.audit.record(AuditKind::LoginSucceeded, id, None).await?;
+        Ok(token)
     }
 
-    async fn check_password(
-        &self,
-        user: Option<User>,
-        password: Password,
-    ) -> Result<IssuedToken, LoginFailure> {
-        let invalid = |reason| {
-            LoginFailure::Refused(DomainError::Unauthenticated(AuthError::InvalidCredentials), reason)
-        };
+    async fn check_password(&self, user: Option<User>, password: Password) -> Result<IssuedToken, Failure> {
+        let invalid =
+            |reason| Failure::Refused(DomainError::Unauthenticated(AuthError::InvalidCredentials), reason);
         let Some(user) = user else {
             self.credentials.verify_nothing(&password).await?;
             return Err(invalid("unknown_email"));
@@ -113,10 +86,7 @@ impl SessionService {
             return Err(invalid("bad_password"));
         }
         if !user.is_active {
-            return Err(LoginFailure::Refused(
-                DomainError::Forbidden(Forbidden::AccountDisabled),
-                "disabled",
-            ));
+            return Err(Failure::Refused(DomainError::Forbidden(Forbidden::AccountDisabled), "disabled"));
         }
         if upgrade {
             // Upgrading (stronger parameters, or the normalised form) is best
@@ -228,24 +198,5 @@ impl SessionService {
         let written = self.revoked_tokens.revoke(jti, user, until).await;
         self.changes.changed(Change::Token(jti));
         Ok(written?)
-    }
-}
-
-/// Why a login did not give a token: refused (with the audit reason), or the
-/// store or hashing pool failed.
-enum LoginFailure {
-    Refused(DomainError, &'static str),
-    Fault(DomainError),
-}
-
-impl From<DomainError> for LoginFailure {
-    fn from(error: DomainError) -> Self {
-        Self::Fault(error)
-    }
-}
-
-impl From<crate::error::StoreError> for LoginFailure {
-    fn from(error: crate::error::StoreError) -> Self {
-        Self::Fault(error.into())
     }
 }
