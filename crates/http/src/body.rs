@@ -87,6 +87,11 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         return Err(ApiError::malformed_body(format!("{what} (line {}, column {})", e.line(), e.column())));
     }
+    // Every body of the API is an object; serde would also read a struct
+    // from an array of its fields in order, which no client means.
+    if !bytes.trim_ascii_start().starts_with(b"{") {
+        return Err(ApiError::invalid_field("body", "body must be a JSON object"));
+    }
     let mut typed = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut typed).map_err(|e| {
         let path = e.path().to_string();
@@ -132,6 +137,15 @@ mod tests {
             assert!(detail.contains("data after its JSON value"), "{detail}");
         }
         assert!(parse::<Login>(br#" {"username":"u","password":"p"} "#).is_ok(), "whitespace is fine");
+    }
+
+    #[test]
+    fn a_body_that_is_no_object_is_refused_even_when_serde_could_read_it() {
+        for body in [r#"["u", "p", null]"#, "[null, null]", "42", r#""text""#, "null"] {
+            let (status, code, detail) = refusal(body);
+            assert_eq!((status, code.as_str()), (422, "invalid_field"), "{body}: {detail}");
+            assert!(detail.contains("must be a JSON object"), "{detail}");
+        }
     }
 
     #[test]

@@ -275,6 +275,7 @@ pub(crate) struct UsersPage {
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// 1 to 100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Default 0.
     pub offset: Option<u64>,

@@ -444,3 +444,23 @@ async fn each_write_that_a_cached_read_would_show_is_announced() {
     services.admin.update_user(&boss, user.id, disable).await.unwrap();
     assert_eq!(feed.take(), [Change::User(user.id)], "a disable");
 }
+
+/// The contract types `offset` as int64: past it is a 422 naming the field,
+/// not a page silently clamped.
+#[tokio::test]
+async fn an_offset_past_int64_is_refused() {
+    let world = world();
+    world
+        .services
+        .accounts
+        .ensure_admin("boss@example.com", Some(Password::new("BossPass123!")))
+        .await
+        .unwrap();
+    let token =
+        world.services.sessions.login("boss@example.com", Password::new("BossPass123!")).await.unwrap();
+    let boss = world.services.sessions.authenticate(token.access_token.as_str()).await.unwrap();
+    let past = u64::try_from(i64::MAX).unwrap() + 1;
+    let refused = world.services.admin.list_users(&boss, 10, past).await.unwrap_err();
+    assert_eq!(refused.code(), "invalid_field");
+    assert!(world.services.admin.list_users(&boss, 10, past - 1).await.is_ok(), "the last int64 is fine");
+}

@@ -35,7 +35,8 @@ impl AdminService {
     /// One page of users and the total.
     ///
     /// # Errors
-    /// `InsufficientPermissions`, `JwtRequired`; 422 for a limit outside 1..=100; `Unavailable`.
+    /// `InsufficientPermissions`, `JwtRequired`; 422 for a limit outside 1..=100
+    /// or an offset past the int64 range; `Unavailable`.
     pub async fn list_users(
         &self,
         caller: &Principal,
@@ -45,6 +46,10 @@ impl AdminService {
         require_admin(caller)?;
         if !(1..=100).contains(&limit) {
             return Err(DomainError::invalid_field("limit", "must be between 1 and 100"));
+        }
+        // Databases count rows in signed 64 bits, and the contract says int64.
+        if i64::try_from(offset).is_err() {
+            return Err(DomainError::invalid_field("offset", "must be between 0 and 9223372036854775807"));
         }
         Ok(self.users.list_users(limit, offset).await?)
     }

@@ -69,6 +69,7 @@ pub(crate) async fn create_test_user(
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`account_disabled` (right password, disabled account)", body = ErrorBody),
     )
 )]
 #[post("/v1/test-auth/test-login")]
