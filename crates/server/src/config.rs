@@ -622,50 +622,19 @@ mod tests {
 
     #[test]
     fn help_lists_every_variable_under_its_section() {
+        // Which variables exist is pinned against the reference by the
+        // binary's e2e test; here: each sits under a section heading.
         use clap::CommandFactory;
-        let help = Cli::command().render_long_help().to_string();
-        for variable in [
-            "DATABASE_URL",
-            "AUTH_PUBLIC_URL",
-            "AUTH_BIND",
-            "AUTH_ENV",
-            "AUTH_JWT_SECRET",
-            "AUTH_JWT_PREVIOUS_SECRET",
-            "AUTH_TOKEN_TTL_SECS",
-            "AUTH_API_KEY_DEFAULT_DAYS",
-            "AUTH_SMTP_URL",
-            "AUTH_MAIL_FROM",
-            "AUTH_PASSWORD_RESET_URL",
-            "AUTH_GITHUB_CLIENT_ID",
-            "AUTH_GITHUB_CLIENT_SECRET",
-            "AUTH_GITHUB_AUTHORIZE_URL",
-            "AUTH_GITHUB_TOKEN_URL",
-            "AUTH_GITHUB_API_URL",
-            "AUTH_LINKEDIN_CLIENT_ID",
-            "AUTH_LINKEDIN_CLIENT_SECRET",
-            "AUTH_LINKEDIN_AUTHORIZE_URL",
-            "AUTH_LINKEDIN_TOKEN_URL",
-            "AUTH_LINKEDIN_USERINFO_URL",
-            "AUTH_OAUTH_REQUIRE_STATE",
-            "AUTH_OAUTH_TIMEOUT_SECS",
-            "AUTH_PASSWORD_RULES",
-            "AUTH_RATE_LIMITS",
-            "AUTH_REDIS_URL",
-            "AUTH_REDIS_PREFIX",
-            "AUTH_TRUSTED_PROXIES",
-            "AUTH_CORS_ORIGINS",
-            "AUTH_METRICS_BIND",
-            "AUTH_CACHE_TTL_MS",
-            "AUTH_AUDIT_RETENTION_DAYS",
-            "AUTH_HASH_THREADS",
-            "AUTH_HASH_QUEUE",
-            "AUTH_DB_MAX_CONNECTIONS",
-            "AUTH_WORKERS",
-            "RUST_LOG",
-            "AUTH_LOG_FORMAT",
-        ] {
+        let command = Cli::command();
+        let help = command.clone().render_long_help().to_string();
+        let mut variables = 0;
+        for arg in command.get_arguments() {
+            let Some(variable) = arg.get_env().and_then(|v| v.to_str()) else { continue };
+            variables += 1;
             assert!(help.contains(&format!("[env: {variable}")), "{variable} missing from --help");
+            assert!(arg.get_help_heading().is_some(), "{variable} is under no section heading");
         }
+        assert!(variables >= 38, "{variables} variables");
         for heading in [
             "Server:",
             "Database:",
