@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 38] = [
+const VARIABLES: [&str; 41] = [
     "DATABASE_URL",
     "AUTH_PUBLIC_URL",
     "AUTH_BIND",
@@ -24,6 +24,9 @@ const VARIABLES: [&str; 38] = [
     "AUTH_GITHUB_AUTHORIZE_URL",
     "AUTH_GITHUB_TOKEN_URL",
     "AUTH_GITHUB_API_URL",
+    "AUTH_GOOGLE_CLIENT_ID",
+    "AUTH_GOOGLE_CLIENT_SECRET",
+    "AUTH_GOOGLE_ISSUER",
     "AUTH_LINKEDIN_CLIENT_ID",
     "AUTH_LINKEDIN_CLIENT_SECRET",
     "AUTH_LINKEDIN_AUTHORIZE_URL",
@@ -55,7 +58,7 @@ fn portcullis(dir: &Path) -> Command {
     command
 }
 
-fn scratch() -> std::path::PathBuf {
+pub(crate) fn scratch() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("portcullis-bin-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -239,7 +242,7 @@ fn start(dir: &Path) -> (std::process::Child, u16) {
     start_with(dir, &[])
 }
 
-fn start_with(dir: &Path, envs: &[(&str, &str)]) -> (std::process::Child, u16) {
+pub(crate) fn start_with(dir: &Path, envs: &[(&str, &str)]) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = std::fs::File::create(dir.join(format!("log-{port}"))).unwrap();
     let mut child = portcullis(dir)
@@ -265,7 +268,7 @@ fn start_with(dir: &Path, envs: &[(&str, &str)]) -> (std::process::Child, u16) {
     panic!("portcullis did not become ready");
 }
 
-fn stop(mut child: std::process::Child) {
+pub(crate) fn stop(mut child: std::process::Child) {
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(child.wait().unwrap().success(), "a graceful stop exits 0");
 }

@@ -56,6 +56,10 @@ pub struct Options {
     pub cache_ttl_ms: Option<&'static str>,
     /// `AUTH_PUBLIC_URL`.
     pub public_url: Option<&'static str>,
+    /// Google's settings: `AUTH_GOOGLE_ISSUER`, `_CLIENT_ID`, `_CLIENT_SECRET`.
+    pub google: Option<(String, String, String)>,
+    /// Environment variables read as `main` reads them: `AUTH_OIDC_<NAME>_*`.
+    pub oidc_env: Vec<(String, String)>,
 }
 
 pub struct TestApp {
@@ -180,7 +184,18 @@ impl TestApp {
         if let Some((threads, queue)) = options.hashing {
             args.extend(["--hash-threads", threads, "--hash-queue", queue]);
         }
-        let cli = Cli::try_parse_from(args).unwrap();
+        if let Some((issuer, id, secret)) = &options.google {
+            args.extend([
+                "--google-issuer",
+                issuer,
+                "--google-client-id",
+                id,
+                "--google-client-secret",
+                secret,
+            ]);
+        }
+        let mut cli = Cli::try_parse_from(args).unwrap();
+        cli.config.read_oidc_providers(options.oidc_env.clone()).unwrap();
         let clock = Arc::new(ManualClock::new());
         let app = App::build(&cli.config, clock.clone()).await.unwrap();
         let users: Arc<dyn UserRepository> = app.store.clone();

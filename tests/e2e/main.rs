@@ -22,6 +22,7 @@ mod hardening;
 mod limits;
 mod metrics;
 mod oauth;
+mod oidc;
 mod outage;
 mod passwords;
 mod sessions;

@@ -73,7 +73,15 @@ async fn the_openapi_document_covers_every_route() {
     // Providers configured (pointing nowhere: no route below reaches them), so
     // their routes answer rather than 404.
     let nowhere = Some("http://127.0.0.1:9".to_owned());
-    let options = Options { github_url: nowhere.clone(), linkedin_url: nowhere, ..Options::default() };
+    let oidc_env = [
+        ("AUTH_OIDC_ACME_ISSUER", "http://127.0.0.1:9"),
+        ("AUTH_OIDC_ACME_CLIENT_ID", "id"),
+        ("AUTH_OIDC_ACME_CLIENT_SECRET", "secret"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let options =
+        Options { github_url: nowhere.clone(), linkedin_url: nowhere, oidc_env, ..Options::default() };
     let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
     let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
@@ -92,6 +100,7 @@ async fn the_openapi_document_covers_every_route() {
         ("/v1/auth/{provider}/authorize", "get", "/v1/auth/github/authorize"),
         ("/v1/auth/github/callback", "post", "/v1/auth/github/callback"),
         ("/v1/auth/linkedin/callback", "post", "/v1/auth/linkedin/callback"),
+        ("/v1/auth/{provider}/callback", "post", "/v1/auth/acme/callback"),
         ("/v1/api-keys", "post", "/v1/api-keys"),
         ("/v1/api-keys", "get", "/v1/api-keys"),
         ("/v1/api-keys/{key_id}", "delete", "/v1/api-keys/key_00000000-0000-0000-0000-000000000000"),

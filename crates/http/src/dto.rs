@@ -88,9 +88,9 @@ pub(crate) struct UserResponse {
     /// RFC 3339, UTC.
     #[schema(example = "2026-02-03T12:00:00Z")]
     pub created_at: String,
-    /// How the user can sign in: `password`, `github`, `linkedin`.
+    /// How the user can sign in: `password`, then each linked provider by its configured name (`github`, `linkedin`, `google`, ...).
     #[schema(example = json!(["password"]))]
-    pub providers: Vec<&'static str>,
+    pub providers: Vec<String>,
 }
 
 impl From<&User> for UserResponse {
@@ -102,7 +102,7 @@ impl From<&User> for UserResponse {
             role: user.role.as_str(),
             is_active: user.is_active,
             created_at: rfc3339(user.created_at),
-            providers: user.providers().into_iter().map(|p| p.as_str()).collect(),
+            providers: user.providers().into_iter().map(|p| p.as_str().to_owned()).collect(),
         }
     }
 }
@@ -351,9 +351,9 @@ pub(crate) struct GithubUser {
     pub avatar_url: Option<String>,
 }
 
-/// The user of a LinkedIn login.
+/// The user of a LinkedIn or OpenID Connect login.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct LinkedinUser {
+pub(crate) struct ProviderUser {
     /// The Portcullis user id.
     pub id: Uuid,
     pub email: String,
@@ -369,12 +369,12 @@ pub(crate) struct GithubLoginResponse {
     pub user: GithubUser,
 }
 
-/// `200` of `POST /v1/auth/linkedin/callback`.
+/// `200` of `POST /v1/auth/linkedin/callback` and `POST /v1/auth/{provider}/callback`.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct LinkedinLoginResponse {
+pub(crate) struct ProviderLoginResponse {
     #[serde(flatten)]
     pub token: TokenResponse,
-    pub user: LinkedinUser,
+    pub user: ProviderUser,
 }
 
 /// One rule of the password policy.

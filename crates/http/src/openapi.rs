@@ -6,10 +6,10 @@ use utoipa::{Modify, OpenApi};
 use crate::dto::{
     ApiKeyResponse, AuditEventResponse, AuditEventsPage, AuthStatusResponse, AuthorizeResponse,
     CallbackRequest, ChangePasswordRequest, ChangePasswordResponse, CreateApiKeyRequest,
-    CreatedApiKeyResponse, ForgotPasswordRequest, GithubLoginResponse, GithubUser, LinkedinLoginResponse,
-    LinkedinUser, LoginRequest, MessageResponse, PasswordPolicyResponse, PasswordRuleBody, ProjectRequest,
-    ProjectResponse, RegisterRequest, RegisterResponse, ResetPasswordRequest, StatusResponse,
-    TestUserRequest, TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
+    CreatedApiKeyResponse, ForgotPasswordRequest, GithubLoginResponse, GithubUser, LoginRequest,
+    MessageResponse, PasswordPolicyResponse, PasswordRuleBody, ProjectRequest, ProjectResponse,
+    ProviderLoginResponse, ProviderUser, RegisterRequest, RegisterResponse, ResetPasswordRequest,
+    StatusResponse, TestUserRequest, TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
 use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test_auth};
@@ -38,13 +38,13 @@ macro_rules! routes {
                 RegisterResponse, MessageResponse, ChangePasswordResponse, AuthStatusResponse, StatusResponse,
                 ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
                 ProjectResponse, UsersPage, AuditEventsPage, AuditEventResponse, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
-                PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, LinkedinLoginResponse, GithubUser, LinkedinUser,
+                PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, ProviderLoginResponse, GithubUser, ProviderUser,
             )),
             modifiers(&SecuritySchemes, &CommonResponses),
             tags(
                 (name = "accounts", description = "Registration and profile"),
                 (name = "sessions", description = "Login, refresh, logout"),
-                (name = "oauth", description = "GitHub and LinkedIn login"),
+                (name = "oauth", description = "Sign-in with GitHub, LinkedIn and OpenID Connect providers"),
                 (name = "api-keys", description = "Long-lived keys for servers and jobs (JWT only)"),
                 (name = "projects", description = "The example protected resource"),
                 (name = "admin", description = "User administration (ADMIN JWT)"),
@@ -71,7 +71,7 @@ routes! {
     api: [
         auth::register, auth::login_json, auth::login_form, auth::me, auth::my_events, auth::refresh,
         auth::logout, auth::change_password, passwords::forgot, passwords::reset, passwords::policy,
-        oauth::authorize, oauth::github_callback, oauth::linkedin_callback, api_keys::create, api_keys::list,
+        oauth::authorize, oauth::github_callback, oauth::linkedin_callback, oauth::provider_callback, api_keys::create, api_keys::list,
         api_keys::revoke, projects::list, projects::create, admin::list_users, admin::update_user,
         admin::audit_events, ops::healthz, ops::readyz,
     ],

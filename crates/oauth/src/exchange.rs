@@ -2,13 +2,17 @@
 
 use std::borrow::Cow;
 
-use oauth2::basic::{BasicClient, BasicErrorResponseType};
-use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse, TokenUrl,
+use oauth2::basic::{
+    BasicClient, BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
 };
-use portcullis_domain::RedirectUri;
-use portcullis_domain::ports::OAuthError;
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
+    Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use portcullis_domain::ports::{AuthorizationRequest, CodeExchange, OAuthError};
+use serde::{Deserialize, Serialize};
 
 use crate::ProviderConfig;
 
@@ -49,55 +53,100 @@ async fn send(
     built.body(body.to_vec()).map_err(|_| HttpError("malformed response".to_owned()))
 }
 
-/// The provider's authorization URL.
+/// The provider's authorization URL: our client id, the scopes, the
+/// redirect URI, the state, the PKCE challenge when asked for, and any
+/// `extra` parameters (an OpenID Connect `nonce`).
 pub(crate) fn authorization_url(
-    config: &ProviderConfig,
+    authorize_url: &str,
+    client_id: &str,
     scopes: &[&str],
-    redirect_uri: &RedirectUri,
-    state: &str,
-    pkce_verifier: Option<&str>,
+    request: &AuthorizationRequest,
+    extra: &[(&str, &str)],
 ) -> String {
     let (Ok(auth), Ok(redirect)) =
-        (AuthUrl::new(config.authorize_url.clone()), RedirectUrl::new(redirect_uri.as_str().to_owned()))
+        (AuthUrl::new(authorize_url.to_owned()), RedirectUrl::new(request.redirect_uri.as_str().to_owned()))
     else {
         // Both were validated when configured; an unusable URL gives an unusable link, not a panic.
         return String::new();
     };
-    let client = BasicClient::new(ClientId::new(config.client_id.clone()))
-        .set_auth_uri(auth)
-        .set_redirect_uri(redirect);
-    let state = state.to_owned();
-    let mut request = client.authorize_url(move || CsrfToken::new(state));
+    let client =
+        BasicClient::new(ClientId::new(client_id.to_owned())).set_auth_uri(auth).set_redirect_uri(redirect);
+    let state = request.state.clone();
+    let mut url = client.authorize_url(move || CsrfToken::new(state));
     for scope in scopes {
-        request = request.add_scope(Scope::new((*scope).to_owned()));
+        url = url.add_scope(Scope::new((*scope).to_owned()));
     }
-    if let Some(verifier) = pkce_verifier {
+    if let Some(verifier) = &request.pkce_verifier {
         let challenge =
-            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier.to_owned()));
-        request = request.set_pkce_challenge(challenge);
+            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier.clone()));
+        url = url.set_pkce_challenge(challenge);
     }
-    request.url().0.to_string()
+    for (name, value) in extra {
+        url = url.add_extra_param(*name, *value);
+    }
+    url.url().0.to_string()
 }
 
-/// Exchanges `code` for the provider's access token.
+/// Where and as whom a code is exchanged.
+pub(crate) struct TokenEndpoint<'a> {
+    pub url: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+}
+
+impl<'a> From<&'a ProviderConfig> for TokenEndpoint<'a> {
+    fn from(config: &'a ProviderConfig) -> Self {
+        Self { url: &config.token_url, client_id: &config.client_id, client_secret: &config.client_secret }
+    }
+}
+
+/// What the token endpoint answered: the access token, and the OpenID Connect
+/// `id_token` when there is one.
+pub(crate) struct Tokens {
+    pub access_token: String,
+    pub id_token: Option<String>,
+}
+
+/// The token response's field beyond OAuth 2.0's: OpenID Connect's `id_token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type TokenClient<HasTokenUrl> = Client<
+    BasicErrorResponse,
+    StandardTokenResponse<IdTokenField, BasicTokenType>,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    HasTokenUrl,
+>;
+
+/// Exchanges the code for the provider's tokens.
 pub(crate) async fn access_token(
-    config: &ProviderConfig,
+    endpoint: impl Into<TokenEndpoint<'_>>,
     http: &reqwest::Client,
-    code: &str,
-    redirect_uri: &RedirectUri,
-    pkce_verifier: Option<String>,
-) -> Result<String, OAuthError> {
-    let token_url = TokenUrl::new(config.token_url.clone())
+    exchange: CodeExchange,
+) -> Result<Tokens, OAuthError> {
+    let endpoint = endpoint.into();
+    let token_url = TokenUrl::new(endpoint.url.to_owned())
         .map_err(|_| OAuthError::Provider("bad token URL".to_owned()))?;
-    let redirect = RedirectUrl::new(redirect_uri.as_str().to_owned())
+    let redirect = RedirectUrl::new(exchange.redirect_uri.as_str().to_owned())
         .map_err(|_| OAuthError::Provider("bad redirect URI".to_owned()))?;
-    let client = BasicClient::new(ClientId::new(config.client_id.clone()))
-        .set_client_secret(ClientSecret::new(config.client_secret.clone()))
+    let client: TokenClient<EndpointSet> = TokenClient::new(ClientId::new(endpoint.client_id.to_owned()))
+        .set_client_secret(ClientSecret::new(endpoint.client_secret.to_owned()))
         .set_token_uri(token_url)
         .set_auth_type(AuthType::RequestBody);
     let mut request =
-        client.exchange_code(AuthorizationCode::new(code.to_owned())).set_redirect_uri(Cow::Owned(redirect));
-    if let Some(verifier) = pkce_verifier {
+        client.exchange_code(AuthorizationCode::new(exchange.code)).set_redirect_uri(Cow::Owned(redirect));
+    if let Some(verifier) = exchange.pkce_verifier {
         request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier));
     }
     // The futures own a clone of the (reference-counted) client: borrowing it
@@ -108,7 +157,10 @@ pub(crate) async fn access_token(
         async move { send(&http, request).await }
     };
     match request.request_async(&sender).await {
-        Ok(token) => Ok(token.access_token().secret().clone()),
+        Ok(token) => Ok(Tokens {
+            access_token: token.access_token().secret().clone(),
+            id_token: token.extra_fields().id_token.clone(),
+        }),
         Err(RequestTokenError::ServerResponse(error)) => Err(classify(error.error())),
         Err(RequestTokenError::Parse(_, body)) => {
             // GitHub answers a bad code with 200 and {"error": "..."}.

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
-use portcullis_domain::ports::{OAuthError, OAuthProvider};
-use portcullis_domain::{OAuthProviderKind, ProviderProfile, RedirectUri};
+use portcullis_domain::ports::{AuthorizationRequest, CodeExchange, OAuthError, OAuthProvider};
+use portcullis_domain::{ProviderName, ProviderProfile};
 use serde::Deserialize;
 
 use crate::{ProviderConfig, exchange, http_client};
@@ -8,6 +8,7 @@ use crate::{ProviderConfig, exchange, http_client};
 /// GitHub: `/user` for the profile, `/user/emails` for a verified address.
 #[derive(Debug)]
 pub struct GithubProvider {
+    name: ProviderName,
     config: ProviderConfig,
     http: reqwest::Client,
 }
@@ -32,7 +33,8 @@ impl GithubProvider {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(config: ProviderConfig) -> Result<Self, String> {
-        Ok(Self { http: http_client(config.timeout)?, config })
+        let name = ProviderName::parse("github").map_err(str::to_owned)?;
+        Ok(Self { name, http: http_client(config.timeout)?, config })
     }
 
     async fn get(&self, path: &str, token: &str) -> Result<reqwest::Response, OAuthError> {
@@ -86,37 +88,26 @@ impl GithubProvider {
 
 #[async_trait]
 impl OAuthProvider for GithubProvider {
-    fn kind(&self) -> OAuthProviderKind {
-        OAuthProviderKind::Github
+    fn name(&self) -> &ProviderName {
+        &self.name
     }
 
     fn supports_pkce(&self) -> bool {
         true
     }
 
-    fn authorization_url(
-        &self,
-        redirect_uri: &RedirectUri,
-        state: &str,
-        pkce_verifier: Option<String>,
-    ) -> String {
-        exchange::authorization_url(
-            &self.config,
+    async fn authorization_url(&self, request: AuthorizationRequest) -> Result<String, OAuthError> {
+        Ok(exchange::authorization_url(
+            &self.config.authorize_url,
+            &self.config.client_id,
             &["user:email"],
-            redirect_uri,
-            state,
-            pkce_verifier.as_deref(),
-        )
+            &request,
+            &[],
+        ))
     }
 
-    async fn exchange(
-        &self,
-        code: &str,
-        redirect_uri: &RedirectUri,
-        pkce_verifier: Option<String>,
-    ) -> Result<ProviderProfile, OAuthError> {
-        let token =
-            exchange::access_token(&self.config, &self.http, code, redirect_uri, pkce_verifier).await?;
+    async fn exchange(&self, exchange: CodeExchange) -> Result<ProviderProfile, OAuthError> {
+        let token = exchange::access_token(&self.config, &self.http, exchange).await?.access_token;
         let response = self.get("/user", &token).await?;
         if !response.status().is_success() {
             return Err(OAuthError::Provider(format!("/user answered {}", response.status().as_u16())));

@@ -1,22 +1,32 @@
-//! GitHub and LinkedIn login for Portcullis.
+//! GitHub, LinkedIn and OpenID Connect login for Portcullis.
 //!
 //! Each adapter implements the domain's `OAuthProvider` port: the authorization
 //! URL and the code exchange go through the `oauth2` crate, the profile calls
 //! through reqwest (rustls, no redirects followed, a timeout on everything).
+//! The OpenID Connect adapter reads the provider's discovery document and
+//! verifies `id_token`s against its published keys (jsonwebtoken, with the
+//! `ring`-backed algorithms of `portcullis-crypto`).
 //! Every URL is configurable, so tests point them at a fake provider on
 //! 127.0.0.1. This crate never logs or returns a provider token, code or
-//! client secret. It depends on the domain, oauth2 and reqwest only.
+//! client secret.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod exchange;
 mod github;
 mod linkedin;
+mod oidc;
 
 use std::time::Duration;
 
 pub use github::GithubProvider;
 pub use linkedin::LinkedinProvider;
+pub use oidc::{OidcConfig, OidcProvider};
+
+/// The process's `jsonwebtoken` backend (idempotent).
+fn install_jwt_backend() {
+    portcullis_crypto::install_jwt_provider();
+}
 
 /// What every provider needs: the app's credentials, its endpoints, a timeout.
 #[derive(Clone)]

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
-use portcullis_domain::ports::{OAuthError, OAuthProvider};
-use portcullis_domain::{OAuthProviderKind, ProviderProfile, RedirectUri};
+use portcullis_domain::ports::{AuthorizationRequest, CodeExchange, OAuthError, OAuthProvider};
+use portcullis_domain::{ProviderName, ProviderProfile};
 use serde::Deserialize;
 
 use crate::{ProviderConfig, exchange, http_client};
@@ -8,6 +8,7 @@ use crate::{ProviderConfig, exchange, http_client};
 /// LinkedIn through OpenID Connect: the `userinfo` endpoint.
 #[derive(Debug)]
 pub struct LinkedinProvider {
+    name: ProviderName,
     config: ProviderConfig,
     http: reqwest::Client,
 }
@@ -26,14 +27,15 @@ impl LinkedinProvider {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(config: ProviderConfig) -> Result<Self, String> {
-        Ok(Self { http: http_client(config.timeout)?, config })
+        let name = ProviderName::parse("linkedin").map_err(str::to_owned)?;
+        Ok(Self { name, http: http_client(config.timeout)?, config })
     }
 }
 
 #[async_trait]
 impl OAuthProvider for LinkedinProvider {
-    fn kind(&self) -> OAuthProviderKind {
-        OAuthProviderKind::Linkedin
+    fn name(&self) -> &ProviderName {
+        &self.name
     }
 
     /// LinkedIn offers PKCE to native apps only, not to web applications.
@@ -41,29 +43,18 @@ impl OAuthProvider for LinkedinProvider {
         false
     }
 
-    fn authorization_url(
-        &self,
-        redirect_uri: &RedirectUri,
-        state: &str,
-        pkce_verifier: Option<String>,
-    ) -> String {
-        exchange::authorization_url(
-            &self.config,
+    async fn authorization_url(&self, request: AuthorizationRequest) -> Result<String, OAuthError> {
+        Ok(exchange::authorization_url(
+            &self.config.authorize_url,
+            &self.config.client_id,
             &["openid", "profile", "email"],
-            redirect_uri,
-            state,
-            pkce_verifier.as_deref(),
-        )
+            &request,
+            &[],
+        ))
     }
 
-    async fn exchange(
-        &self,
-        code: &str,
-        redirect_uri: &RedirectUri,
-        pkce_verifier: Option<String>,
-    ) -> Result<ProviderProfile, OAuthError> {
-        let token =
-            exchange::access_token(&self.config, &self.http, code, redirect_uri, pkce_verifier).await?;
+    async fn exchange(&self, exchange: CodeExchange) -> Result<ProviderProfile, OAuthError> {
+        let token = exchange::access_token(&self.config, &self.http, exchange).await?.access_token;
         let response = self.http.get(&self.config.api_url).bearer_auth(&token).send().await.map_err(|e| {
             OAuthError::Provider(if e.is_timeout() {
                 "userinfo timed out".to_owned()

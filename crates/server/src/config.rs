@@ -14,8 +14,8 @@ use portcullis_http::TrustedProxies;
 #[command(
     name = "portcullis",
     version,
-    about = "Portcullis: authentication service (accounts, JWT sessions, API keys, password reset, GitHub and LinkedIn login) on SQLite or PostgreSQL.",
-    after_help = "Every option can also be set through the environment variable shown beside it, or in a .env file in the working directory (the real environment wins)."
+    about = "Portcullis: authentication service (accounts, JWT sessions, API keys, password reset, GitHub, LinkedIn, Google and OpenID Connect login) on SQLite or PostgreSQL.",
+    after_help = "Every option can also be set through the environment variable shown beside it, or in a .env file in the working directory (the real environment wins).\n\nAny OpenID Connect provider is added by environment variables alone, NAME being A-Z, 0-9 and _ (routes under /v1/auth/<name>/, lowercased):\n  AUTH_OIDC_<NAME>_ISSUER         its issuer URL (the discovery document is <issuer>/.well-known/openid-configuration)\n  AUTH_OIDC_<NAME>_CLIENT_ID      the client id registered with it\n  AUTH_OIDC_<NAME>_CLIENT_SECRET  the client secret\n  AUTH_OIDC_<NAME>_SCOPES         optional; space-separated, default \"openid email profile\""
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -291,6 +291,12 @@ pub struct ProvidersConfig {
     pub github: GithubConfig,
     #[command(flatten)]
     pub linkedin: LinkedinConfig,
+    #[command(flatten)]
+    pub google: GoogleConfig,
+    /// The OpenID Connect providers of `AUTH_OIDC_<NAME>_*` variables: read by
+    /// [`Config::read_oidc_providers`], since clap knows fixed names only.
+    #[arg(skip)]
+    pub oidc: Vec<OidcSection>,
 
     /// Refuse OAuth callbacks that lack the `state` and `code_verifier` from
     /// /authorize. Default: true in production, false elsewhere.
@@ -360,6 +366,103 @@ pub struct LinkedinConfig {
     /// LinkedIn's OpenID Connect userinfo endpoint.
     #[arg(id = "linkedin_userinfo_url", long = "linkedin-userinfo-url", global = true, env = "AUTH_LINKEDIN_USERINFO_URL", value_name = "AUTH_LINKEDIN_USERINFO_URL", default_value = "https://api.linkedin.com/v2/userinfo", value_parser = parse_http_url)]
     pub userinfo_url: String,
+}
+
+/// Google sign-in, through the generic OpenID Connect provider: on when the
+/// client id and secret are both set.
+#[derive(Debug, Clone, Args)]
+pub struct GoogleConfig {
+    /// Google OAuth client id; Google login is on when this and the secret are set.
+    #[arg(
+        id = "google_client_id",
+        long = "google-client-id",
+        global = true,
+        env = "AUTH_GOOGLE_CLIENT_ID",
+        value_name = "AUTH_GOOGLE_CLIENT_ID"
+    )]
+    pub client_id: Option<String>,
+
+    /// Google OAuth client secret.
+    #[arg(id = "google_client_secret", long = "google-client-secret", global = true, env = "AUTH_GOOGLE_CLIENT_SECRET", value_name = "AUTH_GOOGLE_CLIENT_SECRET", hide_env_values = true, value_parser = Secret::parse)]
+    pub client_secret: Option<Secret>,
+
+    /// Google's OpenID Connect issuer; its discovery document gives every endpoint.
+    #[arg(id = "google_issuer", long = "google-issuer", global = true, env = "AUTH_GOOGLE_ISSUER", value_name = "AUTH_GOOGLE_ISSUER", default_value = "https://accounts.google.com", value_parser = parse_http_url)]
+    pub issuer: String,
+}
+
+/// One OpenID Connect provider added by configuration alone:
+/// `AUTH_OIDC_<NAME>_ISSUER`, `_CLIENT_ID`, `_CLIENT_SECRET` and, optionally,
+/// `_SCOPES` (space-separated; default `openid email profile`). Its routes
+/// are `/v1/auth/<name>/...`, the name lowercased.
+#[derive(Debug, Clone)]
+pub struct OidcSection {
+    pub name: portcullis_domain::ProviderName,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
+}
+
+/// What each `AUTH_OIDC_<NAME>_` variable may end with.
+const OIDC_SUFFIXES: [&str; 4] = ["_ISSUER", "_CLIENT_ID", "_CLIENT_SECRET", "_SCOPES"];
+
+impl Config {
+    /// Reads the `AUTH_OIDC_<NAME>_*` variables among `vars` (the process
+    /// environment, `.env` included, in `main`) into `providers.oidc`.
+    ///
+    /// # Errors
+    /// A message naming the variable: an unknown suffix, a name that is not
+    /// `A-Z`, `0-9` and `_`, a provider without its issuer, client id or secret,
+    /// or an issuer that is not a URL.
+    pub fn read_oidc_providers(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), crate::StartError> {
+        use std::collections::BTreeMap;
+        let mut found: BTreeMap<String, BTreeMap<&'static str, String>> = BTreeMap::new();
+        for (variable, value) in vars {
+            let Some(rest) = variable.strip_prefix("AUTH_OIDC_") else { continue };
+            let Some((name, suffix)) =
+                OIDC_SUFFIXES.iter().find_map(|suffix| rest.strip_suffix(suffix).map(|name| (name, *suffix)))
+            else {
+                return Err(crate::StartError::config(
+                    variable,
+                    "an OpenID Connect setting ends with _ISSUER, _CLIENT_ID, _CLIENT_SECRET or _SCOPES",
+                ));
+            };
+            if name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(crate::StartError::config(variable, "the provider's NAME is A-Z, 0-9 and _"));
+            }
+            found.entry(name.to_owned()).or_default().insert(suffix, value);
+        }
+        for (name, mut settings) in found {
+            let variable = |suffix: &str| format!("AUTH_OIDC_{name}{suffix}");
+            let mut take = |suffix: &'static str| {
+                settings.remove(suffix).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                    crate::StartError::config(
+                        variable(suffix),
+                        "is required for this OpenID Connect provider",
+                    )
+                })
+            };
+            let issuer = parse_http_url(&take("_ISSUER")?)
+                .map_err(|why| crate::StartError::config(variable("_ISSUER"), why))?;
+            let client_id = take("_CLIENT_ID")?;
+            let client_secret = Secret::new(take("_CLIENT_SECRET")?);
+            let scopes = settings.remove("_SCOPES").map_or_else(
+                || vec!["openid".to_owned(), "email".to_owned(), "profile".to_owned()],
+                |raw| raw.split_whitespace().map(str::to_owned).collect(),
+            );
+            let lower = name.to_ascii_lowercase();
+            let name = portcullis_domain::ProviderName::parse(&lower)
+                .map_err(|why| crate::StartError::config(variable("_ISSUER"), format!("the NAME {why}")))?;
+            self.providers.oidc.push(OidcSection { name, issuer, client_id, client_secret, scopes });
+        }
+        Ok(())
+    }
 }
 
 /// Rate limits, and where their counters live.
@@ -586,6 +689,58 @@ mod tests {
         for bad in ["login", "login=3", "login=0/60", "login=3/x", "logins=3/60"] {
             assert!(parse_rate_limits(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn openid_connect_providers_come_from_their_variables_alone() {
+        let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let read = |pairs: &[(&str, &str)]| {
+            let mut config = Cli::try_parse_from(["portcullis"]).unwrap().config;
+            config.read_oidc_providers(vars(pairs)).map(|()| config.providers.oidc)
+        };
+        let oidc = read(&[
+            ("PATH", "/usr/bin"),
+            ("AUTH_OIDC_MY_IDP_ISSUER", "https://idp.example.com/"),
+            ("AUTH_OIDC_MY_IDP_CLIENT_ID", "client"),
+            ("AUTH_OIDC_MY_IDP_CLIENT_SECRET", "s3cret"),
+            ("AUTH_OIDC_MY_IDP_SCOPES", "openid email groups"),
+            ("AUTH_OIDC_OKTA_ISSUER", "https://example.okta.com"),
+            ("AUTH_OIDC_OKTA_CLIENT_ID", "okta-client"),
+            ("AUTH_OIDC_OKTA_CLIENT_SECRET", "okta-secret"),
+        ])
+        .unwrap();
+        let names: Vec<&str> = oidc.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["my_idp", "okta"]);
+        assert_eq!(oidc[0].scopes, ["openid", "email", "groups"]);
+        assert_eq!(oidc[1].scopes, ["openid", "email", "profile"]);
+        assert_eq!(oidc[1].client_secret.expose(), "okta-secret");
+        assert!(!format!("{oidc:?}").contains("okta-secret"), "the secret is redacted");
+        assert!(read(&[]).unwrap().is_empty());
+
+        let refused = |pairs: &[(&str, &str)], variable: &str| {
+            let error = read(pairs).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{variable}:")), "{error}");
+        };
+        refused(
+            &[("AUTH_OIDC_OKTA_ISSUER", "https://example.okta.com"), ("AUTH_OIDC_OKTA_CLIENT_ID", "id")],
+            "AUTH_OIDC_OKTA_CLIENT_SECRET",
+        );
+        refused(
+            &[("AUTH_OIDC_OKTA_CLIENT_ID", "id"), ("AUTH_OIDC_OKTA_CLIENT_SECRET", "s")],
+            "AUTH_OIDC_OKTA_ISSUER",
+        );
+        refused(&[("AUTH_OIDC_OKTA_ISUER", "https://typo.example")], "AUTH_OIDC_OKTA_ISUER");
+        refused(&[("AUTH_OIDC_ok-ta_ISSUER", "https://x.example")], "AUTH_OIDC_ok-ta_ISSUER");
+        refused(
+            &[
+                ("AUTH_OIDC_OKTA_ISSUER", "ftp://example.okta.com"),
+                ("AUTH_OIDC_OKTA_CLIENT_ID", "id"),
+                ("AUTH_OIDC_OKTA_CLIENT_SECRET", "s"),
+            ],
+            "AUTH_OIDC_OKTA_ISSUER",
+        );
     }
 
     #[test]

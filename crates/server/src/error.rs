@@ -3,7 +3,7 @@
 pub enum StartError {
     /// A setting is wrong: names the variable.
     #[error("{variable}: {message}")]
-    Config { variable: &'static str, message: String },
+    Config { variable: String, message: String },
     #[error("database: {0}")]
     Database(String),
     #[error("{0}")]
@@ -13,7 +13,7 @@ pub enum StartError {
 }
 
 impl StartError {
-    pub fn config(variable: &'static str, message: impl Into<String>) -> Self {
-        Self::Config { variable, message: message.into() }
+    pub fn config(variable: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Config { variable: variable.into(), message: message.into() }
     }
 }

@@ -11,6 +11,7 @@
 pub mod config;
 mod error;
 mod jobs;
+mod providers;
 mod secret;
 mod telemetry;
 
@@ -134,7 +135,7 @@ impl App {
         let limiter = rate_limiter(config).await;
         let adapters = Adapters {
             mailer: mailer(config)?,
-            oauth_providers: oauth_providers(config)?,
+            oauth_providers: providers::oauth_providers(&config.providers)?,
             signer: Arc::new(HmacSigner::derive(&secret, "portcullis oauth state")),
             rate_limiter: Arc::clone(&limiter) as Arc<dyn portcullis_domain::ports::RateLimiter>,
             hasher,
@@ -363,56 +364,6 @@ impl Serving {
 pub fn install_crypto_provider() {
     // Err only means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The providers whose client id and secret are both set.
-fn oauth_providers(
-    config: &Config,
-) -> Result<Vec<Arc<dyn portcullis_domain::ports::OAuthProvider>>, StartError> {
-    use portcullis_oauth::{GithubProvider, LinkedinProvider, ProviderConfig};
-
-    let timeout = Duration::from_secs(config.providers.oauth_timeout_secs);
-    let credentials = |id: &Option<String>, secret: &Option<Secret>, name: &'static str| match (id, secret) {
-        (Some(id), Some(secret)) if !id.is_empty() && !secret.expose().is_empty() => {
-            Ok(Some((id.clone(), secret.expose().to_owned())))
-        }
-        (None, None) => Ok(None),
-        _ => Err(StartError::config(name, "set both the client id and the client secret, or neither")),
-    };
-    let mut providers: Vec<Arc<dyn portcullis_domain::ports::OAuthProvider>> = Vec::new();
-    if let Some((client_id, client_secret)) = credentials(
-        &config.providers.github.client_id,
-        &config.providers.github.client_secret,
-        "AUTH_GITHUB_CLIENT_SECRET",
-    )? {
-        let github = GithubProvider::new(ProviderConfig {
-            client_id,
-            client_secret,
-            authorize_url: config.providers.github.authorize_url.clone(),
-            token_url: config.providers.github.token_url.clone(),
-            api_url: config.providers.github.api_url.clone(),
-            timeout,
-        })
-        .map_err(StartError::Io)?;
-        providers.push(Arc::new(github));
-    }
-    if let Some((client_id, client_secret)) = credentials(
-        &config.providers.linkedin.client_id,
-        &config.providers.linkedin.client_secret,
-        "AUTH_LINKEDIN_CLIENT_SECRET",
-    )? {
-        let linkedin = LinkedinProvider::new(ProviderConfig {
-            client_id,
-            client_secret,
-            authorize_url: config.providers.linkedin.authorize_url.clone(),
-            token_url: config.providers.linkedin.token_url.clone(),
-            api_url: config.providers.linkedin.userinfo_url.clone(),
-            timeout,
-        })
-        .map_err(StartError::Io)?;
-        providers.push(Arc::new(linkedin));
-    }
-    Ok(providers)
 }
 
 /// Redis-backed limits (falling back to in-process ones) when `AUTH_REDIS_URL`

@@ -14,7 +14,15 @@ fn main() -> ExitCode {
         eprintln!("error: .env: {e}");
         return ExitCode::FAILURE;
     }
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Err(e) = cli.config.read_oidc_providers(
+        // A variable that is not UTF-8 cannot be one of ours.
+        std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?))),
+    ) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = init_tracing(&cli.config) {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;

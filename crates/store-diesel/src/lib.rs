@@ -20,7 +20,7 @@ pub use uuid_column::DbUuid;
 
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditKind, DeliveryStatus, Email, Environment, FullName, KeyDigest,
-    MailMessage, OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project,
+    MailMessage, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName,
     RequestContext, ResetRequest, ResourceName, Role, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
@@ -337,7 +337,7 @@ impl TryFrom<IdentityRecord> for OAuthIdentity {
         Ok(Self {
             id: row.id.0,
             user_id: UserId::from_uuid(row.user_id.0),
-            provider: row.provider.parse::<OAuthProviderKind>().map_err(|()| corrupt("provider"))?,
+            provider: ProviderName::parse(&row.provider).map_err(|_| corrupt("provider"))?,
             subject: row.subject,
             email: row.email.as_deref().map(Email::parse).transpose().map_err(|_| corrupt("email"))?,
             email_verified: row.email_verified,
@@ -451,7 +451,9 @@ macro_rules! diesel_row {
 /// by reference are owned first, so the query can outlive the caller's future.
 #[macro_export]
 macro_rules! diesel_repositories {
-    ($store:ident, $backend:path) => {
+    // `$linked_sql`: the backend's SQL for a user's linked provider names,
+    // comma-separated, as a subquery correlated with `users.id`.
+    ($store:ident, $backend:path, linked_providers = $linked_sql:literal) => {
         mod repositories {
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -462,7 +464,7 @@ macro_rules! diesel_repositories {
                 RevokedTokenRepository, StoreHealth, UserRepository,
             };
             use portcullis_domain::{
-                ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, OAuthProviderKind, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
+                ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, ProviderName, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
                 PasswordHash, PasswordReset, Project, ResetBudget, ResetRequest, Role, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
@@ -1161,7 +1163,7 @@ macro_rules! diesel_repositories {
             impl portcullis_domain::ports::OAuthIdentityRepository for $store {
                 async fn find_identity(
                     &self,
-                    provider: portcullis_domain::OAuthProviderKind,
+                    provider: portcullis_domain::ProviderName,
                     subject: &str,
                 ) -> Result<Option<(portcullis_domain::OAuthIdentity, User)>, StoreError> {
                     let subject = ToOwned::to_owned(subject);
@@ -1335,30 +1337,31 @@ macro_rules! diesel_repositories {
                 async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
                     self.run(Access::Read, move |mut conn| async move {
                         let user = DbUuid(id.as_uuid());
-                        let linked = |provider: OAuthProviderKind| {
-                            diesel::dsl::exists(
-                                oauth_identities::table
-                                    .filter(oauth_identities::user_id.eq(user))
-                                    .filter(oauth_identities::provider.eq(provider.as_str())),
-                            )
-                        };
                         let row = users::table
                             .find(user)
                             .select((
                                 UserRow::as_select(),
                                 diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))),
-                                linked(OAuthProviderKind::Github),
-                                linked(OAuthProviderKind::Linkedin),
+                                diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>($linked_sql),
                             ))
-                            .first::<(UserRow, bool, bool, bool)>(&mut *conn)
+                            .first::<(UserRow, bool, Option<String>)>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?;
-                        let Some((row, revoked, github, linkedin)) = row else { return Ok(None) };
-                        let linked = [(OAuthProviderKind::Github, github), (OAuthProviderKind::Linkedin, linkedin)]
-                            .into_iter()
-                            .filter_map(|(provider, on)| on.then_some(provider))
-                            .collect();
+                        let Some((row, revoked, names)) = row else { return Ok(None) };
+                        let mut linked = names
+                            .as_deref()
+                            .unwrap_or("")
+                            .split(',')
+                            .filter(|name| !name.is_empty())
+                            .map(|name| {
+                                ProviderName::parse(name).map_err(|_| {
+                                    StoreError::Unavailable(format!("corrupt oauth_identities provider of user {}", id.as_uuid()))
+                                })
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                        linked.sort_unstable();
+                        linked.dedup();
                         Ok(Some(SessionLookup { user: User::try_from(row)?, revoked, linked }))
                     })
                     .await

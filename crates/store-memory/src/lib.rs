@@ -17,8 +17,8 @@ use portcullis_domain::ports::{
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage,
-    NewUser, OAuthIdentity, OAuthProviderKind, OutboxMessage, PasswordHash, PasswordReset, Project,
-    ResetBudget, ResetRequest, Role, SessionLookup, StoreError, User, UserId,
+    NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName, ResetBudget,
+    ResetRequest, Role, SessionLookup, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -414,7 +414,7 @@ impl Outbox for MemoryStore {
 impl OAuthIdentityRepository for MemoryStore {
     async fn find_identity(
         &self,
-        provider: OAuthProviderKind,
+        provider: ProviderName,
         subject: &str,
     ) -> Result<Option<(OAuthIdentity, User)>, StoreError> {
         let state = self.state();
@@ -521,9 +521,9 @@ impl HotReads for MemoryStore {
     async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
         let state = self.state();
         let Some(user) = state.users.get(&id) else { return Ok(None) };
-        let mut linked: Vec<OAuthProviderKind> =
-            state.identities.iter().filter(|i| i.user_id == id).map(|i| i.provider).collect();
-        linked.sort_unstable_by_key(|p| p.as_str());
+        let mut linked: Vec<ProviderName> =
+            state.identities.iter().filter(|i| i.user_id == id).map(|i| i.provider.clone()).collect();
+        linked.sort_unstable();
         linked.dedup();
         Ok(Some(SessionLookup { user: user.clone(), revoked: state.revoked.contains_key(&jti), linked }))
     }

@@ -114,4 +114,9 @@ impl PostgresStore {
     }
 }
 
-portcullis_store_diesel::diesel_repositories!(PostgresStore, diesel::pg::Pg);
+portcullis_store_diesel::diesel_repositories!(
+    PostgresStore,
+    diesel::pg::Pg,
+    linked_providers =
+        "(SELECT string_agg(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)"
+);

@@ -292,4 +292,8 @@ fn wal_file(db: &Path) -> PathBuf {
     sibling(db, "-wal")
 }
 
-portcullis_store_diesel::diesel_repositories!(SqliteStore, diesel::sqlite::Sqlite);
+portcullis_store_diesel::diesel_repositories!(
+    SqliteStore,
+    diesel::sqlite::Sqlite,
+    linked_providers = "(SELECT group_concat(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)"
+);

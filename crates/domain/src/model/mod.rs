@@ -47,7 +47,7 @@ pub use api_key::{
 };
 pub use audit::{AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, RequestContext};
 pub use email::{Email, EmailError};
-pub use oauth::{OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri};
+pub use oauth::{OAuthIdentity, ProviderName, ProviderProfile, RedirectUri};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule, PasswordRules};
 pub use principal::{AuthMethod, Environment, Principal, SessionLookup};
 pub use project::Project;

@@ -1,43 +1,57 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Email, UserId};
 
-/// A social login provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum OAuthProviderKind {
-    Github,
-    Linkedin,
-}
+/// A sign-in provider's name, as configured and as stored: `github`,
+/// `linkedin`, `google`, or the lowercased `<NAME>` of an
+/// `AUTH_OIDC_<NAME>_ISSUER`. The provider set is data: the store keeps the
+/// name, and nothing in the domain lists providers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProviderName(Arc<str>);
 
-impl OAuthProviderKind {
+impl ProviderName {
+    /// The longest name accepted.
+    pub const MAX_LEN: usize = 32;
+
+    /// # Errors
+    /// A message when the name is not 1 to 32 characters of `a-z`, `0-9`,
+    /// `_` and `-`, starting with a letter or digit, or is `password`
+    /// (which `providers` on `/me` uses for the password sign-in).
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let valid = (1..=Self::MAX_LEN).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+            && raw.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        if !valid {
+            return Err("must be 1 to 32 characters of a-z, 0-9, _ and -, starting with a letter or digit");
+        }
+        if raw == "password" {
+            return Err("`password` names the password sign-in");
+        }
+        Ok(Self(raw.into()))
+    }
+
     #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Github => "github",
-            Self::Linkedin => "linkedin",
-        }
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-impl fmt::Display for OAuthProviderKind {
+impl fmt::Display for ProviderName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
     }
 }
 
-impl FromStr for OAuthProviderKind {
-    type Err = ();
+impl FromStr for ProviderName {
+    type Err = &'static str;
 
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "github" => Ok(Self::Github),
-            "linkedin" => Ok(Self::Linkedin),
-            _ => Err(()),
-        }
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
     }
 }
 
@@ -46,8 +60,8 @@ impl FromStr for OAuthProviderKind {
 pub struct OAuthIdentity {
     pub id: Uuid,
     pub user_id: UserId,
-    pub provider: OAuthProviderKind,
-    /// The provider's stable id for the account (GitHub's numeric id, LinkedIn's `sub`).
+    pub provider: ProviderName,
+    /// The provider's stable id for the account (GitHub's numeric id, an OpenID Connect `sub`).
     pub subject: String,
     /// The email the provider reported, and whether it vouched for it.
     pub email: Option<Email>,
@@ -62,7 +76,7 @@ pub struct ProviderProfile {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
-    /// GitHub's `avatar_url`, LinkedIn's `picture`.
+    /// GitHub's `avatar_url`, an OpenID Connect `picture`.
     pub picture: Option<String>,
 }
 

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{ApiKey, ApiKeyId, Claims, OAuthProviderKind, User};
+use super::{ApiKey, ApiKeyId, Claims, ProviderName, User};
 
 /// A JWT's user and token state, read in one round trip.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,7 +9,7 @@ pub struct SessionLookup {
     /// The token's `jti` is revoked.
     pub revoked: bool,
     /// The providers linked to the user.
-    pub linked: Vec<OAuthProviderKind>,
+    pub linked: Vec<ProviderName>,
 }
 
 /// How the caller proved who they are.
@@ -76,7 +76,7 @@ pub struct Principal {
     /// The key, when the caller used an API key.
     pub api_key: Option<ApiKeyId>,
     /// The social providers linked to the user, when authentication read them.
-    pub linked: Option<Vec<OAuthProviderKind>>,
+    pub linked: Option<Vec<ProviderName>>,
 }
 
 impl Principal {

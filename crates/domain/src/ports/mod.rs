@@ -30,9 +30,11 @@ pub use crypto::{PasswordBlocklist, PasswordHasher, SecretGenerator, TokenCodec}
 #[cfg(feature = "mocks")]
 pub use health::MockStoreHealth;
 pub use health::{PoolUsage, StoreHealth};
+pub use oauth::{
+    AuthorizationRequest, CodeExchange, OAuthError, OAuthIdentityRepository, OAuthProvider, Signer,
+};
 #[cfg(feature = "mocks")]
 pub use oauth::{MockOAuthIdentityRepository, MockOAuthProvider, MockSigner};
-pub use oauth::{OAuthError, OAuthIdentityRepository, OAuthProvider, Signer};
 #[cfg(feature = "mocks")]
 pub use projects::MockProjectRepository;
 pub use projects::ProjectRepository;

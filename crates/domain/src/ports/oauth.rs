@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::model::{NewUser, OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri, User, UserId};
+use crate::model::{NewUser, OAuthIdentity, ProviderName, ProviderProfile, RedirectUri, User, UserId};
 
 /// Why a code exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,35 +15,80 @@ pub enum OAuthError {
     Provider(String),
 }
 
-/// One configured social login provider.
+/// What a provider needs to build the URL the user's browser is sent to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    pub redirect_uri: RedirectUri,
+    /// Our signed `state`, returned by the provider to the callback.
+    pub state: String,
+    /// When given, the URL carries its S256 `code_challenge` (RFC 7636).
+    pub pkce_verifier: Option<String>,
+    /// Bound to the state: an OpenID Connect provider puts it in the
+    /// authorization URL and must return it inside the `id_token`.
+    pub nonce: String,
+}
+
+impl std::fmt::Debug for AuthorizationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationRequest")
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An authorization code to exchange, with what binds it to its sign-in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodeExchange {
+    pub code: String,
+    pub redirect_uri: RedirectUri,
+    pub pkce_verifier: Option<String>,
+    /// The nonce of the sign-in's state; `None` when the callback carried no
+    /// state (then a provider that [uses a nonce](OAuthProvider::uses_nonce)
+    /// is never asked).
+    pub nonce: Option<String>,
+}
+
+impl std::fmt::Debug for CodeExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeExchange").field("redirect_uri", &self.redirect_uri).finish_non_exhaustive()
+    }
+}
+
+/// One configured sign-in provider: GitHub, LinkedIn, or any OpenID Connect
+/// provider. The set is whatever the configuration builds; the domain finds a
+/// provider by its [name](OAuthProvider::name).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait OAuthProvider: Send + Sync {
-    fn kind(&self) -> OAuthProviderKind;
+    /// The name in the callback path and in the store.
+    fn name(&self) -> &ProviderName;
 
     /// Whether the provider accepts PKCE (S256) for web applications.
     fn supports_pkce(&self) -> bool;
 
-    /// The URL to send the user's browser to. `pkce_verifier`, when given,
-    /// becomes an S256 `code_challenge`.
-    fn authorization_url(
-        &self,
-        redirect_uri: &RedirectUri,
-        state: &str,
-        pkce_verifier: Option<String>,
-    ) -> String;
+    /// Whether the provider's answer carries the nonce of the authorization
+    /// request (an OpenID Connect `id_token`): then a callback must carry the
+    /// state, the nonce's source, or nothing binds the answer to the sign-in.
+    fn uses_nonce(&self) -> bool {
+        false
+    }
+
+    /// The URL to send the user's browser to.
+    ///
+    /// # Errors
+    /// [`OAuthError::Provider`] when the provider must be asked first (an
+    /// OpenID Connect discovery document) and cannot be.
+    async fn authorization_url(&self, request: AuthorizationRequest) -> Result<String, OAuthError>;
 
     /// Exchanges an authorization code and reads the account's profile.
     ///
     /// # Errors
-    /// [`OAuthError::ExchangeFailed`] for a code the provider refuses,
-    /// [`OAuthError::Provider`] for anything else that goes wrong on its side.
-    async fn exchange(
-        &self,
-        code: &str,
-        redirect_uri: &RedirectUri,
-        pkce_verifier: Option<String>,
-    ) -> Result<ProviderProfile, OAuthError>;
+    /// [`OAuthError::ExchangeFailed`] for a code the provider refuses or an
+    /// answer that is not for this sign-in (an `id_token` for another client,
+    /// from another issuer, expired, with another nonce, or not signed by the
+    /// provider's keys); [`OAuthError::Provider`] for anything else that goes
+    /// wrong on its side.
+    async fn exchange(&self, exchange: CodeExchange) -> Result<ProviderProfile, OAuthError>;
 }
 
 /// Where linked provider accounts are kept.
@@ -56,7 +101,7 @@ pub trait OAuthIdentityRepository: Send + Sync {
     /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn find_identity(
         &self,
-        provider: OAuthProviderKind,
+        provider: ProviderName,
         subject: &str,
     ) -> Result<Option<(OAuthIdentity, User)>, StoreError>;
 

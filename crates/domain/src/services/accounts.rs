@@ -2,8 +2,7 @@ use std::sync::Arc;
 
 use crate::error::{AuthError, DomainError, FieldError};
 use crate::model::{
-    AuditKind, Email, FullName, IssuedToken, NewUser, OAuthProviderKind, Password, Principal, Role, User,
-    UserId,
+    AuditKind, Email, FullName, IssuedToken, NewUser, Password, Principal, ProviderName, Role, User, UserId,
 };
 
 use crate::ports::{Change, ChangeFeed, Clock, OAuthIdentityRepository, UserRepository};
@@ -123,9 +122,9 @@ impl AccountService {
     ///
     /// # Errors
     /// `Unavailable`.
-    pub async fn providers(&self, user: &User) -> Result<Vec<&'static str>, DomainError> {
+    pub async fn providers(&self, user: &User) -> Result<Vec<String>, DomainError> {
         let linked = self.identities.list_identities(user.id).await?;
-        Ok(Self::merge_providers(user, linked.iter().map(|identity| identity.provider)))
+        Ok(Self::merge_providers(user, linked.iter().map(|identity| &identity.provider)))
     }
 
     /// As [`providers`](Self::providers), without a round trip when
@@ -133,22 +132,21 @@ impl AccountService {
     ///
     /// # Errors
     /// `Unavailable`.
-    pub async fn providers_of(&self, caller: &Principal) -> Result<Vec<&'static str>, DomainError> {
+    pub async fn providers_of(&self, caller: &Principal) -> Result<Vec<String>, DomainError> {
         match &caller.linked {
-            Some(linked) => Ok(Self::merge_providers(&caller.user, linked.iter().copied())),
+            Some(linked) => Ok(Self::merge_providers(&caller.user, linked.iter())),
             None => self.providers(&caller.user).await,
         }
     }
 
-    fn merge_providers(user: &User, linked: impl Iterator<Item = OAuthProviderKind>) -> Vec<&'static str> {
-        let mut providers: Vec<&'static str> = user.providers().into_iter().map(|p| p.as_str()).collect();
-        let mut linked: Vec<&'static str> = linked.map(OAuthProviderKind::as_str).collect();
+    /// `password` first when the user has one, then the linked providers by name.
+    fn merge_providers<'a>(user: &User, linked: impl Iterator<Item = &'a ProviderName>) -> Vec<String> {
+        let mut providers: Vec<String> =
+            user.providers().into_iter().map(|p| p.as_str().to_owned()).collect();
+        let mut linked: Vec<&str> = linked.map(ProviderName::as_str).collect();
         linked.sort_unstable();
-        for name in linked {
-            if !providers.contains(&name) {
-                providers.push(name);
-            }
-        }
+        linked.dedup();
+        providers.extend(linked.into_iter().map(str::to_owned));
         providers
     }
 

@@ -6,12 +6,12 @@ use uuid::Uuid;
 use crate::error::{DomainError, Forbidden, StoreError};
 use crate::model::AuditKind;
 use crate::model::{
-    Email, FullName, IssuedToken, NewUser, OAuthIdentity, OAuthProviderKind, ProviderProfile, RedirectUri,
-    Role, User, UserId,
+    Email, FullName, IssuedToken, NewUser, OAuthIdentity, ProviderName, ProviderProfile, RedirectUri, Role,
+    User, UserId,
 };
 use crate::ports::{
-    Change, ChangeFeed, Clock, OAuthError, OAuthIdentityRepository, OAuthProvider, SecretGenerator, Signer,
-    UserRepository,
+    AuthorizationRequest, Change, ChangeFeed, Clock, CodeExchange, OAuthError, OAuthIdentityRepository,
+    OAuthProvider, SecretGenerator, Signer, UserRepository,
 };
 
 use super::audit::Recorder;
@@ -77,8 +77,8 @@ impl OAuthService {
 
     /// The providers that are configured.
     #[must_use]
-    pub fn configured(&self) -> Vec<OAuthProviderKind> {
-        self.oauth_providers.iter().map(|p| p.kind()).collect()
+    pub fn configured(&self) -> Vec<ProviderName> {
+        self.oauth_providers.iter().map(|p| p.name().clone()).collect()
     }
 
     /// The provider's authorization URL for `redirect_uri`, with a `state`
@@ -86,9 +86,14 @@ impl OAuthService {
     /// minutes and accepted once, and a random PKCE verifier whose S256
     /// challenge the URL carries where the provider supports PKCE.
     ///
+    /// The state also yields the OpenID Connect `nonce` the provider must
+    /// return in its `id_token`.
+    ///
     /// # Errors
-    /// `NotFound` for an unknown or unconfigured provider; 422 for a bad redirect URI.
-    pub fn authorize(&self, provider: &str, redirect_uri: &str) -> Result<Authorization, DomainError> {
+    /// `NotFound` for an unknown or unconfigured provider; 422 for a bad
+    /// redirect URI; `ProviderError` when an OpenID Connect provider's
+    /// discovery document cannot be read.
+    pub async fn authorize(&self, provider: &str, redirect_uri: &str) -> Result<Authorization, DomainError> {
         let provider = self.provider(provider)?;
         let redirect = redirect(redirect_uri)?;
         let random = self.secrets.secret_bytes();
@@ -97,11 +102,16 @@ impl OAuthService {
         let sealed = hex(&xor(&secret, &self.pad(&nonce)));
         let expires = (self.clock.now() + STATE_TTL).unix_timestamp();
         let signed = format!("{nonce}.{sealed}");
-        let signature = self.state_signature(provider.kind(), &redirect, &signed, expires);
+        let signature = self.state_signature(provider.name(), &redirect, &signed, expires);
         let state = format!("{nonce}.{sealed}.{expires}.{signature}");
         let code_verifier = verifier_text(&secret);
-        let challenged = provider.supports_pkce().then(|| code_verifier.clone());
-        let url = provider.authorization_url(&redirect, &state, challenged);
+        let request = AuthorizationRequest {
+            redirect_uri: redirect,
+            pkce_verifier: provider.supports_pkce().then(|| code_verifier.clone()),
+            nonce: self.oidc_nonce(&nonce),
+            state: state.clone(),
+        };
+        let url = provider.authorization_url(request).await.map_err(provider_error)?;
         Ok(Authorization { url, state, code_verifier })
     }
 
@@ -139,9 +149,9 @@ impl OAuthService {
         let redirect = redirect(redirect_uri)?;
         let sent_verifier = code_verifier.filter(|v| !v.is_empty()).map(pkce_verifier).transpose()?;
         let required = self.require_state;
-        let verifier = match (state.filter(|s| !s.is_empty()), sent_verifier) {
+        let (verifier, nonce) = match (state.filter(|s| !s.is_empty()), sent_verifier) {
             (Some(state), sent) => {
-                let checked = self.check_state(provider.kind(), &redirect, state)?;
+                let checked = self.check_state(provider.name(), &redirect, state)?;
                 if sent.is_none() && required {
                     return Err(DomainError::invalid_field(
                         "code_verifier",
@@ -154,16 +164,20 @@ impl OAuthService {
                     // An application of an earlier version, which kept only the state.
                     None => self.recover_verifier(&checked),
                 };
-                provider.supports_pkce().then_some(verifier)
+                (provider.supports_pkce().then_some(verifier), Some(self.oidc_nonce(&checked.nonce)))
             }
-            (None, _) if required => return Err(DomainError::InvalidOAuthState),
-            (None, sent) => sent.filter(|_| provider.supports_pkce()),
+            // An `id_token` is bound to its sign-in by the nonce, which only the state gives.
+            (None, _) if required || provider.uses_nonce() => return Err(DomainError::InvalidOAuthState),
+            (None, sent) => (sent.filter(|_| provider.supports_pkce()), None),
         };
-        let profile = provider.exchange(code.trim(), &redirect, verifier).await.map_err(|e| match e {
-            OAuthError::ExchangeFailed => DomainError::OAuthExchangeFailed,
-            OAuthError::Provider(why) => DomainError::ProviderError(why),
-        })?;
-        let kind = provider.kind();
+        let exchange = CodeExchange {
+            code: code.trim().to_owned(),
+            redirect_uri: redirect,
+            pkce_verifier: verifier,
+            nonce,
+        };
+        let profile = provider.exchange(exchange).await.map_err(provider_error)?;
+        let kind = provider.name();
         let (user, linked) = self.resolve(kind, &profile).await?;
         if linked {
             let detail = Some(format!("provider={kind}"));
@@ -181,10 +195,10 @@ impl OAuthService {
     /// The user of this identity, and whether it was linked just now.
     async fn resolve(
         &self,
-        kind: OAuthProviderKind,
+        kind: &ProviderName,
         profile: &ProviderProfile,
     ) -> Result<(User, bool), DomainError> {
-        if let Some((_, user)) = self.identities.find_identity(kind, &profile.subject).await? {
+        if let Some((_, user)) = self.identities.find_identity(kind.clone(), &profile.subject).await? {
             return Ok((user, false));
         }
         let email = profile
@@ -197,7 +211,7 @@ impl OAuthService {
         let identity = |user_id: UserId| OAuthIdentity {
             id: Uuid::now_v7(),
             user_id,
-            provider: kind,
+            provider: kind.clone(),
             subject: profile.subject.clone(),
             email: Some(email.clone()),
             email_verified: true,
@@ -229,7 +243,7 @@ impl OAuthService {
                     Err(e) => return Err(e.into()),
                 }
             }
-            if let Some((_, user)) = self.identities.find_identity(kind, &profile.subject).await? {
+            if let Some((_, user)) = self.identities.find_identity(kind.clone(), &profile.subject).await? {
                 return Ok((user, false));
             }
         }
@@ -237,13 +251,19 @@ impl OAuthService {
     }
 
     fn provider(&self, name: &str) -> Result<Arc<dyn OAuthProvider>, DomainError> {
-        let kind = name.parse::<OAuthProviderKind>().map_err(|()| DomainError::NotFound)?;
-        self.oauth_providers.iter().find(|p| p.kind() == kind).cloned().ok_or(DomainError::NotFound)
+        self.oauth_providers.iter().find(|p| p.name().as_str() == name).cloned().ok_or(DomainError::NotFound)
+    }
+
+    /// The OpenID Connect `nonce` of a sign-in: derived from its state's
+    /// unique nonce under the server key, so the callback can recompute it
+    /// from the state alone, and nobody else can.
+    fn oidc_nonce(&self, state_nonce: &str) -> String {
+        crate::model::base62_text(&self.signer.sign(format!("oidc-nonce\n{state_nonce}").as_bytes()), 43)
     }
 
     fn state_signature(
         &self,
-        kind: OAuthProviderKind,
+        kind: &ProviderName,
         redirect: &RedirectUri,
         signed: &str,
         expires: i64,
@@ -258,7 +278,7 @@ impl OAuthService {
     /// states can still be in flight.
     fn check_state(
         &self,
-        kind: OAuthProviderKind,
+        kind: &ProviderName,
         redirect: &RedirectUri,
         state: &str,
     ) -> Result<CheckedState, DomainError> {
@@ -320,6 +340,13 @@ impl OAuthService {
     /// `Unavailable`.
     pub async fn purge_spent_states(&self) -> Result<u64, DomainError> {
         Ok(self.identities.purge_spent_states(self.clock.now()).await?)
+    }
+}
+
+fn provider_error(error: OAuthError) -> DomainError {
+    match error {
+        OAuthError::ExchangeFailed => DomainError::OAuthExchangeFailed,
+        OAuthError::Provider(why) => DomainError::ProviderError(why),
     }
 }
 

@@ -1,4 +1,4 @@
-use portcullis_domain::{Email, NewUser, OAuthIdentity, OAuthProviderKind, Role, StoreError, User, UserId};
+use portcullis_domain::{Email, NewUser, OAuthIdentity, ProviderName, Role, StoreError, User, UserId};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
@@ -18,7 +18,12 @@ fn new_user(email: &str) -> NewUser {
     }
 }
 
-fn identity(user: UserId, provider: OAuthProviderKind, subject: &str, email: &str) -> OAuthIdentity {
+/// A provider by name: the store keeps any configured name, not a fixed set.
+fn provider(name: &str) -> ProviderName {
+    ProviderName::parse(name).expect("a provider name")
+}
+
+fn identity(user: UserId, provider: ProviderName, subject: &str, email: &str) -> OAuthIdentity {
     OAuthIdentity {
         id: Uuid::now_v7(),
         user_id: user,
@@ -32,36 +37,33 @@ fn identity(user: UserId, provider: OAuthProviderKind, subject: &str, email: &st
 
 pub async fn an_identity_is_found_with_its_user<S: ContractStore + ?Sized>(store: &S) {
     let user: User = store.create(new_user("linked@example.com")).await.expect("create succeeds");
-    let linked = identity(user.id, OAuthProviderKind::Github, "12345", "linked@example.com");
+    let linked = identity(user.id, provider("github"), "12345", "linked@example.com");
     assert_eq!(store.link_identity(linked.clone()).await.expect("link_identity succeeds"), linked);
     assert_eq!(
-        store.find_identity(OAuthProviderKind::Github, "12345").await.expect("find_identity succeeds"),
+        store.find_identity(provider("github"), "12345").await.expect("find_identity succeeds"),
         Some((linked, user))
     );
     assert_eq!(
-        store.find_identity(OAuthProviderKind::Linkedin, "12345").await.expect("find_identity succeeds"),
+        store.find_identity(provider("linkedin"), "12345").await.expect("find_identity succeeds"),
         None,
         "per provider"
     );
-    assert_eq!(
-        store.find_identity(OAuthProviderKind::Github, "54321").await.expect("find_identity succeeds"),
-        None
-    );
+    assert_eq!(store.find_identity(provider("github"), "54321").await.expect("find_identity succeeds"), None);
 }
 
 pub async fn a_provider_account_links_to_one_user_only<S: ContractStore + ?Sized>(store: &S) {
     let first = store.create(new_user("first-link@example.com")).await.expect("create succeeds");
     let second = store.create(new_user("second-link@example.com")).await.expect("create succeeds");
     store
-        .link_identity(identity(first.id, OAuthProviderKind::Linkedin, "abc", "first-link@example.com"))
+        .link_identity(identity(first.id, provider("linkedin"), "abc", "first-link@example.com"))
         .await
         .expect("link_identity succeeds");
     let again = store
-        .link_identity(identity(second.id, OAuthProviderKind::Linkedin, "abc", "second-link@example.com"))
+        .link_identity(identity(second.id, provider("linkedin"), "abc", "second-link@example.com"))
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     let (_, owner) = store
-        .find_identity(OAuthProviderKind::Linkedin, "abc")
+        .find_identity(provider("linkedin"), "abc")
         .await
         .expect("find_identity succeeds")
         .expect("it is found");
@@ -70,7 +72,7 @@ pub async fn a_provider_account_links_to_one_user_only<S: ContractStore + ?Sized
 
 pub async fn creating_a_user_with_an_identity_is_all_or_nothing<S: ContractStore + ?Sized>(store: &S) {
     let created = new_user("oauth-new@example.com");
-    let with = identity(created.id, OAuthProviderKind::Github, "777", "oauth-new@example.com");
+    let with = identity(created.id, provider("github"), "777", "oauth-new@example.com");
     let user = store
         .create_user_with_identity(created.clone(), with.clone())
         .await
@@ -80,17 +82,14 @@ pub async fn creating_a_user_with_an_identity_is_all_or_nothing<S: ContractStore
 
     // The email is taken: nothing is stored, not even the identity.
     let taken = new_user("oauth-new@example.com");
-    let orphan = identity(taken.id, OAuthProviderKind::Github, "778", "oauth-new@example.com");
+    let orphan = identity(taken.id, provider("github"), "778", "oauth-new@example.com");
     let result = store.create_user_with_identity(taken, orphan).await;
     assert_eq!(result, Err(StoreError::Conflict("email")));
-    assert_eq!(
-        store.find_identity(OAuthProviderKind::Github, "778").await.expect("find_identity succeeds"),
-        None
-    );
+    assert_eq!(store.find_identity(provider("github"), "778").await.expect("find_identity succeeds"), None);
 
     // The identity is taken: no user is created.
     let other = new_user("oauth-other@example.com");
-    let duplicate = identity(other.id, OAuthProviderKind::Github, "777", "oauth-other@example.com");
+    let duplicate = identity(other.id, provider("github"), "777", "oauth-other@example.com");
     assert!(matches!(
         store.create_user_with_identity(other.clone(), duplicate).await,
         Err(StoreError::Conflict(_))
@@ -101,13 +100,13 @@ pub async fn creating_a_user_with_an_identity_is_all_or_nothing<S: ContractStore
 pub async fn identities_are_listed_per_user<S: ContractStore + ?Sized>(store: &S) {
     let user = store.create(new_user("many@example.com")).await.expect("create succeeds");
     let other = store.create(new_user("few@example.com")).await.expect("create succeeds");
-    let github = identity(user.id, OAuthProviderKind::Github, "1", "many@example.com");
-    let mut linkedin = identity(user.id, OAuthProviderKind::Linkedin, "x", "many@example.com");
+    let github = identity(user.id, provider("github"), "1", "many@example.com");
+    let mut linkedin = identity(user.id, provider("linkedin"), "x", "many@example.com");
     linkedin.created_at = NOW + time::Duration::minutes(1);
     store.link_identity(github.clone()).await.expect("link_identity succeeds");
     store.link_identity(linkedin.clone()).await.expect("link_identity succeeds");
     store
-        .link_identity(identity(other.id, OAuthProviderKind::Github, "2", "few@example.com"))
+        .link_identity(identity(other.id, provider("github"), "2", "few@example.com"))
         .await
         .expect("link_identity succeeds");
     assert_eq!(
@@ -137,25 +136,29 @@ pub async fn a_session_lookup_reads_user_revocation_and_providers_at_once<S: Con
     );
 
     store
-        .link_identity(identity(user.id, OAuthProviderKind::Linkedin, "li-1", "session@example.com"))
+        .link_identity(identity(user.id, provider("linkedin"), "li-1", "session@example.com"))
         .await
         .expect("link_identity succeeds");
     store
-        .link_identity(identity(user.id, OAuthProviderKind::Github, "gh-1", "session@example.com"))
+        .link_identity(identity(user.id, provider("github"), "gh-1", "session@example.com"))
         .await
         .expect("link_identity succeeds");
     store
-        .link_identity(identity(other.id, OAuthProviderKind::Github, "gh-2", "other-session@example.com"))
+        .link_identity(identity(user.id, provider("acme-sso_2"), "sub-1", "session@example.com"))
+        .await
+        .expect("an OpenID Connect provider added by configuration is stored like the others");
+    store
+        .link_identity(identity(other.id, provider("github"), "gh-2", "other-session@example.com"))
         .await
         .expect("link_identity succeeds");
     let session =
         store.find_session(user.id, live).await.expect("find_session succeeds").expect("it is found");
-    assert_eq!(session.linked, vec![OAuthProviderKind::Github, OAuthProviderKind::Linkedin]);
+    assert_eq!(session.linked, vec![provider("acme-sso_2"), provider("github"), provider("linkedin")]);
     let session =
         store.find_session(other.id, revoked).await.expect("find_session succeeds").expect("it is found");
     assert_eq!(
         (session.revoked, session.linked),
-        (true, vec![OAuthProviderKind::Github]),
+        (true, vec![provider("github")]),
         "revocation is by token id"
     );
     assert!(store.find_session(UserId::new(), live).await.expect("find_session succeeds").is_none());
