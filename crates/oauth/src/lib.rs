@@ -52,6 +52,54 @@ impl std::fmt::Debug for ProviderConfig {
     }
 }
 
+/// An OpenID Connect userinfo answer (Core 5.3.2): LinkedIn's profile, and
+/// an OIDC provider's when its `id_token` carries no email.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct UserInfo {
+    pub sub: String,
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "flexible_bool")]
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+}
+
+/// `true`, or the string `"true"` some providers send.
+pub(crate) fn flexible_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    use serde::Deserialize as _;
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match Option::<Either>::deserialize(deserializer)? {
+        Some(Either::Bool(b)) => b,
+        Some(Either::Text(text)) => text.eq_ignore_ascii_case("true"),
+        None => false,
+    })
+}
+
+/// Reads the userinfo endpoint with the provider's access token.
+async fn userinfo(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> Result<UserInfo, portcullis_domain::ports::OAuthError> {
+    use portcullis_domain::ports::OAuthError;
+    let response = http.get(url).bearer_auth(token).send().await.map_err(|e| {
+        OAuthError::Provider(if e.is_timeout() {
+            "userinfo timed out".to_owned()
+        } else {
+            "userinfo failed".to_owned()
+        })
+    })?;
+    if !response.status().is_success() {
+        return Err(OAuthError::Provider(format!("userinfo answered {}", response.status().as_u16())));
+    }
+    response.json().await.map_err(|_| OAuthError::Provider("unreadable userinfo".to_owned()))
+}
+
 /// An HTTP client for provider calls: rustls, no redirects, a timeout.
 fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()

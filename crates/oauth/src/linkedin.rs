@@ -1,7 +1,6 @@
 use async_trait::async_trait;
 use portcullis_domain::ports::{AuthorizationRequest, CodeExchange, OAuthError, OAuthProvider};
 use portcullis_domain::{ProviderName, ProviderProfile};
-use serde::Deserialize;
 
 use crate::{ProviderConfig, exchange, http_client};
 
@@ -11,16 +10,6 @@ pub struct LinkedinProvider {
     name: ProviderName,
     config: ProviderConfig,
     http: reqwest::Client,
-}
-
-#[derive(Deserialize)]
-struct UserInfo {
-    sub: String,
-    name: Option<String>,
-    email: Option<String>,
-    #[serde(default)]
-    email_verified: bool,
-    picture: Option<String>,
 }
 
 impl LinkedinProvider {
@@ -55,18 +44,7 @@ impl OAuthProvider for LinkedinProvider {
 
     async fn exchange(&self, exchange: CodeExchange) -> Result<ProviderProfile, OAuthError> {
         let token = exchange::access_token(&self.config, &self.http, exchange).await?.access_token;
-        let response = self.http.get(&self.config.api_url).bearer_auth(&token).send().await.map_err(|e| {
-            OAuthError::Provider(if e.is_timeout() {
-                "userinfo timed out".to_owned()
-            } else {
-                "userinfo failed".to_owned()
-            })
-        })?;
-        if !response.status().is_success() {
-            return Err(OAuthError::Provider(format!("userinfo answered {}", response.status().as_u16())));
-        }
-        let info: UserInfo =
-            response.json().await.map_err(|_| OAuthError::Provider("unreadable userinfo".to_owned()))?;
+        let info = crate::userinfo(&self.http, &self.config.api_url, &token).await?;
         if info.sub.is_empty() {
             return Err(OAuthError::Provider("userinfo without a subject".to_owned()));
         }

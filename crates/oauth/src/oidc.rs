@@ -14,7 +14,7 @@ use portcullis_domain::{ProviderName, ProviderProfile};
 use serde::Deserialize;
 
 use crate::exchange::{self, TokenEndpoint};
-use crate::http_client;
+use crate::{flexible_bool, http_client};
 
 /// How long a discovery document or key set is used before it is read again.
 const REFRESH_AFTER: Duration = Duration::from_secs(3600);
@@ -110,32 +110,6 @@ impl Audience {
             Self::Many(all) => all.len(),
         }
     }
-}
-
-/// The userinfo answer (OpenID Connect Core 5.3.2).
-#[derive(Debug, Deserialize)]
-struct UserInfo {
-    sub: String,
-    email: Option<String>,
-    #[serde(default, deserialize_with = "flexible_bool")]
-    email_verified: bool,
-    name: Option<String>,
-    picture: Option<String>,
-}
-
-/// `true`, or the string `"true"` some providers send.
-fn flexible_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Bool(bool),
-        Text(String),
-    }
-    Ok(match Option::<Either>::deserialize(deserializer)? {
-        Some(Either::Bool(b)) => b,
-        Some(Either::Text(text)) => text.eq_ignore_ascii_case("true"),
-        None => false,
-    })
 }
 
 /// A generic OpenID Connect provider.
@@ -402,22 +376,7 @@ impl OAuthProvider for OidcProvider {
         if profile.email.is_none()
             && let Some(userinfo) = &discovery.userinfo_endpoint
         {
-            let response =
-                self.http.get(userinfo).bearer_auth(&tokens.access_token).send().await.map_err(|e| {
-                    OAuthError::Provider(if e.is_timeout() {
-                        "userinfo timed out".to_owned()
-                    } else {
-                        "userinfo failed".to_owned()
-                    })
-                })?;
-            if !response.status().is_success() {
-                return Err(OAuthError::Provider(format!(
-                    "userinfo answered {}",
-                    response.status().as_u16()
-                )));
-            }
-            let info: UserInfo =
-                response.json().await.map_err(|_| OAuthError::Provider("unreadable userinfo".to_owned()))?;
+            let info = crate::userinfo(&self.http, userinfo, &tokens.access_token).await?;
             // OpenID Connect Core 5.3.2: a userinfo of another subject must not be used.
             if info.sub != profile.subject {
                 return Err(OAuthError::Provider("userinfo for another subject".to_owned()));

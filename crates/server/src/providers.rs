@@ -65,41 +65,42 @@ fn credentials(
     }
 }
 
+/// A provider with an OAuth 2.0 API of its own: its credentials, its three
+/// endpoints (authorize, token, profile API), and the adapter to make.
+fn oauth2<P: OAuthProvider + 'static>(
+    (id, secret, variable): (Option<&String>, Option<&Secret>, &'static str),
+    [authorize_url, token_url, api_url]: [&String; 3],
+    timeout: Duration,
+    adapter: fn(ProviderConfig) -> Result<P, String>,
+) -> Result<Option<Arc<dyn OAuthProvider>>, StartError> {
+    let Some((client_id, client_secret)) = credentials(id, secret, variable)? else {
+        return Ok(None);
+    };
+    let config = ProviderConfig {
+        client_id,
+        client_secret,
+        authorize_url: authorize_url.clone(),
+        token_url: token_url.clone(),
+        api_url: api_url.clone(),
+        timeout,
+    };
+    Ok(Some(Arc::new(adapter(config).map_err(StartError::Io)?)))
+}
+
 impl ProviderSection for GithubConfig {
     fn build(&self, timeout: Duration) -> Result<Option<Arc<dyn OAuthProvider>>, StartError> {
-        let Some((client_id, client_secret)) =
-            credentials(self.client_id.as_ref(), self.client_secret.as_ref(), "AUTH_GITHUB_CLIENT_SECRET")?
-        else {
-            return Ok(None);
-        };
-        let config = ProviderConfig {
-            client_id,
-            client_secret,
-            authorize_url: self.authorize_url.clone(),
-            token_url: self.token_url.clone(),
-            api_url: self.api_url.clone(),
-            timeout,
-        };
-        Ok(Some(Arc::new(GithubProvider::new(config).map_err(StartError::Io)?)))
+        let credentials = (self.client_id.as_ref(), self.client_secret.as_ref(), "AUTH_GITHUB_CLIENT_SECRET");
+        let endpoints = [&self.authorize_url, &self.token_url, &self.api_url];
+        oauth2(credentials, endpoints, timeout, GithubProvider::new)
     }
 }
 
 impl ProviderSection for LinkedinConfig {
     fn build(&self, timeout: Duration) -> Result<Option<Arc<dyn OAuthProvider>>, StartError> {
-        let Some((client_id, client_secret)) =
-            credentials(self.client_id.as_ref(), self.client_secret.as_ref(), "AUTH_LINKEDIN_CLIENT_SECRET")?
-        else {
-            return Ok(None);
-        };
-        let config = ProviderConfig {
-            client_id,
-            client_secret,
-            authorize_url: self.authorize_url.clone(),
-            token_url: self.token_url.clone(),
-            api_url: self.userinfo_url.clone(),
-            timeout,
-        };
-        Ok(Some(Arc::new(LinkedinProvider::new(config).map_err(StartError::Io)?)))
+        let credentials =
+            (self.client_id.as_ref(), self.client_secret.as_ref(), "AUTH_LINKEDIN_CLIENT_SECRET");
+        let endpoints = [&self.authorize_url, &self.token_url, &self.userinfo_url];
+        oauth2(credentials, endpoints, timeout, LinkedinProvider::new)
     }
 }
 
