@@ -30,7 +30,7 @@ macro_rules! routes {
         #[openapi(
             info(
                 title = "Portcullis",
-                description = "Authentication service: accounts, JWT sessions, API keys, password reset by email, GitHub and LinkedIn login.",
+                description = "Authentication service: accounts, JWT sessions, API keys, password reset by email, GitHub, LinkedIn, Google and OpenID Connect login.",
             ),
             paths($($am::$ah,)* $($mm::$mh,)* $($tm::$th,)*),
             components(schemas(
