@@ -250,7 +250,7 @@ both_backends! {
 
         let enable = app.client.patch(app.url(&format!("/v1/admin/users/{id}"))).bearer_auth(&admin).json(&json!({"is_active": true})).send().await.unwrap();
         assert_eq!(enable.status(), 200);
-        expect_error(app.get_with("/v1/auth/me", &token).await, 401, "token_revoked").await;
+        expect_error(app.get_with("/v1/auth/me", &token).await, 401, "session_ended").await;
         assert_eq!(app.get_with_key("/v1/auth/me", &key).await.status(), 200, "keys are long-lived credentials: they come back");
         let fresh = token_of(app.login("victim@example.com", PASSWORD).await).await;
         assert_eq!(app.get_with("/v1/auth/me", &fresh).await.status(), 200);

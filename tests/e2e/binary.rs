@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 41] = [
+const VARIABLES: [&str; 44] = [
     "DATABASE_URL",
     "AUTH_PUBLIC_URL",
     "AUTH_BIND",
@@ -16,6 +16,9 @@ const VARIABLES: [&str; 41] = [
     "AUTH_JWT_PREVIOUS_SECRET",
     "AUTH_TOKEN_TTL_SECS",
     "AUTH_API_KEY_DEFAULT_DAYS",
+    "AUTH_SESSION_MAX_AGE_SECS",
+    "AUTH_SESSION_IDLE_SECS",
+    "AUTH_REFRESH_REUSE_GRACE_SECS",
     "AUTH_SMTP_URL",
     "AUTH_MAIL_FROM",
     "AUTH_PASSWORD_RESET_URL",

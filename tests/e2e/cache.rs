@@ -35,7 +35,7 @@ async fn changes_made_here_apply_at_once(backend: Backend) {
         .await
         .unwrap();
     let fresh = token_of(changed).await;
-    expect_error(app.get_with("/v1/auth/me", &other).await, 401, "token_revoked").await;
+    expect_error(app.get_with("/v1/auth/me", &other).await, 401, "session_ended").await;
 
     // A revoked key, and a disabled owner, are refused at once.
     let key = app.create_key(&fresh, &json!({"name": "cached key"})).await;

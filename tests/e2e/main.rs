@@ -25,5 +25,6 @@ mod oauth;
 mod oidc;
 mod outage;
 mod passwords;
+mod refresh_tokens;
 mod sessions;
 mod surface;

@@ -540,7 +540,7 @@ async fn a_user_created_by_oauth_can_set_a_password_by_reset() {
     expect_error(
         app.get_with("/v1/auth/me", login["access_token"].as_str().unwrap()).await,
         401,
-        "token_revoked",
+        "session_ended",
     )
     .await;
 }

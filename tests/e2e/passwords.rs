@@ -84,7 +84,8 @@ with_smtp! {
         assert_eq!(response.status(), 200);
         assert!(response.json::<Value>().await.unwrap()["message"].is_string());
 
-        expect_error(app.get_with("/v1/auth/me", &old).await, 401, "token_revoked").await;
+        // The reset ends every session: whoever knew the old password may hold one.
+        expect_error(app.get_with("/v1/auth/me", &old).await, 401, "session_ended").await;
         expect_error(app.login("forgetful@example.com", PASSWORD).await, 401, "invalid_credentials").await;
         let fresh = token_of(app.login("forgetful@example.com", "NewSecurePass456!").await).await;
         assert_eq!(app.get_with("/v1/auth/me", &fresh).await.status(), 200);

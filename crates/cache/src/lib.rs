@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 use portcullis_domain::ports::{Change, ChangeFeed, Clock, HotReads};
 use portcullis_domain::{
-    Adapters, ApiKey, ApiKeyId, Environment, KeyDigest, Ports, Project, SessionLookup, StoreError, User,
-    UserId,
+    Adapters, ApiKey, ApiKeyId, Environment, KeyDigest, Ports, Project, SessionId, SessionLookup, StoreError,
+    User, UserId,
 };
 
 /// Most entries of each kind; at the bound the oldest goes.
@@ -372,9 +372,17 @@ struct CachedReads {
 
 #[async_trait]
 impl HotReads for CachedReads {
-    async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
+    /// Keyed by the token id: a token's user and session never change.
+    async fn find_session(
+        &self,
+        id: UserId,
+        jti: Uuid,
+        sid: Option<SessionId>,
+    ) -> Result<Option<SessionLookup>, StoreError> {
         let usable = |session: &SessionLookup| session.user.id == id;
-        self.cache.read_through(&self.cache.sessions, jti, usable, || self.inner.find_session(id, jti)).await
+        self.cache
+            .read_through(&self.cache.sessions, jti, usable, || self.inner.find_session(id, jti, sid))
+            .await
     }
 
     async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {
@@ -441,7 +449,7 @@ mod tests {
             created_at: T0,
             updated_at: T0,
         };
-        SessionLookup { user, revoked: false, linked: Vec::new() }
+        SessionLookup { user, revoked: false, session_ended: false, linked: Vec::new() }
     }
 
     /// The cache in front of `store`, on a clock the test moves by hand.
@@ -459,7 +467,7 @@ mod tests {
         let mut store = MockHotReads::new();
         let mut order = Sequence::new();
         for answer in answers {
-            store.expect_find_session().times(1).in_sequence(&mut order).return_once(move |_, _| answer);
+            store.expect_find_session().times(1).in_sequence(&mut order).return_once(move |_, _, _| answer);
         }
         store
     }
@@ -490,14 +498,14 @@ mod tests {
     async fn a_session_in_steady_use_is_read_again_before_it_expires() {
         let (id, jti) = (UserId::new(), Uuid::new_v4());
         let (cache, now) = cached(store(vec![Ok(Some(session(id, 1))), Ok(Some(session(id, 2)))]));
-        assert_eq!(version(&cache.find_session(id, jti).await), Some(1));
+        assert_eq!(version(&cache.find_session(id, jti, None).await), Some(1));
         move_to(&now, Duration::milliseconds(400));
-        assert_eq!(version(&cache.find_session(id, jti).await), Some(1), "served from the cache");
+        assert_eq!(version(&cache.find_session(id, jti, None).await), Some(1), "served from the cache");
         move_to(&now, Duration::milliseconds(600));
-        assert_eq!(version(&cache.find_session(id, jti).await), Some(2), "read again");
+        assert_eq!(version(&cache.find_session(id, jti, None).await), Some(2), "read again");
         // Read at 600, so still served at 1 050, past the first read's ttl.
         move_to(&now, Duration::milliseconds(1_050));
-        assert_eq!(version(&cache.find_session(id, jti).await), Some(2), "served from the cache");
+        assert_eq!(version(&cache.find_session(id, jti, None).await), Some(2), "served from the cache");
     }
 
     #[tokio::test]
@@ -505,24 +513,28 @@ mod tests {
         let (id, jti) = (UserId::new(), Uuid::new_v4());
         let down = || Err(StoreError::Unavailable("down".into()));
         let (cache, now) = cached(store(vec![Ok(Some(session(id, 1))), down(), down()]));
-        assert_eq!(version(&cache.find_session(id, jti).await), Some(1));
+        assert_eq!(version(&cache.find_session(id, jti, None).await), Some(1));
         move_to(&now, Duration::milliseconds(600));
-        assert_eq!(version(&cache.find_session(id, jti).await), Some(1), "the refresh failed");
+        assert_eq!(version(&cache.find_session(id, jti, None).await), Some(1), "the refresh failed");
         move_to(&now, Duration::milliseconds(700));
-        assert_eq!(version(&cache.find_session(id, jti).await), Some(1), "not tried again before the ttl");
+        assert_eq!(
+            version(&cache.find_session(id, jti, None).await),
+            Some(1),
+            "not tried again before the ttl"
+        );
         move_to(&now, TTL);
-        assert!(cache.find_session(id, jti).await.is_err(), "expired: the store's answer");
+        assert!(cache.find_session(id, jti, None).await.is_err(), "expired: the store's answer");
     }
 
     #[tokio::test]
     async fn a_refresh_that_finds_nothing_forgets_the_value() {
         let (id, jti) = (UserId::new(), Uuid::new_v4());
         let (cache, now) = cached(store(vec![Ok(Some(session(id, 1))), Ok(None), Ok(None)]));
-        assert_eq!(version(&cache.find_session(id, jti).await), Some(1));
+        assert_eq!(version(&cache.find_session(id, jti, None).await), Some(1));
         move_to(&now, Duration::milliseconds(600));
-        assert_eq!(version(&cache.find_session(id, jti).await), None);
+        assert_eq!(version(&cache.find_session(id, jti, None).await), None);
         move_to(&now, Duration::milliseconds(650));
-        assert_eq!(version(&cache.find_session(id, jti).await), None, "read again, not served");
+        assert_eq!(version(&cache.find_session(id, jti, None).await), None, "read again, not served");
     }
 
     fn sessions(max: usize) -> Entries<Uuid, SessionLookup> {
@@ -596,24 +608,24 @@ mod tests {
         // Alice's session is read twice (the change forgets it), Bob's once.
         store
             .expect_find_session()
-            .withf(move |_, jti| *jti == a)
+            .withf(move |_, jti, _| *jti == a)
             .times(2)
-            .returning(move |_, _| Ok(Some(session(alice, 1))));
+            .returning(move |_, _, _| Ok(Some(session(alice, 1))));
         store
             .expect_find_session()
-            .withf(move |_, jti| *jti == b)
+            .withf(move |_, jti, _| *jti == b)
             .times(1)
-            .returning(move |_, _| Ok(Some(session(bob, 1))));
+            .returning(move |_, _, _| Ok(Some(session(bob, 1))));
         let (reads, _now) = cached(store);
         let mut next = MockChangeFeed::new();
         next.expect_changed().withf(move |change| *change == Change::User(alice)).times(1).return_const(());
         let feed = Forgets { cache: Arc::clone(&reads.cache), next: Arc::new(next) };
         for jti in [a, b] {
             let id = if jti == a { alice } else { bob };
-            assert!(reads.find_session(id, jti).await.expect("read").is_some());
+            assert!(reads.find_session(id, jti, None).await.expect("read").is_some());
         }
         feed.changed(Change::User(alice));
-        assert!(reads.find_session(alice, a).await.expect("read again").is_some());
-        assert!(reads.find_session(bob, b).await.expect("still cached").is_some());
+        assert!(reads.find_session(alice, a, None).await.expect("read again").is_some());
+        assert!(reads.find_session(bob, b, None).await.expect("still cached").is_some());
     }
 }

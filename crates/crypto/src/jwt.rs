@@ -189,6 +189,8 @@ mod tests {
             jti: Uuid::new_v4(),
             iss: "portcullis".to_owned(),
             sv: 3,
+            sid: Some(Uuid::new_v4()),
+            auth_time: Some(1_700_000_000),
         }
     }
 

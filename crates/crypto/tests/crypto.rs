@@ -24,6 +24,8 @@ fn claims() -> Claims {
         jti: Uuid::new_v4(),
         iss: "portcullis".to_owned(),
         sv: 0,
+        sid: None,
+        auth_time: None,
     }
 }
 

@@ -21,6 +21,13 @@ pub enum AuthError {
     InvalidToken,
     TokenExpired,
     TokenRevoked,
+    /// The token's session was ended (logout, deletion, sign-out everywhere,
+    /// password change or reset, a reused refresh token).
+    SessionEnded,
+    /// A refresh token that is unknown, malformed, or of a session that ended or expired.
+    InvalidRefreshToken,
+    /// A refresh token that was already exchanged.
+    RefreshTokenReused,
     /// Valid credentials of a disabled or deleted user.
     AccountDisabled,
     InvalidApiKey,
@@ -37,6 +44,9 @@ impl AuthError {
             Self::InvalidToken => "invalid_token",
             Self::TokenExpired => "token_expired",
             Self::TokenRevoked => "token_revoked",
+            Self::SessionEnded => "session_ended",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::RefreshTokenReused => "refresh_token_reused",
             Self::AccountDisabled => "account_disabled",
             Self::InvalidApiKey => "invalid_api_key",
             Self::ApiKeyRevoked => "api_key_revoked",
@@ -52,6 +62,9 @@ impl AuthError {
             Self::InvalidToken => "Invalid token",
             Self::TokenExpired => "Token has expired",
             Self::TokenRevoked => "Token has been revoked",
+            Self::SessionEnded => "The session has ended",
+            Self::InvalidRefreshToken => "Invalid refresh token",
+            Self::RefreshTokenReused => "Refresh token was already used",
             Self::AccountDisabled => "Account is disabled",
             Self::InvalidApiKey => "Invalid API key",
             Self::ApiKeyRevoked => "API key has been revoked",

@@ -21,5 +21,5 @@ pub use services::{
     AccountService, Adapters, AdminOutcome, AdminService, ApiKeyService, AuditService, AuthSettings,
     DeliveryReport, IpFamily, LimitService, ListedKey, MAX_AUDIT_PAGE, NewKeyRequest, OAuthLogin,
     OAuthService, PasswordService, Ports, ProjectService, RateLimits, Registration, Services, SessionService,
-    UserChanges,
+    SessionView, UserChanges,
 };

@@ -44,13 +44,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|essence| essence.trim().to_ascii_lowercase())
-            .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
+        let is_json = is_json(req);
         let limit = req
             .app_data::<web::Data<crate::state::AppState>>()
             .map_or_else(|| crate::state::HttpSettings::default().body_limit, |s| s.settings.body_limit);
@@ -69,6 +63,28 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             parse(&bytes).map(Json)
         })
     }
+}
+
+/// Whether the request says its body is JSON.
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
+}
+
+/// A body read already (a route whose body is optional) as a JSON `T`, with
+/// the same rules as [`Json`].
+pub(crate) fn parse_json_request<T: DeserializeOwned>(
+    req: &HttpRequest,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if !is_json(req) {
+        return Err(ApiError::malformed_body("Content-Type must be application/json"));
+    }
+    parse(bytes)
 }
 
 /// One JSON value of type `T`, and nothing after it.

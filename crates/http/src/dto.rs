@@ -1,7 +1,7 @@
 //! Request and response bodies. Requests deliberately do not derive `Debug`:
 //! they hold passwords.
 
-use portcullis_domain::{AuthMethod, IssuedToken, Password, Registration, User};
+use portcullis_domain::{AuthMethod, IssuedToken, Password, Registration, SessionView, User};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -61,16 +61,91 @@ pub(crate) struct TokenResponse {
     /// Seconds until the token expires.
     #[schema(example = 28800)]
     pub expires_in: i64,
+    /// The session's new refresh token (`rt_...`), for `POST /v1/auth/refresh`
+    /// with `{"refresh_token"}`: spent by its first use. Absent when the
+    /// session's refresh token did not change (a password change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "rt_2Yp0...")]
+    pub refresh_token: Option<String>,
+    /// Seconds until the session's absolute end, which no refresh extends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 2592000)]
+    pub refresh_expires_in: Option<i64>,
 }
 
 impl From<IssuedToken> for TokenResponse {
     fn from(token: IssuedToken) -> Self {
+        let (refresh_token, refresh_expires_in) = match token.refresh {
+            Some(refresh) => (Some(refresh.token.expose().to_owned()), Some(refresh.expires_in)),
+            None => (None, None),
+        };
         Self {
             access_token: token.access_token.as_str().to_owned(),
             token_type: "bearer",
             expires_in: token.expires_in,
+            refresh_token,
+            refresh_expires_in,
         }
     }
+}
+
+/// `POST /v1/auth/refresh` by refresh token.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RefreshRequest {
+    /// The refresh token of the last TokenResponse.
+    #[schema(example = "rt_2Yp0...")]
+    pub refresh_token: String,
+}
+
+/// One of the caller's live sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionResponse {
+    pub id: Uuid,
+    pub created_at: String,
+    /// The last refresh, or the sign-in.
+    pub last_used_at: String,
+    /// The absolute end.
+    pub expires_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// How the user signed in: `password`, `test`, or a provider's name.
+    #[schema(example = "password")]
+    pub method: String,
+    /// A second factor completed the sign-in.
+    pub mfa: bool,
+    /// The session of the token that asked.
+    pub current: bool,
+}
+
+impl From<SessionView> for SessionResponse {
+    fn from(view: SessionView) -> Self {
+        let s = view.session;
+        Self {
+            id: s.id.as_uuid(),
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.expires_at),
+            ip: s.ip,
+            user_agent: s.user_agent,
+            method: s.method.as_str().to_owned(),
+            mfa: s.mfa,
+            current: view.current,
+        }
+    }
+}
+
+/// `200` of `POST /v1/auth/logout-all`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LogoutAllResponse {
+    #[schema(example = "Signed out of every session")]
+    pub message: &'static str,
+    pub sessions_ended: u64,
+}
+
+/// `200` of `DELETE /v1/admin/users/{id}/sessions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionsEndedResponse {
+    pub sessions_ended: u64,
 }
 
 /// A user as clients see them. Never holds the password hash.

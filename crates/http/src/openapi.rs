@@ -7,12 +7,13 @@ use crate::dto::{
     ApiKeyResponse, AuditEventResponse, AuditEventsPage, AuthStatusResponse, AuthorizeResponse,
     CallbackRequest, ChangePasswordRequest, ChangePasswordResponse, CreateApiKeyRequest,
     CreatedApiKeyResponse, ForgotPasswordRequest, GithubLoginResponse, GithubUser, LoginRequest,
-    MessageResponse, PasswordPolicyResponse, PasswordRuleBody, ProjectRequest, ProjectResponse,
-    ProviderLoginResponse, ProviderUser, RegisterRequest, RegisterResponse, ResetPasswordRequest,
-    StatusResponse, TestUserRequest, TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
+    LogoutAllResponse, MessageResponse, PasswordPolicyResponse, PasswordRuleBody, ProjectRequest,
+    ProjectResponse, ProviderLoginResponse, ProviderUser, RefreshRequest, RegisterRequest, RegisterResponse,
+    ResetPasswordRequest, SessionResponse, SessionsEndedResponse, StatusResponse, TestUserRequest,
+    TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
-use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, test_auth};
+use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, sessions, test_auth};
 
 /// Every route, listed once: the OpenAPI document's `paths` and the app's
 /// registrations ([`register`]) both come from this list, so a handler cannot
@@ -39,11 +40,12 @@ macro_rules! routes {
                 ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
                 ProjectResponse, UsersPage, AuditEventsPage, AuditEventResponse, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
                 PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, ProviderLoginResponse, GithubUser, ProviderUser,
+                RefreshRequest, SessionResponse, LogoutAllResponse, SessionsEndedResponse,
             )),
             modifiers(&SecuritySchemes, &CommonResponses),
             tags(
                 (name = "accounts", description = "Registration and profile"),
-                (name = "sessions", description = "Login, refresh, logout"),
+                (name = "sessions", description = "Login, refresh, logout, and the caller's sessions"),
                 (name = "oauth", description = "Sign-in with GitHub, LinkedIn and OpenID Connect providers"),
                 (name = "api-keys", description = "Long-lived keys for servers and jobs (JWT only)"),
                 (name = "projects", description = "The example protected resource"),
@@ -73,7 +75,8 @@ routes! {
         auth::logout, auth::change_password, passwords::forgot, passwords::reset, passwords::policy,
         oauth::authorize, oauth::github_callback, oauth::linkedin_callback, oauth::provider_callback, api_keys::create, api_keys::list,
         api_keys::revoke, projects::list, projects::create, admin::list_users, admin::update_user,
-        admin::audit_events, ops::healthz, ops::readyz,
+        admin::audit_events, sessions::list, sessions::delete, sessions::logout_all,
+        sessions::end_user_sessions, ops::healthz, ops::readyz,
     ],
     metrics: [ops::metrics],
     test: [test_auth::auth_status, test_auth::create_test_user, test_auth::test_login],

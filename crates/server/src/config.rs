@@ -224,6 +224,22 @@ pub struct TokenConfig {
     /// Lifetime in days of an API key created without `expires_in_days` (1 to 365).
     #[arg(long, global = true, env = "AUTH_API_KEY_DEFAULT_DAYS", value_name = "AUTH_API_KEY_DEFAULT_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=365))]
     pub api_key_default_days: i64,
+
+    /// A session's absolute lifetime in seconds (at least 60): no refresh
+    /// extends a session past it. Default 30 days.
+    #[arg(long, global = true, env = "AUTH_SESSION_MAX_AGE_SECS", value_name = "AUTH_SESSION_MAX_AGE_SECS", default_value_t = 2_592_000, value_parser = clap::value_parser!(i64).range(60..=315_360_000))]
+    pub session_max_age_secs: i64,
+
+    /// How long a session may go without a refresh before it ends, in seconds
+    /// (at least 60). Default 7 days.
+    #[arg(long, global = true, env = "AUTH_SESSION_IDLE_SECS", value_name = "AUTH_SESSION_IDLE_SECS", default_value_t = 604_800, value_parser = clap::value_parser!(i64).range(60..=315_360_000))]
+    pub session_idle_secs: i64,
+
+    /// Seconds after a refresh token is spent during which presenting it
+    /// again is refused without ending the session (two tabs racing); later,
+    /// a reuse ends the session. 0 to 300.
+    #[arg(long, global = true, env = "AUTH_REFRESH_REUSE_GRACE_SECS", value_name = "AUTH_REFRESH_REUSE_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(i64).range(0..=300))]
+    pub refresh_reuse_grace_secs: i64,
 }
 
 /// Password rules and hashing.

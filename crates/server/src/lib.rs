@@ -103,6 +103,9 @@ impl App {
         let settings = AuthSettings {
             token_ttl_secs: config.tokens.token_ttl_secs,
             api_key_default_days: config.tokens.api_key_default_days,
+            session_max_age_secs: config.tokens.session_max_age_secs,
+            session_idle_secs: config.tokens.session_idle_secs,
+            refresh_reuse_grace_secs: config.tokens.refresh_reuse_grace_secs,
             password_reset_url: config.mail.password_reset_url.clone(),
             oauth_require_state: config.oauth_require_state(),
             rate_limits: config.limits.rate_limits.clone(),
@@ -277,6 +280,11 @@ impl App {
                     Ok(0) => {}
                     Ok(purged) => tracing::info!(purged, "purged expired OAuth states"),
                     Err(e) => tracing::warn!(error = %e, "could not purge expired OAuth states"),
+                }
+                match sessions.purge_sessions().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged ended and expired sessions"),
+                    Err(e) => tracing::warn!(error = %e, "could not purge ended and expired sessions"),
                 }
             }
         });

@@ -21,7 +21,8 @@ pub use uuid_column::DbUuid;
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditKind, DeliveryStatus, Email, Environment, FullName, KeyDigest,
     MailMessage, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName,
-    RequestContext, ResetRequest, ResourceName, Role, StoreError, User, UserId,
+    RefreshRecord, RequestContext, ResetRequest, ResourceName, Role, Session, SessionId, SignInMethod,
+    StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 
@@ -207,6 +208,100 @@ impl TryFrom<ResetRecord> for PasswordReset {
             created_at: row.created_at,
             expires_at: row.expires_at,
             used_at: row.used_at,
+        })
+    }
+}
+
+/// A session row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: DbUuid,
+    pub user_id: DbUuid,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub auth_time: OffsetDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub method: String,
+    pub mfa: bool,
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+impl From<Session> for SessionRecord {
+    fn from(s: Session) -> Self {
+        Self {
+            id: DbUuid(s.id.as_uuid()),
+            user_id: DbUuid(s.user_id.as_uuid()),
+            created_at: whole_seconds(s.created_at),
+            last_used_at: whole_seconds(s.last_used_at),
+            expires_at: whole_seconds(s.expires_at),
+            auth_time: whole_seconds(s.auth_time),
+            ip: s.ip,
+            user_agent: s.user_agent,
+            method: s.method.as_str().to_owned(),
+            mfa: s.mfa,
+            ended_at: s.ended_at.map(whole_seconds),
+        }
+    }
+}
+
+impl TryFrom<SessionRecord> for Session {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: SessionId::from_uuid(row.id.0),
+            user_id: UserId::from_uuid(row.user_id.0),
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            auth_time: row.auth_time,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            method: SignInMethod::parse(&row.method)
+                .map_err(|_| StoreError::Unavailable(format!("corrupt sessions row {}: method", row.id.0)))?,
+            mfa: row.mfa,
+            ended_at: row.ended_at,
+        })
+    }
+}
+
+/// A refresh-token row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenRecord {
+    pub digest: Vec<u8>,
+    pub session_id: DbUuid,
+    pub issued_at: OffsetDateTime,
+    pub spent_at: Option<OffsetDateTime>,
+}
+
+impl From<RefreshRecord> for RefreshTokenRecord {
+    fn from(r: RefreshRecord) -> Self {
+        Self {
+            digest: r.digest.0.to_vec(),
+            session_id: DbUuid(r.session_id.as_uuid()),
+            issued_at: whole_seconds(r.issued_at),
+            spent_at: r.spent_at.map(whole_seconds),
+        }
+    }
+}
+
+impl TryFrom<RefreshTokenRecord> for RefreshRecord {
+    type Error = StoreError;
+
+    fn try_from(row: RefreshTokenRecord) -> Result<Self, StoreError> {
+        let digest = row.digest.as_slice().try_into().map_err(|_| {
+            StoreError::Unavailable(format!(
+                "corrupt refresh_tokens row of session {}: digest",
+                row.session_id.0
+            ))
+        })?;
+        Ok(Self {
+            digest: KeyDigest(digest),
+            session_id: SessionId::from_uuid(row.session_id.0),
+            issued_at: row.issued_at,
+            spent_at: row.spent_at,
         })
     }
 }
@@ -461,20 +556,20 @@ macro_rules! diesel_repositories {
             use diesel_async::AsyncConnection;
             use portcullis_domain::ports::{
                 ApiKeyRepository, AuditLog, HotReads, Outbox, PasswordResetRepository, PoolUsage, ProjectRepository,
-                RevokedTokenRepository, StoreHealth, UserRepository,
+                RevokedTokenRepository, SessionRepository, StoreHealth, UserRepository,
             };
             use portcullis_domain::{
                 ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, ProviderName, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
-                PasswordHash, PasswordReset, Project, ResetBudget, ResetRequest, Role, StoreError, User, UserId,
+                PasswordHash, PasswordReset, Project, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
-                Access, ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, ResetRecord, ResetRequestRecord, UserRecord, query_error,
+                Access, ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, RefreshTokenRecord, ResetRecord, ResetRequestRecord, SessionRecord, UserRecord, query_error,
                 whole_seconds,
             };
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{api_key_addresses, api_keys, audit_events, oauth_identities, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, revoked_tokens, users};
+            use super::schema::{api_key_addresses, api_keys, audit_events, oauth_identities, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, refresh_tokens, revoked_tokens, sessions, users};
             use super::$store;
 
             portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
@@ -1332,23 +1427,242 @@ macro_rules! diesel_repositories {
                 }
             }
 
+            portcullis_store_diesel::diesel_row!(SessionRow, sessions, SessionRecord, Session, {
+                id: DbUuid,
+                user_id: DbUuid,
+                created_at: OffsetDateTime,
+                last_used_at: OffsetDateTime,
+                expires_at: OffsetDateTime,
+                auth_time: OffsetDateTime,
+                ip: Option<String>,
+                user_agent: Option<String>,
+                method: String,
+                mfa: bool,
+                ended_at: Option<OffsetDateTime>,
+            });
+
+            portcullis_store_diesel::diesel_row!(RefreshRow, refresh_tokens, RefreshTokenRecord, RefreshRecord, {
+                digest: Vec<u8>,
+                session_id: DbUuid,
+                issued_at: OffsetDateTime,
+                spent_at: Option<OffsetDateTime>,
+            });
+
+            #[async_trait]
+            impl SessionRepository for $store {
+                async fn create_session(&self, session: Session, refresh: KeyDigest) -> Result<(), StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let token = RefreshRow::from(RefreshRecord {
+                            digest: refresh,
+                            session_id: session.id,
+                            issued_at: session.created_at,
+                            spent_at: None,
+                        });
+                        let session = SessionRow::from(session);
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            diesel::insert_into(sessions::table).values(session).execute(conn).await?;
+                            diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
+                            Ok(())
+                        })
+                        .await
+                        .map_err(query_error)
+                    })
+                    .await
+                }
+
+                async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
+                    let digest = digest.0.to_vec();
+                    self.run(Access::Read, move |mut conn| async move {
+                        let row = refresh_tokens::table
+                            .inner_join(sessions::table)
+                            .filter(refresh_tokens::digest.eq(digest))
+                            .select((RefreshRow::as_select(), SessionRow::as_select()))
+                            .first::<(RefreshRow, SessionRow)>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?;
+                        row.map(|(token, session)| Ok((token.try_into()?, session.try_into()?))).transpose()
+                    })
+                    .await
+                }
+
+                async fn rotate_refresh(&self, presented: &KeyDigest, next: KeyDigest, now: OffsetDateTime) -> Result<bool, StoreError> {
+                    let presented = presented.0.to_vec();
+                    self.run(Access::Write, move |mut conn| async move {
+                        let now = whole_seconds(now);
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            // Spent only if unspent and its session not ended: the one conditional write that decides.
+                            let live = sessions::table.filter(sessions::ended_at.is_null()).select(sessions::id);
+                            let spent = diesel::update(
+                                refresh_tokens::table
+                                    .filter(refresh_tokens::digest.eq(presented))
+                                    .filter(refresh_tokens::spent_at.is_null())
+                                    .filter(refresh_tokens::session_id.eq_any(live)),
+                            )
+                            .set(refresh_tokens::spent_at.eq(now))
+                            .returning(refresh_tokens::session_id)
+                            .get_result::<DbUuid>(conn)
+                            .await
+                            .optional()?;
+                            let Some(session) = spent else { return Ok(false) };
+                            let token = RefreshRow::from(RefreshRecord {
+                                digest: next,
+                                session_id: SessionId::from_uuid(session.0),
+                                issued_at: now,
+                                spent_at: None,
+                            });
+                            diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
+                            diesel::update(sessions::table.find(session))
+                                .set(sessions::last_used_at.eq(now))
+                                .execute(conn)
+                                .await?;
+                            Ok(true)
+                        })
+                        .await
+                        .map_err(query_error)
+                    })
+                    .await
+                }
+
+                async fn replace_refresh(&self, session: SessionId, next: KeyDigest, now: OffsetDateTime) -> Result<bool, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let now = whole_seconds(now);
+                        let id = DbUuid(session.as_uuid());
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            let touched = diesel::update(sessions::table.find(id).filter(sessions::ended_at.is_null()))
+                                .set(sessions::last_used_at.eq(now))
+                                .execute(conn)
+                                .await?;
+                            if touched == 0 {
+                                return Ok(false);
+                            }
+                            diesel::update(
+                                refresh_tokens::table
+                                    .filter(refresh_tokens::session_id.eq(id))
+                                    .filter(refresh_tokens::spent_at.is_null()),
+                            )
+                            .set(refresh_tokens::spent_at.eq(now))
+                            .execute(conn)
+                            .await?;
+                            let token = RefreshRow::from(RefreshRecord { digest: next, session_id: session, issued_at: now, spent_at: None });
+                            diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
+                            Ok(true)
+                        })
+                        .await
+                        .map_err(query_error)
+                    })
+                    .await
+                }
+
+                async fn find_session_by_id(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+                    self.run(Access::Read, move |mut conn| async move {
+                        sessions::table
+                            .find(DbUuid(id.as_uuid()))
+                            .select(SessionRow::as_select())
+                            .first::<SessionRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?
+                            .map(Session::try_from)
+                            .transpose()
+                    })
+                    .await
+                }
+
+                async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
+                    self.run(Access::Read, move |mut conn| async move {
+                        sessions::table
+                            .filter(sessions::user_id.eq(DbUuid(user.as_uuid())))
+                            .filter(sessions::ended_at.is_null())
+                            .filter(sessions::expires_at.gt(whole_seconds(now)))
+                            .order((sessions::created_at.desc(), sessions::id.desc()))
+                            .select(SessionRow::as_select())
+                            .load::<SessionRow>(&mut *conn)
+                            .await
+                            .map_err(query_error)?
+                            .into_iter()
+                            .map(Session::try_from)
+                            .collect()
+                    })
+                    .await
+                }
+
+                async fn end_session(&self, id: SessionId, now: OffsetDateTime) -> Result<bool, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let ended = diesel::update(sessions::table.find(DbUuid(id.as_uuid())).filter(sessions::ended_at.is_null()))
+                            .set(sessions::ended_at.eq(whole_seconds(now)))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(ended == 1)
+                    })
+                    .await
+                }
+
+                async fn end_sessions(&self, user: UserId, except: Option<SessionId>, now: OffsetDateTime) -> Result<u64, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        // The nil UUID is never a session's id: "except none".
+                        let except = DbUuid(except.map_or(Uuid::nil(), |id| id.as_uuid()));
+                        let ended = diesel::update(
+                            sessions::table
+                                .filter(sessions::user_id.eq(DbUuid(user.as_uuid())))
+                                .filter(sessions::ended_at.is_null())
+                                .filter(sessions::id.ne(except)),
+                        )
+                        .set(sessions::ended_at.eq(whole_seconds(now)))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                        Ok(ended as u64)
+                    })
+                    .await
+                }
+
+                async fn purge_sessions(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let before = whole_seconds(before);
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            let gone = || sessions::table
+                                .filter(sessions::ended_at.lt(before).or(sessions::expires_at.lt(before)))
+                                .select(sessions::id);
+                            diesel::delete(refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(gone())))
+                                .execute(conn)
+                                .await?;
+                            let deleted = diesel::delete(
+                                sessions::table.filter(sessions::ended_at.lt(before).or(sessions::expires_at.lt(before))),
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(deleted as u64)
+                        })
+                        .await
+                        .map_err(query_error)
+                    })
+                    .await
+                }
+            }
+
             #[async_trait]
             impl HotReads for $store {
-                async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
+                async fn find_session(&self, id: UserId, jti: Uuid, sid: Option<SessionId>) -> Result<Option<SessionLookup>, StoreError> {
                     self.run(Access::Read, move |mut conn| async move {
                         let user = DbUuid(id.as_uuid());
+                        // The nil UUID is never a session's: a token without `sid` reads "not live", ignored below.
+                        let session = DbUuid(sid.map_or(Uuid::nil(), |sid| sid.as_uuid()));
                         let row = users::table
                             .find(user)
                             .select((
                                 UserRow::as_select(),
                                 diesel::dsl::exists(revoked_tokens::table.find(DbUuid(jti))),
+                                diesel::dsl::exists(sessions::table.find(session).filter(sessions::ended_at.is_null())),
                                 diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>($linked_sql),
                             ))
-                            .first::<(UserRow, bool, Option<String>)>(&mut *conn)
+                            .first::<(UserRow, bool, bool, Option<String>)>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?;
-                        let Some((row, revoked, names)) = row else { return Ok(None) };
+                        let Some((row, revoked, session_live, names)) = row else { return Ok(None) };
+                        let session_ended = sid.is_some() && !session_live;
                         let mut linked = names
                             .as_deref()
                             .unwrap_or("")
@@ -1362,7 +1676,7 @@ macro_rules! diesel_repositories {
                             .collect::<Result<Vec<_>, _>>()?;
                         linked.sort_unstable();
                         linked.dedup();
-                        Ok(Some(SessionLookup { user: User::try_from(row)?, revoked, linked }))
+                        Ok(Some(SessionLookup { user: User::try_from(row)?, revoked, session_ended, linked }))
                     })
                     .await
                 }

@@ -13,12 +13,12 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use portcullis_domain::ports::{
     ApiKeyRepository, AuditLog, HotReads, OAuthIdentityRepository, Outbox, PasswordResetRepository,
-    ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+    ProjectRepository, RevokedTokenRepository, SessionRepository, StoreHealth, UserRepository,
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage,
-    NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName, ResetBudget,
-    ResetRequest, Role, SessionLookup, StoreError, User, UserId,
+    NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName, RefreshRecord,
+    ResetBudget, ResetRequest, Role, Session, SessionId, SessionLookup, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -40,6 +40,9 @@ struct State {
     spent_states: HashMap<String, OffsetDateTime>,
     /// Sorted by id, which is time-ordered.
     audit: std::collections::BTreeMap<Uuid, AuditEvent>,
+    sessions: HashMap<SessionId, Session>,
+    /// Refresh tokens by digest.
+    refresh: HashMap<[u8; 32], RefreshRecord>,
 }
 
 /// Every repository port over one in-process map.
@@ -517,15 +520,158 @@ impl AuditLog for MemoryStore {
 }
 
 #[async_trait]
+impl SessionRepository for MemoryStore {
+    async fn create_session(&self, session: Session, refresh: KeyDigest) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.sessions.contains_key(&session.id) || state.refresh.contains_key(&refresh.0) {
+            return Err(StoreError::Conflict("session"));
+        }
+        let token = RefreshRecord {
+            digest: refresh,
+            session_id: session.id,
+            issued_at: session.created_at,
+            spent_at: None,
+        };
+        state.refresh.insert(refresh.0, token);
+        state.sessions.insert(session.id, session);
+        Ok(())
+    }
+
+    async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
+        let state = self.state();
+        Ok(state.refresh.get(&digest.0).and_then(|token| {
+            state.sessions.get(&token.session_id).map(|session| (token.clone(), session.clone()))
+        }))
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: &KeyDigest,
+        next: KeyDigest,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(token) = state.refresh.get(&presented.0).filter(|t| t.spent_at.is_none()).cloned() else {
+            return Ok(false);
+        };
+        let live = state.sessions.get(&token.session_id).is_some_and(|s| s.ended_at.is_none());
+        if !live {
+            return Ok(false);
+        }
+        if let Some(spent) = state.refresh.get_mut(&presented.0) {
+            spent.spent_at = Some(now);
+        }
+        state.refresh.insert(
+            next.0,
+            RefreshRecord { digest: next, session_id: token.session_id, issued_at: now, spent_at: None },
+        );
+        if let Some(session) = state.sessions.get_mut(&token.session_id) {
+            session.last_used_at = now;
+        }
+        Ok(true)
+    }
+
+    async fn replace_refresh(
+        &self,
+        session: SessionId,
+        next: KeyDigest,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        match state.sessions.get_mut(&session) {
+            Some(live) if live.ended_at.is_none() => live.last_used_at = now,
+            _ => return Ok(false),
+        }
+        for token in state.refresh.values_mut() {
+            if token.session_id == session && token.spent_at.is_none() {
+                token.spent_at = Some(now);
+            }
+        }
+        state.refresh.insert(
+            next.0,
+            RefreshRecord { digest: next, session_id: session, issued_at: now, spent_at: None },
+        );
+        Ok(true)
+    }
+
+    async fn find_session_by_id(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.state().sessions.get(&id).cloned())
+    }
+
+    async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
+        let mut live: Vec<Session> = self
+            .state()
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user && s.ended_at.is_none() && s.expires_at > now)
+            .cloned()
+            .collect();
+        live.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        Ok(live)
+    }
+
+    async fn end_session(&self, id: SessionId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        Ok(match self.state().sessions.get_mut(&id) {
+            Some(session) if session.ended_at.is_none() => {
+                session.ended_at = Some(now);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn end_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut ended = 0;
+        for session in self.state().sessions.values_mut() {
+            if session.user_id == user && session.ended_at.is_none() && Some(session.id) != except {
+                session.ended_at = Some(now);
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn purge_sessions(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let gone: HashSet<SessionId> = state
+            .sessions
+            .values()
+            .filter(|s| s.ended_at.is_some_and(|at| at < before) || s.expires_at < before)
+            .map(|s| s.id)
+            .collect();
+        state.sessions.retain(|id, _| !gone.contains(id));
+        state.refresh.retain(|_, token| !gone.contains(&token.session_id));
+        Ok(gone.len() as u64)
+    }
+}
+
+#[async_trait]
 impl HotReads for MemoryStore {
-    async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError> {
+    async fn find_session(
+        &self,
+        id: UserId,
+        jti: Uuid,
+        sid: Option<SessionId>,
+    ) -> Result<Option<SessionLookup>, StoreError> {
         let state = self.state();
         let Some(user) = state.users.get(&id) else { return Ok(None) };
         let mut linked: Vec<ProviderName> =
             state.identities.iter().filter(|i| i.user_id == id).map(|i| i.provider.clone()).collect();
         linked.sort_unstable();
         linked.dedup();
-        Ok(Some(SessionLookup { user: user.clone(), revoked: state.revoked.contains_key(&jti), linked }))
+        let session_ended =
+            sid.is_some_and(|sid| state.sessions.get(&sid).is_none_or(|session| session.ended_at.is_some()));
+        Ok(Some(SessionLookup {
+            user: user.clone(),
+            revoked: state.revoked.contains_key(&jti),
+            session_ended,
+            linked,
+        }))
     }
 
     async fn find_key_with_owner(&self, digest: &KeyDigest) -> Result<Option<(ApiKey, User)>, StoreError> {

@@ -126,11 +126,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        auth_time -> Timestamptz,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        method -> Text,
+        mfa -> Bool,
+        ended_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (digest) {
+        digest -> Binary,
+        session_id -> Uuid,
+        issued_at -> Timestamptz,
+        spent_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(api_key_addresses -> api_keys (key_id));
 diesel::joinable!(oauth_identities -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(projects -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     api_keys,
@@ -143,4 +170,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_identities,
     audit_events,
     api_key_addresses,
+    sessions,
+    refresh_tokens,
 );

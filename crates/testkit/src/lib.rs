@@ -90,7 +90,14 @@ macro_rules! store_contract_tests {
             reset_requests_are_claimed_once_per_lease_and_leave_when_answered,
             reset_emails_stop_at_the_accounts_budget,
             a_new_password_voids_every_outstanding_reset,
-            an_oauth_state_is_spent_once
+            an_oauth_state_is_spent_once,
+            a_session_is_stored_with_its_refresh_token,
+            a_refresh_token_rotates_once_under_concurrency,
+            an_ended_session_neither_rotates_nor_replaces,
+            replacing_spends_every_refresh_token_of_the_session,
+            sessions_are_listed_live_newest_first_and_ended_per_user,
+            purging_removes_ended_and_expired_sessions_with_their_tokens,
+            a_session_lookup_says_whether_the_tokens_session_ended
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

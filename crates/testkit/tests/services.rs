@@ -414,7 +414,11 @@ async fn each_write_that_a_cached_read_would_show_is_announced() {
     let rotated = services.sessions.refresh(token.access_token.as_str()).await.unwrap();
     assert_eq!(feed.take(), [Change::Token(token.claims.jti)], "refresh revokes the presented token");
     services.sessions.logout(rotated.access_token.as_str()).await.unwrap();
-    assert_eq!(feed.take(), [Change::Token(rotated.claims.jti)]);
+    assert_eq!(
+        feed.take(),
+        [Change::Token(rotated.claims.jti), Change::User(user.id)],
+        "and ends its session"
+    );
 
     let token = services.sessions.login("user@example.com", Password::new("SecurePass123!")).await.unwrap();
     let caller_now = services.sessions.authenticate(token.access_token.as_str()).await.unwrap();

@@ -26,10 +26,16 @@ pub enum AuditKind {
     OAuthLinked,
     /// An administrator changed a user's role or status; `detail` says what and who.
     UserUpdated,
+    /// A spent refresh token was presented again after the grace period: its
+    /// session was ended (RFC 9700, 4.14.2).
+    RefreshTokenReused,
+    /// Sessions were ended other than by logout: `detail` says how
+    /// (`deleted`, `logout_all`, `admin`) and how many.
+    SessionsEnded,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::Register,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -45,6 +51,8 @@ impl AuditKind {
         Self::OAuthLogin,
         Self::OAuthLinked,
         Self::UserUpdated,
+        Self::RefreshTokenReused,
+        Self::SessionsEnded,
     ];
 
     #[must_use]
@@ -65,6 +73,8 @@ impl AuditKind {
             Self::OAuthLogin => "oauth_login",
             Self::OAuthLinked => "oauth_linked",
             Self::UserUpdated => "user_updated",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::SessionsEnded => "sessions_ended",
         }
     }
 

@@ -38,6 +38,7 @@ mod principal;
 mod project;
 mod rate;
 mod reset;
+mod session;
 mod token;
 mod user;
 
@@ -56,7 +57,10 @@ pub use reset::{
     DeliveryStatus, MailMessage, MalformedResetToken, OutboxMessage, PasswordReset, ResetBudget,
     ResetRequest, ResetTokenSecret,
 };
-pub use token::{AccessToken, Claims, IssuedToken};
+pub use session::{
+    MalformedRefreshToken, RefreshRecord, RefreshTokenSecret, Session, SessionId, SignInMethod,
+};
+pub use token::{AccessToken, Claims, IssuedRefresh, IssuedToken};
 pub use user::{FullName, FullNameError, NewUser, Provider, Role, UnknownRole, User, UserId};
 
 /// `bytes` as a big-endian number in exactly `digits` base62 digits: for

@@ -8,6 +8,8 @@ pub struct SessionLookup {
     pub user: User,
     /// The token's `jti` is revoked.
     pub revoked: bool,
+    /// The token's session (when it names one) is ended or gone.
+    pub session_ended: bool,
     /// The providers linked to the user.
     pub linked: Vec<ProviderName>,
 }

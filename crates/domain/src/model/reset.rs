@@ -10,6 +10,25 @@ const PREFIX: &str = "prt_";
 const SECRET_DIGITS: usize = 43;
 const CHECKSUM_DIGITS: usize = 6;
 
+/// `prefix` + 43 base62 digits of `random` + a 6-digit CRC-32 of both: a
+/// secret that a typo or a truncation fails before any lookup.
+pub(super) fn checked_secret(prefix: &str, random: [u8; 32]) -> String {
+    let mut token = format!("{prefix}{}", base62(&random, SECRET_DIGITS));
+    let checksum = base62(&crc32(token.as_bytes()).to_be_bytes(), CHECKSUM_DIGITS);
+    token.push_str(&checksum);
+    token
+}
+
+/// Whether `raw` is a [`checked_secret`] with this prefix.
+pub(super) fn is_checked_secret(prefix: &str, raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix(prefix) else { return false };
+    if rest.len() != SECRET_DIGITS + CHECKSUM_DIGITS || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let (body, checksum) = raw.split_at(raw.len() - CHECKSUM_DIGITS);
+    base62(&crc32(body.as_bytes()).to_be_bytes(), CHECKSUM_DIGITS) == checksum
+}
+
 /// A password-reset token as it travels in the emailed link: `prt_` + 43
 /// base62 digits of 256 random bits + a 6-digit CRC-32. Only its digest is
 /// stored; the checksum lets a mangled link be refused without a lookup.
@@ -24,24 +43,13 @@ pub struct MalformedResetToken;
 impl ResetTokenSecret {
     #[must_use]
     pub fn from_random(random: [u8; 32]) -> Self {
-        let mut token = format!("{PREFIX}{}", base62(&random, SECRET_DIGITS));
-        let checksum = base62(&crc32(token.as_bytes()).to_be_bytes(), CHECKSUM_DIGITS);
-        token.push_str(&checksum);
-        Self(token)
+        Self(checked_secret(PREFIX, random))
     }
 
     /// # Errors
     /// [`MalformedResetToken`] for a wrong prefix, length, alphabet or checksum.
     pub fn parse(raw: &str) -> Result<Self, MalformedResetToken> {
-        let rest = raw.strip_prefix(PREFIX).ok_or(MalformedResetToken)?;
-        if rest.len() != SECRET_DIGITS + CHECKSUM_DIGITS || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(MalformedResetToken);
-        }
-        let (body, checksum) = raw.split_at(raw.len() - CHECKSUM_DIGITS);
-        if base62(&crc32(body.as_bytes()).to_be_bytes(), CHECKSUM_DIGITS) != checksum {
-            return Err(MalformedResetToken);
-        }
-        Ok(Self(raw.to_owned()))
+        if is_checked_secret(PREFIX, raw) { Ok(Self(raw.to_owned())) } else { Err(MalformedResetToken) }
     }
 
     #[must_use]

@@ -1,15 +1,17 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{Role, User};
+use super::{RefreshTokenSecret, Role, Session, SessionId, User};
 
 /// The claims of a Portcullis access token.
 ///
-/// Every field is required: a token missing one does not decode. `sv` is the
-/// user's session version when the token was issued (see [`User::session_version`]).
+/// Every field but `sid` and `auth_time` is required: a token missing one does
+/// not decode. `sv` is the user's session version when the token was issued
+/// (see [`User::session_version`]). `sid` and `auth_time` are absent from the
+/// tokens of versions before sessions, which stay valid until they expire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
@@ -20,6 +22,13 @@ pub struct Claims {
     pub jti: Uuid,
     pub iss: String,
     pub sv: i64,
+    /// The session the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+    /// When the user last proved who they are (seconds since the epoch);
+    /// refreshes keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl Claims {
@@ -35,7 +44,25 @@ impl Claims {
             jti,
             iss: issuer.to_owned(),
             sv: user.session_version,
+            sid: None,
+            auth_time: None,
         }
+    }
+
+    /// The same claims inside `session`: its id as `sid`, its `auth_time`,
+    /// and an `exp` no later than the session can end without a refresh.
+    #[must_use]
+    pub fn in_session(mut self, session: &Session, idle: Duration) -> Self {
+        self.sid = Some(session.id.as_uuid());
+        self.auth_time = Some(session.auth_time.unix_timestamp());
+        self.exp = self.exp.min(session.ends_at(idle).unix_timestamp());
+        self
+    }
+
+    /// The session the token belongs to, if it names one.
+    #[must_use]
+    pub fn session(&self) -> Option<SessionId> {
+        self.sid.map(SessionId::from_uuid)
     }
 
     /// When the token stops being valid, as a time (saturating on absurd values).
@@ -67,10 +94,19 @@ impl fmt::Debug for AccessToken {
     }
 }
 
-/// A freshly issued token and how long it lives.
+/// A freshly issued token and how long it lives, with its session's
+/// refresh token when it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedToken {
     pub access_token: AccessToken,
     pub expires_in: i64,
     pub claims: Claims,
+    pub refresh: Option<IssuedRefresh>,
+}
+
+/// A session's new refresh token, and the seconds until the session's absolute end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedRefresh {
+    pub token: RefreshTokenSecret,
+    pub expires_in: i64,
 }

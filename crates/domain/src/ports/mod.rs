@@ -12,6 +12,7 @@ mod rate;
 mod reads;
 mod resets;
 mod revoked_tokens;
+mod sessions;
 mod store;
 mod users;
 
@@ -50,6 +51,9 @@ pub use resets::{MockMailer, MockOutbox, MockPasswordResetRepository};
 #[cfg(feature = "mocks")]
 pub use revoked_tokens::MockRevokedTokenRepository;
 pub use revoked_tokens::RevokedTokenRepository;
+#[cfg(feature = "mocks")]
+pub use sessions::MockSessionRepository;
+pub use sessions::SessionRepository;
 pub use store::Store;
 #[cfg(feature = "mocks")]
 pub use users::MockUserRepository;

@@ -2,7 +2,9 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::{ApiKey, ApiKeyId, Environment, KeyDigest, Project, SessionLookup, User, UserId};
+use crate::model::{
+    ApiKey, ApiKeyId, Environment, KeyDigest, Project, SessionId, SessionLookup, User, UserId,
+};
 
 /// The reads on the path of every authenticated request (its credential),
 /// and the example resource's list: apart from the repositories, so that a
@@ -11,12 +13,18 @@ use crate::model::{ApiKey, ApiKeyId, Environment, KeyDigest, Project, SessionLoo
 #[async_trait]
 pub trait HotReads: Send + Sync {
     /// What a request with a JWT needs, in one round trip: the user `id`,
-    /// whether the token `jti` is revoked, and the providers linked to the
-    /// user. `None` when there is no such user.
+    /// whether the token `jti` is revoked, whether its session `sid` (when
+    /// it names one) is ended or gone, and the providers linked to the user.
+    /// `None` when there is no such user.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
-    async fn find_session(&self, id: UserId, jti: Uuid) -> Result<Option<SessionLookup>, StoreError>;
+    async fn find_session(
+        &self,
+        id: UserId,
+        jti: Uuid,
+        sid: Option<SessionId>,
+    ) -> Result<Option<SessionLookup>, StoreError>;
 
     /// The key with this digest and its owner, in one round trip: this runs on
     /// every key-authenticated request.

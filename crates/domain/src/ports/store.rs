@@ -1,6 +1,6 @@
 use super::{
     ApiKeyRepository, AuditLog, HotReads, OAuthIdentityRepository, Outbox, PasswordResetRepository,
-    ProjectRepository, RevokedTokenRepository, StoreHealth, UserRepository,
+    ProjectRepository, RevokedTokenRepository, SessionRepository, StoreHealth, UserRepository,
 };
 
 /// `Store` as the sum of `$port`s, with the impl that gives it to every type
@@ -27,6 +27,7 @@ store_of!(
     PasswordResetRepository,
     Outbox,
     OAuthIdentityRepository,
+    SessionRepository,
     AuditLog,
     StoreHealth,
 );

@@ -2,10 +2,11 @@ use std::sync::Arc;
 
 use crate::error::{AuthError, DomainError, FieldError};
 use crate::model::{
-    AuditKind, Email, FullName, IssuedToken, NewUser, Password, Principal, ProviderName, Role, User, UserId,
+    AuditKind, Claims, Email, FullName, IssuedToken, NewUser, Password, Principal, ProviderName, Role,
+    SignInMethod, User, UserId,
 };
 
-use crate::ports::{Change, ChangeFeed, Clock, OAuthIdentityRepository, UserRepository};
+use crate::ports::{Change, ChangeFeed, Clock, OAuthIdentityRepository, SessionRepository, UserRepository};
 
 use super::audit::Recorder;
 use super::credentials::Credentials;
@@ -34,6 +35,7 @@ pub enum AdminOutcome {
 pub struct AccountService {
     users: Arc<dyn UserRepository>,
     identities: Arc<dyn OAuthIdentityRepository>,
+    sessions: Arc<dyn SessionRepository>,
     clock: Arc<dyn Clock>,
     changes: Arc<dyn ChangeFeed>,
     credentials: Credentials,
@@ -46,7 +48,7 @@ opaque_debug!(AccountService);
 
 impl AccountService {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings, limits: LimitService) -> Self {
-        from_ports!(ports => Self { users, identities; clock, changes;
+        from_ports!(ports => Self { users, identities, sessions; clock, changes;
             credentials: Credentials::new(ports, settings),
             tokens: Tokens::new(ports, settings),
             audit: Recorder::new(ports),
@@ -61,7 +63,7 @@ impl AccountService {
     /// (every failed rule listed); `EmailTaken`; `Unavailable`.
     pub async fn register(&self, registration: Registration) -> Result<(User, IssuedToken), DomainError> {
         let user = self.create_user(registration, Role::User).await?;
-        let token = self.tokens.issue(&user)?;
+        let token = self.tokens.start_session(&user, SignInMethod::password(), false).await?;
         self.audit.record(AuditKind::Register, Some(user.id), None).await?;
         Ok((user, token))
     }
@@ -151,8 +153,9 @@ impl AccountService {
     }
 
     /// Changes the caller's password. Every token issued before stops working,
-    /// and so does every outstanding reset link; the returned token is issued
-    /// under the new session version.
+    /// and so does every outstanding reset link; every other session ends;
+    /// the returned token is issued in the caller's session (whose refresh
+    /// token keeps working) under the new session version.
     ///
     /// A wrong current password is a failed login of the account: it counts
     /// in the same budgets (per account and address, and account-wide), so a
@@ -192,7 +195,18 @@ impl AccountService {
         let written = self.users.set_password(user.id, hash, self.clock.now()).await;
         self.changes.changed(Change::User(user.id));
         let user = written?;
-        let token = self.tokens.issue(&user)?;
+        let now = self.clock.now();
+        let current = principal.claims.as_ref().and_then(Claims::session);
+        self.sessions.end_sessions(user.id, current, now).await?;
+        let session = match current {
+            Some(sid) => self.sessions.find_session_by_id(sid).await?,
+            None => None,
+        };
+        let token = match session.filter(|s| s.is_live(now, self.tokens.idle())) {
+            Some(session) => self.tokens.issue_in(&user, &session, None)?,
+            // A token of an earlier version, without a session: a session starts now.
+            None => self.tokens.start_session(&user, SignInMethod::password(), false).await?,
+        };
         self.audit.record(AuditKind::PasswordChanged, Some(user.id), None).await?;
         Ok(token)
     }

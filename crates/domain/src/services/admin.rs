@@ -3,7 +3,7 @@ use std::sync::Arc;
 use crate::error::{DomainError, Forbidden};
 use crate::model::{AuditKind, AuthMethod, Principal, Role, User, UserId};
 
-use crate::ports::{Change, ChangeFeed, Clock, UserRepository};
+use crate::ports::{Change, ChangeFeed, Clock, SessionRepository, UserRepository};
 
 use super::audit::Recorder;
 use super::{Ports, from_ports, opaque_debug};
@@ -20,6 +20,7 @@ pub struct UserChanges {
 #[derive(Clone)]
 pub struct AdminService {
     users: Arc<dyn UserRepository>,
+    sessions: Arc<dyn SessionRepository>,
     clock: Arc<dyn Clock>,
     changes: Arc<dyn ChangeFeed>,
     audit: Recorder,
@@ -29,7 +30,7 @@ opaque_debug!(AdminService);
 
 impl AdminService {
     pub(super) fn new(ports: &Ports) -> Self {
-        from_ports!(ports => Self { users; clock, changes; audit: Recorder::new(ports) })
+        from_ports!(ports => Self { users, sessions; clock, changes; audit: Recorder::new(ports) })
     }
 
     /// One page of users and the total.
@@ -81,6 +82,10 @@ impl AdminService {
             let written = self.users.set_active(id, active, now).await;
             self.changes.changed(Change::User(id));
             user = written?;
+            if !active {
+                // A disabled account's sessions do not come back when it is enabled again.
+                self.sessions.end_sessions(id, None, now).await?;
+            }
             changed.push(format!("is_active={active}"));
         }
         if let Some(role) = changes.role.filter(|r| *r != user.role) {
@@ -94,6 +99,23 @@ impl AdminService {
             self.audit.record(AuditKind::UserUpdated, Some(id), Some(detail)).await?;
         }
         Ok(user)
+    }
+}
+
+impl AdminService {
+    /// Signs a user out everywhere: ends every session of theirs; how many.
+    ///
+    /// # Errors
+    /// `InsufficientPermissions`, `JwtRequired`; `NotFound`; `Unavailable`.
+    pub async fn end_sessions(&self, caller: &Principal, id: UserId) -> Result<u64, DomainError> {
+        require_admin(caller)?;
+        self.users.find_by_id(id).await?.ok_or(DomainError::NotFound)?;
+        let ended = self.sessions.end_sessions(id, None, self.clock.now()).await;
+        self.changes.changed(Change::User(id));
+        let ended = ended?;
+        let detail = Some(format!("admin sessions={ended} by={}", caller.user.id));
+        self.audit.record(AuditKind::SessionsEnded, Some(id), detail).await?;
+        Ok(ended)
     }
 }
 

@@ -23,13 +23,14 @@ pub use limits::{IpFamily, LimitService, RateLimits};
 pub use oauth::{Authorization, OAuthLogin, OAuthService};
 pub use passwords::{DeliveryReport, PasswordService, RESETS_PER_HOUR};
 pub use projects::ProjectService;
-pub use sessions::SessionService;
+pub use sessions::{SessionService, SessionView};
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
     ApiKeyRepository, AuditLog, ChangeFeed, Clock, HotReads, Mailer, OAuthIdentityRepository, OAuthProvider,
     Outbox, PasswordBlocklist, PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter,
-    RequestContextSource, RevokedTokenRepository, SecretGenerator, Signer, Store, TokenCodec, UserRepository,
+    RequestContextSource, RevokedTokenRepository, SecretGenerator, SessionRepository, Signer, Store,
+    TokenCodec, UserRepository,
 };
 
 /// The adapters a [`Services`] runs on: the storage ports of one
@@ -45,6 +46,7 @@ pub struct Ports {
     pub resets: Arc<dyn PasswordResetRepository>,
     pub outbox: Arc<dyn Outbox>,
     pub identities: Arc<dyn OAuthIdentityRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
     pub audit: Arc<dyn AuditLog>,
     pub adapters: Adapters,
 }
@@ -83,6 +85,7 @@ impl Ports {
             resets: store.clone(),
             outbox: store.clone(),
             identities: store.clone(),
+            sessions: store.clone(),
             audit: store,
             adapters,
         }
@@ -135,6 +138,13 @@ pub struct AuthSettings {
     /// Refuse OAuth callbacks without a `state`.
     pub oauth_require_state: bool,
     pub rate_limits: RateLimits,
+    /// A session's absolute lifetime in seconds: no refresh extends it.
+    pub session_max_age_secs: i64,
+    /// How long a session may go without a refresh, in seconds.
+    pub session_idle_secs: i64,
+    /// How long after a refresh token was spent its reuse is taken for a race
+    /// (refused, the session left alone) rather than a theft (the session ended).
+    pub refresh_reuse_grace_secs: i64,
 }
 
 impl Default for AuthSettings {
@@ -148,6 +158,9 @@ impl Default for AuthSettings {
             password_reset_url: "http://localhost:3000/reset-password".to_owned(),
             oauth_require_state: false,
             rate_limits: RateLimits::default(),
+            session_max_age_secs: 2_592_000,
+            session_idle_secs: 604_800,
+            refresh_reuse_grace_secs: 10,
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{DomainError, Forbidden, StoreError};
 use crate::model::AuditKind;
 use crate::model::{
     Email, FullName, IssuedToken, NewUser, OAuthIdentity, ProviderName, ProviderProfile, RedirectUri, Role,
-    User, UserId,
+    SignInMethod, User, UserId,
 };
 use crate::ports::{
     AuthorizationRequest, Change, ChangeFeed, Clock, CodeExchange, OAuthError, OAuthIdentityRepository,
@@ -187,7 +187,7 @@ impl OAuthService {
             self.audit.record_failure(AuditKind::LoginFailed, Some(user.id), "disabled").await;
             return Err(DomainError::Forbidden(Forbidden::AccountDisabled));
         }
-        let token = self.tokens.issue(&user)?;
+        let token = self.tokens.start_session(&user, SignInMethod::provider(kind), false).await?;
         self.audit.record(AuditKind::OAuthLogin, Some(user.id), Some(format!("provider={kind}"))).await?;
         Ok(OAuthLogin { token, user, profile })
     }

@@ -13,7 +13,7 @@ use crate::ports::MailError;
 use crate::model::AuditKind;
 use crate::ports::{
     Change, ChangeFeed, Clock, Mailer, Outbox, PasswordResetRepository, RequestContextSource,
-    SecretGenerator, UserRepository,
+    SecretGenerator, SessionRepository, UserRepository,
 };
 
 use super::audit::Recorder;
@@ -58,6 +58,7 @@ pub struct PasswordService {
     clock: Arc<dyn Clock>,
     context: Arc<dyn RequestContextSource>,
     changes: Arc<dyn ChangeFeed>,
+    sessions: Arc<dyn SessionRepository>,
     credentials: Credentials,
     audit: Recorder,
     /// The page of the client app that takes a reset token.
@@ -68,7 +69,7 @@ opaque_debug!(PasswordService);
 
 impl PasswordService {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
-        from_ports!(ports => Self { users, resets, outbox; mailer, secrets, clock, context, changes;
+        from_ports!(ports => Self { users, resets, outbox, sessions; mailer, secrets, clock, context, changes;
             credentials: Credentials::new(ports, settings),
             audit: Recorder::new(ports),
             reset_url: settings.password_reset_url.as_str().into(),
@@ -149,6 +150,10 @@ impl PasswordService {
         let written = self.resets.consume_reset(&digest, hash, now).await;
         self.changes.changed(Change::User(reset.user_id));
         let user = written?.ok_or(DomainError::InvalidResetToken)?;
+        // Whoever knew the old password signed in somewhere: every session ends.
+        let ended = self.sessions.end_sessions(user.id, None, now).await;
+        self.changes.changed(Change::User(user.id));
+        ended?;
         self.audit.record(AuditKind::PasswordReset, Some(user.id), None).await
     }
 

@@ -2,10 +2,17 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::error::{AuthError, DomainError, Forbidden};
-use crate::model::{AuditKind, Claims, Email, IssuedToken, Password, Principal, SessionLookup, User, UserId};
+use time::{Duration, OffsetDateTime};
 
-use crate::ports::{Change, ChangeFeed, Clock, HotReads, RevokedTokenRepository, UserRepository};
+use crate::error::{AuthError, DomainError, Forbidden};
+use crate::model::{
+    AuditKind, Claims, Email, IssuedToken, Password, Principal, RefreshTokenSecret, Session, SessionId,
+    SessionLookup, SignInMethod, User, UserId,
+};
+
+use crate::ports::{
+    Change, ChangeFeed, Clock, HotReads, RevokedTokenRepository, SessionRepository, UserRepository,
+};
 
 use super::audit::Recorder;
 use super::credentials::Credentials;
@@ -13,12 +20,15 @@ use super::limits::Failure;
 use super::tokens::Tokens;
 use super::{AuthSettings, LimitService, Ports, from_ports, limits, opaque_debug};
 
-/// Sessions: login, token authentication, refresh and logout.
+/// Sessions: login, token authentication, refresh (by access token or by
+/// refresh token, with reuse detection), the caller's list of sessions, and
+/// ending them.
 #[derive(Clone)]
 pub struct SessionService {
     users: Arc<dyn UserRepository>,
     reads: Arc<dyn HotReads>,
     revoked_tokens: Arc<dyn RevokedTokenRepository>,
+    sessions: Arc<dyn SessionRepository>,
     clock: Arc<dyn Clock>,
     changes: Arc<dyn ChangeFeed>,
     credentials: Credentials,
@@ -26,18 +36,27 @@ pub struct SessionService {
     audit: Recorder,
     limits: LimitService,
     leeway_secs: i64,
+    reuse_grace: Duration,
+}
+
+/// One of the caller's live sessions, and whether the caller's token belongs to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    pub session: Session,
+    pub current: bool,
 }
 
 opaque_debug!(SessionService);
 
 impl SessionService {
     pub(super) fn new(ports: &Ports, settings: &AuthSettings, limits: LimitService) -> Self {
-        from_ports!(ports => Self { users, reads, revoked_tokens; clock, changes;
+        from_ports!(ports => Self { users, reads, revoked_tokens, sessions; clock, changes;
             credentials: Credentials::new(ports, settings),
             tokens: Tokens::new(ports, settings),
             audit: Recorder::new(ports),
             limits: limits,
             leeway_secs: settings.leeway_secs,
+            reuse_grace: Duration::seconds(settings.refresh_reuse_grace_secs),
         })
     }
 
@@ -96,38 +115,48 @@ impl SessionService {
                 self.users.rehash_password(user.id, &hash, stronger).await?;
             }
         }
-        Ok(self.tokens.issue(&user)?)
+        Ok(self.tokens.start_session(&user, SignInMethod::password(), false).await?)
     }
 
     /// Verifies a bearer JWT and resolves its user.
     ///
     /// Refused when the signature, algorithm, issuer or any claim is wrong; when
     /// it expired (with the configured leeway) or claims to be issued in the
-    /// future; when its `jti` was revoked; when the user's session version moved
-    /// on (password change); when the user is disabled or gone.
+    /// future; when its `jti` was revoked; when its session ended; when the
+    /// user's session version moved on (password change); when the user is
+    /// disabled or gone.
     ///
     /// # Errors
     /// `Unauthenticated` with the precise reason; `Unavailable`.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, DomainError> {
         let claims = self.tokens.decode(token)?;
         self.check_times(&claims)?;
-        let session = self.reads.find_session(UserId::from_uuid(claims.sub), claims.jti).await?;
-        let Some(SessionLookup { user, revoked, linked }) = session else {
+        let session =
+            self.reads.find_session(UserId::from_uuid(claims.sub), claims.jti, claims.session()).await?;
+        let Some(SessionLookup { user, revoked, session_ended, linked }) = session else {
             return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
         };
         if revoked {
             return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
         }
+        // A disabled account says so first; then an ended session (the other
+        // sessions after a password change among them); then an older session version.
+        if session_ended && user.is_active {
+            return Err(DomainError::Unauthenticated(AuthError::SessionEnded));
+        }
         let user = Self::current(user, &claims)?;
         Ok(Principal { linked: Some(linked), ..Principal::from_jwt(user, claims) })
     }
 
-    /// Rotates a token: revokes the presented one and issues a new one. Of
-    /// several concurrent refreshes of one token exactly one succeeds.
+    /// The seed's refresh, by access token: revokes the presented token and
+    /// issues a new one in the same session, with the session's new refresh
+    /// token (every earlier one of the session is spent). Of several
+    /// concurrent refreshes of one token exactly one succeeds. A token of an
+    /// earlier version, without a session, gets a session of its own.
     ///
     /// # Errors
     /// As [`authenticate`](Self::authenticate); `TokenRevoked` when the token was
-    /// already refreshed or logged out.
+    /// already refreshed or logged out; `SessionEnded`.
     pub async fn refresh(&self, token: &str) -> Result<IssuedToken, DomainError> {
         let principal = self.authenticate(token).await?;
         let claims =
@@ -135,12 +164,91 @@ impl SessionService {
         if !self.revoke(claims, principal.user.id).await? {
             return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
         }
-        let token = self.tokens.issue(&principal.user)?;
+        let token = match claims.session() {
+            Some(sid) => self.renew(&principal.user, sid).await?,
+            None => self.tokens.start_session(&principal.user, SignInMethod::password(), false).await?,
+        };
         self.audit.record(AuditKind::TokenRefreshed, Some(principal.user.id), None).await?;
         Ok(token)
     }
 
-    /// Revokes the presented token until it expires.
+    /// A new access token and refresh token in the live session `sid`.
+    async fn renew(&self, user: &User, sid: SessionId) -> Result<IssuedToken, DomainError> {
+        let ended = DomainError::Unauthenticated(AuthError::SessionEnded);
+        let now = self.clock.now();
+        let session = self.sessions.find_session_by_id(sid).await?;
+        let Some(session) = session.filter(|s| s.user_id == user.id && s.is_live(now, self.tokens.idle()))
+        else {
+            return Err(ended);
+        };
+        let (refresh, digest) = self.tokens.new_refresh();
+        if !self.sessions.replace_refresh(sid, digest, now).await? {
+            return Err(ended);
+        }
+        self.tokens.issue_in(user, &Session { last_used_at: now, ..session }, Some(refresh))
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh
+    /// token of the same session (RFC 9700, 4.14.2: rotation). The presented
+    /// token is spent; of concurrent exchanges of one token exactly one
+    /// succeeds. A spent token presented again within the grace period is
+    /// refused and nothing else happens (two tabs racing); later, it means a
+    /// copy is in other hands, and the whole session is ended.
+    ///
+    /// # Errors
+    /// `InvalidRefreshToken` for a malformed or unknown token, or one of a
+    /// session that ended or expired; `RefreshTokenReused`;
+    /// `AccountDisabled`; `Unavailable`.
+    pub async fn refresh_with(&self, presented: &str) -> Result<IssuedToken, DomainError> {
+        let invalid = || DomainError::Unauthenticated(AuthError::InvalidRefreshToken);
+        let presented = RefreshTokenSecret::parse(presented.trim()).map_err(|_| invalid())?;
+        let digest = self.tokens.digest(&presented);
+        let Some((record, session)) = self.sessions.find_refresh(&digest).await? else {
+            return Err(invalid());
+        };
+        let now = self.clock.now();
+        if let Some(spent_at) = record.spent_at {
+            return Err(self.reused(&session, spent_at, now).await);
+        }
+        if !session.is_live(now, self.tokens.idle()) {
+            return Err(invalid());
+        }
+        let user = self.users.find_by_id(session.user_id).await?;
+        let Some(user) = user.filter(|u| u.is_active) else {
+            return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
+        };
+        let (next, next_digest) = self.tokens.new_refresh();
+        if !self.sessions.rotate_refresh(&digest, next_digest, now).await? {
+            // Spent by a concurrent exchange a moment ago, or the session ended meanwhile.
+            return Err(DomainError::Unauthenticated(AuthError::RefreshTokenReused));
+        }
+        let token = self.tokens.issue_in(&user, &Session { last_used_at: now, ..session }, Some(next))?;
+        self.audit.record(AuditKind::TokenRefreshed, Some(user.id), None).await?;
+        Ok(token)
+    }
+
+    /// A spent refresh token came back: a race within the grace period, a
+    /// theft after it (the session ends).
+    async fn reused(&self, session: &Session, spent_at: OffsetDateTime, now: OffsetDateTime) -> DomainError {
+        let reused = DomainError::Unauthenticated(AuthError::RefreshTokenReused);
+        if now - spent_at <= self.reuse_grace || session.ended_at.is_some() {
+            return reused;
+        }
+        match self.end(session.user_id, session.id).await {
+            Ok(true) => {
+                let detail = format!("session={}", session.id);
+                self.audit
+                    .record_failure(AuditKind::RefreshTokenReused, Some(session.user_id), &detail)
+                    .await;
+                reused
+            }
+            Ok(false) => reused,
+            Err(e) => e,
+        }
+    }
+
+    /// Ends the token's whole session (its refresh token too), and revokes
+    /// the token itself (a token of an earlier version has no session).
     ///
     /// # Errors
     /// As [`authenticate`](Self::authenticate).
@@ -148,8 +256,75 @@ impl SessionService {
         let principal = self.authenticate(token).await?;
         if let Some(claims) = &principal.claims {
             self.revoke(claims, principal.user.id).await?;
+            if let Some(sid) = claims.session() {
+                self.end(principal.user.id, sid).await?;
+            }
         }
         self.audit.record(AuditKind::Logout, Some(principal.user.id), None).await
+    }
+
+    /// The caller's live sessions, newest first, the caller's own marked.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn list(&self, caller: &Principal) -> Result<Vec<SessionView>, DomainError> {
+        let now = self.clock.now();
+        let current = caller.claims.as_ref().and_then(Claims::session);
+        let sessions = self.sessions.list_sessions(caller.user.id, now).await?;
+        Ok(sessions
+            .into_iter()
+            .filter(|s| s.is_live(now, self.tokens.idle()))
+            .map(|session| SessionView { current: Some(session.id) == current, session })
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions.
+    ///
+    /// # Errors
+    /// `NotFound` for another user's, an unknown or an already ended
+    /// session; `Unavailable`.
+    pub async fn end_one(&self, caller: &Principal, id: SessionId) -> Result<(), DomainError> {
+        let now = self.clock.now();
+        let session = self.sessions.find_session_by_id(id).await?;
+        let mine = session.is_some_and(|s| s.user_id == caller.user.id && s.is_live(now, self.tokens.idle()));
+        if !mine || !self.end(caller.user.id, id).await? {
+            return Err(DomainError::NotFound);
+        }
+        let detail = Some(format!("deleted session={id}"));
+        self.audit.record(AuditKind::SessionsEnded, Some(caller.user.id), detail).await
+    }
+
+    /// Ends every session of the caller, the current one included, and
+    /// revokes the presented token; how many sessions ended.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn end_all(&self, caller: &Principal) -> Result<u64, DomainError> {
+        if let Some(claims) = &caller.claims {
+            self.revoke(claims, caller.user.id).await?;
+        }
+        let ended = self.sessions.end_sessions(caller.user.id, None, self.clock.now()).await;
+        self.changes.changed(Change::User(caller.user.id));
+        let ended = ended?;
+        let detail = Some(format!("logout_all sessions={ended}"));
+        self.audit.record(AuditKind::SessionsEnded, Some(caller.user.id), detail).await?;
+        Ok(ended)
+    }
+
+    /// Ends one session; `true` when it was live. Cached reads of the user forget.
+    async fn end(&self, user: UserId, sid: SessionId) -> Result<bool, DomainError> {
+        let ended = self.sessions.end_session(sid, self.clock.now()).await;
+        self.changes.changed(Change::User(user));
+        Ok(ended?)
+    }
+
+    /// Forgets sessions that ended or reached their absolute end more than a
+    /// day ago (a reused refresh token of theirs is refused as unknown then).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn purge_sessions(&self) -> Result<u64, DomainError> {
+        Ok(self.sessions.purge_sessions(self.clock.now() - Duration::days(1)).await?)
     }
 
     /// Forgets revocations of tokens that have expired anyway.

@@ -1,12 +1,13 @@
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, post, web};
-use portcullis_domain::{AuthMethod, DomainError, Forbidden, Password};
+use actix_web::dev::Payload;
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
+use portcullis_domain::Password;
 
 use super::no_store;
 use crate::body::Json;
 use crate::dto::{
     AuditEventsPage, ChangePasswordRequest, ChangePasswordResponse, LoginRequest, MessageResponse,
-    OwnEventsParams, RegisterRequest, RegisterResponse, TokenResponse, UserResponse,
+    OwnEventsParams, RefreshRequest, RegisterRequest, RegisterResponse, TokenResponse, UserResponse,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authenticated, BearerJwt};
@@ -119,28 +120,53 @@ pub(crate) async fn my_events(
     Ok(no_store(StatusCode::OK, &AuditEventsPage::new(events, limit)))
 }
 
-/// Exchange a valid token for a new one; the presented token is revoked.
+/// Renew a session. With a body `{"refresh_token"}` (no `Authorization`):
+/// the refresh token is spent and a new access token and refresh token of
+/// the same session come back (rotation; a spent token presented again after
+/// the grace period ends the session). Without a body, the seed's form:
+/// `Authorization: Bearer <access token>`, which is revoked, and the answer
+/// carries the session's new refresh token too.
 #[utoipa::path(
     tag = "sessions",
-    security(("bearer_jwt" = [])),
+    security((), ("bearer_jwt" = [])),
+    request_body(content = Option<RefreshRequest>, description = "The refresh token; or no body and a bearer access token", content_type = "application/json"),
     responses(
-        (status = 200, description = "A new token; the old one no longer works", body = TokenResponse),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, `account_disabled`", body = ErrorBody),
+        (status = 200, description = "New tokens of the same session; the presented one no longer works", body = TokenResponse),
+        (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused`, `not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, `session_ended`, `account_disabled`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: a refresh token and an access token both sent", body = ErrorBody),
     )
 )]
 #[post("/v1/auth/refresh")]
-pub(crate) async fn refresh(state: web::Data<AppState>, token: BearerJwt) -> Result<HttpResponse, ApiError> {
-    let token = state.services.sessions.refresh(&token.0).await?;
+pub(crate) async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let token = if body.trim_ascii().is_empty() {
+        let token = BearerJwt::from_request(&req, &mut Payload::None).await?;
+        state.services.sessions.refresh(&token.0).await?
+    } else {
+        if req.headers().contains_key(header::AUTHORIZATION) {
+            return Err(ApiError::invalid_field(
+                "refresh_token",
+                "send the refresh token or an access token, not both",
+            ));
+        }
+        let request: RefreshRequest = crate::body::parse_json_request(&req, &body)?;
+        state.services.sessions.refresh_with(&request.refresh_token).await?
+    };
     Ok(no_store(StatusCode::OK, &TokenResponse::from(token)))
 }
 
-/// Revoke the presented token.
+/// End the token's session: the token, its session's other access tokens
+/// and its refresh token stop working.
 #[utoipa::path(
     tag = "sessions",
     security(("bearer_jwt" = [])),
     responses(
-        (status = 200, description = "The token is revoked until it expires", body = MessageResponse),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`", body = ErrorBody),
+        (status = 200, description = "The session has ended", body = MessageResponse),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, `session_ended`", body = ErrorBody),
     )
 )]
 #[post("/v1/auth/logout")]
@@ -168,9 +194,7 @@ pub(crate) async fn change_password(
     caller: Authenticated,
     body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    if caller.0.method != AuthMethod::Jwt {
-        return Err(DomainError::Forbidden(Forbidden::JwtRequired).into());
-    }
+    super::require_jwt(&caller)?;
     let body = body.into_inner();
     let (current, new) = (Password::new(body.current_password), Password::new(body.new_password));
     let token = state.services.accounts.change_password(&caller.0, current, new).await?;

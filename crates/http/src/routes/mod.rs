@@ -7,6 +7,7 @@ pub(crate) mod oauth;
 pub(crate) mod ops;
 pub(crate) mod passwords;
 pub(crate) mod projects;
+pub(crate) mod sessions;
 pub(crate) mod test_auth;
 
 use actix_web::http::StatusCode;
@@ -20,4 +21,13 @@ pub(crate) fn no_store(status: StatusCode, body: &impl Serialize) -> HttpRespons
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((PRAGMA, "no-cache"))
         .json(body)
+}
+
+/// Sessions belong to JWTs: an API key has none to list or end.
+pub(crate) fn require_jwt(caller: &crate::extract::Authenticated) -> Result<(), crate::error::ApiError> {
+    if caller.0.method == portcullis_domain::AuthMethod::Jwt {
+        Ok(())
+    } else {
+        Err(portcullis_domain::DomainError::Forbidden(portcullis_domain::Forbidden::JwtRequired).into())
+    }
 }

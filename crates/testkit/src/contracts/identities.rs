@@ -123,12 +123,15 @@ pub async fn a_session_lookup_reads_user_revocation_and_providers_at_once<S: Con
     let (live, revoked) = (Uuid::new_v4(), Uuid::new_v4());
     store.revoke(revoked, user.id, NOW + time::Duration::hours(1)).await.expect("revoke succeeds");
 
-    let session =
-        store.find_session(user.id, live).await.expect("find_session succeeds").expect("the user exists");
+    let session = store
+        .find_session(user.id, live, None)
+        .await
+        .expect("find_session succeeds")
+        .expect("the user exists");
     assert_eq!((session.user, session.revoked, session.linked), (user.clone(), false, vec![]));
     assert!(
         store
-            .find_session(user.id, revoked)
+            .find_session(user.id, revoked, None)
             .await
             .expect("find_session succeeds")
             .expect("it is found")
@@ -152,16 +155,19 @@ pub async fn a_session_lookup_reads_user_revocation_and_providers_at_once<S: Con
         .await
         .expect("link_identity succeeds");
     let session =
-        store.find_session(user.id, live).await.expect("find_session succeeds").expect("it is found");
+        store.find_session(user.id, live, None).await.expect("find_session succeeds").expect("it is found");
     assert_eq!(session.linked, vec![provider("acme-sso_2"), provider("github"), provider("linkedin")]);
-    let session =
-        store.find_session(other.id, revoked).await.expect("find_session succeeds").expect("it is found");
+    let session = store
+        .find_session(other.id, revoked, None)
+        .await
+        .expect("find_session succeeds")
+        .expect("it is found");
     assert_eq!(
         (session.revoked, session.linked),
         (true, vec![provider("github")]),
         "revocation is by token id"
     );
-    assert!(store.find_session(UserId::new(), live).await.expect("find_session succeeds").is_none());
+    assert!(store.find_session(UserId::new(), live, None).await.expect("find_session succeeds").is_none());
 }
 
 pub async fn an_oauth_state_is_spent_once<S: ContractStore + ?Sized>(store: &S) {

@@ -11,6 +11,7 @@ mod identities;
 mod limiter;
 mod resets;
 mod revoked_tokens;
+mod sessions;
 mod users;
 
 pub use api_keys::*;
@@ -20,6 +21,7 @@ pub use identities::*;
 pub use limiter::*;
 pub use resets::*;
 pub use revoked_tokens::*;
+pub use sessions::*;
 pub use users::*;
 
 /// Everything a storage adapter implements: the domain's [`Store`](portcullis_domain::Store).

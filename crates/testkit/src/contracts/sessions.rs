@@ -1,0 +1,221 @@
+use futures_util::future::join_all;
+use portcullis_domain::{Email, KeyDigest, NewUser, Role, Session, SessionId, SignInMethod, User, UserId};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::ContractStore;
+
+const NOW: OffsetDateTime = datetime!(2026-02-03 12:00:00 UTC);
+
+async fn user<S: ContractStore + ?Sized>(store: &S) -> User {
+    let email = format!("session-{}@example.com", uuid::Uuid::new_v4().simple());
+    store
+        .create(NewUser {
+            id: UserId::new(),
+            email: Email::parse(&email).expect("a fixture email"),
+            full_name: None,
+            password_hash: None,
+            role: Role::User,
+            created_at: NOW,
+        })
+        .await
+        .expect("create succeeds")
+}
+
+fn session(user: UserId, created_at: OffsetDateTime) -> Session {
+    Session {
+        id: SessionId::new(),
+        user_id: user,
+        created_at,
+        last_used_at: created_at,
+        expires_at: created_at + Duration::days(30),
+        auth_time: created_at,
+        ip: Some("203.0.113.7".to_owned()),
+        user_agent: Some("contract/1.0".to_owned()),
+        method: SignInMethod::password(),
+        mfa: false,
+        ended_at: None,
+    }
+}
+
+fn digest() -> KeyDigest {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    KeyDigest(bytes)
+}
+
+pub async fn a_session_is_stored_with_its_refresh_token<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store).await;
+    let mut stored = session(owner.id, NOW);
+    stored.method = SignInMethod::parse("acme_sso").expect("a provider's name");
+    stored.mfa = true;
+    let token = digest();
+    store.create_session(stored.clone(), token).await.expect("create_session succeeds");
+    let (record, found) =
+        store.find_refresh(&token).await.expect("find_refresh succeeds").expect("the token is found");
+    assert_eq!(found, stored, "every field round-trips");
+    assert_eq!(
+        (record.digest, record.session_id, record.issued_at, record.spent_at),
+        (token, stored.id, NOW, None)
+    );
+    assert_eq!(
+        store.find_session_by_id(stored.id).await.expect("find_session_by_id succeeds"),
+        Some(stored.clone())
+    );
+    assert!(store.find_refresh(&digest()).await.expect("find_refresh succeeds").is_none());
+    assert!(store.find_session_by_id(SessionId::new()).await.expect("find_session_by_id succeeds").is_none());
+    assert!(store.create_session(session(owner.id, NOW), token).await.is_err(), "a digest is stored once");
+}
+
+pub async fn a_refresh_token_rotates_once_under_concurrency<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store).await;
+    let stored = session(owner.id, NOW);
+    let first = digest();
+    store.create_session(stored.clone(), first).await.expect("create_session succeeds");
+    let later = NOW + Duration::minutes(5);
+    let nexts: Vec<KeyDigest> = (0..8).map(|_| digest()).collect();
+    let rotations = join_all(nexts.iter().map(|next| store.rotate_refresh(&first, *next, later))).await;
+    let winners: Vec<KeyDigest> = rotations
+        .iter()
+        .zip(&nexts)
+        .filter(|(won, _)| *won.as_ref().expect("rotate_refresh succeeds"))
+        .map(|(_, next)| *next)
+        .collect();
+    assert_eq!(winners.len(), 1, "of 8 concurrent rotations exactly one wins");
+    let (spent, session) =
+        store.find_refresh(&first).await.expect("find_refresh succeeds").expect("kept when spent");
+    assert_eq!(spent.spent_at, Some(later), "the presented token is spent, and kept to recognise its reuse");
+    assert_eq!(session.last_used_at, later, "the session was used");
+    let (next, _) =
+        store.find_refresh(&winners[0]).await.expect("find_refresh succeeds").expect("the next is stored");
+    assert_eq!((next.session_id, next.issued_at, next.spent_at), (stored.id, later, None));
+    for loser in nexts.iter().filter(|n| **n != winners[0]) {
+        assert!(
+            store.find_refresh(loser).await.expect("find_refresh succeeds").is_none(),
+            "a lost rotation writes nothing"
+        );
+    }
+    assert!(
+        !store.rotate_refresh(&first, digest(), later).await.expect("rotate_refresh succeeds"),
+        "spent for good"
+    );
+}
+
+pub async fn an_ended_session_neither_rotates_nor_replaces<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store).await;
+    let stored = session(owner.id, NOW);
+    let token = digest();
+    store.create_session(stored.clone(), token).await.expect("create_session succeeds");
+    let later = NOW + Duration::hours(1);
+    assert!(store.end_session(stored.id, later).await.expect("end_session succeeds"));
+    assert!(!store.end_session(stored.id, later).await.expect("end_session succeeds"), "ended once");
+    assert!(!store.rotate_refresh(&token, digest(), later).await.expect("rotate_refresh succeeds"));
+    assert!(!store.replace_refresh(stored.id, digest(), later).await.expect("replace_refresh succeeds"));
+    assert!(
+        !store.replace_refresh(SessionId::new(), digest(), later).await.expect("replace_refresh succeeds")
+    );
+    let (record, session) =
+        store.find_refresh(&token).await.expect("find_refresh succeeds").expect("still there");
+    assert_eq!(record.spent_at, None, "a refused rotation spends nothing");
+    assert_eq!((session.ended_at, session.last_used_at), (Some(later), NOW));
+}
+
+pub async fn replacing_spends_every_refresh_token_of_the_session<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store).await;
+    let stored = session(owner.id, NOW);
+    let other = session(owner.id, NOW);
+    let (first, second, third, others) = (digest(), digest(), digest(), digest());
+    store.create_session(stored.clone(), first).await.expect("create_session succeeds");
+    store.create_session(other.clone(), others).await.expect("create_session succeeds");
+    let t1 = NOW + Duration::minutes(1);
+    assert!(store.rotate_refresh(&first, second, t1).await.expect("rotate_refresh succeeds"));
+    let t2 = NOW + Duration::minutes(2);
+    assert!(store.replace_refresh(stored.id, third, t2).await.expect("replace_refresh succeeds"));
+    let spent = |d| async move {
+        store.find_refresh(&d).await.expect("find_refresh succeeds").expect("kept").0.spent_at
+    };
+    assert_eq!(spent(first).await, Some(t1));
+    assert_eq!(spent(second).await, Some(t2), "the session's live token is spent by the replacement");
+    assert_eq!(spent(third).await, None);
+    assert_eq!(spent(others).await, None, "another session's token is untouched");
+    let session =
+        store.find_session_by_id(stored.id).await.expect("find_session_by_id succeeds").expect("found");
+    assert_eq!(session.last_used_at, t2);
+}
+
+pub async fn sessions_are_listed_live_newest_first_and_ended_per_user<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store).await;
+    let stranger = user(store).await;
+    let older = session(owner.id, NOW);
+    let newer = session(owner.id, NOW + Duration::minutes(10));
+    let mut expired = session(owner.id, NOW - Duration::days(40));
+    expired.expires_at = NOW - Duration::days(10);
+    let ended = session(owner.id, NOW + Duration::minutes(5));
+    let theirs = session(stranger.id, NOW);
+    for s in [&older, &newer, &expired, &ended, &theirs] {
+        store.create_session(s.clone(), digest()).await.expect("create_session succeeds");
+    }
+    let now = NOW + Duration::hours(1);
+    assert!(store.end_session(ended.id, now).await.expect("end_session succeeds"));
+    let ids = |list: Vec<Session>| list.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_sessions(owner.id, now).await.expect("list_sessions succeeds")),
+        [newer.id, older.id]
+    );
+    let ended_now = store.end_sessions(owner.id, Some(older.id), now).await.expect("end_sessions succeeds");
+    assert_eq!(ended_now, 2, "the newer and the absolutely expired one; the ended one is not ended twice");
+    assert_eq!(ids(store.list_sessions(owner.id, now).await.expect("list_sessions succeeds")), [older.id]);
+    assert_eq!(store.end_sessions(owner.id, None, now).await.expect("end_sessions succeeds"), 1);
+    assert!(store.list_sessions(owner.id, now).await.expect("list_sessions succeeds").is_empty());
+    assert_eq!(
+        ids(store.list_sessions(stranger.id, now).await.expect("list_sessions succeeds")),
+        [theirs.id]
+    );
+}
+
+pub async fn purging_removes_ended_and_expired_sessions_with_their_tokens<S: ContractStore + ?Sized>(
+    store: &S,
+) {
+    let owner = user(store).await;
+    let cutoff = NOW;
+    let ended = session(owner.id, NOW - Duration::days(3));
+    let mut expired = session(owner.id, NOW - Duration::days(40));
+    expired.expires_at = NOW - Duration::days(1);
+    let live = session(owner.id, NOW - Duration::days(3));
+    let ended_recently = session(owner.id, NOW - Duration::days(3));
+    let tokens: Vec<KeyDigest> = (0..4).map(|_| digest()).collect();
+    for (s, token) in [&ended, &expired, &live, &ended_recently].into_iter().zip(&tokens) {
+        store.create_session(s.clone(), *token).await.expect("create_session succeeds");
+    }
+    assert!(store.end_session(ended.id, NOW - Duration::days(2)).await.expect("end_session succeeds"));
+    assert!(
+        store.end_session(ended_recently.id, NOW + Duration::minutes(1)).await.expect("end_session succeeds")
+    );
+    assert_eq!(store.purge_sessions(cutoff).await.expect("purge_sessions succeeds"), 2);
+    for (token, kept) in tokens.iter().zip([false, false, true, true]) {
+        assert_eq!(store.find_refresh(token).await.expect("find_refresh succeeds").is_some(), kept);
+    }
+    assert!(store.find_session_by_id(ended.id).await.expect("find_session_by_id succeeds").is_none());
+    assert!(store.find_session_by_id(live.id).await.expect("find_session_by_id succeeds").is_some());
+}
+
+pub async fn a_session_lookup_says_whether_the_tokens_session_ended<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store).await;
+    let stored = session(owner.id, NOW);
+    store.create_session(stored.clone(), digest()).await.expect("create_session succeeds");
+    let jti = uuid::Uuid::new_v4();
+    let ended = |sid: Option<SessionId>| async move {
+        store
+            .find_session(owner.id, jti, sid)
+            .await
+            .expect("find_session succeeds")
+            .expect("the user exists")
+            .session_ended
+    };
+    assert!(!ended(Some(stored.id)).await, "a live session");
+    assert!(!ended(None).await, "a token of an earlier version names no session");
+    assert!(ended(Some(SessionId::new())).await, "a session that is not there");
+    assert!(store.end_session(stored.id, NOW + Duration::minutes(1)).await.expect("end_session succeeds"));
+    assert!(ended(Some(stored.id)).await, "an ended session");
+}
