@@ -147,6 +147,16 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{name} in the URL"))
 }
 
+/// What `/authorize` of the `acme` provider answers.
+async fn authorize_answer(app: &TestApp) -> reqwest::Response {
+    app.client
+        .get(app.url("/v1/auth/acme/authorize"))
+        .query(&[("redirect_uri", REDIRECT)])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// One sign-in through `provider` whose `id_token` is `make(nonce)`.
 async fn sign_in(
     app: &TestApp,
@@ -435,17 +445,11 @@ async fn a_provider_down_slow_or_broken_is_a_502_and_never_a_500() {
     // Nothing listens on the issuer's port.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let down = acme_app(Backend::Sqlite, &format!("http://{closed}")).await.unwrap();
-    let response = down
-        .client
-        .get(down.url("/v1/auth/acme/authorize"))
-        .query(&[("redirect_uri", REDIRECT)])
-        .send()
-        .await
-        .unwrap();
+    let response = authorize_answer(&down).await;
     expect_error(response, 502, "provider_error").await;
 
     type Discovery = Box<dyn Fn(&str) -> ResponseTemplate>;
-    let broken: Vec<(&str, Discovery)> = vec![
+    let mut broken: Vec<(&str, Discovery)> = vec![
         (
             "slow",
             Box::new(|_| {
@@ -465,6 +469,17 @@ async fn a_provider_down_slow_or_broken_is_a_502_and_never_a_500() {
             }),
         ),
     ];
+    // A document that names another issuer (a mix-up) is refused too.
+    let impostor = Issuer::start().await.url();
+    broken.push((
+        "another issuer",
+        Box::new(move |_| {
+            ResponseTemplate::new(200).set_body_json(json!({
+                "issuer": impostor, "authorization_endpoint": format!("{impostor}/authorize"),
+                "token_endpoint": format!("{impostor}/token"), "jwks_uri": format!("{impostor}/jwks"),
+            }))
+        }),
+    ));
     for (what, discovery) in broken {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
@@ -473,37 +488,10 @@ async fn a_provider_down_slow_or_broken_is_a_502_and_never_a_500() {
             .mount(&server)
             .await;
         let app = acme_app(Backend::Sqlite, &server.uri()).await.unwrap();
-        let response = app
-            .client
-            .get(app.url("/v1/auth/acme/authorize"))
-            .query(&[("redirect_uri", REDIRECT)])
-            .send()
-            .await
-            .unwrap();
+        let response = authorize_answer(&app).await;
         assert_eq!(response.status(), 502, "discovery {what}");
         assert_eq!(response.json::<Value>().await.unwrap()["code"], "provider_error", "discovery {what}");
     }
-
-    // A discovery document that names another issuer (a mix-up) is refused too.
-    let impostor = Issuer::start().await;
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/.well-known/openid-configuration"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "issuer": impostor.url(), "authorization_endpoint": format!("{}/authorize", impostor.url()),
-            "token_endpoint": format!("{}/token", impostor.url()), "jwks_uri": format!("{}/jwks", impostor.url()),
-        })))
-        .mount(&server)
-        .await;
-    let app = acme_app(Backend::Sqlite, &server.uri()).await.unwrap();
-    let response = app
-        .client
-        .get(app.url("/v1/auth/acme/authorize"))
-        .query(&[("redirect_uri", REDIRECT)])
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, 502, "provider_error").await;
 
     // Good discovery and keys, but a token endpoint that breaks or keeps the id_token back.
     let issuer = Issuer::start().await;

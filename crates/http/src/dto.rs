@@ -108,7 +108,7 @@ pub(crate) struct SessionResponse {
     pub expires_at: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    /// How the user signed in: `password`, `test`, or a provider's name.
+    /// How the user signed in: `password`, or a provider's name (`github`, `google`...).
     #[schema(example = "password")]
     pub method: String,
     /// A second factor completed the sign-in.

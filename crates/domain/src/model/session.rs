@@ -23,8 +23,8 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// How a session's user signed in: `password`, a provider's name, or `test`
-/// (the test endpoints' login).
+/// How a session's user signed in: `password` (the logins, the test
+/// endpoints' login, registration) or a provider's name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SignInMethod(String);
 
@@ -35,23 +35,17 @@ impl SignInMethod {
     }
 
     #[must_use]
-    pub fn test() -> Self {
-        Self("test".to_owned())
-    }
-
-    #[must_use]
     pub fn provider(name: &ProviderName) -> Self {
         Self(name.as_str().to_owned())
     }
 
-    /// A stored method: `password`, `test`, or a provider's name.
+    /// A stored method: `password` or a provider's name.
     ///
     /// # Errors
     /// When the text is none of them.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         match raw {
             "password" => Ok(Self::password()),
-            "test" => Ok(Self::test()),
             other => ProviderName::parse(other).map(|name| Self::provider(&name)),
         }
     }

@@ -88,7 +88,7 @@ pub(crate) async fn login(state: &AppState, body: LoginRequest) -> Result<HttpRe
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The caller", body = UserResponse),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, `account_disabled`, `invalid_api_key`", body = ErrorBody),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, `session_ended`, `account_disabled`, `invalid_api_key`", body = ErrorBody),
     )
 )]
 #[get("/v1/auth/me")]
@@ -105,7 +105,7 @@ pub(crate) async fn me(state: web::Data<AppState>, caller: Authenticated) -> Res
     params(OwnEventsParams),
     responses(
         (status = 200, description = "A page of events; `next_before` gives the next", body = AuditEventsPage),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, `account_disabled`, `invalid_api_key`", body = ErrorBody),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, `session_ended`, `account_disabled`, `invalid_api_key`", body = ErrorBody),
         (status = 422, description = "`invalid_field`: limit or before", body = ErrorBody),
     )
 )]
