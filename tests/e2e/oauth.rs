@@ -106,7 +106,7 @@ async fn app_with(
     TestApp::spawn_with(backend, options).await
 }
 
-async fn authorize(app: &TestApp, provider: &str) -> Value {
+pub(crate) async fn authorize(app: &TestApp, provider: &str) -> Value {
     let response = app
         .client
         .get(app.url(&format!("/v1/auth/{provider}/authorize")))
@@ -131,11 +131,11 @@ async fn github_login(app: &TestApp) -> Value {
     response.json().await.unwrap()
 }
 
-fn query_of(url: &str) -> Vec<(String, String)> {
+pub(crate) fn query_of(url: &str) -> Vec<(String, String)> {
     url::Url::parse(url).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 

@@ -125,26 +125,13 @@ impl Issuer {
 
 /// `/authorize` of `provider`: the state, the verifier and the URL's query.
 async fn authorize(app: &TestApp, provider: &str) -> (String, String, Vec<(String, String)>) {
-    let response = app
-        .client
-        .get(app.url(&format!("/v1/auth/{provider}/authorize")))
-        .query(&[("redirect_uri", REDIRECT)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    let url = url::Url::parse(body["authorization_url"].as_str().unwrap()).unwrap();
-    let query = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let body = crate::oauth::authorize(app, provider).await;
+    let query = crate::oauth::query_of(body["authorization_url"].as_str().unwrap());
     (body["state"].as_str().unwrap().to_owned(), body["code_verifier"].as_str().unwrap().to_owned(), query)
 }
 
 fn param<'a>(query: &'a [(String, String)], name: &str) -> &'a str {
-    query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("{name} in the URL"))
+    crate::oauth::param(query, name).unwrap_or_else(|| panic!("{name} in the URL"))
 }
 
 /// What `/authorize` of the `acme` provider answers.

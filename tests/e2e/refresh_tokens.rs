@@ -1,17 +1,13 @@
 //! Sessions with an absolute and an idle end, rotating refresh tokens with
 //! reuse detection (RFC 9700), and the endpoints that list and end sessions.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 use time::Duration;
 
 use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, expect_error};
 
-fn claims_of(token: &str) -> Value {
-    serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
-}
+use crate::sessions::payload_of as claims_of;
 
 /// Signs in with a password: the whole token response.
 async fn sign_in(app: &TestApp, email: &str) -> Value {

@@ -9,7 +9,7 @@ use time::Duration;
 use crate::both_backends;
 use crate::helpers::{SECRET, TestApp, expect_error, token_of};
 
-fn payload_of(token: &str) -> Value {
+pub(crate) fn payload_of(token: &str) -> Value {
     serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
 }
 
