@@ -457,7 +457,9 @@ async fn a_provider_down_slow_or_broken_is_a_502_and_never_a_500() {
         ),
     ];
     // A document that names another issuer (a mix-up) is refused too.
-    let impostor = Issuer::start().await.url();
+    // Kept running: a stopped one's port could be handed to the next server below.
+    let impostor_issuer = Issuer::start().await;
+    let impostor = impostor_issuer.url();
     broken.push((
         "another issuer",
         Box::new(move |_| {
