@@ -95,9 +95,13 @@ class Server:
             "PATH": os.environ.get("PATH", ""),
             "AUTH_BIND": f"127.0.0.1:{self.port}",
             "AUTH_RATE_LIMITS": limits,
-            "AUTH_JWT_SECRET": "bench-secret-bench-secret-bench-secret-bench",
+            # ES256, as a new deployment signs (BENCH_JWT_ALGORITHM=HS256 for the old way).
+            "AUTH_JWT_ALGORITHM": os.environ.get("BENCH_JWT_ALGORITHM", "ES256"),
+            "AUTH_KEY_ENCRYPTION_KEY": "bench-key-encryption-key-bench-key-encryption",
             "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn"),
         }
+        if env["AUTH_JWT_ALGORITHM"] == "HS256":
+            env["AUTH_JWT_SECRET"] = "bench-secret-bench-secret-bench-secret-bench"
         env.update(extra_env or {})
         self.database = None
         if backend == "postgres":
@@ -208,8 +212,14 @@ def seed(base, folder, run, forwarded=False):
             lambda i: call(base, "POST", "/v1/auth/login-json", {"username": emails[i], "password": PASSWORD},
                            via(i, 3))[1]["access_token"],
             range(len(emails))))
+    # And refresh tokens of sessions of their own, for rotation (S7).
+    with ThreadPoolExecutor(8) as pool:
+        rotation = list(pool.map(
+            lambda i: call(base, "POST", "/v1/auth/login-json", {"username": emails[i], "password": PASSWORD},
+                           via(i, 4))[1]["refresh_token"],
+            range(len(emails))))
     for name, lines in (("users.txt", emails), ("tokens.txt", tokens[:64]), ("keys.txt", keys),
-                        ("refresh_tokens.txt", refresh)):
+                        ("refresh_tokens.txt", refresh), ("rotation_tokens.txt", rotation)):
         with open(os.path.join(folder, name), "w") as f:
             f.write("\n".join(lines) + "\n")
     status, _ = call(base, "GET", "/v1/auth/me", headers={"Authorization": f"Bearer {tokens[0]}"})
@@ -593,6 +603,8 @@ def main():
         s["S4_16"] = measured(server, "S4 register c16", lambda: wrk(base, "register.lua", 16, DURATION, workdir, run))
         settle(base)
         s["S6_16"] = measured(server, "S6 refresh c16", lambda: wrk(base, "refresh.lua", 16, DURATION, workdir, run))
+        s["S7_16"] = measured(server, "S7 refresh-token rotation c16",
+                              lambda: wrk(base, "rotate.lua", 16, DURATION, workdir, run))
         results["peak_rss_kib"] = server.peak_rss_kib()
         if server.wal:
             results["sqlite_wal_bytes"] = {"peak": server.wal.peak, "at_end": server.wal.size()}

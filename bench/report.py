@@ -51,7 +51,8 @@ def verdicts(result, argon2, peer_s2):
     limit = argon2["limit_per_s"]
     checks = {
         "S1_16 logins/s >= 90% of limit": (s["S1_16"]["rps"] / limit, 0.9),
-        "S2_64 /me >= 50% of healthz": (s["S2_64"]["rps"] / s["healthz_64"]["rps"], 0.5),
+        # Issue 20: with ES256 tokens, /me at least 80 % of healthz.
+        "S2_64 /me (ES256 JWT) >= 80% of healthz": (s["S2_64"]["rps"] / s["healthz_64"]["rps"], 0.8),
         "S5_64 key >= 50% of healthz": (s["S5_64"]["rps"] / s["healthz_64"]["rps"], 0.5),
     }
     if peer_s2:
@@ -108,6 +109,9 @@ def verdicts(result, argon2, peer_s2):
             "ratio": round(known / max(unknown, 1e-9), 3),
             "met": gap <= 2 or gap <= 0.25 * min(known, unknown)}
     out["S2 and S5 p99 < 5 ms"] = {"met": s["S2_64"]["p99_ms"] < 5 and s["S5_64"]["p99_ms"] < 5}
+    if "S7_16" in s:
+        out["S7 refresh-token rotation p99 < 20 ms at 16 connections"] = {
+            "ratio": s["S7_16"]["p99_ms"], "met": s["S7_16"]["p99_ms"] < 20}
     out["peak RSS in S1_64 < 100 MiB"] = {"met": result["peak_rss_kib_after_S1_64"] < 100 * 1024}
     if result["backend"] == "sqlite":
         startup = sorted(result["startup_ms"])[len(result["startup_ms"]) // 2]

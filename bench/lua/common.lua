@@ -13,6 +13,28 @@ function common.lines(path)
   return out
 end
 
+-- A queue of single-use credentials read from `file` (one per line): `take`
+-- gives the oldest, `give` adds one at the end (a response's replacement).
+function common.queue(file)
+  local items, first, last = {}, 1, 0
+  for _, item in ipairs(common.lines(os.getenv("BENCH_DIR") .. "/" .. file)) do
+    last = last + 1
+    items[last] = item
+  end
+  return {
+    take = function()
+      local item = items[first]
+      items[first] = nil
+      first = first + 1
+      return item or "exhausted"
+    end,
+    give = function(item)
+      last = last + 1
+      items[last] = item
+    end,
+  }
+end
+
 function common.done(summary, latency, requests)
   local seconds = summary.duration / 1e6
   local e = summary.errors

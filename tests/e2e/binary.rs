@@ -7,13 +7,19 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 44] = [
+const VARIABLES: [&str; 50] = [
     "DATABASE_URL",
     "AUTH_PUBLIC_URL",
     "AUTH_BIND",
     "AUTH_ENV",
     "AUTH_JWT_SECRET",
     "AUTH_JWT_PREVIOUS_SECRET",
+    "AUTH_JWT_ALGORITHM",
+    "AUTH_KEY_ENCRYPTION_KEY",
+    "AUTH_KEY_PUBLISH_SECS",
+    "AUTH_KEY_ROTATION_DAYS",
+    "AUTH_ISSUER",
+    "AUTH_JWT_AUDIENCE",
     "AUTH_TOKEN_TTL_SECS",
     "AUTH_API_KEY_DEFAULT_DAYS",
     "AUTH_SESSION_MAX_AGE_SECS",
@@ -96,6 +102,12 @@ fn an_invalid_value_stops_the_start_naming_the_variable() {
         ("AUTH_JWT_PREVIOUS_SECRET", "short"),
         ("AUTH_CACHE_TTL_MS", "-1"),
         ("AUTH_LOG_FORMAT", "xml"),
+        ("AUTH_JWT_ALGORITHM", "RS256"),
+        ("AUTH_KEY_ENCRYPTION_KEY", "too-short"),
+        ("AUTH_KEY_PUBLISH_SECS", "60"),
+        ("AUTH_KEY_ROTATION_DAYS", "-1"),
+        ("AUTH_JWT_AUDIENCE", " , "),
+        ("AUTH_ISSUER", " "),
     ] {
         let output = portcullis(&dir).arg("migrate").env(variable, value).output().unwrap();
         assert!(!output.status.success(), "{variable}={value} must stop the start");
@@ -114,32 +126,55 @@ fn production_refuses_to_start_without_a_secret() {
         portcullis(&dir).env("AUTH_ENV", "production").env("AUTH_BIND", "127.0.0.1:0").output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // A new deployment signs with ES256: its key-encryption key is what is missing.
+    assert!(stderr.contains("AUTH_KEY_ENCRYPTION_KEY") && stderr.contains("production"), "{stderr}");
+    let output = portcullis(&dir)
+        .env("AUTH_ENV", "production")
+        .env("AUTH_JWT_ALGORITHM", "HS256")
+        .env("AUTH_BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("AUTH_JWT_SECRET") && stderr.contains("production"), "{stderr}");
 }
 
 #[test]
-fn the_development_key_is_generated_once_and_private() {
+fn the_development_keys_are_generated_once_and_private() {
     let dir = scratch();
-    let run = || {
+    let run = |algorithm: &str| {
         let output = portcullis(&dir)
             .args(["create-admin", "--email", "admin@example.com", "--password", "ChiefPass123!"])
+            .env("AUTH_JWT_ALGORITHM", algorithm)
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     };
-    assert!(run().contains("created administrator"));
-    let key = dir.join("data/jwt-secret");
-    let first = std::fs::read(&key).unwrap();
-    assert!(first.len() >= 32);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
-    }
+    let private = |path: &Path| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600, "{path:?}");
+        }
+        std::fs::read(path).unwrap()
+    };
+    // A new deployment signs with ES256: its key-encryption key is generated, no HS256 key.
+    assert!(run("ES256").contains("created administrator"));
+    let kek = dir.join("data/key-encryption-key");
+    let first_kek = private(&kek);
+    assert!(first_kek.len() >= 32);
+    assert!(!dir.join("data/jwt-secret").exists(), "no HS256 key is made for ES256");
     assert!(dir.join("data/portcullis.db").exists(), "the default database lives in data/");
-    assert!(run().contains("already an administrator"));
+    // Under HS256 the development secret is generated the same way.
+    assert!(run("HS256").contains("already an administrator"));
+    let key = dir.join("data/jwt-secret");
+    let first = private(&key);
+    assert!(first.len() >= 32);
+    assert!(run("HS256").contains("already an administrator"));
+    assert!(run("ES256").contains("already an administrator"));
     assert_eq!(std::fs::read(&key).unwrap(), first, "the key is kept across starts");
+    assert_eq!(std::fs::read(&kek).unwrap(), first_kek, "and so is the key-encryption key");
 }
 
 #[test]

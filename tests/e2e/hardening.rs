@@ -268,7 +268,8 @@ async fn files_are_private_and_a_readable_secret_file_is_refused() {
         .await
         .unwrap();
     let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-    let secret = dir.join("data").join("jwt-secret");
+    // A development deployment signs with ES256: its generated secret is the key-encryption key.
+    let secret = dir.join("data").join("key-encryption-key");
     for file in [db.clone(), dir.join("data/p.db-wal"), dir.join("data/p.db-shm"), secret.clone()] {
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
@@ -281,6 +282,6 @@ async fn files_are_private_and_a_readable_secret_file_is_refused() {
             .await
             .expect_err("a secret file others can read is refused");
     let message = refused.to_string();
-    assert!(message.contains("jwt-secret") && message.contains("readable by others"), "{message}");
+    assert!(message.contains("key-encryption-key") && message.contains("readable by others"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
 }

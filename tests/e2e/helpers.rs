@@ -60,6 +60,17 @@ pub struct Options {
     pub google: Option<(String, String, String)>,
     /// Environment variables read as `main` reads them: `AUTH_OIDC_<NAME>_*`.
     pub oidc_env: Vec<(String, String)>,
+    /// `AUTH_JWT_ALGORITHM`.
+    pub jwt_algorithm: Option<&'static str>,
+    /// `AUTH_KEY_ENCRYPTION_KEY`.
+    pub key_encryption_key: Option<&'static str>,
+    /// Leave `AUTH_JWT_SECRET` unset (a deployment that never had one).
+    pub without_jwt_secret: bool,
+    /// `AUTH_JWT_AUDIENCE` and `AUTH_ISSUER`.
+    pub audience: Option<&'static str>,
+    pub issuer: Option<&'static str>,
+    /// Run on this database (another test server's) instead of a new one.
+    pub database_url: Option<String>,
 }
 
 pub struct TestApp {
@@ -70,12 +81,16 @@ pub struct TestApp {
     pub services: portcullis_domain::Services,
     /// The store's audit log, read directly (not through HTTP).
     pub audit: Arc<dyn portcullis_domain::ports::AuditLog>,
+    /// Its `DATABASE_URL`.
+    pub database_url: String,
     _database: Database,
 }
 
 enum Database {
     Sqlite(PathBuf),
     Postgres(#[allow(dead_code)] TestDatabase),
+    /// Another test server's, which outlives this one.
+    Borrowed,
 }
 
 impl Drop for Database {
@@ -93,7 +108,33 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, options: Options) -> Option<Self> {
-        let (url, database) = match backend {
+        let (url, database) = match (&options.database_url, backend) {
+            (Some(url), _) => (url.clone(), Database::Borrowed),
+            (None, backend) => Self::new_database(backend, &options).await?,
+        };
+        let cli = Self::cli(&url, &options);
+        let clock = Arc::new(ManualClock::new());
+        let app = App::build(&cli.config, clock.clone()).await.unwrap();
+        let users: Arc<dyn UserRepository> = app.store.clone();
+        let audit: Arc<dyn AuditLog> = app.store.clone();
+        let services = app.services.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(app.serve(listener).unwrap().run());
+        Some(Self {
+            base,
+            client: Client::new(),
+            clock,
+            users,
+            services,
+            audit,
+            database_url: url,
+            _database: database,
+        })
+    }
+
+    async fn new_database(backend: Backend, options: &Options) -> Option<(String, Database)> {
+        Some(match backend {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("portcullis-e2e-{}", uuid::Uuid::new_v4()));
                 (format!("sqlite://{}", dir.join("test.db").display()), Database::Sqlite(dir))
@@ -106,9 +147,28 @@ impl TestApp {
                 };
                 (url, Database::Postgres(db))
             }
-        };
+        })
+    }
+
+    /// The command line of a test server on `url` with `options`.
+    pub fn cli(url: &str, options: &Options) -> Cli {
         let env = if options.production { "production" } else { "test" };
-        let mut args = vec!["portcullis", "--database-url", &url, "--jwt-secret", SECRET, "--env", env];
+        let mut args = vec!["portcullis", "--database-url", url, "--env", env];
+        if !options.without_jwt_secret {
+            args.extend(["--jwt-secret", SECRET]);
+        }
+        if let Some(algorithm) = options.jwt_algorithm {
+            args.extend(["--jwt-algorithm", algorithm]);
+        }
+        if let Some(kek) = options.key_encryption_key {
+            args.extend(["--key-encryption-key", kek]);
+        }
+        if let Some(audience) = options.audience {
+            args.extend(["--jwt-audience", audience]);
+        }
+        if let Some(issuer) = options.issuer {
+            args.extend(["--issuer", issuer]);
+        }
         args.extend(["--workers", "1", "--db-max-connections", "8"]);
         if let Some(smtp) = &options.smtp_url {
             args.extend(["--smtp-url", smtp]);
@@ -196,15 +256,7 @@ impl TestApp {
         }
         let mut cli = Cli::try_parse_from(args).unwrap();
         cli.config.read_oidc_providers(options.oidc_env.clone()).unwrap();
-        let clock = Arc::new(ManualClock::new());
-        let app = App::build(&cli.config, clock.clone()).await.unwrap();
-        let users: Arc<dyn UserRepository> = app.store.clone();
-        let audit: Arc<dyn AuditLog> = app.store.clone();
-        let services = app.services.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(app.serve(listener).unwrap().run());
-        Some(Self { base, client: Client::new(), clock, users, services, audit, _database: database })
+        cli
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -27,4 +27,5 @@ mod outage;
 mod passwords;
 mod refresh_tokens;
 mod sessions;
+mod signing_keys;
 mod surface;

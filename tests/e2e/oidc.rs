@@ -529,6 +529,8 @@ async fn the_binary_takes_a_provider_from_its_environment_alone() {
     .await
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");
+    // reqwest takes rustls's process-wide provider; no test server may have installed it yet.
+    portcullis::install_crypto_provider();
     let client = reqwest::Client::new();
     let body: Value = client
         .get(format!("{base}/v1/auth/acme/authorize"))

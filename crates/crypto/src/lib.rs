@@ -1,5 +1,6 @@
 //! Cryptography for Portcullis: argon2id password hashing on a bounded pool of
-//! its own threads, HS256 access tokens, and secure randomness.
+//! its own threads, access tokens (HS256, ES256, EdDSA) with their signing keys
+//! sealed under the key-encryption key, and secure randomness.
 //!
 //! Each type implements a port of `portcullis-domain`. This crate must not
 //! depend on HTTP, SQL or any other adapter crate.
@@ -9,6 +10,8 @@
 mod blocklist;
 mod hasher;
 mod jwt;
+mod kek;
+mod keypair;
 mod memory;
 mod pool;
 mod provider;
@@ -18,6 +21,7 @@ mod signer;
 pub use blocklist::CommonPasswords;
 pub use hasher::{Argon2Hasher, HashingConfig};
 pub use jwt::{JwtCodec, JwtSecret, MIN_SECRET_LEN};
+pub use kek::{KeyEncryptionKey, MIN_KEK_LEN, SealError};
 pub use pool::WaitObserver;
 pub use provider::install as install_jwt_provider;
 pub use secrets::OsSecrets;

@@ -2,9 +2,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, JwtSecret, OsSecrets};
+use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, JwtSecret, KeyEncryptionKey, OsSecrets};
 use portcullis_domain::ports::{PasswordHasher, SecretGenerator, TokenCodec};
-use portcullis_domain::{AuthError, Claims, DomainError, Password, PasswordHash, Role};
+use portcullis_domain::{
+    AuthError, Claims, DomainError, KeyState, KeyStatus, Password, PasswordHash, Role, SigningAlgorithm,
+    SigningKey,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -26,6 +29,7 @@ fn claims() -> Claims {
         sv: 0,
         sid: None,
         auth_time: None,
+        aud: portcullis_domain::Audience::new(vec!["portcullis".to_owned()]),
     }
 }
 
@@ -154,6 +158,96 @@ fn during_a_rotation_both_keys_verify_and_only_the_new_one_signs() {
     assert_invalid(rotating.decode(JwtCodec::new(&stranger, "portcullis").encode(&claims).unwrap().as_str()));
     let foreign = Claims { iss: "someone-else".to_owned(), ..claims };
     assert_invalid(rotating.decode(before.encode(&foreign).unwrap().as_str()));
+}
+
+/// An ES256 codec with one installed key, and that key.
+fn es256_codec() -> (JwtCodec, KeyStatus) {
+    let codec = JwtCodec::with_algorithm(SigningAlgorithm::Es256, "portcullis")
+        .with_key_encryption(KeyEncryptionKey::parse("0123456789abcdef0123456789abcdef").unwrap())
+        .also_accepting(&JwtSecret::new(SECRET).unwrap());
+    let generated = codec.generate_key(SigningAlgorithm::Es256).unwrap();
+    let at = time::OffsetDateTime::from_unix_timestamp(1_600_000_000).unwrap();
+    let key = KeyStatus {
+        key: SigningKey {
+            kid: generated.kid,
+            algorithm: SigningAlgorithm::Es256,
+            generation: 1,
+            public_jwk: generated.public_jwk,
+            sealed_private: generated.sealed_private,
+            created_at: at,
+            activates_at: at,
+        },
+        state: KeyState::Current,
+        retired_at: None,
+        published_until: None,
+    };
+    codec.install_keys(std::slice::from_ref(&key)).unwrap();
+    (codec, key)
+}
+
+fn token_with(header: &serde_json::Value, claims: &Claims, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    let signed =
+        format!("{}.{}", B64.encode(header.to_string()), B64.encode(serde_json::to_vec(claims).unwrap()));
+    let signature = sign(signed.as_bytes());
+    format!("{signed}.{}", B64.encode(signature))
+}
+
+fn hs256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The classic confusion: HS256 "signed" with the published public key, under its kid.
+#[test]
+fn an_hs256_token_signed_with_the_public_key_is_refused() {
+    let (codec, key) = es256_codec();
+    let jwk: serde_json::Value = serde_json::from_str(&key.key.public_jwk).unwrap();
+    let x = B64.decode(jwk["x"].as_str().unwrap()).unwrap();
+    let y = B64.decode(jwk["y"].as_str().unwrap()).unwrap();
+    let point = [&[4u8][..], &x, &y].concat();
+    for secret in
+        [point, key.key.public_jwk.as_bytes().to_vec(), jwk["x"].as_str().unwrap().as_bytes().to_vec()]
+    {
+        for header in
+            [json!({"alg": "HS256", "kid": key.key.kid, "typ": "JWT"}), json!({"alg": "HS256", "typ": "JWT"})]
+        {
+            assert_invalid(codec.decode(&token_with(&header, &claims(), |m| hs256(&secret, m))));
+        }
+    }
+}
+
+#[test]
+fn a_kid_that_names_no_key_is_refused() {
+    let (codec, _) = es256_codec();
+    let header = json!({"alg": "HS256", "kid": "no-such-key", "typ": "JWT"});
+    assert_invalid(codec.decode(&token_with(&header, &claims(), |m| hs256(SECRET, m))));
+    // The secret's own kid with its own signature is fine: HS256 tokens from before a switch.
+    let kid = JwtSecret::new(SECRET).unwrap().kid();
+    let header = json!({"alg": "HS256", "kid": kid, "typ": "JWT"});
+    let claims = claims();
+    assert_eq!(codec.decode(&token_with(&header, &claims, |m| hs256(SECRET, m))), Ok(claims));
+}
+
+#[test]
+fn an_alg_that_is_not_the_keys_is_refused() {
+    let (codec, key) = es256_codec();
+    let claims = claims();
+    let token = codec.encode(&claims).unwrap();
+    assert_eq!(codec.decode(token.as_str()), Ok(claims));
+    let (_, rest) = token.as_str().split_once('.').unwrap();
+    for alg in ["EdDSA", "ES384", "HS256", "none", "RS256"] {
+        let header = B64.encode(json!({"alg": alg, "kid": key.key.kid, "typ": "JWT"}).to_string());
+        assert_invalid(codec.decode(&format!("{header}.{rest}")));
+    }
+    // The HS256 secret's kid on an ES256 signature: the kid decides the key, and it is HMAC.
+    let header =
+        B64.encode(json!({"alg": "ES256", "kid": JwtSecret::new(SECRET).unwrap().kid()}).to_string());
+    assert_invalid(codec.decode(&format!("{header}.{rest}")));
+    // A critical extension we do not know.
+    let header = B64.encode(json!({"alg": "ES256", "kid": key.key.kid, "crit": ["exp"]}).to_string());
+    assert_invalid(codec.decode(&format!("{header}.{rest}")));
 }
 
 #[test]

@@ -20,6 +20,6 @@ pub use ports::Store;
 pub use services::{
     AccountService, Adapters, AdminOutcome, AdminService, ApiKeyService, AuditService, AuthSettings,
     DeliveryReport, IpFamily, LimitService, ListedKey, MAX_AUDIT_PAGE, NewKeyRequest, OAuthLogin,
-    OAuthService, PasswordService, Ports, ProjectService, RateLimits, Registration, Services, SessionService,
-    SessionView, UserChanges,
+    OAuthService, PasswordService, Ports, ProjectService, RateLimits, Registration, Rotation, Services,
+    SessionService, SessionView, SigningKeyService, UserChanges,
 };

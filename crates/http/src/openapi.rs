@@ -13,7 +13,11 @@ use crate::dto::{
     TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
-use crate::routes::{admin, api_keys, auth, oauth, ops, passwords, projects, sessions, test_auth};
+use crate::routes::discovery::{Jwk, JwksResponse, ProviderMetadata};
+use crate::routes::introspect::{IntrospectRequest, IntrospectionResponse};
+use crate::routes::{
+    admin, api_keys, auth, discovery, introspect, oauth, ops, passwords, projects, sessions, test_auth,
+};
 
 /// Every route, listed once: the OpenAPI document's `paths` and the app's
 /// registrations ([`register`]) both come from this list, so a handler cannot
@@ -40,7 +44,7 @@ macro_rules! routes {
                 ErrorBody, FieldErrorBody, CreateApiKeyRequest, CreatedApiKeyResponse, ApiKeyResponse, ProjectRequest,
                 ProjectResponse, UsersPage, AuditEventsPage, AuditEventResponse, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
                 PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, ProviderLoginResponse, GithubUser, ProviderUser,
-                RefreshRequest, SessionResponse, LogoutAllResponse, SessionsEndedResponse,
+                RefreshRequest, SessionResponse, LogoutAllResponse, SessionsEndedResponse, Jwk, JwksResponse, ProviderMetadata, IntrospectRequest, IntrospectionResponse,
             )),
             modifiers(&SecuritySchemes, &CommonResponses),
             tags(
@@ -51,7 +55,7 @@ macro_rules! routes {
                 (name = "projects", description = "The example protected resource"),
                 (name = "admin", description = "User administration (ADMIN JWT)"),
                 (name = "test", description = "Only outside production"),
-                (name = "operations", description = "Health, readiness and metrics"),
+                (name = "operations", description = "Health, readiness, metrics, and the keys and metadata verifiers fetch"),
             )
         )]
         pub struct ApiDoc;
@@ -76,7 +80,7 @@ routes! {
         oauth::authorize, oauth::github_callback, oauth::linkedin_callback, oauth::provider_callback, api_keys::create, api_keys::list,
         api_keys::revoke, projects::list, projects::create, admin::list_users, admin::update_user,
         admin::audit_events, sessions::list, sessions::delete, sessions::logout_all,
-        sessions::end_user_sessions, ops::healthz, ops::readyz,
+        sessions::end_user_sessions, ops::healthz, ops::readyz, discovery::jwks, discovery::openid_configuration, introspect::introspect,
     ],
     metrics: [ops::metrics],
     test: [test_auth::auth_status, test_auth::create_test_user, test_auth::test_login],

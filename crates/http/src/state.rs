@@ -18,6 +18,11 @@ pub struct HttpSettings {
     pub metrics_on_main: bool,
     /// Send `Strict-Transport-Security` (the service's public URL is `https://`).
     pub hsts: bool,
+    /// The URL clients reach the service at (`AUTH_PUBLIC_URL`), for the
+    /// absolute URLs of the discovery metadata.
+    pub public_url: String,
+    /// The tokens' `iss`, as the metadata states it.
+    pub issuer: String,
 }
 
 impl Default for HttpSettings {
@@ -29,6 +34,8 @@ impl Default for HttpSettings {
             cors_origins: Vec::new(),
             metrics_on_main: true,
             hsts: false,
+            public_url: "http://127.0.0.1:8000".to_owned(),
+            issuer: "portcullis".to_owned(),
         }
     }
 }

@@ -30,6 +30,11 @@ pub enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
+    /// The signing keys of ES256 / EdDSA tokens.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Create an ADMIN user, or promote an existing user to ADMIN.
     CreateAdmin {
         /// The administrator's email.
@@ -40,6 +45,27 @@ pub enum Command {
         #[arg(long)]
         password: Option<String>,
     },
+}
+
+/// `portcullis keys ...`.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum KeysCommand {
+    /// Print every key's kid, algorithm, state and dates (never a private key).
+    List,
+    /// Add a next key now: published at once, it starts signing after
+    /// AUTH_KEY_PUBLISH_SECS; every running instance picks it up within 10 s.
+    Rotate,
+}
+
+/// `AUTH_JWT_ALGORITHM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JwtAlgorithmArg {
+    #[value(name = "HS256")]
+    Hs256,
+    #[value(name = "ES256")]
+    Es256,
+    #[value(name = "EdDSA")]
+    EdDsa,
 }
 
 /// Where the service runs.
@@ -158,7 +184,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
 
     /// development, test or production. Production refuses to start without
-    /// AUTH_JWT_SECRET and hides the /v1/test-auth endpoints.
+    /// its signing secrets (AUTH_JWT_SECRET for HS256, AUTH_KEY_ENCRYPTION_KEY
+    /// for ES256/EdDSA) and hides the /v1/test-auth endpoints.
     #[arg(
         long = "env",
         global = true,
@@ -206,6 +233,42 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Tokens and keys")]
 pub struct TokenConfig {
+    /// HS256, ES256 or EdDSA. Default: HS256 when AUTH_JWT_SECRET is set (so
+    /// an upgrade changes nothing for verifiers holding it), else ES256 with
+    /// keys published at /.well-known/jwks.json.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_JWT_ALGORITHM",
+        value_name = "AUTH_JWT_ALGORITHM",
+        value_enum,
+        ignore_case = true
+    )]
+    pub jwt_algorithm: Option<JwtAlgorithmArg>,
+
+    /// Encrypts the stored ES256/EdDSA private keys: 32+ bytes, raw or base64.
+    /// Required in production with ES256/EdDSA; elsewhere one is generated
+    /// once and kept in `key-encryption-key` beside the SQLite file (mode 0600).
+    #[arg(long, global = true, env = "AUTH_KEY_ENCRYPTION_KEY", value_name = "AUTH_KEY_ENCRYPTION_KEY", hide_env_values = true, value_parser = parse_kek)]
+    pub key_encryption_key: Option<Secret>,
+
+    /// Seconds a new signing key is published before it signs: at least 600
+    /// (twice the JWKS max-age), so no verifier meets a kid it has not fetched.
+    #[arg(long, global = true, env = "AUTH_KEY_PUBLISH_SECS", value_name = "AUTH_KEY_PUBLISH_SECS", default_value_t = 600, value_parser = clap::value_parser!(i64).range(600..=31_536_000))]
+    pub key_publish_secs: i64,
+
+    /// Days between automatic signing-key rotations (one instance does it); 0: never.
+    #[arg(long, global = true, env = "AUTH_KEY_ROTATION_DAYS", value_name = "AUTH_KEY_ROTATION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(0..=3650))]
+    pub key_rotation_days: i64,
+
+    /// The tokens' `iss`, and the metadata's `issuer`.
+    #[arg(long, global = true, env = "AUTH_ISSUER", value_name = "AUTH_ISSUER", default_value = "portcullis", value_parser = parse_non_empty)]
+    pub issuer: String,
+
+    /// The tokens' `aud`: comma-separated; a token Portcullis accepts must name one of them.
+    #[arg(long, global = true, env = "AUTH_JWT_AUDIENCE", value_name = "AUTH_JWT_AUDIENCE", default_value = "portcullis", value_parser = parse_audience)]
+    pub jwt_audience: Audiences,
+
     /// HS256 signing key, at least 32 bytes. Unset outside production: one is
     /// generated once and kept in `jwt-secret` beside the SQLite file (mode 0600).
     #[arg(long, global = true, env = "AUTH_JWT_SECRET", value_name = "AUTH_JWT_SECRET", hide_env_values = true, value_parser = parse_jwt_secret)]
@@ -618,6 +681,29 @@ fn parse_http_url(raw: &str) -> Result<String, String> {
         && url.len() > "https://".len()
         && !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid { Ok(url.to_owned()) } else { Err("must be an http:// or https:// URL".to_owned()) }
+}
+
+/// `AUTH_JWT_AUDIENCE`: one or more names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audiences(pub Vec<String>);
+
+fn parse_audience(raw: &str) -> Result<Audiences, String> {
+    let names: Vec<String> =
+        raw.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+    if names.is_empty() {
+        return Err("names no audience".to_owned());
+    }
+    Ok(Audiences(names))
+}
+
+fn parse_non_empty(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() { Err("is empty".to_owned()) } else { Ok(trimmed.to_owned()) }
+}
+
+fn parse_kek(raw: &str) -> Result<Secret, String> {
+    portcullis_crypto::KeyEncryptionKey::parse(raw)?;
+    Ok(Secret::new(raw))
 }
 
 fn parse_jwt_secret(raw: &str) -> Result<Secret, String> {

@@ -44,6 +44,9 @@ const DELIVER_EVERY: Duration = Duration::from_secs(1);
 const FLUSH_USAGE_EVERY: Duration = Duration::from_secs(5);
 /// How often the in-process limiter forgets keys whose budget is whole again.
 const SWEEP_LIMITS_EVERY: Duration = Duration::from_secs(5);
+/// How often the signing keys are read again (a key another instance or the
+/// CLI added is published within this), and the rotation schedule checked.
+const REFRESH_KEYS_EVERY: Duration = Duration::from_secs(5);
 /// How often audit events past their retention are deleted.
 const PRUNE_AUDIT_EVERY: Duration = Duration::from_secs(3600);
 
@@ -97,10 +100,13 @@ impl App {
     /// A [`StartError`] naming what is wrong.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         install_crypto_provider();
-        let secret = secret::resolve(config)?;
-        let previous_secret = secret::previous(config)?;
+        let signing = secret::signing(config)?;
         let store = open_store(config).await?;
         let settings = AuthSettings {
+            issuer: config.tokens.issuer.clone(),
+            audience: config.tokens.jwt_audience.0.clone(),
+            key_publish_secs: config.tokens.key_publish_secs,
+            key_rotation_days: config.tokens.key_rotation_days,
             token_ttl_secs: config.tokens.token_ttl_secs,
             api_key_default_days: config.tokens.api_key_default_days,
             session_max_age_secs: config.tokens.session_max_age_secs,
@@ -139,14 +145,11 @@ impl App {
         let adapters = Adapters {
             mailer: mailer(config)?,
             oauth_providers: providers::oauth_providers(&config.providers)?,
-            signer: Arc::new(HmacSigner::derive(&secret, "portcullis oauth state")),
+            signer: Arc::new(HmacSigner::derive(&signing.state_secret, "portcullis oauth state")),
             rate_limiter: Arc::clone(&limiter) as Arc<dyn portcullis_domain::ports::RateLimiter>,
             hasher,
             blocklist: Arc::new(portcullis_crypto::CommonPasswords),
-            tokens: Arc::new(match &previous_secret {
-                Some(previous) => JwtCodec::new(&secret, &settings.issuer).also_accepting(previous),
-                None => JwtCodec::new(&secret, &settings.issuer),
-            }),
+            tokens: Arc::new(token_codec(&signing, &settings)),
             clock: Arc::clone(&clock),
             secrets: Arc::new(OsSecrets),
             context: Arc::new(HttpRequestContext),
@@ -166,10 +169,14 @@ impl App {
             cors_origins: config.server.cors_origins.0.clone(),
             metrics_on_main: config.server.metrics_bind.is_none(),
             hsts: config.public_url().starts_with("https://"),
+            public_url: config.public_url(),
+            issuer: settings.issuer.clone(),
             ..HttpSettings::default()
         };
+        let services = Services::new(ports, settings);
+        services.signing_keys.ensure().await.map_err(key_error)?;
         Ok(Self {
-            services: Services::new(ports, settings),
+            services,
             store,
             metrics,
             http,
@@ -267,6 +274,17 @@ impl App {
             limiter.sweep(clock.now());
             std::future::ready(())
         });
+        let keys = self.services.signing_keys.clone();
+        jobs.every("signing-keys", REFRESH_KEYS_EVERY, move || {
+            let keys = keys.clone();
+            async move {
+                match keys.refresh().await {
+                    Ok(None) => {}
+                    Ok(Some(kid)) => tracing::info!(kid, "added the next signing key (AUTH_KEY_ROTATION_DAYS)"),
+                    Err(e) => tracing::warn!(error = %e, "could not refresh the signing keys; keeping the ones loaded"),
+                }
+            }
+        });
         let (sessions, oauth) = (self.services.sessions.clone(), self.services.oauth.clone());
         jobs.every("revocation-purge", PURGE_EVERY, move || {
             let (sessions, oauth) = (sessions.clone(), oauth.clone());
@@ -289,6 +307,33 @@ impl App {
             }
         });
         jobs
+    }
+}
+
+/// The codec for the configured algorithm and keys.
+fn token_codec(signing: &secret::Signing, settings: &AuthSettings) -> JwtCodec {
+    let mut codec = JwtCodec::with_algorithm(signing.algorithm, &settings.issuer)
+        .for_audiences(settings.audience.clone());
+    if let Some(kek) = &signing.kek {
+        codec = codec.with_key_encryption(kek.clone());
+    }
+    for secret in &signing.secrets {
+        codec = codec.also_accepting(secret);
+    }
+    codec
+}
+
+/// A signing-key failure at start, for the operator: a key that does not
+/// decrypt names the variable; anything else is the database's.
+fn key_error(error: portcullis_domain::DomainError) -> StartError {
+    let message = error.to_string();
+    if message.contains("AUTH_KEY_ENCRYPTION_KEY") {
+        StartError::config(
+            "AUTH_KEY_ENCRYPTION_KEY",
+            format!("{message}. No key was replaced: start with the key the signing keys were stored under"),
+        )
+    } else {
+        StartError::Database(format!("signing keys: {message}"))
     }
 }
 
@@ -339,7 +384,7 @@ impl Serving {
     }
 
     /// The background jobs, by name: `usage-flush`, `outbox`,
-    /// `audit-prune`, `limiter-sweep` and `revocation-purge`.
+    /// `audit-prune`, `limiter-sweep`, `signing-keys` and `revocation-purge`.
     #[must_use]
     pub fn jobs(&self) -> Vec<&'static str> {
         self.jobs.names()
@@ -434,7 +479,66 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
             Ok(())
         }
         Command::CreateAdmin { email, password } => create_admin(&config, &email, password).await,
+        Command::Keys { action } => keys(&config, action).await,
     }
+}
+
+/// `portcullis keys list|rotate`.
+async fn keys(config: &Config, action: config::KeysCommand) -> Result<(), StartError> {
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let keys = &app.services.signing_keys;
+    let fail = |e: portcullis_domain::DomainError| StartError::Command(e.to_string());
+    let date = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+    };
+    let mut out = String::new();
+    match action {
+        config::KeysCommand::List => {
+            let listed = keys.list().await.map_err(fail)?;
+            out.push_str(&format!("signing with {}\n", keys.algorithm()));
+            if listed.is_empty() {
+                out.push_str("no stored keys\n");
+            }
+            for status in listed {
+                let key = &status.key;
+                let mut line = format!(
+                    "{kid}  {alg:<5}  {state:<7}  created {created}  current from {active}",
+                    kid = key.kid,
+                    alg = key.algorithm.as_str(),
+                    state = status.state.as_str(),
+                    created = date(key.created_at),
+                    active = date(key.activates_at),
+                );
+                if let Some(retired) = status.retired_at {
+                    line.push_str(&format!("  retired {}", date(retired)));
+                }
+                if let Some(until) = status.published_until {
+                    line.push_str(&format!("  published until {}", date(until)));
+                }
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        config::KeysCommand::Rotate => match keys.rotate().await.map_err(fail)? {
+            portcullis_domain::Rotation::Added(status) => out.push_str(&format!(
+                "added {} ({}): published now, signing from {}\n",
+                status.key.kid,
+                status.key.algorithm,
+                date(status.key.activates_at)
+            )),
+            portcullis_domain::Rotation::AlreadyPending(status) => out.push_str(&format!(
+                "{} ({}) is already waiting to sign from {}; nothing added\n",
+                status.key.kid,
+                status.key.algorithm,
+                date(status.key.activates_at)
+            )),
+        },
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        print!("{out}");
+    }
+    Ok(())
 }
 
 async fn create_admin(config: &Config, email: &str, password: Option<String>) -> Result<(), StartError> {

@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use portcullis_crypto::{JwtSecret, MIN_SECRET_LEN};
+use portcullis_crypto::{JwtSecret, KeyEncryptionKey, MIN_KEK_LEN, MIN_SECRET_LEN};
+use portcullis_domain::SigningAlgorithm;
 
-use crate::config::{Config, DatabaseUrl, Environment};
+use crate::config::{Config, DatabaseUrl, Environment, JwtAlgorithmArg};
 use crate::error::StartError;
 
 /// `AUTH_JWT_SECRET` when set (32+ bytes, in every environment). Otherwise, in
@@ -26,7 +27,7 @@ pub(crate) fn resolve(config: &Config) -> Result<JwtSecret, StartError> {
             format!("is required in production (at least {MIN_SECRET_LEN} random bytes)"),
         ));
     }
-    let path = key_file(&config.database.database_url);
+    let path = key_file(&config.database.database_url, "jwt-secret");
     let secret = load_or_create(&path).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
     tracing::warn!(path = %path.display(), "AUTH_JWT_SECRET is unset: using the generated development key");
     JwtSecret::new(secret)
@@ -48,10 +49,10 @@ pub(crate) fn previous(config: &Config) -> Result<Option<JwtSecret>, StartError>
     Ok(Some(previous))
 }
 
-fn key_file(database: &DatabaseUrl) -> PathBuf {
+fn key_file(database: &DatabaseUrl, name: &str) -> PathBuf {
     match database {
-        DatabaseUrl::Sqlite(db) => db.parent().unwrap_or_else(|| Path::new("")).join("jwt-secret"),
-        DatabaseUrl::Postgres(_) => PathBuf::from("data").join("jwt-secret"),
+        DatabaseUrl::Sqlite(db) => db.parent().unwrap_or_else(|| Path::new("")).join(name),
+        DatabaseUrl::Postgres(_) => PathBuf::from("data").join(name),
     }
 }
 
@@ -120,4 +121,96 @@ fn trim(mut bytes: Vec<u8>) -> Vec<u8> {
         bytes.pop();
     }
     bytes
+}
+
+/// How tokens are signed, with the keys for it.
+pub(crate) struct Signing {
+    pub(crate) algorithm: SigningAlgorithm,
+    /// The HS256 secrets: the one that signs under HS256 first, then the
+    /// previous one; under ES256/EdDSA they only verify (tokens from before a switch).
+    pub(crate) secrets: Vec<JwtSecret>,
+    pub(crate) kek: Option<KeyEncryptionKey>,
+    /// Signs OAuth states: AUTH_JWT_SECRET (or the development key) when
+    /// there is one, else derived from the key-encryption key.
+    pub(crate) state_secret: JwtSecret,
+}
+
+/// The algorithm `AUTH_JWT_ALGORITHM` names, or its default: HS256 when
+/// `AUTH_JWT_SECRET` is set, ES256 otherwise.
+pub(crate) fn algorithm(config: &Config) -> SigningAlgorithm {
+    match config.tokens.jwt_algorithm {
+        Some(JwtAlgorithmArg::Hs256) => SigningAlgorithm::Hs256,
+        Some(JwtAlgorithmArg::Es256) => SigningAlgorithm::Es256,
+        Some(JwtAlgorithmArg::EdDsa) => SigningAlgorithm::EdDsa,
+        None if config.tokens.jwt_secret.is_some() => SigningAlgorithm::Hs256,
+        None => SigningAlgorithm::Es256,
+    }
+}
+
+/// Everything token signing needs, from the configuration (and, outside
+/// production, from key files generated once beside the SQLite database).
+///
+/// # Errors
+/// [`StartError::Config`] naming the variable that is missing or wrong.
+pub(crate) fn signing(config: &Config) -> Result<Signing, StartError> {
+    let algorithm = algorithm(config);
+    let production = config.server.environment == Environment::Production;
+    let kek = match &config.tokens.key_encryption_key {
+        Some(text) => Some(
+            KeyEncryptionKey::parse(text.expose())
+                .map_err(|why| StartError::config("AUTH_KEY_ENCRYPTION_KEY", why))?,
+        ),
+        None if !algorithm.is_asymmetric() => None,
+        None if production => {
+            return Err(StartError::config(
+                "AUTH_KEY_ENCRYPTION_KEY",
+                format!(
+                    "is required in production to sign with {algorithm} (at least {MIN_KEK_LEN} random bytes, raw or base64); \
+                     or set AUTH_JWT_ALGORITHM=HS256 with AUTH_JWT_SECRET"
+                ),
+            ));
+        }
+        None => {
+            let path = key_file(&config.database.database_url, "key-encryption-key");
+            let text =
+                load_or_create(&path).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+            tracing::warn!(path = %path.display(), "AUTH_KEY_ENCRYPTION_KEY is unset: using the generated development key");
+            let text = String::from_utf8(text).map_err(|_| {
+                StartError::config("AUTH_KEY_ENCRYPTION_KEY", format!("{}: not text", path.display()))
+            })?;
+            Some(KeyEncryptionKey::parse(&text).map_err(|why| {
+                StartError::config("AUTH_KEY_ENCRYPTION_KEY", format!("{}: {why}", path.display()))
+            })?)
+        }
+    };
+    let mut secrets = Vec::new();
+    if !algorithm.is_asymmetric() || config.tokens.jwt_secret.is_some() {
+        secrets.push(resolve(config)?);
+        secrets.extend(previous(config)?);
+    } else if !production {
+        // A development deployment that signed with the generated HS256 key
+        // before: its tokens keep verifying (no new key file is made).
+        let path = key_file(&config.database.database_url, "jwt-secret");
+        if path.exists() {
+            let bytes =
+                load_or_create(&path).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+            secrets.push(JwtSecret::new(bytes).map_err(|why| {
+                StartError::config("AUTH_JWT_SECRET", format!("{}: {why}", path.display()))
+            })?);
+        }
+    }
+    if algorithm == SigningAlgorithm::Hs256 && config.tokens.jwt_algorithm.is_none() {
+        tracing::warn!(
+            "tokens are signed with HS256 because AUTH_JWT_SECRET is set: every verifier must hold the secret \
+             that mints tokens. Set AUTH_JWT_ALGORITHM=ES256 (with AUTH_KEY_ENCRYPTION_KEY) to publish verification keys instead"
+        );
+    }
+    let state_secret = match (secrets.first(), &kek) {
+        (Some(secret), _) => secret.clone(),
+        (None, Some(kek)) => kek.derived_secret("portcullis oauth state"),
+        (None, None) => {
+            return Err(StartError::config("AUTH_JWT_SECRET", "is needed: no key to sign OAuth states with"));
+        }
+    };
+    Ok(Signing { algorithm, secrets, kek, state_secret })
 }

@@ -22,7 +22,7 @@ use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditKind, DeliveryStatus, Email, Environment, FullName, KeyDigest,
     MailMessage, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName,
     RefreshRecord, RequestContext, ResetRequest, ResourceName, Role, Session, SessionId, SignInMethod,
-    StoreError, User, UserId,
+    SigningAlgorithm, SigningKey, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 
@@ -263,6 +263,50 @@ impl TryFrom<SessionRecord> for Session {
                 .map_err(|_| StoreError::Unavailable(format!("corrupt sessions row {}: method", row.id.0)))?,
             mfa: row.mfa,
             ended_at: row.ended_at,
+        })
+    }
+}
+
+/// A signing-key row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub generation: i64,
+    pub algorithm: String,
+    pub public_jwk: String,
+    pub sealed_private: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub activates_at: OffsetDateTime,
+}
+
+impl From<SigningKey> for SigningKeyRecord {
+    fn from(k: SigningKey) -> Self {
+        Self {
+            kid: k.kid,
+            generation: k.generation,
+            algorithm: k.algorithm.as_str().to_owned(),
+            public_jwk: k.public_jwk,
+            sealed_private: k.sealed_private,
+            created_at: whole_seconds(k.created_at),
+            activates_at: whole_seconds(k.activates_at),
+        }
+    }
+}
+
+impl TryFrom<SigningKeyRecord> for SigningKey {
+    type Error = StoreError;
+
+    fn try_from(row: SigningKeyRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            algorithm: SigningAlgorithm::parse(&row.algorithm).map_err(|_| {
+                StoreError::Unavailable(format!("corrupt signing_keys row {}: algorithm", row.kid))
+            })?,
+            kid: row.kid,
+            generation: row.generation,
+            public_jwk: row.public_jwk,
+            sealed_private: row.sealed_private,
+            created_at: row.created_at,
+            activates_at: row.activates_at,
         })
     }
 }
@@ -556,20 +600,20 @@ macro_rules! diesel_repositories {
             use diesel_async::AsyncConnection;
             use portcullis_domain::ports::{
                 ApiKeyRepository, AuditLog, HotReads, Outbox, PasswordResetRepository, PoolUsage, ProjectRepository,
-                RevokedTokenRepository, SessionRepository, StoreHealth, UserRepository,
+                RevokedTokenRepository, SessionRepository, SigningKeyRepository, StoreHealth, UserRepository,
             };
             use portcullis_domain::{
                 ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, ProviderName, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
-                PasswordHash, PasswordReset, Project, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, StoreError, User, UserId,
+                PasswordHash, PasswordReset, Project, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, SigningKey, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
-                Access, ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, RefreshTokenRecord, ResetRecord, ResetRequestRecord, SessionRecord, UserRecord, query_error,
+                Access, ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, RefreshTokenRecord, ResetRecord, ResetRequestRecord, SessionRecord, SigningKeyRecord, UserRecord, query_error,
                 whole_seconds,
             };
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{api_key_addresses, api_keys, audit_events, oauth_identities, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, refresh_tokens, revoked_tokens, sessions, users};
+            use super::schema::{api_key_addresses, api_keys, audit_events, oauth_identities, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, refresh_tokens, revoked_tokens, sessions, signing_keys, users};
             use super::$store;
 
             portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
@@ -1422,6 +1466,45 @@ macro_rules! diesel_repositories {
                             .await
                             .map_err(query_error)?;
                         Ok(deleted as u64)
+                    })
+                    .await
+                }
+            }
+
+            portcullis_store_diesel::diesel_row!(SigningKeyRow, signing_keys, SigningKeyRecord, SigningKey, {
+                kid: String,
+                generation: i64,
+                algorithm: String,
+                public_jwk: String,
+                sealed_private: Vec<u8>,
+                created_at: OffsetDateTime,
+                activates_at: OffsetDateTime,
+            });
+
+            #[async_trait]
+            impl SigningKeyRepository for $store {
+                async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+                    self.run(Access::Read, move |mut conn| async move {
+                        let rows: Vec<SigningKeyRow> = signing_keys::table
+                            .order(signing_keys::generation)
+                            .select(SigningKeyRow::as_select())
+                            .load(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        rows.into_iter().map(SigningKey::try_from).collect()
+                    })
+                    .await
+                }
+
+                async fn insert_signing_key(&self, key: SigningKey) -> Result<bool, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let inserted = diesel::insert_into(signing_keys::table)
+                            .values(SigningKeyRow::from(key))
+                            .on_conflict_do_nothing()
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(inserted == 1)
                     })
                     .await
                 }

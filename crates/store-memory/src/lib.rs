@@ -13,12 +13,13 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use portcullis_domain::ports::{
     ApiKeyRepository, AuditLog, HotReads, OAuthIdentityRepository, Outbox, PasswordResetRepository,
-    ProjectRepository, RevokedTokenRepository, SessionRepository, StoreHealth, UserRepository,
+    ProjectRepository, RevokedTokenRepository, SessionRepository, SigningKeyRepository, StoreHealth,
+    UserRepository,
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage,
     NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName, RefreshRecord,
-    ResetBudget, ResetRequest, Role, Session, SessionId, SessionLookup, StoreError, User, UserId,
+    ResetBudget, ResetRequest, Role, Session, SessionId, SessionLookup, SigningKey, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -43,6 +44,7 @@ struct State {
     sessions: HashMap<SessionId, Session>,
     /// Refresh tokens by digest.
     refresh: HashMap<[u8; 32], RefreshRecord>,
+    signing_keys: Vec<SigningKey>,
 }
 
 /// Every repository port over one in-process map.
@@ -516,6 +518,22 @@ impl AuditLog for MemoryStore {
         let count = state.audit.len();
         state.audit.retain(|_, e| e.at >= before);
         Ok((count - state.audit.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl SigningKeyRepository for MemoryStore {
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        Ok(self.state().signing_keys.clone())
+    }
+
+    async fn insert_signing_key(&self, key: SigningKey) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state.signing_keys.iter().any(|k| k.generation == key.generation || k.kid == key.kid) {
+            return Ok(false);
+        }
+        state.signing_keys.push(key);
+        Ok(true)
     }
 }
 

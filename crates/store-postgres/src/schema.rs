@@ -151,6 +151,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        generation -> BigInt,
+        algorithm -> Text,
+        public_jwk -> Text,
+        sealed_private -> Binary,
+        created_at -> Timestamptz,
+        activates_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(api_key_addresses -> api_keys (key_id));
 diesel::joinable!(oauth_identities -> users (user_id));
@@ -159,6 +171,7 @@ diesel::joinable!(projects -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    signing_keys,
     users,
     api_keys,
     projects,

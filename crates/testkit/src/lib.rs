@@ -97,7 +97,9 @@ macro_rules! store_contract_tests {
             replacing_spends_every_refresh_token_of_the_session,
             sessions_are_listed_live_newest_first_and_ended_per_user,
             purging_removes_ended_and_expired_sessions_with_their_tokens,
-            a_session_lookup_says_whether_the_tokens_session_ended
+            a_session_lookup_says_whether_the_tokens_session_ended,
+            signing_keys_round_trip_and_are_only_added,
+            of_concurrent_inserts_of_one_generation_one_wins
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

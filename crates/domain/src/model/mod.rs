@@ -39,6 +39,7 @@ mod project;
 mod rate;
 mod reset;
 mod session;
+mod signing;
 mod token;
 mod user;
 
@@ -60,7 +61,8 @@ pub use reset::{
 pub use session::{
     MalformedRefreshToken, RefreshRecord, RefreshTokenSecret, Session, SessionId, SignInMethod,
 };
-pub use token::{AccessToken, Claims, IssuedRefresh, IssuedToken};
+pub use signing::{GeneratedKey, KeyState, KeyStatus, SigningAlgorithm, SigningKey, key_states};
+pub use token::{AccessToken, Audience, Claims, IssuedRefresh, IssuedToken};
 pub use user::{FullName, FullNameError, NewUser, Provider, Role, UnknownRole, User, UserId};
 
 /// `bytes` as a big-endian number in exactly `digits` base62 digits: for

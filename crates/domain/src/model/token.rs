@@ -29,6 +29,58 @@ pub struct Claims {
     /// refreshes keep it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// Whom the token is for (`AUTH_JWT_AUDIENCE`). Absent only from tokens
+    /// of versions before signing keys, which carry no `kid` either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+}
+
+/// The `aud` claim: one audience is written as a string, several as a list
+/// (RFC 7519, 4.1.3); both forms are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(Vec<String>);
+
+impl Audience {
+    /// `None` when `names` is empty.
+    #[must_use]
+    pub fn new(names: Vec<String>) -> Option<Self> {
+        (!names.is_empty()).then_some(Self(names))
+    }
+
+    #[must_use]
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether any of these audiences is one of `accepted`.
+    #[must_use]
+    pub fn accepts_any(&self, accepted: &[String]) -> bool {
+        self.0.iter().any(|name| accepted.contains(name))
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(Self(match Form::deserialize(deserializer)? {
+            Form::One(one) => vec![one],
+            Form::Many(many) => many,
+        }))
+    }
 }
 
 impl Claims {
@@ -46,7 +98,15 @@ impl Claims {
             sv: user.session_version,
             sid: None,
             auth_time: None,
+            aud: None,
         }
+    }
+
+    /// The same claims for `audience`.
+    #[must_use]
+    pub fn for_audience(mut self, audience: Option<Audience>) -> Self {
+        self.aud = audience;
+        self
     }
 
     /// The same claims inside `session`: its id as `sid`, its `auth_time`,

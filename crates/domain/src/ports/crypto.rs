@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::error::DomainError;
-use crate::model::{AccessToken, Claims, Password, PasswordHash};
+use crate::model::{AccessToken, Claims, GeneratedKey, KeyStatus, Password, PasswordHash, SigningAlgorithm};
 
 /// Slow, salted password hashing.
 ///
@@ -35,11 +35,17 @@ pub trait PasswordHasher: Send + Sync {
     async fn verify_dummy(&self, password: Password) -> Result<(), DomainError>;
 }
 
-/// Signs and verifies access tokens.
+/// Signs and verifies access tokens, and holds the signing keys.
 ///
-/// `decode` checks the signature, the pinned algorithm, the issuer and the
-/// presence and types of every claim. It does not judge expiry: the domain
-/// does that against its [`Clock`](super::Clock), so that time is one thing.
+/// `decode` checks the signature against the key the header's `kid` names
+/// (with that key's algorithm, never the header's alone), the issuer, the
+/// audience and the presence and types of every claim. It does not judge
+/// expiry: the domain does that against its [`Clock`](super::Clock), so that
+/// time is one thing.
+///
+/// With an asymmetric algorithm, the keys come from the store through
+/// [`install_keys`](Self::install_keys); `encode` signs with the key that was
+/// current at the claims' `iat`.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait TokenCodec: Send + Sync {
     /// Signs the claims.
@@ -54,6 +60,25 @@ pub trait TokenCodec: Send + Sync {
     /// [`DomainError::Unauthenticated`] with `InvalidToken` for anything that is
     /// not a token we signed with the configured algorithm and issuer.
     fn decode(&self, token: &str) -> Result<Claims, DomainError>;
+
+    /// The algorithm new tokens are signed with.
+    fn algorithm(&self) -> SigningAlgorithm;
+
+    /// A new key pair for `algorithm` (an asymmetric one), its private half
+    /// sealed under the key-encryption key.
+    ///
+    /// # Errors
+    /// [`DomainError::Unavailable`] when no key-encryption key is configured
+    /// or the key cannot be made.
+    fn generate_key(&self, algorithm: SigningAlgorithm) -> Result<GeneratedKey, DomainError>;
+
+    /// Replaces the stored keys it signs and verifies with: every published
+    /// key verifies; the ones that may sign are unsealed.
+    ///
+    /// # Errors
+    /// [`DomainError::Unavailable`] when a key that may sign cannot be
+    /// unsealed (another key-encryption key sealed it): nothing is replaced.
+    fn install_keys(&self, keys: &[KeyStatus]) -> Result<(), DomainError>;
 }
 
 /// Unpredictable values (token ids, secrets) and their one-way digests.

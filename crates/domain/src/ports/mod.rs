@@ -6,6 +6,7 @@ mod audit;
 mod clock;
 mod crypto;
 mod health;
+mod keys;
 mod oauth;
 mod projects;
 mod rate;
@@ -31,6 +32,9 @@ pub use crypto::{PasswordBlocklist, PasswordHasher, SecretGenerator, TokenCodec}
 #[cfg(feature = "mocks")]
 pub use health::MockStoreHealth;
 pub use health::{PoolUsage, StoreHealth};
+#[cfg(feature = "mocks")]
+pub use keys::MockSigningKeyRepository;
+pub use keys::SigningKeyRepository;
 pub use oauth::{
     AuthorizationRequest, CodeExchange, OAuthError, OAuthIdentityRepository, OAuthProvider, Signer,
 };

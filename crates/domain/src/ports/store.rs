@@ -1,6 +1,7 @@
 use super::{
     ApiKeyRepository, AuditLog, HotReads, OAuthIdentityRepository, Outbox, PasswordResetRepository,
-    ProjectRepository, RevokedTokenRepository, SessionRepository, StoreHealth, UserRepository,
+    ProjectRepository, RevokedTokenRepository, SessionRepository, SigningKeyRepository, StoreHealth,
+    UserRepository,
 };
 
 /// `Store` as the sum of `$port`s, with the impl that gives it to every type
@@ -28,6 +29,7 @@ store_of!(
     Outbox,
     OAuthIdentityRepository,
     SessionRepository,
+    SigningKeyRepository,
     AuditLog,
     StoreHealth,
 );

@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{
     ApiKey, ApiKeyId, ApiKeySecret, AuditEvent, AuditKind, AuthMethod, Environment, KeyDigest, KeyUsage,
-    Principal, ResourceName,
+    Principal, ResourceName, User,
 };
 
 use crate::ports::{
@@ -196,6 +196,24 @@ impl ApiKeyService {
     /// # Errors
     /// `InvalidApiKey`, `ApiKeyRevoked`, `ApiKeyExpired`, `AccountDisabled`; `Unavailable`.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, DomainError> {
+        let (key, user) = self.inspect(presented).await?;
+        let now = self.clock.now();
+        self.usage.record(key.id, now);
+        if let Some(ip) = self.context.current().ip {
+            self.usage.sighted(key.id, &ip, || {
+                let detail = Some(format!("key_id={}", key.id));
+                self.audit.event(AuditKind::ApiKeyNewIp, Some(user.id), detail, now)
+            });
+        }
+        Ok(Principal::from_api_key(user, &key))
+    }
+
+    /// Checks a presented key as [`authenticate`](Self::authenticate) does,
+    /// without counting a use or noting its address (introspection).
+    ///
+    /// # Errors
+    /// As [`authenticate`](Self::authenticate).
+    pub async fn inspect(&self, presented: &str) -> Result<(ApiKey, User), DomainError> {
         let secret = ApiKeySecret::parse(presented)
             .map_err(|_| DomainError::Unauthenticated(AuthError::InvalidApiKey))?;
         let Some((key, user)) = self.reads.find_key_with_owner(&self.digest(&secret)).await? else {
@@ -211,14 +229,7 @@ impl ApiKeyService {
         if !user.is_active {
             return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
         }
-        self.usage.record(key.id, now);
-        if let Some(ip) = self.context.current().ip {
-            self.usage.sighted(key.id, &ip, || {
-                let detail = Some(format!("key_id={}", key.id));
-                self.audit.event(AuditKind::ApiKeyNewIp, Some(user.id), detail, now)
-            });
-        }
-        Ok(Principal::from_api_key(user, &key))
+        Ok((key, user))
     }
 
     /// Writes the counted uses in one batch and returns how many keys it

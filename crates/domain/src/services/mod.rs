@@ -6,6 +6,7 @@ mod admin;
 mod api_keys;
 mod audit;
 mod credentials;
+mod keys;
 mod limits;
 mod oauth;
 mod passwords;
@@ -19,6 +20,7 @@ pub use accounts::{AccountService, AdminOutcome, Registration};
 pub use admin::{AdminService, UserChanges};
 pub use api_keys::{ApiKeyService, ListedKey, NewKeyRequest};
 pub use audit::{AuditService, MAX_AUDIT_PAGE};
+pub use keys::{Rotation, SigningKeyService};
 pub use limits::{IpFamily, LimitService, RateLimits};
 pub use oauth::{Authorization, OAuthLogin, OAuthService};
 pub use passwords::{DeliveryReport, PasswordService, RESETS_PER_HOUR};
@@ -29,8 +31,8 @@ use crate::model::PasswordPolicy;
 use crate::ports::{
     ApiKeyRepository, AuditLog, ChangeFeed, Clock, HotReads, Mailer, OAuthIdentityRepository, OAuthProvider,
     Outbox, PasswordBlocklist, PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter,
-    RequestContextSource, RevokedTokenRepository, SecretGenerator, SessionRepository, Signer, Store,
-    TokenCodec, UserRepository,
+    RequestContextSource, RevokedTokenRepository, SecretGenerator, SessionRepository, Signer,
+    SigningKeyRepository, Store, TokenCodec, UserRepository,
 };
 
 /// The adapters a [`Services`] runs on: the storage ports of one
@@ -47,6 +49,7 @@ pub struct Ports {
     pub outbox: Arc<dyn Outbox>,
     pub identities: Arc<dyn OAuthIdentityRepository>,
     pub sessions: Arc<dyn SessionRepository>,
+    pub signing_keys: Arc<dyn SigningKeyRepository>,
     pub audit: Arc<dyn AuditLog>,
     pub adapters: Adapters,
 }
@@ -86,6 +89,7 @@ impl Ports {
             outbox: store.clone(),
             identities: store.clone(),
             sessions: store.clone(),
+            signing_keys: store.clone(),
             audit: store,
             adapters,
         }
@@ -125,6 +129,13 @@ opaque_debug!(Ports, Adapters);
 pub struct AuthSettings {
     /// The `iss` claim of every token we issue and accept.
     pub issuer: String,
+    /// The `aud` claim of every token we issue; a token we accept must name
+    /// one of them.
+    pub audience: Vec<String>,
+    /// How long a new signing key is published before it signs, in seconds.
+    pub key_publish_secs: i64,
+    /// Days between automatic key rotations; 0: never.
+    pub key_rotation_days: i64,
     /// Access-token lifetime in seconds.
     pub token_ttl_secs: i64,
     /// Clock skew tolerated when judging `exp` and `iat`; at most 5 s.
@@ -151,6 +162,9 @@ impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             issuer: "portcullis".to_owned(),
+            audience: vec!["portcullis".to_owned()],
+            key_publish_secs: 600,
+            key_rotation_days: 90,
             token_ttl_secs: 28_800,
             leeway_secs: 5,
             password_policy: PasswordPolicy::default(),
@@ -177,6 +191,7 @@ pub struct Services {
     pub oauth: OAuthService,
     pub limits: LimitService,
     pub audit: AuditService,
+    pub signing_keys: SigningKeyService,
 }
 
 impl Services {
@@ -198,6 +213,7 @@ impl Services {
             projects: ProjectService::new(&ports),
             audit: AuditService::new(Arc::clone(&ports.audit), Arc::clone(&ports.adapters.clock)),
             admin: AdminService::new(&ports),
+            signing_keys: SigningKeyService::new(&ports, &settings),
             limits,
         }
     }

@@ -227,6 +227,31 @@ impl SessionService {
         Ok(token)
     }
 
+    /// What a refresh token stands for, without spending it (introspection):
+    /// its session and user while it could be exchanged, else `None` (unknown,
+    /// malformed, spent, session ended or past either end, user disabled).
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be reached.
+    pub async fn inspect_refresh(&self, presented: &str) -> Result<Option<(Session, User)>, DomainError> {
+        let Ok(presented) = RefreshTokenSecret::parse(presented.trim()) else { return Ok(None) };
+        let Some((record, session)) = self.sessions.find_refresh(&self.tokens.digest(&presented)).await?
+        else {
+            return Ok(None);
+        };
+        if record.spent_at.is_some() || !session.is_live(self.clock.now(), self.tokens.idle()) {
+            return Ok(None);
+        }
+        let user = self.users.find_by_id(session.user_id).await?.filter(|u| u.is_active);
+        Ok(user.map(|user| (session, user)))
+    }
+
+    /// When `session` ends unless it is refreshed first.
+    #[must_use]
+    pub fn session_end(&self, session: &Session) -> OffsetDateTime {
+        session.ends_at(self.tokens.idle())
+    }
+
     /// A spent refresh token came back: a race within the grace period, a
     /// theft after it (the session ends).
     async fn reused(&self, session: &Session, spent_at: OffsetDateTime, now: OffsetDateTime) -> DomainError {

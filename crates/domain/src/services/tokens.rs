@@ -4,7 +4,8 @@ use time::Duration;
 
 use crate::error::DomainError;
 use crate::model::{
-    Claims, IssuedRefresh, IssuedToken, KeyDigest, RefreshTokenSecret, Session, SessionId, SignInMethod, User,
+    Audience, Claims, IssuedRefresh, IssuedToken, KeyDigest, RefreshTokenSecret, Session, SessionId,
+    SignInMethod, User,
 };
 use crate::ports::{Clock, RequestContextSource, SecretGenerator, SessionRepository, TokenCodec};
 
@@ -19,6 +20,7 @@ pub(super) struct Tokens {
     clock: Arc<dyn Clock>,
     context: Arc<dyn RequestContextSource>,
     issuer: Arc<str>,
+    audience: Option<Audience>,
     ttl_secs: i64,
     max_age: Duration,
     idle: Duration,
@@ -35,6 +37,7 @@ impl Tokens {
             clock: Arc::clone(&ports.adapters.clock),
             context: Arc::clone(&ports.adapters.context),
             issuer: settings.issuer.as_str().into(),
+            audience: Audience::new(settings.audience.clone()),
             ttl_secs: settings.token_ttl_secs,
             max_age: Duration::seconds(settings.session_max_age_secs),
             idle: Duration::seconds(settings.session_idle_secs),
@@ -104,7 +107,8 @@ impl Tokens {
     ) -> Result<IssuedToken, DomainError> {
         let now = self.clock.now();
         let claims = Claims::for_user(user, self.secrets.token_id(), &self.issuer, now, self.ttl_secs)
-            .in_session(session, self.idle);
+            .in_session(session, self.idle)
+            .for_audience(self.audience.clone());
         let access_token = self.codec.encode(&claims)?;
         let expires_in = (claims.exp - now.unix_timestamp()).max(0);
         let refresh_expires_in = (session.expires_at.unix_timestamp() - now.unix_timestamp()).max(0);

@@ -3,6 +3,8 @@
 pub(crate) mod admin;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
+pub(crate) mod discovery;
+pub(crate) mod introspect;
 pub(crate) mod oauth;
 pub(crate) mod ops;
 pub(crate) mod passwords;

@@ -12,6 +12,7 @@ mod limiter;
 mod resets;
 mod revoked_tokens;
 mod sessions;
+mod signing_keys;
 mod users;
 
 pub use api_keys::*;
@@ -22,6 +23,7 @@ pub use limiter::*;
 pub use resets::*;
 pub use revoked_tokens::*;
 pub use sessions::*;
+pub use signing_keys::*;
 pub use users::*;
 
 /// Everything a storage adapter implements: the domain's [`Store`](portcullis_domain::Store).
