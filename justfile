@@ -42,3 +42,10 @@ bench:
 # The fastapi-users comparator from PEERS_DIR (e.g. the workplace's shared peers folder).
 bench-peer PEERS_DIR:
     bench/peer.sh {{PEERS_DIR}}
+
+# Failure drills at full length (CI runs them with 3 trials each): one answer
+# on every instance, three instances on the local PostgreSQL, through Redis and
+# through LISTEN/NOTIFY, 200 trials per kind of change under background load.
+drills:
+    TEST_DATABASE_URL={{pg_url}} AUTH_REDIS_URL=${AUTH_REDIS_URL:-redis://127.0.0.1:6379} DRILL_TRIALS=200 \
+      cargo test --release -p portcullis --test e2e broadcast -- --nocapture --test-threads 1

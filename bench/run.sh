@@ -14,7 +14,7 @@ cargo build --release -p portcullis
 cargo build --release -p portcullis-crypto --example argon2_verify
 run="$(mktemp -d)"
 trap 'rm -rf "$run"' EXIT
-date="$(date -u +%Y-%m-%d)"
+date="${BENCH_NAME:-$(date -u +%Y-%m-%d)}"   # BENCH_NAME names the results of a second run on one day
 
 rounds=40; [ "${BENCH_SMOKE:-}" = 1 ] && rounds=3
 target/release/examples/argon2_verify "$rounds" > "$run/argon2.json"

@@ -71,6 +71,8 @@ pub struct Options {
     pub issuer: Option<&'static str>,
     /// Run on this database (another test server's) instead of a new one.
     pub database_url: Option<String>,
+    /// Ignore an `AUTH_REDIS_URL` of the environment (CI sets one).
+    pub without_redis: bool,
 }
 
 pub struct TestApp {
@@ -256,6 +258,9 @@ impl TestApp {
         }
         let mut cli = Cli::try_parse_from(args).unwrap();
         cli.config.read_oidc_providers(options.oidc_env.clone()).unwrap();
+        if options.without_redis {
+            cli.config.limits.redis_url = None;
+        }
         cli
     }
 

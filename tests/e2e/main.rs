@@ -15,6 +15,7 @@ mod api_keys;
 mod audit;
 mod bad_input;
 mod binary;
+mod broadcast;
 mod cache;
 mod clients;
 mod concurrency;

@@ -257,8 +257,10 @@ async fn keys_rotate_on_schedule_and_one_instance_adds_the_key(backend: Backend)
     second.services.signing_keys.refresh().await.unwrap();
     assert_eq!(kids(&jwks(&second).await.1).len(), 2, "both publish it");
 
+    // The key signs AUTH_KEY_PUBLISH_SECS after the instance that added it
+    // saw the rotation due; the two test clocks started a moment apart.
     for clock in [&app.clock, &second.clock] {
-        clock.advance(Duration::seconds(600));
+        clock.advance(Duration::seconds(605));
     }
     let token = sign_in(&app, "scheduled@example.com").await;
     assert_eq!(header_of(&token)["kid"].as_str(), Some(next.as_str()));

@@ -354,14 +354,24 @@ impl AuthCache {
 /// whoever else listens); `ttl_ms` of 0 leaves the ports as they are.
 #[must_use]
 pub fn wrap(ports: Ports, ttl_ms: u64) -> Ports {
+    wrap_shared(ports, ttl_ms).0
+}
+
+/// [`wrap`], and the cache's own feed besides: the changes other instances
+/// announce go there (it forgets, then passes them on to the feed the ports
+/// had, not to whatever is put in front of it later, so they are not sent
+/// back out). `None` when `ttl_ms` is 0: there is nothing to forget.
+#[must_use]
+pub fn wrap_shared(ports: Ports, ttl_ms: u64) -> (Ports, Option<Arc<dyn ChangeFeed>>) {
     if ttl_ms == 0 {
-        return ports;
+        return (ports, None);
     }
     let ttl = Duration::milliseconds(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
     let cache = Arc::new(AuthCache::new(ttl, Arc::clone(&ports.adapters.clock)));
     let reads = Arc::new(CachedReads { inner: Arc::clone(&ports.reads), cache: Arc::clone(&cache) });
-    let changes = Arc::new(Forgets { cache, next: Arc::clone(&ports.adapters.changes) });
-    Ports { reads, adapters: Adapters { changes, ..ports.adapters }, ..ports }
+    let changes: Arc<dyn ChangeFeed> = Arc::new(Forgets { cache, next: Arc::clone(&ports.adapters.changes) });
+    let forgets = Arc::clone(&changes);
+    (Ports { reads, adapters: Adapters { changes, ..ports.adapters }, ..ports }, Some(forgets))
 }
 
 /// The hot reads with the cache in front of them.

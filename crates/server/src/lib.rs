@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::Server;
+use portcullis_broadcast::{Broadcast, Transport};
 use portcullis_crypto::{Argon2Hasher, HashingConfig, HmacSigner, JwtCodec, OsSecrets};
 use portcullis_domain::ports::{Clock, StoreHealth, SystemClock};
 use portcullis_domain::{
@@ -76,6 +77,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
 #[derive(Clone)]
 pub struct App {
     pub services: Services,
+    /// What tells the other instances about changes (with a cache and a
+    /// transport), for its counts.
+    pub broadcast: Option<Arc<Broadcast>>,
     /// The database, every port of it.
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
@@ -162,7 +166,19 @@ impl App {
             ..ports
         };
         // The authentication reads, kept for AUTH_CACHE_TTL_MS; writes through these ports forget what they touch.
-        let ports = portcullis_cache::wrap(ports, config.cache.cache_ttl_ms);
+        let (mut ports, forgets) = portcullis_cache::wrap_shared(ports, config.cache.cache_ttl_ms);
+        // ...and tell the other instances, whose caches forget it too.
+        let broadcast = match (forgets, broadcast_transport(config)) {
+            (Some(forgets), Some(transport)) => {
+                tracing::info!(transport = ?transport, "cache invalidations are broadcast to the other instances");
+                let broadcast =
+                    Arc::new(Broadcast::start(transport, Arc::clone(&ports.adapters.changes), forgets));
+                ports.adapters.changes =
+                    Arc::clone(&broadcast) as Arc<dyn portcullis_domain::ports::ChangeFeed>;
+                Some(broadcast)
+            }
+            _ => None,
+        };
         let http = HttpSettings {
             test_endpoints: config.server.environment != Environment::Production,
             trusted_proxies: config.server.trusted_proxies.clone(),
@@ -177,6 +193,7 @@ impl App {
         services.signing_keys.ensure().await.map_err(key_error)?;
         Ok(Self {
             services,
+            broadcast,
             store,
             metrics,
             http,
@@ -417,6 +434,20 @@ impl Serving {
 pub fn install_crypto_provider() {
     // Err only means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Where cache invalidations travel: Redis when `AUTH_REDIS_URL` is set, else
+/// PostgreSQL's LISTEN/NOTIFY on PostgreSQL, else nowhere (SQLite is one
+/// instance by design).
+fn broadcast_transport(config: &Config) -> Option<Transport> {
+    let channel = format!("{}changes", config.limits.redis_prefix);
+    match (&config.limits.redis_url, &config.database.database_url) {
+        (Some(url), _) => Some(Transport::Redis { url: url.expose().to_owned(), channel }),
+        (None, DatabaseUrl::Postgres(url)) => {
+            Some(Transport::Postgres { url: url.clone(), channel: "portcullis_changes".to_owned() })
+        }
+        (None, DatabaseUrl::Sqlite(_)) => None,
+    }
 }
 
 /// Redis-backed limits (falling back to in-process ones) when `AUTH_REDIS_URL`
