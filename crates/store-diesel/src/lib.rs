@@ -1575,12 +1575,18 @@ macro_rules! diesel_repositories {
                         let now = whole_seconds(now);
                         AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
                             // Spent only if unspent and its session not ended: the one conditional write that decides.
-                            let live = sessions::table.filter(sessions::ended_at.is_null()).select(sessions::id);
+                            // A correlated EXISTS on the session's key: `session_id IN (SELECT id FROM live
+                            // sessions)` made SQLite list every live session on each refresh.
+                            let live = diesel::dsl::exists(
+                                sessions::table
+                                    .filter(sessions::id.eq(refresh_tokens::session_id))
+                                    .filter(sessions::ended_at.is_null()),
+                            );
                             let spent = diesel::update(
                                 refresh_tokens::table
                                     .filter(refresh_tokens::digest.eq(presented))
                                     .filter(refresh_tokens::spent_at.is_null())
-                                    .filter(refresh_tokens::session_id.eq_any(live)),
+                                    .filter(live),
                             )
                             .set(refresh_tokens::spent_at.eq(now))
                             .returning(refresh_tokens::session_id)
