@@ -93,6 +93,14 @@ async fn jwks_and_discovery_describe_the_signing_key(backend: Backend) {
     assert_eq!(metadata["introspection_endpoint"], format!("{base}/v1/auth/introspect"));
     assert_eq!(metadata["id_token_signing_alg_values_supported"], json!(["ES256"]));
     assert!(metadata["grant_types_supported"].as_array().unwrap().contains(&json!("refresh_token")));
+
+    // A flood of JWKS requests is answered from memory, every one alike.
+    let flood = (0..400).map(|_| app.client.get(app.url("/.well-known/jwks.json")).send());
+    for response in futures_util::future::join_all(flood).await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(kids(response.json::<Value>().await.unwrap()["keys"].as_array().unwrap()), kids(&keys));
+    }
 }
 
 /// Runs a verification example from docs/examples; its stdout, or its stderr on failure.
