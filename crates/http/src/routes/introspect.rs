@@ -66,7 +66,10 @@ pub(crate) struct IntrospectionResponse {
 #[utoipa::path(
     tag = "sessions",
     security(("bearer_jwt" = []), ("api_key" = [])),
-    request_body(content = IntrospectRequest, content_type = "application/x-www-form-urlencoded", description = "Form or JSON: `token`"),
+    request_body(description = "Form or JSON: `token`", content(
+        (IntrospectRequest = "application/x-www-form-urlencoded"),
+        (IntrospectRequest = "application/json"),
+    )),
     responses(
         (status = 200, description = "The verdict", body = IntrospectionResponse),
         (status = 401, description = "The caller is not authenticated", body = ErrorBody),
