@@ -16,13 +16,13 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
-# Scenario name -> (wrk script, connections).
+# Scenario name -> (wrk script, connections, path).
 SCENARIOS = {
-    "healthz_64": ("healthz.lua", 64),
-    "S2_64": ("me.lua", 64),
-    "S5_64": ("projects.lua", 64),
-    "S6_16": ("refresh.lua", 16),
-    "S7_16": ("rotate.lua", 16),
+    "healthz_64": ("healthz.lua", 64, "/healthz"),
+    "S2_64": ("me.lua", 64, "/"),
+    "S5_64": ("projects.lua", 64, "/"),
+    "S6_16": ("refresh.lua", 16, "/"),
+    "S7_16": ("rotate.lua", 16, "/"),
 }
 
 
@@ -38,9 +38,9 @@ def main():
         bench.seed(server.base, workdir, run)
         results = {}
         for name in names:
-            script, connections = SCENARIOS[name]
+            script, connections, path = SCENARIOS[name]
             results[name] = bench.measured(server, f"{name} ({backend})", lambda: bench.wrk(
-                server.base, script, connections, bench.DURATION, workdir, run))
+                server.base, script, connections, bench.DURATION, workdir, run, path))
         print(json.dumps({"backend": backend, "scenarios": results}))
     finally:
         server.stop()

@@ -576,6 +576,100 @@ macro_rules! diesel_row {
     };
 }
 
+/// The body of `rotate_refresh` in `diesel_repositories!`, by backend: the
+/// exchange of a refresh token is the hot write of a busy service.
+///
+/// - `transaction`: `BEGIN`, the conditional spend, the next token, the
+///   session's `last_used_at`, the audit event, `COMMIT`. On SQLite the
+///   statements run on the writer's own thread, so this is cheap.
+/// - `one_statement`: the same four writes as one statement of
+///   data-modifying CTEs (PostgreSQL), one round trip and one commit instead
+///   of six statements: under 16 concurrent exchanges PostgreSQL's own CPU,
+///   not the service's, was the limit. Atomic as any single statement;
+///   of concurrent spends of one token, the row lock lets one through and the
+///   others re-check `spent_at IS NULL` and find nothing.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! rotate_refresh_query {
+    (transaction, $conn:ident, $presented:ident, $next:ident, $now:ident, $event:ident) => {{
+        let now = whole_seconds($now);
+        AsyncConnection::transaction::<_, diesel::result::Error, _>($conn, async |conn| {
+            // Spent only if unspent and its session not ended: the one conditional write that decides.
+            // A correlated EXISTS on the session's key: `session_id IN (SELECT id FROM live
+            // sessions)` made SQLite list every live session on each refresh.
+            let live = diesel::dsl::exists(
+                sessions::table
+                    .filter(sessions::id.eq(refresh_tokens::session_id))
+                    .filter(sessions::ended_at.is_null()),
+            );
+            let spent = diesel::update(
+                refresh_tokens::table
+                    .filter(refresh_tokens::digest.eq($presented))
+                    .filter(refresh_tokens::spent_at.is_null())
+                    .filter(live),
+            )
+            .set(refresh_tokens::spent_at.eq(now))
+            .returning(refresh_tokens::session_id)
+            .get_result::<DbUuid>(conn)
+            .await
+            .optional()?;
+            let Some(session) = spent else { return Ok(false) };
+            let token = RefreshRow::from(RefreshRecord {
+                digest: $next,
+                session_id: SessionId::from_uuid(session.0),
+                issued_at: now,
+                spent_at: None,
+            });
+            diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
+            diesel::update(sessions::table.find(session))
+                .set(sessions::last_used_at.eq(now))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(audit_events::table).values(AuditRow::from($event)).execute(conn).await?;
+            Ok(true)
+        })
+        .await
+        .map_err(query_error)
+    }};
+    (one_statement, $conn:ident, $presented:ident, $next:ident, $now:ident, $event:ident) => {{
+        #[derive(diesel::QueryableByName)]
+        struct Rotated {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            rotated: i64,
+        }
+        use diesel::sql_types::{Binary, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+        let event = AuditRow::from($event);
+        diesel::sql_query(concat!(
+            "WITH spent AS (",
+            " UPDATE refresh_tokens SET spent_at = $2",
+            " WHERE digest = $1 AND spent_at IS NULL",
+            " AND EXISTS (SELECT 1 FROM sessions WHERE sessions.id = refresh_tokens.session_id AND sessions.ended_at IS NULL)",
+            " RETURNING session_id),",
+            " stored AS (INSERT INTO refresh_tokens (digest, session_id, issued_at, spent_at)",
+            " SELECT $3, session_id, $2, NULL FROM spent),",
+            " touched AS (UPDATE sessions SET last_used_at = $2 FROM spent WHERE sessions.id = spent.session_id),",
+            " recorded AS (INSERT INTO audit_events (id, at, kind, user_id, detail, ip, user_agent, request_id)",
+            " SELECT $4, $5, $6, $7, $8, $9, $10, $11 FROM spent)",
+            " SELECT count(*) AS rotated FROM spent",
+        ))
+        .bind::<Binary, _>($presented)
+        .bind::<Timestamptz, _>(whole_seconds($now))
+        .bind::<Binary, _>($next.0.to_vec())
+        .bind::<SqlUuid, _>(event.id)
+        .bind::<Timestamptz, _>(event.at)
+        .bind::<Text, _>(event.kind)
+        .bind::<Nullable<SqlUuid>, _>(event.user_id)
+        .bind::<Nullable<Text>, _>(event.detail)
+        .bind::<Nullable<Text>, _>(event.ip)
+        .bind::<Nullable<Text>, _>(event.user_agent)
+        .bind::<Nullable<Text>, _>(event.request_id)
+        .get_result::<Rotated>($conn)
+        .await
+        .map(|done| done.rotated == 1)
+        .map_err(query_error)
+    }};
+}
+
 /// Implements every storage port for `$store` over the tables of the invoking
 /// crate's `schema` module, for the diesel backend `$backend`. Expanded once
 /// per backend.
@@ -588,11 +682,20 @@ macro_rules! diesel_row {
 /// SQLite runs reads on the pool and writes through its writers' queue, each
 /// as a task of its own; PostgreSQL runs both on the pool. Arguments passed
 /// by reference are owned first, so the query can outlive the caller's future.
+///
+/// A lookup by a unique key reads its row with `get_result`, never `first`:
+/// `first` adds `LIMIT ?`, and SQLite (3.48 on) lets a bound `LIMIT` shape
+/// the plan, so every new binding expired the cached statement and each
+/// lookup was parsed and planned again (a quarter of the CPU of a
+/// refresh-token exchange).
 #[macro_export]
 macro_rules! diesel_repositories {
     // `$linked_sql`: the backend's SQL for a user's linked provider names,
     // comma-separated, as a subquery correlated with `users.id`.
-    ($store:ident, $backend:path, linked_providers = $linked_sql:literal) => {
+    //
+    // `$rotation`: how a refresh token is exchanged (see `rotate_refresh_query!`):
+    // `transaction` or `one_statement`.
+    ($store:ident, $backend:path, linked_providers = $linked_sql:literal, rotation = $rotation:ident) => {
         mod repositories {
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -604,7 +707,7 @@ macro_rules! diesel_repositories {
             };
             use portcullis_domain::{
                 ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, ProviderName, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
-                PasswordHash, PasswordReset, Project, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, SigningKey, StoreError, User, UserId,
+                PasswordHash, PasswordReset, Project, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, SigningKey, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
                 Access, ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, RefreshTokenRecord, ResetRecord, ResetRequestRecord, SessionRecord, SigningKeyRecord, UserRecord, query_error,
@@ -673,7 +776,7 @@ macro_rules! diesel_repositories {
                         users::table
                             .find(DbUuid(id.as_uuid()))
                             .select(UserRow::as_select())
-                            .first::<UserRow>(&mut *conn)
+                            .get_result::<UserRow>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?
@@ -691,7 +794,7 @@ macro_rules! diesel_repositories {
                         users::table
                             .filter(users::email.eq(email.as_str()))
                             .select(UserRow::as_select())
-                            .first::<UserRow>(&mut *conn)
+                            .get_result::<UserRow>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?
@@ -901,7 +1004,7 @@ macro_rules! diesel_repositories {
                             .map_err(query_error)?;
                         owned
                             .select(ApiKeyRow::as_select())
-                            .first::<ApiKeyRow>(&mut *conn)
+                            .get_result::<ApiKeyRow>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?
@@ -1126,7 +1229,7 @@ macro_rules! diesel_repositories {
                             .filter(password_resets::used_at.is_null())
                             .filter(password_resets::expires_at.gt(whole_seconds(now)))
                             .select(ResetRow::as_select())
-                            .first::<ResetRow>(&mut *conn)
+                            .get_result::<ResetRow>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?
@@ -1277,7 +1380,7 @@ macro_rules! diesel_repositories {
                         outbox::table
                             .find(DbUuid(id))
                             .select(OutboxRow::as_select())
-                            .first::<OutboxRow>(&mut *conn)
+                            .get_result::<OutboxRow>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?
@@ -1313,7 +1416,7 @@ macro_rules! diesel_repositories {
                             .filter(oauth_identities::provider.eq(provider.as_str()))
                             .filter(oauth_identities::subject.eq(subject))
                             .select((IdentityRow::as_select(), UserRow::as_select()))
-                            .first::<(IdentityRow, UserRow)>(&mut *conn)
+                            .get_result::<(IdentityRow, UserRow)>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?;
@@ -1553,62 +1656,30 @@ macro_rules! diesel_repositories {
                     .await
                 }
 
-                async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
+                async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<RefreshLookup>, StoreError> {
                     let digest = digest.0.to_vec();
                     self.run(Access::Read, move |mut conn| async move {
                         let row = refresh_tokens::table
-                            .inner_join(sessions::table)
+                            .inner_join(sessions::table.inner_join(users::table))
                             .filter(refresh_tokens::digest.eq(digest))
-                            .select((RefreshRow::as_select(), SessionRow::as_select()))
-                            .first::<(RefreshRow, SessionRow)>(&mut *conn)
+                            .select((RefreshRow::as_select(), SessionRow::as_select(), UserRow::as_select()))
+                            .get_result::<(RefreshRow, SessionRow, UserRow)>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?;
-                        row.map(|(token, session)| Ok((token.try_into()?, session.try_into()?))).transpose()
+                        row.map(|(token, session, user)| {
+                            Ok(RefreshLookup { token: token.try_into()?, session: session.try_into()?, user: user.try_into()? })
+                        })
+                        .transpose()
                     })
                     .await
                 }
 
-                async fn rotate_refresh(&self, presented: &KeyDigest, next: KeyDigest, now: OffsetDateTime) -> Result<bool, StoreError> {
+                async fn rotate_refresh(&self, presented: &KeyDigest, next: KeyDigest, now: OffsetDateTime, event: AuditEvent) -> Result<bool, StoreError> {
                     let presented = presented.0.to_vec();
                     self.run(Access::Write, move |mut conn| async move {
-                        let now = whole_seconds(now);
-                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
-                            // Spent only if unspent and its session not ended: the one conditional write that decides.
-                            // A correlated EXISTS on the session's key: `session_id IN (SELECT id FROM live
-                            // sessions)` made SQLite list every live session on each refresh.
-                            let live = diesel::dsl::exists(
-                                sessions::table
-                                    .filter(sessions::id.eq(refresh_tokens::session_id))
-                                    .filter(sessions::ended_at.is_null()),
-                            );
-                            let spent = diesel::update(
-                                refresh_tokens::table
-                                    .filter(refresh_tokens::digest.eq(presented))
-                                    .filter(refresh_tokens::spent_at.is_null())
-                                    .filter(live),
-                            )
-                            .set(refresh_tokens::spent_at.eq(now))
-                            .returning(refresh_tokens::session_id)
-                            .get_result::<DbUuid>(conn)
-                            .await
-                            .optional()?;
-                            let Some(session) = spent else { return Ok(false) };
-                            let token = RefreshRow::from(RefreshRecord {
-                                digest: next,
-                                session_id: SessionId::from_uuid(session.0),
-                                issued_at: now,
-                                spent_at: None,
-                            });
-                            diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
-                            diesel::update(sessions::table.find(session))
-                                .set(sessions::last_used_at.eq(now))
-                                .execute(conn)
-                                .await?;
-                            Ok(true)
-                        })
-                        .await
-                        .map_err(query_error)
+                        let conn = &mut *conn;
+                        $crate::rotate_refresh_query!($rotation, conn, presented, next, now, event)
                     })
                     .await
                 }
@@ -1648,7 +1719,7 @@ macro_rules! diesel_repositories {
                         sessions::table
                             .find(DbUuid(id.as_uuid()))
                             .select(SessionRow::as_select())
-                            .first::<SessionRow>(&mut *conn)
+                            .get_result::<SessionRow>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?
@@ -1746,7 +1817,7 @@ macro_rules! diesel_repositories {
                                 diesel::dsl::exists(sessions::table.find(session).filter(sessions::ended_at.is_null())),
                                 diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>($linked_sql),
                             ))
-                            .first::<(UserRow, bool, bool, Option<String>)>(&mut *conn)
+                            .get_result::<(UserRow, bool, bool, Option<String>)>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?;
@@ -1778,7 +1849,7 @@ macro_rules! diesel_repositories {
                             .inner_join(users::table)
                             .filter(api_keys::key_digest.eq(digest.0.as_slice()))
                             .select((ApiKeyRow::as_select(), UserRow::as_select()))
-                            .first::<(ApiKeyRow, UserRow)>(&mut *conn)
+                            .get_result::<(ApiKeyRow, UserRow)>(&mut *conn)
                             .await
                             .optional()
                             .map_err(query_error)?;

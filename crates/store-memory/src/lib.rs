@@ -18,8 +18,9 @@ use portcullis_domain::ports::{
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage,
-    NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName, RefreshRecord,
-    ResetBudget, ResetRequest, Role, Session, SessionId, SessionLookup, SigningKey, StoreError, User, UserId,
+    NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName, RefreshLookup,
+    RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, SessionLookup, SigningKey,
+    StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -555,10 +556,12 @@ impl SessionRepository for MemoryStore {
         Ok(())
     }
 
-    async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
+    async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<RefreshLookup>, StoreError> {
         let state = self.state();
         Ok(state.refresh.get(&digest.0).and_then(|token| {
-            state.sessions.get(&token.session_id).map(|session| (token.clone(), session.clone()))
+            let session = state.sessions.get(&token.session_id)?;
+            let user = state.users.get(&session.user_id)?;
+            Some(RefreshLookup { token: token.clone(), session: session.clone(), user: user.clone() })
         }))
     }
 
@@ -567,6 +570,7 @@ impl SessionRepository for MemoryStore {
         presented: &KeyDigest,
         next: KeyDigest,
         now: OffsetDateTime,
+        event: AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
         let Some(token) = state.refresh.get(&presented.0).filter(|t| t.spent_at.is_none()).cloned() else {
@@ -586,6 +590,7 @@ impl SessionRepository for MemoryStore {
         if let Some(session) = state.sessions.get_mut(&token.session_id) {
             session.last_used_at = now;
         }
+        state.audit.insert(event.id, event);
         Ok(true)
     }
 

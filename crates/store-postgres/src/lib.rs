@@ -118,5 +118,6 @@ portcullis_store_diesel::diesel_repositories!(
     PostgresStore,
     diesel::pg::Pg,
     linked_providers =
-        "(SELECT string_agg(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)"
+        "(SELECT string_agg(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)",
+    rotation = one_statement
 );

@@ -11,6 +11,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod schema;
+mod statements;
 mod wal;
 
 pub use wal::{Checkpoint, WalMaintenance};
@@ -30,7 +31,7 @@ use portcullis_domain::StoreError;
 use portcullis_store_diesel::{Access, pool_error, query_error};
 use tokio::runtime::Handle;
 
-type Conn = SyncConnectionWrapper<SqliteConnection>;
+type Conn = SyncConnectionWrapper<SqliteConnection, statements::Statements>;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
@@ -192,8 +193,9 @@ impl SqliteStore {
 
     /// Runs a query on a pooled connection, as a task of its own (see the
     /// type's docs); a query that writes waits for its turn among the
-    /// store's writers first (see [`Queries::writes`]), and only then takes a
-    /// connection. Every query of `diesel_repositories!` comes through here
+    /// store's writers first (see [`Queries::writes`]), only then takes a
+    /// connection, and runs its statements on the task's own thread (see
+    /// `statements.rs`). Every query of `diesel_repositories!` comes through here
     /// and says, next to its SQL, whether it writes: none can skip the queue.
     async fn run<T, F, R>(&self, access: Access, query: F) -> Result<T, StoreError>
     where
@@ -204,11 +206,13 @@ impl SqliteStore {
         let queries = Arc::clone(&self.queries);
         self.runtime
             .spawn(async move {
-                let _turn = match access {
-                    Access::Write => Some(queries.writes.lock().await),
-                    Access::Read => None,
-                };
-                query(queries.conn().await?).await
+                match access {
+                    Access::Write => {
+                        let _turn = queries.writes.lock().await;
+                        statements::on_this_thread(async { query(queries.conn().await?).await }).await
+                    }
+                    Access::Read => query(queries.conn().await?).await,
+                }
             })
             .await
             .map_err(|e| StoreError::Unavailable(format!("SQLite task failed: {e}")))?
@@ -295,5 +299,6 @@ fn wal_file(db: &Path) -> PathBuf {
 portcullis_store_diesel::diesel_repositories!(
     SqliteStore,
     diesel::sqlite::Sqlite,
-    linked_providers = "(SELECT group_concat(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)"
+    linked_providers = "(SELECT group_concat(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)",
+    rotation = transaction
 );

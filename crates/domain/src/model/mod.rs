@@ -59,7 +59,7 @@ pub use reset::{
     ResetRequest, ResetTokenSecret,
 };
 pub use session::{
-    MalformedRefreshToken, RefreshRecord, RefreshTokenSecret, Session, SessionId, SignInMethod,
+    MalformedRefreshToken, RefreshLookup, RefreshRecord, RefreshTokenSecret, Session, SessionId, SignInMethod,
 };
 pub use signing::{GeneratedKey, KeyState, KeyStatus, SigningAlgorithm, SigningKey, key_states};
 pub use token::{AccessToken, Audience, Claims, IssuedRefresh, IssuedToken};

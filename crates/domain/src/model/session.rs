@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::reset::{checked_secret, is_checked_secret};
-use super::{KeyDigest, ProviderName, UserId};
+use super::{KeyDigest, ProviderName, User, UserId};
 
 const PREFIX: &str = "rt_";
 
@@ -134,6 +134,15 @@ pub struct RefreshRecord {
     pub session_id: SessionId,
     pub issued_at: OffsetDateTime,
     pub spent_at: Option<OffsetDateTime>,
+}
+
+/// A refresh token found by its digest, with its session and the session's
+/// user, read in one round trip (an exchange needs all three).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshLookup {
+    pub token: RefreshRecord,
+    pub session: Session,
+    pub user: User,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::model::{KeyDigest, RefreshRecord, Session, SessionId, UserId};
+use crate::model::{AuditEvent, KeyDigest, RefreshLookup, Session, SessionId, UserId};
 
 /// Where sessions and their refresh tokens are kept. A refresh token is
 /// stored as its digest only, and spent once: rotation is a conditional
@@ -17,17 +17,19 @@ pub trait SessionRepository: Send + Sync {
     /// [`StoreError::Unavailable`].
     async fn create_session(&self, session: Session, refresh: KeyDigest) -> Result<(), StoreError>;
 
-    /// The refresh token with this digest, spent or not, with its session.
+    /// The refresh token with this digest, spent or not, with its session
+    /// and the session's user.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
-    async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<(RefreshRecord, Session)>, StoreError>;
+    async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<RefreshLookup>, StoreError>;
 
     /// Spends `presented` (if it is still unspent and its session not ended)
     /// and stores `next` for the same session, whose `last_used_at` becomes
-    /// `now`; one transaction. `false` when `presented` was spent meanwhile
-    /// or its session ended: nothing is written then. Of concurrent calls
-    /// with one `presented`, exactly one gets `true`.
+    /// `now`, and appends `event` to the audit log; one transaction (one
+    /// commit: an exchange is a hot path). `false` when `presented` was spent
+    /// meanwhile or its session ended: nothing is written then, the event
+    /// neither. Of concurrent calls with one `presented`, exactly one gets `true`.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
@@ -36,6 +38,7 @@ pub trait SessionRepository: Send + Sync {
         presented: &KeyDigest,
         next: KeyDigest,
         now: OffsetDateTime,
+        event: AuditEvent,
     ) -> Result<bool, StoreError>;
 
     /// Spends every unspent refresh token of a live session and stores `next`

@@ -6,8 +6,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{
-    AuditKind, Claims, Email, IssuedToken, Password, Principal, RefreshTokenSecret, Session, SessionId,
-    SessionLookup, SignInMethod, User, UserId,
+    AuditKind, Claims, Email, IssuedToken, Password, Principal, RefreshLookup, RefreshTokenSecret, Session,
+    SessionId, SessionLookup, SignInMethod, User, UserId,
 };
 
 use crate::ports::{
@@ -203,7 +203,9 @@ impl SessionService {
         let invalid = || DomainError::Unauthenticated(AuthError::InvalidRefreshToken);
         let presented = RefreshTokenSecret::parse(presented.trim()).map_err(|_| invalid())?;
         let digest = self.tokens.digest(&presented);
-        let Some((record, session)) = self.sessions.find_refresh(&digest).await? else {
+        let Some(RefreshLookup { token: record, session, user }) =
+            self.sessions.find_refresh(&digest).await?
+        else {
             return Err(invalid());
         };
         let now = self.clock.now();
@@ -213,17 +215,18 @@ impl SessionService {
         if !session.is_live(now, self.tokens.idle()) {
             return Err(invalid());
         }
-        let user = self.users.find_by_id(session.user_id).await?;
-        let Some(user) = user.filter(|u| u.is_active) else {
+        if !user.is_active {
             return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
-        };
+        }
+        // Signed before the write, so that the rotation and its audit event
+        // are the exchange's one commit; a lost race discards the token.
         let (next, next_digest) = self.tokens.new_refresh();
-        if !self.sessions.rotate_refresh(&digest, next_digest, now).await? {
+        let token = self.tokens.issue_in(&user, &Session { last_used_at: now, ..session }, Some(next))?;
+        let event = self.audit.event(AuditKind::TokenRefreshed, Some(user.id), None, now);
+        if !self.sessions.rotate_refresh(&digest, next_digest, now, event).await? {
             // Spent by a concurrent exchange a moment ago, or the session ended meanwhile.
             return Err(DomainError::Unauthenticated(AuthError::RefreshTokenReused));
         }
-        let token = self.tokens.issue_in(&user, &Session { last_used_at: now, ..session }, Some(next))?;
-        self.audit.record(AuditKind::TokenRefreshed, Some(user.id), None).await?;
         Ok(token)
     }
 
@@ -235,15 +238,10 @@ impl SessionService {
     /// `Unavailable` when the store cannot be reached.
     pub async fn inspect_refresh(&self, presented: &str) -> Result<Option<(Session, User)>, DomainError> {
         let Ok(presented) = RefreshTokenSecret::parse(presented.trim()) else { return Ok(None) };
-        let Some((record, session)) = self.sessions.find_refresh(&self.tokens.digest(&presented)).await?
-        else {
-            return Ok(None);
-        };
-        if record.spent_at.is_some() || !session.is_live(self.clock.now(), self.tokens.idle()) {
-            return Ok(None);
-        }
-        let user = self.users.find_by_id(session.user_id).await?.filter(|u| u.is_active);
-        Ok(user.map(|user| (session, user)))
+        let found = self.sessions.find_refresh(&self.tokens.digest(&presented)).await?;
+        let Some(RefreshLookup { token, session, user }) = found else { return Ok(None) };
+        let live = session.is_live(self.clock.now(), self.tokens.idle());
+        Ok((token.spent_at.is_none() && live && user.is_active).then_some((session, user)))
     }
 
     /// When `session` ends unless it is refreshed first.

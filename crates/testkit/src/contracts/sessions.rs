@@ -1,5 +1,8 @@
 use futures_util::future::join_all;
-use portcullis_domain::{Email, KeyDigest, NewUser, Role, Session, SessionId, SignInMethod, User, UserId};
+use portcullis_domain::{
+    AuditEvent, AuditKind, AuditQuery, Email, KeyDigest, NewUser, RefreshLookup, Role, Session, SessionId,
+    SignInMethod, User, UserId,
+};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -38,6 +41,27 @@ fn session(user: UserId, created_at: OffsetDateTime) -> Session {
     }
 }
 
+/// The event a rotation of `user`'s token writes with it.
+fn refreshed(user: UserId, at: OffsetDateTime) -> AuditEvent {
+    AuditEvent {
+        id: uuid::Uuid::now_v7(),
+        at,
+        kind: AuditKind::TokenRefreshed,
+        user_id: Some(user),
+        detail: None,
+        ip: Some("203.0.113.7".to_owned()),
+        user_agent: Some("contract/1.0".to_owned()),
+        request_id: Some("req-rotate".to_owned()),
+    }
+}
+
+/// The `token_refreshed` events of `user`, newest first.
+async fn refreshes<S: ContractStore + ?Sized>(store: &S, user: UserId) -> Vec<AuditEvent> {
+    let query =
+        AuditQuery { user_id: Some(user), kind: Some(AuditKind::TokenRefreshed), before: None, limit: 100 };
+    store.list_events(query).await.expect("list_events succeeds")
+}
+
 fn digest() -> KeyDigest {
     let mut bytes = [0u8; 32];
     bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
@@ -52,9 +76,10 @@ pub async fn a_session_is_stored_with_its_refresh_token<S: ContractStore + ?Size
     stored.mfa = true;
     let token = digest();
     store.create_session(stored.clone(), token).await.expect("create_session succeeds");
-    let (record, found) =
+    let RefreshLookup { token: record, session: found, user } =
         store.find_refresh(&token).await.expect("find_refresh succeeds").expect("the token is found");
     assert_eq!(found, stored, "every field round-trips");
+    assert_eq!(user, owner, "with the session's user");
     assert_eq!(
         (record.digest, record.session_id, record.issued_at, record.spent_at),
         (token, stored.id, NOW, None)
@@ -75,7 +100,14 @@ pub async fn a_refresh_token_rotates_once_under_concurrency<S: ContractStore + ?
     store.create_session(stored.clone(), first).await.expect("create_session succeeds");
     let later = NOW + Duration::minutes(5);
     let nexts: Vec<KeyDigest> = (0..8).map(|_| digest()).collect();
-    let rotations = join_all(nexts.iter().map(|next| store.rotate_refresh(&first, *next, later))).await;
+    let events: Vec<AuditEvent> = nexts.iter().map(|_| refreshed(owner.id, later)).collect();
+    let rotations = join_all(
+        nexts
+            .iter()
+            .zip(&events)
+            .map(|(next, event)| store.rotate_refresh(&first, *next, later, event.clone())),
+    )
+    .await;
     let winners: Vec<KeyDigest> = rotations
         .iter()
         .zip(&nexts)
@@ -83,12 +115,16 @@ pub async fn a_refresh_token_rotates_once_under_concurrency<S: ContractStore + ?
         .map(|(_, next)| *next)
         .collect();
     assert_eq!(winners.len(), 1, "of 8 concurrent rotations exactly one wins");
-    let (spent, session) =
+    let RefreshLookup { token: spent, session, .. } =
         store.find_refresh(&first).await.expect("find_refresh succeeds").expect("kept when spent");
     assert_eq!(spent.spent_at, Some(later), "the presented token is spent, and kept to recognise its reuse");
     assert_eq!(session.last_used_at, later, "the session was used");
-    let (next, _) =
-        store.find_refresh(&winners[0]).await.expect("find_refresh succeeds").expect("the next is stored");
+    let next = store
+        .find_refresh(&winners[0])
+        .await
+        .expect("find_refresh succeeds")
+        .expect("the next is stored")
+        .token;
     assert_eq!((next.session_id, next.issued_at, next.spent_at), (stored.id, later, None));
     for loser in nexts.iter().filter(|n| **n != winners[0]) {
         assert!(
@@ -96,10 +132,20 @@ pub async fn a_refresh_token_rotates_once_under_concurrency<S: ContractStore + ?
             "a lost rotation writes nothing"
         );
     }
+    let winner = nexts.iter().position(|n| *n == winners[0]).expect("a winner");
+    assert_eq!(
+        refreshes(store, owner.id).await,
+        [events[winner].clone()],
+        "the winner's event alone is written"
+    );
     assert!(
-        !store.rotate_refresh(&first, digest(), later).await.expect("rotate_refresh succeeds"),
+        !store
+            .rotate_refresh(&first, digest(), later, refreshed(owner.id, later))
+            .await
+            .expect("rotate_refresh succeeds"),
         "spent for good"
     );
+    assert_eq!(refreshes(store, owner.id).await.len(), 1, "a refused rotation writes no event");
 }
 
 pub async fn an_ended_session_neither_rotates_nor_replaces<S: ContractStore + ?Sized>(store: &S) {
@@ -110,12 +156,14 @@ pub async fn an_ended_session_neither_rotates_nor_replaces<S: ContractStore + ?S
     let later = NOW + Duration::hours(1);
     assert!(store.end_session(stored.id, later).await.expect("end_session succeeds"));
     assert!(!store.end_session(stored.id, later).await.expect("end_session succeeds"), "ended once");
-    assert!(!store.rotate_refresh(&token, digest(), later).await.expect("rotate_refresh succeeds"));
+    let refused = store.rotate_refresh(&token, digest(), later, refreshed(owner.id, later)).await;
+    assert!(!refused.expect("rotate_refresh succeeds"));
+    assert!(refreshes(store, owner.id).await.is_empty(), "nor an event");
     assert!(!store.replace_refresh(stored.id, digest(), later).await.expect("replace_refresh succeeds"));
     assert!(
         !store.replace_refresh(SessionId::new(), digest(), later).await.expect("replace_refresh succeeds")
     );
-    let (record, session) =
+    let RefreshLookup { token: record, session, .. } =
         store.find_refresh(&token).await.expect("find_refresh succeeds").expect("still there");
     assert_eq!(record.spent_at, None, "a refused rotation spends nothing");
     assert_eq!((session.ended_at, session.last_used_at), (Some(later), NOW));
@@ -129,11 +177,16 @@ pub async fn replacing_spends_every_refresh_token_of_the_session<S: ContractStor
     store.create_session(stored.clone(), first).await.expect("create_session succeeds");
     store.create_session(other.clone(), others).await.expect("create_session succeeds");
     let t1 = NOW + Duration::minutes(1);
-    assert!(store.rotate_refresh(&first, second, t1).await.expect("rotate_refresh succeeds"));
+    assert!(
+        store
+            .rotate_refresh(&first, second, t1, refreshed(owner.id, t1))
+            .await
+            .expect("rotate_refresh succeeds")
+    );
     let t2 = NOW + Duration::minutes(2);
     assert!(store.replace_refresh(stored.id, third, t2).await.expect("replace_refresh succeeds"));
     let spent = |d| async move {
-        store.find_refresh(&d).await.expect("find_refresh succeeds").expect("kept").0.spent_at
+        store.find_refresh(&d).await.expect("find_refresh succeeds").expect("kept").token.spent_at
     };
     assert_eq!(spent(first).await, Some(t1));
     assert_eq!(spent(second).await, Some(t2), "the session's live token is spent by the replacement");
