@@ -125,7 +125,14 @@ impl TestApp {
         tokio::spawn(app.serve(listener).unwrap().run());
         Some(Self {
             base,
-            client: Client::new(),
+            // Idle connections are dropped before the server's 5 s
+            // keep-alive ends them: reusing one the server is closing at
+            // that moment fails the request (`IncompleteMessage`), a race
+            // every HTTP client has to avoid, and one a slow test run hit.
+            client: Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .expect("a client with no special settings builds"),
             clock,
             users,
             services,

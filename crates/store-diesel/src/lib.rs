@@ -632,41 +632,68 @@ macro_rules! rotate_refresh_query {
         .map_err(query_error)
     }};
     (one_statement, $conn:ident, $presented:ident, $next:ident, $now:ident, $event:ident) => {{
-        #[derive(diesel::QueryableByName)]
-        struct Rotated {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            rotated: i64,
+        use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+        use diesel::sql_types::{BigInt, Binary, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+
+        /// The statement, written out rather than through `sql_query` so
+        /// that the connection keeps it prepared (`sql_query` is parsed and
+        /// planned on every call).
+        struct Rotation {
+            presented: Vec<u8>,
+            next: Vec<u8>,
+            now: OffsetDateTime,
+            event: AuditRow,
         }
-        use diesel::sql_types::{Binary, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-        let event = AuditRow::from($event);
-        diesel::sql_query(concat!(
-            "WITH spent AS (",
-            " UPDATE refresh_tokens SET spent_at = $2",
-            " WHERE digest = $1 AND spent_at IS NULL",
-            " AND EXISTS (SELECT 1 FROM sessions WHERE sessions.id = refresh_tokens.session_id AND sessions.ended_at IS NULL)",
-            " RETURNING session_id),",
-            " stored AS (INSERT INTO refresh_tokens (digest, session_id, issued_at, spent_at)",
-            " SELECT $3, session_id, $2, NULL FROM spent),",
-            " touched AS (UPDATE sessions SET last_used_at = $2 FROM spent WHERE sessions.id = spent.session_id),",
-            " recorded AS (INSERT INTO audit_events (id, at, kind, user_id, detail, ip, user_agent, request_id)",
-            " SELECT $4, $5, $6, $7, $8, $9, $10, $11 FROM spent)",
-            " SELECT count(*) AS rotated FROM spent",
-        ))
-        .bind::<Binary, _>($presented)
-        .bind::<Timestamptz, _>(whole_seconds($now))
-        .bind::<Binary, _>($next.0.to_vec())
-        .bind::<SqlUuid, _>(event.id)
-        .bind::<Timestamptz, _>(event.at)
-        .bind::<Text, _>(event.kind)
-        .bind::<Nullable<SqlUuid>, _>(event.user_id)
-        .bind::<Nullable<Text>, _>(event.detail)
-        .bind::<Nullable<Text>, _>(event.ip)
-        .bind::<Nullable<Text>, _>(event.user_agent)
-        .bind::<Nullable<Text>, _>(event.request_id)
-        .get_result::<Rotated>($conn)
-        .await
-        .map(|done| done.rotated == 1)
-        .map_err(query_error)
+
+        impl QueryId for Rotation {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl Query for Rotation {
+            type SqlType = BigInt;
+        }
+
+        impl QueryFragment<diesel::pg::Pg> for Rotation {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
+                out.push_sql("WITH spent AS (UPDATE refresh_tokens SET spent_at = ");
+                out.push_bind_param::<Timestamptz, _>(&self.now)?;
+                out.push_sql(" WHERE digest = ");
+                out.push_bind_param::<Binary, _>(&self.presented)?;
+                out.push_sql(
+                    " AND spent_at IS NULL AND EXISTS (SELECT 1 FROM sessions WHERE sessions.id = \
+                     refresh_tokens.session_id AND sessions.ended_at IS NULL) RETURNING session_id), \
+                     stored AS (INSERT INTO refresh_tokens (digest, session_id, issued_at, spent_at) SELECT ",
+                );
+                out.push_bind_param::<Binary, _>(&self.next)?;
+                out.push_sql(", session_id, ");
+                out.push_bind_param::<Timestamptz, _>(&self.now)?;
+                out.push_sql(", NULL FROM spent), touched AS (UPDATE sessions SET last_used_at = ");
+                out.push_bind_param::<Timestamptz, _>(&self.now)?;
+                out.push_sql(
+                    " FROM spent WHERE sessions.id = spent.session_id), recorded AS (INSERT INTO audit_events \
+                     (id, at, kind, user_id, detail, ip, user_agent, request_id) SELECT ",
+                );
+                let event = &self.event;
+                out.push_bind_param::<SqlUuid, _>(&event.id)?;
+                out.push_sql(", ");
+                out.push_bind_param::<Timestamptz, _>(&event.at)?;
+                out.push_sql(", ");
+                out.push_bind_param::<Text, _>(&event.kind)?;
+                out.push_sql(", ");
+                out.push_bind_param::<Nullable<SqlUuid>, _>(&event.user_id)?;
+                for text in [&event.detail, &event.ip, &event.user_agent, &event.request_id] {
+                    out.push_sql(", ");
+                    out.push_bind_param::<Nullable<Text>, _>(text)?;
+                }
+                out.push_sql(" FROM spent) SELECT count(*) FROM spent");
+                Ok(())
+            }
+        }
+
+        let rotation =
+            Rotation { presented: $presented, next: $next.0.to_vec(), now: whole_seconds($now), event: AuditRow::from($event) };
+        rotation.get_result::<i64>($conn).await.map(|rotated| rotated == 1).map_err(query_error)
     }};
 }
 
