@@ -10,8 +10,9 @@
 //! in thread wake-ups. A write therefore runs its statements on the thread of
 //! the task that holds the turn, one after the other, with no hop: one writer
 //! at a time, so at most one runtime thread is busy with SQLite's writing.
-//! (The longest such wait is a commit held back by a `TRUNCATE` checkpoint,
-//! whose busy timeout is short: see `wal.rs`.)
+//! (A write waits inside SQLite only for another process holding the file,
+//! up to the busy timeout; the store's own checkpoints take the writers'
+//! turn instead, see `wal.rs`.)
 
 use std::error::Error;
 use std::future::Future;
