@@ -72,8 +72,20 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
             .json(&json!({"username": "audited@example.com", "password": password}))
             .send()
     };
-    let token = token_of(login(PASSWORD, "req-login").await.unwrap()).await;
+    let signed_in: Value = login(PASSWORD, "req-login").await.unwrap().json().await.unwrap();
+    let token = signed_in["access_token"].as_str().unwrap().to_owned();
     expect_error(login("WrongPass999!", "req-bad").await.unwrap(), 401, "invalid_credentials").await;
+    // The refresh-token exchange writes its event in the rotation's own
+    // commit (one statement on PostgreSQL): it carries the request's context too.
+    let refresh_token = signed_in["refresh_token"].as_str().unwrap();
+    let rotated = proxied(&app, post.clone(), "/v1/auth/refresh", "req-rotate")
+        .json(&json!({"refresh_token": refresh_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    let next_refresh = rotated["refresh_token"].as_str().unwrap().to_owned();
     let refreshed = token_of(
         proxied(&app, post.clone(), "/v1/auth/refresh", "req-refresh")
             .bearer_auth(&token)
@@ -136,6 +148,7 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
         "login_succeeded",
         "login_failed",
         "token_refreshed",
+        "token_refreshed",
         "password_changed",
         "api_key_created",
         "api_key_new_ip",
@@ -160,6 +173,7 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
         ("req-login", "login_succeeded"),
         ("req-bad", "login_failed"),
         ("req-refresh", "token_refreshed"),
+        ("req-rotate", "token_refreshed"),
         ("req-change", "password_changed"),
         ("req-logout", "logout"),
     ] {
@@ -203,7 +217,17 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
 
     assert_no_secret(
         &app,
-        &[PASSWORD, "NewSecurePass456!", "WrongPass999!", &token, &refreshed, &admin, secret],
+        &[
+            PASSWORD,
+            "NewSecurePass456!",
+            "WrongPass999!",
+            &token,
+            &refreshed,
+            &admin,
+            secret,
+            refresh_token,
+            &next_refresh,
+        ],
     )
     .await;
 }

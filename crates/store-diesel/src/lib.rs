@@ -714,7 +714,8 @@ macro_rules! rotate_refresh_query {
 /// `first` adds `LIMIT ?`, and SQLite (3.48 on) lets a bound `LIMIT` shape
 /// the plan, so every new binding expired the cached statement and each
 /// lookup was parsed and planned again (a quarter of the CPU of a
-/// refresh-token exchange).
+/// refresh-token exchange). `clippy.toml` disallows `first`, so clippy
+/// refuses it here too.
 #[macro_export]
 macro_rules! diesel_repositories {
     // `$linked_sql`: the backend's SQL for a user's linked provider names,
