@@ -579,9 +579,10 @@ macro_rules! diesel_row {
 /// The body of `rotate_refresh` in `diesel_repositories!`, by backend: the
 /// exchange of a refresh token is the hot write of a busy service.
 ///
-/// - `transaction`: `BEGIN`, the conditional spend, the next token, the
-///   session's `last_used_at`, the audit event, `COMMIT`. On SQLite the
-///   statements run on the writer's own thread, so this is cheap.
+/// - `transaction` (SQLite): `BEGIN`, the conditional spend, the next token,
+///   the session's `last_used_at`, the audit event, `COMMIT`, every
+///   statement kept prepared. The statements run on the writer's own thread
+///   and connection, so this is cheap.
 /// - `one_statement`: the same four writes as one statement of
 ///   data-modifying CTEs (PostgreSQL), one round trip and one commit instead
 ///   of six statements: under 16 concurrent exchanges PostgreSQL's own CPU,
@@ -592,27 +593,71 @@ macro_rules! diesel_row {
 #[macro_export]
 macro_rules! rotate_refresh_query {
     (transaction, $conn:ident, $presented:ident, $next:ident, $now:ident, $event:ident) => {{
+        use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+        use diesel::sql_types::{Binary, Text, TimestamptzSqlite};
+        use diesel::sqlite::Sqlite;
+
+        // diesel's own UPDATE is never kept prepared (a changeset's SQL may
+        // vary), so the two updates of the exchange are written out: the
+        // writer connection keeps them prepared.
+
+        /// Spends the token only if unspent and its session not ended: the
+        /// one conditional write that decides. A correlated EXISTS on the
+        /// session's key: `session_id IN (SELECT id FROM live sessions)` made
+        /// SQLite list every live session on each refresh.
+        struct Spend {
+            presented: Vec<u8>,
+            now: OffsetDateTime,
+        }
+
+        impl QueryId for Spend {
+            type QueryId = Self;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl Query for Spend {
+            type SqlType = Text;
+        }
+
+        impl QueryFragment<Sqlite> for Spend {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> diesel::QueryResult<()> {
+                out.push_sql("UPDATE refresh_tokens SET spent_at = ");
+                out.push_bind_param::<TimestamptzSqlite, _>(&self.now)?;
+                out.push_sql(" WHERE digest = ");
+                out.push_bind_param::<Binary, _>(&self.presented)?;
+                out.push_sql(
+                    " AND spent_at IS NULL AND EXISTS (SELECT 1 FROM sessions WHERE sessions.id = \
+                     refresh_tokens.session_id AND sessions.ended_at IS NULL) RETURNING session_id",
+                );
+                Ok(())
+            }
+        }
+
+        /// The session's last use.
+        struct Touch {
+            session: DbUuid,
+            now: OffsetDateTime,
+        }
+
+        impl QueryId for Touch {
+            type QueryId = Self;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl QueryFragment<Sqlite> for Touch {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> diesel::QueryResult<()> {
+                out.push_sql("UPDATE sessions SET last_used_at = ");
+                out.push_bind_param::<TimestamptzSqlite, _>(&self.now)?;
+                out.push_sql(" WHERE id = ");
+                out.push_bind_param::<Text, _>(&self.session)?;
+                Ok(())
+            }
+        }
+
         let now = whole_seconds($now);
         AsyncConnection::transaction::<_, diesel::result::Error, _>($conn, async |conn| {
-            // Spent only if unspent and its session not ended: the one conditional write that decides.
-            // A correlated EXISTS on the session's key: `session_id IN (SELECT id FROM live
-            // sessions)` made SQLite list every live session on each refresh.
-            let live = diesel::dsl::exists(
-                sessions::table
-                    .filter(sessions::id.eq(refresh_tokens::session_id))
-                    .filter(sessions::ended_at.is_null()),
-            );
-            let spent = diesel::update(
-                refresh_tokens::table
-                    .filter(refresh_tokens::digest.eq($presented))
-                    .filter(refresh_tokens::spent_at.is_null())
-                    .filter(live),
-            )
-            .set(refresh_tokens::spent_at.eq(now))
-            .returning(refresh_tokens::session_id)
-            .get_result::<DbUuid>(conn)
-            .await
-            .optional()?;
+            let spent =
+                Spend { presented: $presented, now }.get_result::<DbUuid>(conn).await.optional()?;
             let Some(session) = spent else { return Ok(false) };
             let token = RefreshRow::from(RefreshRecord {
                 digest: $next,
@@ -621,10 +666,7 @@ macro_rules! rotate_refresh_query {
                 spent_at: None,
             });
             diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
-            diesel::update(sessions::table.find(session))
-                .set(sessions::last_used_at.eq(now))
-                .execute(conn)
-                .await?;
+            Touch { session, now }.execute(conn).await?;
             diesel::insert_into(audit_events::table).values(AuditRow::from($event)).execute(conn).await?;
             Ok(true)
         })
