@@ -55,22 +55,46 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The pool and the writers' queue, shared by [`SqliteStore`]'s queries
-/// (which it runs where cancelling a request cannot interrupt them) and the
-/// WAL maintenance task.
+/// The readers' pool and the writers' queue, shared by [`SqliteStore`]'s
+/// queries (which it runs where cancelling a request cannot interrupt them)
+/// and the WAL maintenance task.
 struct Queries {
     pool: Pool<Conn>,
-    /// Whose turn it is to write. SQLite takes one writer at a time, and one
-    /// that finds the file locked sleeps and retries (1, 2, 5 ... 100 ms
-    /// apart), so under contention a write could wait far longer than the
-    /// writes ahead of it took. The store's writers queue here instead, in
-    /// arrival order, before they take a connection; readers never wait.
-    writes: tokio::sync::Mutex<()>,
+    /// Whose turn it is to write, and the one connection every write runs
+    /// on (opened at the first write).
+    ///
+    /// The queue: SQLite takes one writer at a time, and one that finds the
+    /// file locked sleeps and retries (1, 2, 5 ... 100 ms apart), so under
+    /// contention a write could wait far longer than the writes ahead of it
+    /// took. The store's writers queue here instead, in arrival order;
+    /// readers never wait.
+    ///
+    /// The one connection: in WAL mode a connection that begins a
+    /// transaction after another connection committed drops its whole page
+    /// cache, so when writes took any pooled connection each write read
+    /// every page it touched from the file again (a fifth of a refresh-token
+    /// exchange's time under load). The writer's own commits leave its cache
+    /// valid; only the maintenance task's restart of the log empties it.
+    writer: Arc<tokio::sync::Mutex<Option<Conn>>>,
+    url: String,
+    setup: Setup,
 }
 
 impl Queries {
     async fn conn(&self) -> Result<Object<Conn>, StoreError> {
         self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Waits for the writers' turn and lends the writer connection.
+    async fn writer(&self) -> Result<Lease, StoreError> {
+        let mut slot = Arc::clone(&self.writer).lock_owned().await;
+        let conn = match slot.take() {
+            Some(conn) => conn,
+            None => connect(self.url.clone(), self.setup).await.map_err(|e| {
+                StoreError::Unavailable(format!("cannot open the SQLite writer connection: {e}"))
+            })?,
+        };
+        Ok(Lease::Writer { conn: Some(conn), slot })
     }
 
     fn usage(&self) -> portcullis_domain::ports::PoolUsage {
@@ -80,6 +104,46 @@ impl Queries {
             open: status.size,
             idle: status.available,
             waiting: status.waiting,
+        }
+    }
+}
+
+/// A connection lent to one query: a pooled one to read, or the writer
+/// with the writers' turn (both released when the query's future drops it).
+pub(crate) enum Lease {
+    Pooled(Object<Conn>),
+    Writer { conn: Option<Conn>, slot: tokio::sync::OwnedMutexGuard<Option<Conn>> },
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        match self {
+            Self::Pooled(conn) => conn,
+            // `conn` is `None` only inside `drop`.
+            Self::Writer { conn, .. } => conn.as_ref().unwrap_or_else(|| unreachable!("the writer is lent")),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut Conn {
+        match self {
+            Self::Pooled(conn) => conn,
+            Self::Writer { conn, .. } => conn.as_mut().unwrap_or_else(|| unreachable!("the writer is lent")),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // A write that panicked may have left a transaction open: its
+        // connection is closed, and the next write opens a new one.
+        if let Self::Writer { conn, slot } = self
+            && !std::thread::panicking()
+        {
+            **slot = conn.take();
         }
     }
 }
@@ -149,7 +213,12 @@ impl SqliteStore {
             .map_err(pool_error)?;
         let runtime =
             Handle::try_current().map_err(|e| StoreError::Unavailable(format!("no tokio runtime: {e}")))?;
-        let queries = Arc::new(Queries { pool, writes: tokio::sync::Mutex::new(()) });
+        let queries = Arc::new(Queries {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(None)),
+            url: url.clone(),
+            setup,
+        });
         if let Some(maintenance) = options.wal {
             runtime.spawn(wal::maintain(Arc::downgrade(&queries), url, wal_file(path), maintenance));
         }
@@ -191,16 +260,16 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs a query on a pooled connection, as a task of its own (see the
-    /// type's docs); a query that writes waits for its turn among the
-    /// store's writers first (see [`Queries::writes`]), only then takes a
-    /// connection, and runs its statements on the task's own thread (see
+    /// Runs a query as a task of its own (see the type's docs): a read on a
+    /// pooled connection; a write waits for its turn among the store's
+    /// writers (see [`Queries::writer`]), runs on the writer connection,
+    /// and runs its statements on the task's own thread (see
     /// `statements.rs`). Every query of `diesel_repositories!` comes through here
     /// and says, next to its SQL, whether it writes: none can skip the queue.
     async fn run<T, F, R>(&self, access: Access, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(Object<Conn>) -> R + Send + 'static,
+        F: FnOnce(Lease) -> R + Send + 'static,
         R: Future<Output = Result<T, StoreError>> + Send,
     {
         let queries = Arc::clone(&self.queries);
@@ -208,10 +277,10 @@ impl SqliteStore {
             .spawn(async move {
                 match access {
                     Access::Write => {
-                        let _turn = queries.writes.lock().await;
-                        statements::on_this_thread(async { query(queries.conn().await?).await }).await
+                        let writer = queries.writer().await?;
+                        statements::on_this_thread(query(writer)).await
                     }
-                    Access::Read => query(queries.conn().await?).await,
+                    Access::Read => query(Lease::Pooled(queries.conn().await?)).await,
                 }
             })
             .await
@@ -302,3 +371,77 @@ portcullis_store_diesel::diesel_repositories!(
     linked_providers = "(SELECT group_concat(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)",
     rotation = transaction
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel_async::SimpleAsyncConnection;
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
+    async fn count(store: &SqliteStore, access: Access, sql: &'static str) -> Result<i64, StoreError> {
+        store
+            .run(access, move |mut conn| async move {
+                let rows: Vec<Count> = diesel::sql_query(sql).load(&mut *conn).await.map_err(query_error)?;
+                Ok(rows.into_iter().next().map_or(0, |c| c.n))
+            })
+            .await
+    }
+
+    async fn exec(store: &SqliteStore, sql: &'static str) -> Result<(), StoreError> {
+        store
+            .run(
+                Access::Write,
+                move |mut conn| async move { conn.batch_execute(sql).await.map_err(query_error) },
+            )
+            .await
+    }
+
+    fn store() -> (SqliteStore, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("portcullis-writer-{}", uuid::Uuid::new_v4()));
+        let store = SqliteStore::open(&dir.join("w.db"), 4).expect("opens");
+        (store, dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_write_runs_on_the_one_writer_connection() {
+        let (store, dir) = store();
+        // A temporary table lives on the connection that made it.
+        exec(&store, "CREATE TEMP TABLE mine (x INTEGER)").await.expect("a write");
+        for _ in 0..5 {
+            exec(&store, "INSERT INTO temp.mine VALUES (1)").await.expect("the same connection");
+        }
+        let n = count(&store, Access::Write, "SELECT count(*) AS n FROM temp.mine").await.expect("written");
+        assert_eq!(n, 5);
+        // Reads are pooled connections, which never see it.
+        assert!(count(&store, Access::Read, "SELECT count(*) AS n FROM temp.mine").await.is_err());
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_panics_in_a_transaction_leaves_no_transaction_behind() {
+        let (store, dir) = store();
+        exec(&store, "CREATE TABLE t (x INTEGER)").await.expect("a write");
+        let panicked = store
+            .run(Access::Write, |mut conn| async move {
+                conn.batch_execute("BEGIN; INSERT INTO t VALUES (1)").await.map_err(query_error)?;
+                panic!("a bug in a write");
+                #[allow(unreachable_code)]
+                Ok(())
+            })
+            .await;
+        assert!(panicked.is_err(), "the failed task is an error, not a hang");
+        // Had the writer been kept, this insert would sit in the open
+        // transaction, unseen by readers and holding the file's write lock.
+        exec(&store, "INSERT INTO t VALUES (2)").await.expect("the next write works");
+        let seen = count(&store, Access::Read, "SELECT count(*) AS n FROM t").await.expect("read");
+        assert_eq!(seen, 1, "only the committed row");
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

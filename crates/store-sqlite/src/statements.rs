@@ -4,7 +4,7 @@
 //! another thread and back per statement. For reads that is what it should
 //! be: they run side by side and some are long (a listing), so they must not
 //! hold a runtime thread. For writes the hops are the cost: writes take turns
-//! (see `Queries::writes`), and a refresh-token exchange (`BEGIN`, four
+//! (see `Queries::writer`), and a refresh-token exchange (`BEGIN`, four
 //! statements, `COMMIT`) made six hops while it held the turn, so on 2 cores
 //! the store committed about 1 000 such exchanges a second, most of the time
 //! in thread wake-ups. A write therefore runs its statements on the thread of

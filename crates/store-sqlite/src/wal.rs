@@ -10,15 +10,20 @@
 //!
 //! So the store checkpoints on its own connection instead: every check, a
 //! passive copy if the log has changed (requests' commits no longer do it),
-//! and past a size, another passive copy and then a restarting checkpoint,
-//! which holds writers back for a moment while it copies the last frames and
-//! the last readers of old frames finish, so that the next commit starts the
-//! log again from the beginning of the file (cut back to
-//! [`JOURNAL_SIZE_LIMIT_BYTES`]). Restarting rather than truncating: an
-//! emptied file grew back page by page, and under the benchmark's
-//! refresh-token rotations each truncation held writers for ~30 ms (5 a
-//! second at a 16 MiB bound), against ~8 ms for a restart, ~1 a second at
-//! 64 MiB.
+//! and past a size, passive copies until little is left and then a
+//! restarting checkpoint, which holds writers back for a moment while it
+//! copies the last frames and the last readers of old frames finish, so that
+//! the next commit starts the log again from the beginning of the file (cut
+//! back to [`JOURNAL_SIZE_LIMIT_BYTES`]). Restarting rather than truncating:
+//! an emptied file grew back page by page, and each truncation held writers
+//! for ~30 ms. The restart runs on the thread that holds the writers' turn
+//! (a hop to the blocking pool waited behind the load for a core) and polls
+//! for readers instead of SQLite's sleeping busy handler; it still costs
+//! 5-10 ms of `fsync`s and copying under load. Hence the size: a refresh-token
+//! exchange writes ~11 pages (45 KB of log), so the benchmark's ~4 000
+//! rotations a second fill 64 MiB three times a second, and three 10 ms
+//! holds a second were the p99 (S7 p99 21 ms); at 256 MiB it is under one a
+//! second (p99 15 ms).
 
 use std::path::PathBuf;
 use std::sync::Weak;
@@ -32,7 +37,13 @@ use super::{Conn, Queries, Setup, connect};
 
 /// The size SQLite cuts the `-wal` file back to when the log restarts, and
 /// the default size past which the store truncates it.
-pub(crate) const JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const JOURNAL_SIZE_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Before a restart, passive copies run until one copies fewer than
+/// `SMALL_BACKLOG_FRAMES` new frames (2 MiB of 4 KiB pages), at most
+/// `PASSIVE_ROUNDS` of them.
+const PASSIVE_ROUNDS: u32 = 4;
+const SMALL_BACKLOG_FRAMES: i64 = 512;
 
 /// How long a checkpoint waits for readers and writers. A truncating one
 /// holds the write lock while it waits for readers, so it gives up long before
@@ -110,17 +121,49 @@ impl Checkpointer {
         Self { url: existing_file_uri(path), conn: None }
     }
 
-    pub(crate) async fn run(&mut self, mode: Mode) -> Result<Checkpoint, StoreError> {
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => {
-                let setup = Setup { busy_timeout_ms: CHECKPOINT_BUSY_TIMEOUT_MS, auto_checkpoint: false };
-                let opened = connect(self.url.clone(), setup)
-                    .await
-                    .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite to checkpoint: {e}")))?;
-                self.conn.insert(opened)
+    /// Restarts the log, polling: SQLite's busy handler sleeps 1, 2, 5, 10 ...
+    /// ms between its tries, so a restart that met a reader still in the old
+    /// frames held writers back 16 to 22 ms under load, though such a reader
+    /// is gone within a millisecond. Each try here waits for no one (busy
+    /// timeout 0) and copies what it can; the next comes after a yield, for
+    /// at most `CHECKPOINT_BUSY_TIMEOUT_MS`.
+    pub(crate) async fn restart(&mut self) -> Result<Checkpoint, StoreError> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(CHECKPOINT_BUSY_TIMEOUT_MS.into());
+        self.busy_timeout(0).await?;
+        let outcome = loop {
+            match self.run(Mode::Restart).await {
+                Ok(done) if !done.completed && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+                outcome => break outcome,
             }
         };
+        self.busy_timeout(CHECKPOINT_BUSY_TIMEOUT_MS).await?;
+        outcome
+    }
+
+    async fn busy_timeout(&mut self, ms: u32) -> Result<(), StoreError> {
+        let conn = self.conn().await?;
+        if let Err(e) = diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(conn).await {
+            self.conn = None;
+            return Err(query_error(e));
+        }
+        Ok(())
+    }
+
+    async fn conn(&mut self) -> Result<&mut Conn, StoreError> {
+        if self.conn.is_none() {
+            let setup = Setup { busy_timeout_ms: CHECKPOINT_BUSY_TIMEOUT_MS, auto_checkpoint: false };
+            let opened = connect(self.url.clone(), setup)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite to checkpoint: {e}")))?;
+            self.conn = Some(opened);
+        }
+        self.conn.as_mut().ok_or_else(|| StoreError::Unavailable("no checkpoint connection".to_owned()))
+    }
+
+    pub(crate) async fn run(&mut self, mode: Mode) -> Result<Checkpoint, StoreError> {
+        let conn = self.conn().await?;
         let pragma = match mode {
             Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
             Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
@@ -191,15 +234,33 @@ pub(crate) async fn maintain(queries: Weak<Queries>, path: String, file: PathBuf
             // In the writers' queue, so the store's own writers wait their
             // turn instead of polling SQLite's lock meanwhile.
             let Some(queries) = queries.upgrade() else { return };
-            // Most frames are copied first without holding anyone back, so
-            // that writers wait only while the last few are.
-            if let Err(e) = checkpointer.run(Mode::Passive).await {
-                failed(&mut errors, &e);
+            // The frames are copied first without holding anyone back, round
+            // after round while writers keep adding (under the benchmark's
+            // rotations the log grows ~200 MB a second), so that writers
+            // wait only while the last few are.
+            let mut copied = 0;
+            for _ in 0..PASSIVE_ROUNDS {
+                match checkpointer.run(Mode::Passive).await {
+                    Ok(done) => {
+                        let new = done.checkpointed_frames - copied;
+                        copied = done.checkpointed_frames;
+                        if new < SMALL_BACKLOG_FRAMES {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        failed(&mut errors, &e);
+                        break;
+                    }
+                }
             }
             let (outcome, held) = {
-                let _turn = queries.writes.lock().await;
+                let _turn = queries.writer.lock().await;
                 let started = std::time::Instant::now();
-                (checkpointer.run(Mode::Restart).await, started.elapsed())
+                // On this thread, as a write's statements: a hop to the
+                // blocking pool and back waited for a core behind the load
+                // (restarts held writers 15 ms, of which ~1 ms was SQLite's).
+                (crate::statements::on_this_thread(checkpointer.restart()).await, started.elapsed())
             };
             drop(queries);
             match outcome {
