@@ -145,6 +145,7 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
     kinds.sort_unstable();
     let mut expected = vec![
         "register",
+        "email_verification_requested",
         "login_succeeded",
         "login_failed",
         "token_refreshed",
@@ -165,8 +166,11 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
     assert_eq!(kinds, expected, "{page:#}");
 
     let items = page["items"].as_array().unwrap();
-    let by_request = |id: &str| {
-        items.iter().find(|e| e["request_id"] == id).unwrap_or_else(|| panic!("no event of {id}: {page:#}"))
+    let by_request = |id: &str, kind: &str| {
+        items
+            .iter()
+            .find(|e| e["request_id"] == id && e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event of {id}: {page:#}"))
     };
     for (request_id, kind) in [
         ("req-register", "register"),
@@ -177,7 +181,7 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
         ("req-change", "password_changed"),
         ("req-logout", "logout"),
     ] {
-        let event = by_request(request_id);
+        let event = by_request(request_id, kind);
         assert_eq!(event["type"], kind);
         assert_eq!(event["user_id"], user_id.as_str());
         assert_eq!(event["ip"], CLIENT_IP, "the client behind the trusted proxy");
@@ -190,7 +194,9 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
             .is_ok()
         );
     }
-    assert_eq!(by_request("req-bad")["detail"], "bad_password");
+    assert_eq!(by_request("req-bad", "login_failed")["detail"], "bad_password");
+    // Registration's verification email is written with the registration's request.
+    assert_eq!(by_request("req-register", "email_verification_requested")["user_id"], user_id.as_str());
     let new_ip = items.iter().find(|e| e["type"] == "api_key_new_ip").unwrap();
     assert_eq!((new_ip["ip"].as_str(), new_ip["request_id"].as_str()), (Some(CLIENT_IP), Some("req-key")));
     assert_eq!(new_ip["detail"], format!("key_id={key_id}"));
@@ -275,7 +281,7 @@ async fn the_endpoints_filter_page_and_guard(backend: Backend) {
     assert!(mine["items"].as_array().unwrap().iter().all(|e| e["user_id"] == id.to_string()));
     let own_types = own_event_types(&app, &user).await;
     assert_eq!(own_types.last().map(String::as_str), Some("register"));
-    assert!(!own_types.is_empty() && own_types.len() == 6, "{own_types:?}");
+    assert!(!own_types.is_empty() && own_types.len() == 7, "{own_types:?}");
 
     expect_error(app.get_with("/v1/admin/audit-events", &user).await, 403, "insufficient_permissions").await;
     expect_error(
@@ -310,7 +316,7 @@ async fn old_events_are_pruned_after_the_retention() {
     app.clock.advance(time::Duration::days(91));
     assert_eq!(app.login("old-timer@example.com", PASSWORD).await.status(), 200);
     let pruned = app.services.audit.prune(90).await.unwrap();
-    assert_eq!(pruned, 2, "register and the first login are past 90 days");
+    assert_eq!(pruned, 3, "register, its verification email and the first login are past 90 days");
     let fresh = token_of(app.login("old-timer@example.com", PASSWORD).await).await;
     assert_eq!(own_event_types(&app, &fresh).await, ["login_succeeded", "login_succeeded"]);
     drop(token);

@@ -379,11 +379,11 @@ fn a_queued_email_survives_a_restart_while_the_mail_server_is_down() {
     register_and_forget(port, "restart@example.com");
     std::thread::sleep(Duration::from_millis(1500));
     stop(child);
-    assert!(smtp.received().is_empty());
+    assert!(smtp.resets().is_empty());
 
     runtime.block_on(smtp.restart());
     let (child, _) = start_with(&dir, &[("AUTH_SMTP_URL", &url)]);
-    let email = runtime.block_on(smtp.wait_for("restart@example.com", Duration::from_secs(20)));
+    let email = runtime.block_on(smtp.wait_for_reset("restart@example.com", Duration::from_secs(20)));
     stop(child);
     let email = email.expect("the email queued before the restart is delivered by the new process");
     assert!(email.reset_token().is_some());
@@ -397,7 +397,12 @@ fn the_log_mailer_shows_the_link_in_development_only() {
     std::thread::sleep(Duration::from_millis(1500));
     stop(child);
     let log = std::fs::read_to_string(dir.join(format!("log-{port}"))).unwrap();
-    assert!(log.contains("http://localhost:3000/reset-password?token=prt_"), "development logs the link");
+    let link = format!("http://127.0.0.1:{port}/reset-password?token=prt_");
+    assert!(log.contains(&link), "development logs the link to the built-in page");
+    assert!(
+        log.contains(&format!("http://127.0.0.1:{port}/verify-email?token=pev_")),
+        "and the verification link"
+    );
 
     let dir = scratch();
     let (child, port) = start_with(&dir, &[("AUTH_ENV", "production")]);

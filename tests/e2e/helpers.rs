@@ -73,6 +73,8 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Ignore an `AUTH_REDIS_URL` of the environment (CI sets one).
     pub without_redis: bool,
+    /// `AUTH_REQUIRE_VERIFIED_EMAIL=true`.
+    pub require_verified_email: bool,
 }
 
 pub struct TestApp {
@@ -226,6 +228,9 @@ impl TestApp {
             args.extend(["--oauth-require-state", "true"]);
         }
         args.extend(["--oauth-timeout-secs", "1"]);
+        if options.require_verified_email {
+            args.extend(["--require-verified-email", "true"]);
+        }
         if options.nist_passwords {
             args.extend(["--password-rules", "nist"]);
         }

@@ -30,3 +30,4 @@ mod refresh_tokens;
 mod sessions;
 mod signing_keys;
 mod surface;
+mod verification;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{Backend, Options, TestApp, expect_error};
+use crate::helpers::{Backend, Options, PASSWORD, TestApp, expect_error};
 use crate::oauth::REDIRECT;
 
 const CLIENT_ID: &str = "acme-client-id";
@@ -291,8 +291,16 @@ async fn acme_sign_in_creates_then_finds_and_links_by_verified_email(backend: Ba
         "the same subject, the same user"
     );
 
-    // A registered member signing in with the provider-verified address is linked.
-    let member = app.register("member@example.com").await;
+    // A member whose address is verified (here: made by the operator) signing
+    // in with the provider-verified address is linked, password kept.
+    let registration = portcullis_domain::Registration {
+        email: "member@example.com".to_owned(),
+        password: portcullis_domain::Password::new(PASSWORD.to_owned()),
+        full_name: None,
+    };
+    let member =
+        app.services.accounts.create_user(registration, portcullis_domain::Role::User).await.unwrap();
+    let member = json!({"id": member.id.to_string()});
     let linked = sign_in(&app, &issuer, "acme", "c-3", |n| {
         key.sign(key.kid, &issuer.claims(n, "bob", "member@example.com"))
     })
@@ -303,7 +311,8 @@ async fn acme_sign_in_creates_then_finds_and_links_by_verified_email(backend: Ba
     let me: Value = app.get_with("/v1/auth/me", token).await.json().await.unwrap();
     assert_eq!(me["providers"], json!(["password", "acme"]));
     let kinds = crate::audit::own_event_types(&app, token).await;
-    assert_eq!(kinds, ["oauth_login", "oauth_linked", "register"]);
+    assert_eq!(kinds, ["oauth_login", "oauth_linked"]);
+    assert_eq!(app.login("member@example.com", PASSWORD).await.status(), 200, "the password still works");
     crate::audit::assert_no_secret(&app, &[CLIENT_SECRET, "at-c-3"]).await;
 
     // An address the provider does not vouch for never links and creates nothing.

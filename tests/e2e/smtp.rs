@@ -12,6 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub const RESET_SUBJECT: &str = "Reset your password";
+pub const VERIFY_SUBJECT: &str = "Verify your email address";
+
 /// One delivered message.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -33,10 +36,38 @@ impl Received {
         text
     }
 
+    /// The `Subject` header.
+    pub fn subject(&self) -> String {
+        self.data
+            .lines()
+            .find_map(|line| line.strip_prefix("Subject: "))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
     /// The reset token of the message's link.
     pub fn reset_token(&self) -> Option<String> {
+        self.token("prt_")
+    }
+
+    /// The verification token of the message's link.
+    pub fn verification_token(&self) -> Option<String> {
+        self.token("pev_")
+    }
+
+    /// The emailed link, from `http` to the end of its token.
+    pub fn link(&self) -> Option<String> {
         let text = self.text();
-        let start = text.find("token=prt_")? + "token=".len();
+        let token = ["token=prt_", "token=pev_"].iter().find_map(|t| text.find(t))?;
+        let start = text[..token].rfind("http")?;
+        let end = token + text[token..].find(|c: char| !(c.is_ascii_alphanumeric() || "_=".contains(c)))?;
+        Some(text[start..end].to_owned())
+    }
+
+    fn token(&self, prefix: &str) -> Option<String> {
+        let text = self.text();
+        let start = text.find(&format!("token={prefix}"))? + "token=".len();
         Some(text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
     }
 }
@@ -91,12 +122,35 @@ impl SmtpServer {
         self.inbox.lock().unwrap().clone()
     }
 
-    /// Waits up to `limit` for a message to `to`.
-    pub async fn wait_for(&self, to: &str, limit: Duration) -> Option<Received> {
+    /// The reset emails received.
+    pub fn resets(&self) -> Vec<Received> {
+        self.received().into_iter().filter(|m| m.subject() == RESET_SUBJECT).collect()
+    }
+
+    /// The verification emails received.
+    pub fn verifications(&self) -> Vec<Received> {
+        self.received().into_iter().filter(|m| m.subject() == VERIFY_SUBJECT).collect()
+    }
+
+    /// Waits up to `limit` for a reset email to `to`.
+    pub async fn wait_for_reset(&self, to: &str, limit: Duration) -> Option<Received> {
+        self.wait_for(to, RESET_SUBJECT, 0, limit).await
+    }
+
+    /// Waits up to `limit` for the `nth` (from 0) verification email to `to`.
+    pub async fn wait_for_verification(&self, to: &str, nth: usize, limit: Duration) -> Option<Received> {
+        self.wait_for(to, VERIFY_SUBJECT, nth, limit).await
+    }
+
+    /// Waits up to `limit` for the `nth` (from 0) message to `to` with this subject.
+    pub async fn wait_for(&self, to: &str, subject: &str, nth: usize, limit: Duration) -> Option<Received> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            if let Some(found) =
-                self.received().into_iter().find(|m| m.recipients.iter().any(|r| r.contains(to)))
+            if let Some(found) = self
+                .received()
+                .into_iter()
+                .filter(|m| m.subject() == subject && m.recipients.iter().any(|r| r.contains(to)))
+                .nth(nth)
             {
                 return Some(found);
             }

@@ -119,6 +119,8 @@ async fn the_openapi_document_covers_every_route() {
             "/v1/admin/users/00000000-0000-0000-0000-000000000000/sessions",
         ),
         ("/v1/auth/introspect", "post", "/v1/auth/introspect"),
+        ("/v1/auth/verify-email", "post", "/v1/auth/verify-email"),
+        ("/v1/auth/resend-verification", "post", "/v1/auth/resend-verification"),
         ("/.well-known/jwks.json", "get", "/.well-known/jwks.json"),
         ("/.well-known/openid-configuration", "get", "/.well-known/openid-configuration"),
         ("/healthz", "get", "/healthz"),

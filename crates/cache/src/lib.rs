@@ -488,6 +488,7 @@ mod tests {
             password_hash: None,
             role: Role::User,
             is_active: true,
+            email_verified: false,
             session_version,
             created_at: T0,
             updated_at: T0,

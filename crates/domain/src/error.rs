@@ -87,6 +87,9 @@ pub enum Forbidden {
     JwtRequired,
     /// The right password of a disabled account, at login.
     AccountDisabled,
+    /// The right password of an account whose address is not verified yet,
+    /// while verification is required (also its refresh).
+    EmailNotVerified,
 }
 
 impl Forbidden {
@@ -96,6 +99,7 @@ impl Forbidden {
             Self::InsufficientPermissions => "insufficient_permissions",
             Self::JwtRequired => "jwt_required",
             Self::AccountDisabled => "account_disabled",
+            Self::EmailNotVerified => "email_not_verified",
         }
     }
 
@@ -105,6 +109,7 @@ impl Forbidden {
             Self::InsufficientPermissions => "Insufficient permissions",
             Self::JwtRequired => "This endpoint requires a JWT; API keys are not accepted",
             Self::AccountDisabled => "Account is disabled",
+            Self::EmailNotVerified => "Verify your email address first: follow the link we emailed you",
         }
     }
 }
@@ -140,6 +145,9 @@ pub enum DomainError {
     /// A reset token that is malformed, unknown, used or expired (HTTP 400).
     #[error("invalid or expired reset token")]
     InvalidResetToken,
+    /// An email-verification token that is malformed, unknown, used or expired (HTTP 400).
+    #[error("invalid or expired verification token")]
+    InvalidVerificationToken,
     /// The current password given to change it was wrong (HTTP 400).
     #[error("current password is incorrect")]
     InvalidCurrentPassword,
@@ -162,6 +170,7 @@ impl DomainError {
             Self::Forbidden(e) => e.code(),
             Self::InvalidCurrentPassword => "invalid_current_password",
             Self::InvalidResetToken => "invalid_reset_token",
+            Self::InvalidVerificationToken => "invalid_verification_token",
             Self::RateLimited(_) => "rate_limited",
             Self::InvalidOAuthState => "invalid_oauth_state",
             Self::OAuthExchangeFailed => "oauth_exchange_failed",

@@ -20,6 +20,7 @@ pub use ports::Store;
 pub use services::{
     AccountService, Adapters, AdminOutcome, AdminService, ApiKeyService, AuditService, AuthSettings,
     DeliveryReport, IpFamily, LimitService, ListedKey, MAX_AUDIT_PAGE, NewKeyRequest, OAuthLogin,
-    OAuthService, PasswordService, Ports, ProjectService, RateLimits, Registration, Rotation, Services,
-    SessionService, SessionView, SigningKeyService, UserChanges,
+    OAuthService, PasswordService, Ports, ProjectService, RateLimits, Registration, Resend, Rotation,
+    Services, SessionService, SessionView, SigningKeyService, UserChanges, VERIFICATIONS_PER_HOUR,
+    VerificationService,
 };

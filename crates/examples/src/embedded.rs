@@ -102,7 +102,14 @@ mod tests {
         let audit: Vec<&str> = said[4..].iter().map(|line| line.rsplit(' ').next().unwrap()).collect();
         assert_eq!(
             audit,
-            ["login_succeeded", "password_changed", "token_refreshed", "login_succeeded", "register"]
+            [
+                "login_succeeded",
+                "password_changed",
+                "token_refreshed",
+                "login_succeeded",
+                "email_verification_requested",
+                "register"
+            ]
         );
     }
 }

@@ -160,6 +160,9 @@ pub(crate) struct UserResponse {
     #[schema(example = "USER")]
     pub role: &'static str,
     pub is_active: bool,
+    /// Whether the user proved they own the address: a verification link, a
+    /// password reset, or a provider that verified it.
+    pub email_verified: bool,
     /// RFC 3339, UTC.
     #[schema(example = "2026-02-03T12:00:00Z")]
     pub created_at: String,
@@ -176,6 +179,7 @@ impl From<&User> for UserResponse {
             full_name: user.full_name.as_ref().map(|n| n.as_str().to_owned()),
             role: user.role.as_str(),
             is_active: user.is_active,
+            email_verified: user.email_verified,
             created_at: rfc3339(user.created_at),
             providers: user.providers().into_iter().map(|p| p.as_str().to_owned()).collect(),
         }
@@ -188,13 +192,30 @@ pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
-/// `201` of `POST /v1/auth/register`: the user and a token.
+/// `201` of `POST /v1/auth/register`: the user and a token; the user alone
+/// while verified addresses are required (`AUTH_REQUIRE_VERIFIED_EMAIL`).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RegisterResponse {
     #[serde(flatten)]
     pub user: UserResponse,
-    #[serde(flatten)]
-    pub token: TokenResponse,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenResponse>,
+}
+
+/// `POST /v1/auth/verify-email`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"token": "pev_..."}))]
+pub(crate) struct VerifyEmailRequest {
+    /// The `token` parameter of the emailed link.
+    pub token: String,
+}
+
+/// `200` of `POST /v1/auth/verify-email`: a message and the verified user.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VerifiedEmailResponse {
+    #[schema(example = "Email address verified")]
+    pub message: &'static str,
+    pub user: UserResponse,
 }
 
 /// A message for people.

@@ -160,6 +160,9 @@ impl From<DomainError> for ApiError {
             DomainError::InvalidResetToken => {
                 (StatusCode::BAD_REQUEST, "The reset token is invalid, used or expired".to_owned())
             }
+            DomainError::InvalidVerificationToken => {
+                (StatusCode::BAD_REQUEST, "The verification link is invalid, used or expired".to_owned())
+            }
             DomainError::InvalidCurrentPassword => {
                 (StatusCode::BAD_REQUEST, "Current password is incorrect".to_owned())
             }

@@ -10,13 +10,14 @@ use crate::dto::{
     LogoutAllResponse, MessageResponse, PasswordPolicyResponse, PasswordRuleBody, ProjectRequest,
     ProjectResponse, ProviderLoginResponse, ProviderUser, RefreshRequest, RegisterRequest, RegisterResponse,
     ResetPasswordRequest, SessionResponse, SessionsEndedResponse, StatusResponse, TestUserRequest,
-    TokenResponse, UpdateUserRequest, UserResponse, UsersPage,
+    TokenResponse, UpdateUserRequest, UserResponse, UsersPage, VerifiedEmailResponse, VerifyEmailRequest,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
 use crate::routes::discovery::{Jwk, JwksResponse, ProviderMetadata};
 use crate::routes::introspect::{IntrospectRequest, IntrospectionResponse};
 use crate::routes::{
     admin, api_keys, auth, discovery, introspect, oauth, ops, passwords, projects, sessions, test_auth,
+    verification,
 };
 
 /// Every route, listed once: the OpenAPI document's `paths` and the app's
@@ -45,6 +46,7 @@ macro_rules! routes {
                 ProjectResponse, UsersPage, AuditEventsPage, AuditEventResponse, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
                 PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, ProviderLoginResponse, GithubUser, ProviderUser,
                 RefreshRequest, SessionResponse, LogoutAllResponse, SessionsEndedResponse, Jwk, JwksResponse, ProviderMetadata, IntrospectRequest, IntrospectionResponse,
+                VerifyEmailRequest, VerifiedEmailResponse,
             )),
             modifiers(&SecuritySchemes, &CommonResponses),
             tags(
@@ -77,6 +79,7 @@ routes! {
     api: [
         auth::register, auth::login_json, auth::login_form, auth::me, auth::my_events, auth::refresh,
         auth::logout, auth::change_password, passwords::forgot, passwords::reset, passwords::policy,
+        verification::verify, verification::resend,
         oauth::authorize, oauth::github_callback, oauth::linkedin_callback, oauth::provider_callback, api_keys::create, api_keys::list,
         api_keys::revoke, projects::list, projects::create, admin::list_users, admin::update_user,
         admin::audit_events, sessions::list, sessions::delete, sessions::logout_all,

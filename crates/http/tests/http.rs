@@ -153,6 +153,7 @@ async fn every_documented_operation_is_served_and_limited_routes_say_so() {
             "post /v1/auth/login login",
             "post /v1/auth/login-json login",
             "post /v1/auth/register register",
+            "post /v1/auth/resend-verification forgot_password",
             "post /v1/auth/{provider}/callback login",
             "post /v1/test-auth/create-test-user register",
             "post /v1/test-auth/test-login login",

@@ -128,6 +128,22 @@ impl Config {
     pub fn public_url(&self) -> String {
         self.server.public_url.clone().unwrap_or_else(|| format!("http://{}", self.server.bind))
     }
+
+    /// `AUTH_EMAIL_VERIFY_URL`, or the built-in page under the public URL.
+    #[must_use]
+    pub fn email_verify_url(&self) -> String {
+        self.mail.email_verify_url.clone().unwrap_or_else(|| self.built_in_page("verify-email"))
+    }
+
+    /// `AUTH_PASSWORD_RESET_URL`, or the built-in page under the public URL.
+    #[must_use]
+    pub fn password_reset_url(&self) -> String {
+        self.mail.password_reset_url.clone().unwrap_or_else(|| self.built_in_page("reset-password"))
+    }
+
+    fn built_in_page(&self, name: &str) -> String {
+        format!("{}/{name}", self.public_url().trim_end_matches('/'))
+    }
 }
 
 /// A setting that must never reach a log line: `Debug` and `Display` print
@@ -357,9 +373,22 @@ pub struct MailConfig {
     )]
     pub mail_from: String,
 
-    /// The client app's reset page; the emailed link is this with `?token=...` appended.
-    #[arg(long, global = true, env = "AUTH_PASSWORD_RESET_URL", value_name = "AUTH_PASSWORD_RESET_URL", default_value = "http://localhost:3000/reset-password", value_parser = parse_http_url)]
-    pub password_reset_url: String,
+    /// The page that sets a new password with a reset token; the emailed link
+    /// is this with `?token=...` appended. Default: the built-in page,
+    /// `<AUTH_PUBLIC_URL>/reset-password`.
+    #[arg(long, global = true, env = "AUTH_PASSWORD_RESET_URL", value_name = "AUTH_PASSWORD_RESET_URL", value_parser = parse_http_url)]
+    pub password_reset_url: Option<String>,
+
+    /// The page that verifies an email address; the emailed link is this with
+    /// `?token=...` appended. Default: the built-in page, `<AUTH_PUBLIC_URL>/verify-email`.
+    #[arg(long, global = true, env = "AUTH_EMAIL_VERIFY_URL", value_name = "AUTH_EMAIL_VERIFY_URL", value_parser = parse_http_url)]
+    pub email_verify_url: Option<String>,
+
+    /// Password accounts sign in only once their address is verified:
+    /// registration then answers without tokens, and the right password of an
+    /// unverified account gets 403 `email_not_verified`.
+    #[arg(long, global = true, env = "AUTH_REQUIRE_VERIFIED_EMAIL", value_name = "AUTH_REQUIRE_VERIFIED_EMAIL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_verified_email: bool,
 }
 
 /// Social login.

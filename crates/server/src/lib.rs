@@ -116,7 +116,9 @@ impl App {
             session_max_age_secs: config.tokens.session_max_age_secs,
             session_idle_secs: config.tokens.session_idle_secs,
             refresh_reuse_grace_secs: config.tokens.refresh_reuse_grace_secs,
-            password_reset_url: config.mail.password_reset_url.clone(),
+            password_reset_url: config.password_reset_url(),
+            email_verify_url: config.email_verify_url(),
+            require_verified_email: config.mail.require_verified_email,
             oauth_require_state: config.oauth_require_state(),
             rate_limits: config.limits.rate_limits.clone(),
             password_policy: match config.passwords.password_rules {

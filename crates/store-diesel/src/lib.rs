@@ -19,8 +19,8 @@ pub use error::{pool_error, query_error};
 pub use uuid_column::DbUuid;
 
 use portcullis_domain::{
-    ApiKey, ApiKeyId, AuditEvent, AuditKind, DeliveryStatus, Email, Environment, FullName, KeyDigest,
-    MailMessage, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName,
+    ApiKey, ApiKeyId, AuditEvent, AuditKind, DeliveryStatus, Email, EmailVerification, Environment, FullName,
+    KeyDigest, MailMessage, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName,
     RefreshRecord, RequestContext, ResetRequest, ResourceName, Role, Session, SessionId, SignInMethod,
     SigningAlgorithm, SigningKey, StoreError, User, UserId,
 };
@@ -38,6 +38,7 @@ pub struct UserRecord {
     pub session_version: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    pub email_verified: bool,
 }
 
 impl From<User> for UserRecord {
@@ -52,6 +53,7 @@ impl From<User> for UserRecord {
             session_version: user.session_version,
             created_at: user.created_at,
             updated_at: user.updated_at,
+            email_verified: user.email_verified,
         }
     }
 }
@@ -73,6 +75,7 @@ impl TryFrom<UserRecord> for User {
             password_hash: row.password_hash.clone().map(PasswordHash::new),
             role: row.role.parse::<Role>().map_err(|_| corrupt("role"))?,
             is_active: row.is_active,
+            email_verified: row.email_verified,
             session_version: row.session_version,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -205,6 +208,38 @@ impl TryFrom<ResetRecord> for PasswordReset {
             id: row.id.0,
             user_id: UserId::from_uuid(row.user_id.0),
             digest: KeyDigest(row.token_digest.as_slice().try_into().map_err(|_| corrupt("token_digest"))?),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            used_at: row.used_at,
+        })
+    }
+}
+
+/// An email-verification row: the same columns as a password reset's.
+impl From<EmailVerification> for ResetRecord {
+    fn from(v: EmailVerification) -> Self {
+        Self {
+            id: DbUuid(v.id),
+            user_id: DbUuid(v.user_id.as_uuid()),
+            token_digest: v.digest.0.to_vec(),
+            created_at: whole_seconds(v.created_at),
+            expires_at: whole_seconds(v.expires_at),
+            used_at: v.used_at.map(whole_seconds),
+        }
+    }
+}
+
+impl TryFrom<ResetRecord> for EmailVerification {
+    type Error = StoreError;
+
+    fn try_from(row: ResetRecord) -> Result<Self, StoreError> {
+        let digest = row.token_digest.as_slice().try_into().map_err(|_| {
+            StoreError::Unavailable(format!("corrupt email_verifications row {}: token_digest", row.id.0))
+        })?;
+        Ok(Self {
+            id: row.id.0,
+            user_id: UserId::from_uuid(row.user_id.0),
+            digest: KeyDigest(digest),
             created_at: row.created_at,
             expires_at: row.expires_at,
             used_at: row.used_at,
@@ -774,9 +809,10 @@ macro_rules! diesel_repositories {
             use portcullis_domain::ports::{
                 ApiKeyRepository, AuditLog, HotReads, Outbox, PasswordResetRepository, PoolUsage, ProjectRepository,
                 RevokedTokenRepository, SessionRepository, SigningKeyRepository, StoreHealth, UserRepository,
+                VerificationRepository,
             };
             use portcullis_domain::{
-                ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, ProviderName, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
+                ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, EmailVerification, ProviderName, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
                 PasswordHash, PasswordReset, Project, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, SigningKey, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
@@ -786,7 +822,7 @@ macro_rules! diesel_repositories {
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{api_key_addresses, api_keys, audit_events, oauth_identities, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, refresh_tokens, revoked_tokens, sessions, signing_keys, users};
+            use super::schema::{api_key_addresses, api_keys, audit_events, email_verifications, oauth_identities, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, refresh_tokens, revoked_tokens, sessions, signing_keys, users};
             use super::$store;
 
             portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
@@ -799,6 +835,7 @@ macro_rules! diesel_repositories {
                 session_version: i64,
                 created_at: OffsetDateTime,
                 updated_at: OffsetDateTime,
+                email_verified: bool,
             });
 
             portcullis_store_diesel::diesel_row!(ApiKeyRow, api_keys, ApiKeyRecord, ApiKey, {
@@ -1330,12 +1367,130 @@ macro_rules! diesel_repositories {
                             .optional()?;
                             let Some(owner) = owner else { return Ok(None) };
                             void_resets(conn, owner, now).await?;
+                            // The link reached the mailbox: the address is proven.
                             diesel::update(users::table.find(owner))
                                 .set((
                                     users::password_hash.eq(hash.as_str()),
+                                    users::email_verified.eq(true),
                                     users::session_version.eq(users::session_version + 1),
                                     users::updated_at.eq(now),
                                 ))
+                                .returning(UserRow::as_returning())
+                                .get_result::<UserRow>(conn)
+                                .await
+                                .optional()
+                        })
+                        .await
+                        .map_err(query_error)?;
+                        row.map(User::try_from).transpose()
+                    })
+                    .await
+                }
+            }
+
+            portcullis_store_diesel::diesel_row!(VerificationRow, email_verifications, ResetRecord, EmailVerification, {
+                id: DbUuid,
+                user_id: DbUuid,
+                token_digest: Vec<u8>,
+                created_at: OffsetDateTime,
+                expires_at: OffsetDateTime,
+                used_at: Option<OffsetDateTime>,
+            });
+
+            /// Marks every outstanding verification link of `user` used at `at`.
+            async fn void_verifications<C>(conn: &mut C, user: DbUuid, at: OffsetDateTime) -> Result<usize, diesel::result::Error>
+            where
+                C: diesel_async::AsyncConnection<Backend = $backend>,
+            {
+                diesel::update(
+                    email_verifications::table
+                        .filter(email_verifications::user_id.eq(user))
+                        .filter(email_verifications::used_at.is_null()),
+                )
+                .set(email_verifications::used_at.eq(whole_seconds(at)))
+                .execute(conn)
+                .await
+            }
+
+            #[async_trait]
+            impl VerificationRepository for $store {
+                async fn create_user_with_verification(&self, user: NewUser, verification: EmailVerification, email: OutboxMessage) -> Result<User, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let (user, link, email) = (UserRow::from(user.into_user()), VerificationRow::from(verification), OutboxRow::from(email));
+                        let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            let row = diesel::insert_into(users::table)
+                                .values(user)
+                                .returning(UserRow::as_returning())
+                                .get_result::<UserRow>(conn)
+                                .await?;
+                            diesel::insert_into(email_verifications::table).values(link).execute(conn).await?;
+                            diesel::insert_into(outbox::table).values(email).execute(conn).await?;
+                            Ok(row)
+                        })
+                        .await
+                        .map_err(query_error)?;
+                        row.try_into()
+                    })
+                    .await
+                }
+
+                async fn issue_verification(&self, verification: EmailVerification, email: OutboxMessage, budget: ResetBudget) -> Result<bool, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let (user, at) = (DbUuid(verification.user_id.as_uuid()), whole_seconds(verification.created_at));
+                        let since = whole_seconds(budget.since);
+                        let (link, email) = (VerificationRow::from(verification), OutboxRow::from(email));
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            // Writing the user's row first makes concurrent issues for
+                            // one user wait for each other, so each counts the others'
+                            // links (PostgreSQL locks the row; SQLite has one writer).
+                            let exists = diesel::update(users::table.find(user))
+                                .set(users::session_version.eq(users::session_version))
+                                .execute(conn)
+                                .await?;
+                            if exists == 0 {
+                                return Err(diesel::result::Error::NotFound);
+                            }
+                            let recent: i64 = email_verifications::table
+                                .filter(email_verifications::user_id.eq(user))
+                                .filter(email_verifications::created_at.ge(since))
+                                .count()
+                                .get_result(conn)
+                                .await?;
+                            if recent >= i64::from(budget.max) {
+                                return Ok(false);
+                            }
+                            void_verifications(conn, user, at).await?;
+                            diesel::insert_into(email_verifications::table).values(link).execute(conn).await?;
+                            diesel::insert_into(outbox::table).values(email).execute(conn).await?;
+                            Ok(true)
+                        })
+                        .await
+                        .map_err(query_error)
+                    })
+                    .await
+                }
+
+                async fn consume_verification(&self, digest: &KeyDigest, now: OffsetDateTime) -> Result<Option<User>, StoreError> {
+                    let digest = digest.0.to_vec();
+                    self.run(Access::Write, move |mut conn| async move {
+                        let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            // The conditional update is the lock: of racing consumers, one
+                            // sees the link unused and the others see it used.
+                            let owner = diesel::update(
+                                email_verifications::table
+                                    .filter(email_verifications::token_digest.eq(&digest))
+                                    .filter(email_verifications::used_at.is_null())
+                                    .filter(email_verifications::expires_at.gt(whole_seconds(now))),
+                            )
+                            .set(email_verifications::used_at.eq(whole_seconds(now)))
+                            .returning(email_verifications::user_id)
+                            .get_result::<DbUuid>(conn)
+                            .await
+                            .optional()?;
+                            let Some(owner) = owner else { return Ok(None) };
+                            void_verifications(conn, owner, now).await?;
+                            diesel::update(users::table.find(owner))
+                                .set((users::email_verified.eq(true), users::updated_at.eq(now)))
                                 .returning(UserRow::as_returning())
                                 .get_result::<UserRow>(conn)
                                 .await
@@ -1530,6 +1685,44 @@ macro_rules! diesel_repositories {
                         .await
                         .map_err(query_error)?;
                         row.try_into()
+                    })
+                    .await
+                }
+
+                async fn claim_account(&self, user: UserId, identity: portcullis_domain::OAuthIdentity, now: OffsetDateTime) -> Result<Option<User>, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let (id, identity, at) = (DbUuid(user.as_uuid()), IdentityRow::from(identity), whole_seconds(now));
+                        let row = AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            // Only while the address is unverified: this write is also the lock
+                            // against a concurrent verification or claim.
+                            let row = diesel::update(users::table.find(id).filter(users::email_verified.eq(false)))
+                                .set((
+                                    users::password_hash.eq(None::<String>),
+                                    users::email_verified.eq(true),
+                                    users::session_version.eq(users::session_version + 1),
+                                    users::updated_at.eq(now),
+                                ))
+                                .returning(UserRow::as_returning())
+                                .get_result::<UserRow>(conn)
+                                .await
+                                .optional()?;
+                            let Some(row) = row else { return Ok(None) };
+                            diesel::update(sessions::table.filter(sessions::user_id.eq(id)).filter(sessions::ended_at.is_null()))
+                                .set(sessions::ended_at.eq(at))
+                                .execute(conn)
+                                .await?;
+                            diesel::update(api_keys::table.filter(api_keys::user_id.eq(id)).filter(api_keys::revoked_at.is_null()))
+                                .set(api_keys::revoked_at.eq(at))
+                                .execute(conn)
+                                .await?;
+                            void_resets(conn, id, now).await?;
+                            void_verifications(conn, id, now).await?;
+                            diesel::insert_into(oauth_identities::table).values(identity).execute(conn).await?;
+                            Ok(Some(row))
+                        })
+                        .await
+                        .map_err(query_error)?;
+                        row.map(User::try_from).transpose()
                     })
                     .await
                 }
@@ -1997,6 +2190,7 @@ macro_rules! diesel_repositories {
                         session_version: 0,
                         created_at: OffsetDateTime::UNIX_EPOCH,
                         updated_at: OffsetDateTime::UNIX_EPOCH,
+                        email_verified: false,
                     };
                     assert!(reusable(&diesel::insert_into(users::table).values(user)));
                 }

@@ -14,13 +14,13 @@ use async_trait::async_trait;
 use portcullis_domain::ports::{
     ApiKeyRepository, AuditLog, HotReads, OAuthIdentityRepository, Outbox, PasswordResetRepository,
     ProjectRepository, RevokedTokenRepository, SessionRepository, SigningKeyRepository, StoreHealth,
-    UserRepository,
+    UserRepository, VerificationRepository,
 };
 use portcullis_domain::{
-    ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, Environment, KeyDigest, KeyUsage,
-    NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName, RefreshLookup,
-    RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, SessionLookup, SigningKey,
-    StoreError, User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, EmailVerification, Environment,
+    KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project,
+    ProviderName, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId,
+    SessionLookup, SigningKey, StoreError, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -33,6 +33,7 @@ struct State {
     api_keys: HashMap<ApiKeyId, ApiKey>,
     projects: Vec<Project>,
     resets: Vec<PasswordReset>,
+    verifications: Vec<EmailVerification>,
     outbox: Vec<OutboxMessage>,
     identities: Vec<OAuthIdentity>,
     key_addresses: HashSet<(ApiKeyId, String)>,
@@ -159,6 +160,80 @@ impl UserRepository for MemoryStore {
         let user = user.clone();
         void_resets(&mut state, id, now);
         Ok(user)
+    }
+}
+
+/// Marks every outstanding verification link of `user` used.
+fn void_verifications(state: &mut State, user: UserId, now: OffsetDateTime) {
+    for link in state.verifications.iter_mut().filter(|v| v.user_id == user && v.used_at.is_none()) {
+        link.used_at = Some(now);
+    }
+}
+
+#[async_trait]
+impl VerificationRepository for MemoryStore {
+    async fn create_user_with_verification(
+        &self,
+        user: NewUser,
+        verification: EmailVerification,
+        email: OutboxMessage,
+    ) -> Result<User, StoreError> {
+        let mut state = self.state();
+        if state.by_email.contains_key(&user.email) {
+            return Err(StoreError::Conflict("email"));
+        }
+        if state.users.contains_key(&user.id) {
+            return Err(StoreError::Conflict("id"));
+        }
+        let user = user.into_user();
+        state.by_email.insert(user.email.clone(), user.id);
+        state.users.insert(user.id, user.clone());
+        state.verifications.push(verification);
+        state.outbox.push(email);
+        Ok(user)
+    }
+
+    async fn issue_verification(
+        &self,
+        verification: EmailVerification,
+        email: OutboxMessage,
+        budget: ResetBudget,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let user = verification.user_id;
+        if !state.users.contains_key(&user) {
+            return Err(StoreError::NotFound);
+        }
+        let recent = state.verifications.iter().filter(|v| v.user_id == user && v.created_at >= budget.since);
+        if recent.count() >= budget.max as usize {
+            return Ok(false);
+        }
+        void_verifications(&mut state, user, verification.created_at);
+        state.verifications.push(verification);
+        state.outbox.push(email);
+        Ok(true)
+    }
+
+    async fn consume_verification(
+        &self,
+        digest: &KeyDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        let mut state = self.state();
+        let Some(link) = state
+            .verifications
+            .iter_mut()
+            .find(|v| v.digest == *digest && v.used_at.is_none() && v.expires_at > now)
+        else {
+            return Ok(None);
+        };
+        link.used_at = Some(now);
+        let user_id = link.user_id;
+        void_verifications(&mut state, user_id, now);
+        let Some(user) = state.users.get_mut(&user_id) else { return Ok(None) };
+        user.email_verified = true;
+        user.updated_at = now;
+        Ok(Some(user.clone()))
     }
 }
 
@@ -345,6 +420,8 @@ impl PasswordResetRepository for MemoryStore {
         let user_id = reset.user_id;
         let Some(user) = state.users.get_mut(&user_id) else { return Ok(None) };
         user.password_hash = Some(hash);
+        // The link reached the mailbox: the address is proven.
+        user.email_verified = true;
         user.session_version += 1;
         user.updated_at = now;
         let user = user.clone();
@@ -460,6 +537,36 @@ impl OAuthIdentityRepository for MemoryStore {
         state.users.insert(user.id, user.clone());
         state.identities.push(identity);
         Ok(user)
+    }
+
+    async fn claim_account(
+        &self,
+        user: UserId,
+        identity: OAuthIdentity,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        let mut state = self.state();
+        if state.identities.iter().any(|i| i.provider == identity.provider && i.subject == identity.subject) {
+            return Err(StoreError::Conflict("identity"));
+        }
+        let Some(claimed) = state.users.get_mut(&user).filter(|u| !u.email_verified) else {
+            return Ok(None);
+        };
+        claimed.password_hash = None;
+        claimed.email_verified = true;
+        claimed.session_version += 1;
+        claimed.updated_at = now;
+        let claimed = claimed.clone();
+        for session in state.sessions.values_mut().filter(|s| s.user_id == user && s.ended_at.is_none()) {
+            session.ended_at = Some(now);
+        }
+        for key in state.api_keys.values_mut().filter(|k| k.user_id == user) {
+            key.revoked_at.get_or_insert(now);
+        }
+        void_resets(&mut state, user, now);
+        void_verifications(&mut state, user, now);
+        state.identities.push(identity);
+        Ok(Some(claimed))
     }
 
     async fn list_identities(&self, user: UserId) -> Result<Vec<OAuthIdentity>, StoreError> {

@@ -11,6 +11,7 @@ diesel::table! {
         session_version -> BigInt,
         created_at -> TimestamptzSqlite,
         updated_at -> TimestamptzSqlite,
+        email_verified -> Bool,
     }
 }
 
@@ -163,10 +164,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    email_verifications (id) {
+        id -> Text,
+        user_id -> Text,
+        token_digest -> Binary,
+        created_at -> TimestamptzSqlite,
+        expires_at -> TimestamptzSqlite,
+        used_at -> Nullable<TimestamptzSqlite>,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(api_key_addresses -> api_keys (key_id));
 diesel::joinable!(oauth_identities -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
+diesel::joinable!(email_verifications -> users (user_id));
 diesel::joinable!(projects -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
@@ -177,6 +190,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     projects,
     revoked_tokens,
     password_resets,
+    email_verifications,
     password_reset_requests,
     oauth_spent_states,
     outbox,

@@ -99,7 +99,13 @@ macro_rules! store_contract_tests {
             purging_removes_ended_and_expired_sessions_with_their_tokens,
             a_session_lookup_says_whether_the_tokens_session_ended,
             signing_keys_round_trip_and_are_only_added,
-            of_concurrent_inserts_of_one_generation_one_wins
+            of_concurrent_inserts_of_one_generation_one_wins,
+            registering_stores_the_user_its_link_and_its_email_or_nothing,
+            a_verification_link_verifies_once_even_under_concurrency,
+            a_new_link_voids_the_older_ones_and_the_budget_holds,
+            an_expired_verification_link_cannot_be_used,
+            a_password_reset_proves_the_address,
+            claiming_an_unverified_account_leaves_the_registrant_nothing,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -73,6 +73,7 @@ async fn exhausted_hashing_capacity_is_unavailable_and_stores_nothing() {
 async fn a_password_change_in_the_same_second_revokes_earlier_tokens() {
     let world = world();
     let (_, first) = world.services.accounts.register(registration("user@example.com")).await.unwrap();
+    let first = first.expect("signed in: verification is not required");
     let principal = world.services.sessions.authenticate(first.access_token.as_str()).await.unwrap();
     let new = world
         .services
@@ -90,6 +91,7 @@ async fn a_password_change_in_the_same_second_revokes_earlier_tokens() {
 async fn refresh_is_single_use() {
     let world = world();
     let (_, token) = world.services.accounts.register(registration("user@example.com")).await.unwrap();
+    let token = token.expect("signed in: verification is not required");
     let refreshed = world.services.sessions.refresh(token.access_token.as_str()).await.unwrap();
     assert_ne!(refreshed.claims.jti, token.claims.jti);
     let again = world.services.sessions.refresh(token.access_token.as_str()).await.unwrap_err();
@@ -100,6 +102,7 @@ async fn refresh_is_single_use() {
 async fn revocations_are_purged_only_once_their_token_has_expired() {
     let world = world();
     let (_, token) = world.services.accounts.register(registration("user@example.com")).await.unwrap();
+    let token = token.expect("signed in: verification is not required");
     world.services.sessions.logout(token.access_token.as_str()).await.unwrap();
     assert_eq!(world.services.sessions.purge_expired_revocations().await.unwrap(), 0);
     world.clock.advance(Duration::seconds(28_800));
@@ -126,6 +129,7 @@ async fn a_user_without_a_password_cannot_log_in() {
             full_name: None,
             password_hash: None,
             role: portcullis_domain::Role::User,
+            email_verified: false,
             created_at: time::OffsetDateTime::now_utc(),
         })
         .await
@@ -205,6 +209,7 @@ async fn key_authentication_writes_nothing_until_the_flush() {
     };
     let services = Services::new(ports, AuthSettings::default());
     let (user, token) = services.accounts.register(registration("user@example.com")).await.unwrap();
+    let token = token.expect("signed in: verification is not required");
     let caller = services.sessions.authenticate(token.access_token.as_str()).await.unwrap();
     let (key, secret) = services
         .api_keys
@@ -241,6 +246,7 @@ async fn counts_survive_a_failed_flush() {
         full_name: None,
         password_hash: None,
         role: portcullis_domain::Role::User,
+        email_verified: false,
         created_at: time::OffsetDateTime::now_utc(),
     }
     .into_user();
@@ -293,6 +299,7 @@ async fn a_login_upgrades_a_hash_made_with_weaker_parameters() {
 
     let world = world();
     let (user, token) = world.services.accounts.register(registration("user@example.com")).await.unwrap();
+    let token = token.expect("signed in: verification is not required");
     let weak_hash = world.store.find_by_id(user.id).await.unwrap().unwrap().password_hash.unwrap();
 
     // The operator raised the cost: same store, a stronger hasher.
@@ -357,7 +364,8 @@ async fn the_worker_answers_a_registered_email_and_drops_an_unknown_one() {
     world.services.passwords.forgot("known@example.com").await.unwrap();
     world.services.passwords.forgot("unknown@example.com").await.unwrap();
     let report = world.services.passwords.deliver_due().await.unwrap();
-    assert_eq!((report.resets_issued, report.requests_dropped, report.sent), (1, 1, 1), "{report:?}");
+    // Sent: the reset email, and registration's verification email.
+    assert_eq!((report.resets_issued, report.requests_dropped, report.sent), (1, 1, 2), "{report:?}");
     let again = world.services.passwords.deliver_due().await.unwrap();
     assert_eq!((again.resets_issued, again.requests_dropped, again.sent), (0, 0, 0), "each request once");
 }
@@ -409,6 +417,7 @@ async fn each_write_that_a_cached_read_would_show_is_announced() {
     let services = Services::new(Ports { adapters, ..base }, AuthSettings::default());
 
     let (user, token) = services.accounts.register(registration("user@example.com")).await.unwrap();
+    let token = token.expect("signed in: verification is not required");
     assert_eq!(feed.take(), [], "a new user has no copies to forget");
 
     let rotated = services.sessions.refresh(token.access_token.as_str()).await.unwrap();

@@ -32,10 +32,18 @@ pub enum AuditKind {
     /// Sessions were ended other than by logout: `detail` says how
     /// (`deleted`, `logout_all`, `admin`) and how many.
     SessionsEnded,
+    /// A verification email was queued (`detail` `hourly_limit` when the
+    /// account's budget was spent and none was).
+    EmailVerificationRequested,
+    /// The user proved they own their address with a verification link.
+    EmailVerified,
+    /// A provider-verified login took over an account whose address was
+    /// never verified: password, sessions and keys gone (`detail` names the provider).
+    AccountClaimed,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 20] = [
         Self::Register,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -53,6 +61,9 @@ impl AuditKind {
         Self::UserUpdated,
         Self::RefreshTokenReused,
         Self::SessionsEnded,
+        Self::EmailVerificationRequested,
+        Self::EmailVerified,
+        Self::AccountClaimed,
     ];
 
     #[must_use]
@@ -75,6 +86,9 @@ impl AuditKind {
             Self::UserUpdated => "user_updated",
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::SessionsEnded => "sessions_ended",
+            Self::EmailVerificationRequested => "email_verification_requested",
+            Self::EmailVerified => "email_verified",
+            Self::AccountClaimed => "account_claimed",
         }
     }
 

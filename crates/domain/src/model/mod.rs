@@ -42,6 +42,7 @@ mod session;
 mod signing;
 mod token;
 mod user;
+mod verification;
 
 pub use api_key::{
     ApiKey, ApiKeyId, ApiKeySecret, InvalidApiKeyId, KeyDigest, KeyUsage, MalformedApiKey, ResourceName,
@@ -64,6 +65,7 @@ pub use session::{
 pub use signing::{GeneratedKey, KeyState, KeyStatus, SigningAlgorithm, SigningKey, key_states};
 pub use token::{AccessToken, Audience, Claims, IssuedRefresh, IssuedToken};
 pub use user::{FullName, FullNameError, NewUser, Provider, Role, UnknownRole, User, UserId};
+pub use verification::{EmailVerification, MalformedVerificationToken, VerificationTokenSecret};
 
 /// `bytes` as a big-endian number in exactly `digits` base62 digits: for
 /// random values and signatures that travel in URLs.

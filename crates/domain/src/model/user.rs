@@ -126,6 +126,9 @@ pub struct User {
     pub password_hash: Option<PasswordHash>,
     pub role: Role,
     pub is_active: bool,
+    /// Whether the user proved they own `email`: a verification link, a
+    /// password reset, or a provider that verified the address.
+    pub email_verified: bool,
     /// Bumped whenever every existing token of the user must stop working
     /// (password change or reset, disabling). A token carries the version it was
     /// issued under and is refused once they differ. A counter rather than a
@@ -155,6 +158,9 @@ pub struct NewUser {
     pub full_name: Option<FullName>,
     pub password_hash: Option<PasswordHash>,
     pub role: Role,
+    /// `true` when the address is already proven (a provider verified it, or
+    /// the operator created the account).
+    pub email_verified: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -169,6 +175,7 @@ impl NewUser {
             password_hash: self.password_hash,
             role: self.role,
             is_active: true,
+            email_verified: self.email_verified,
             session_version: 0,
             created_at: self.created_at,
             updated_at: self.created_at,

@@ -16,6 +16,7 @@ mod revoked_tokens;
 mod sessions;
 mod store;
 mod users;
+mod verifications;
 
 pub use api_keys::ApiKeyRepository;
 #[cfg(feature = "mocks")]
@@ -62,3 +63,6 @@ pub use store::Store;
 #[cfg(feature = "mocks")]
 pub use users::MockUserRepository;
 pub use users::UserRepository;
+#[cfg(feature = "mocks")]
+pub use verifications::MockVerificationRepository;
+pub use verifications::VerificationRepository;

@@ -123,6 +123,25 @@ pub trait OAuthIdentityRepository: Send + Sync {
         identity: OAuthIdentity,
     ) -> Result<User, StoreError>;
 
+    /// Claims an account whose address was never verified for the owner of
+    /// `identity`, whose provider verified that address: in one
+    /// transaction, only while the user's email is still unverified, removes
+    /// the password, marks the email verified, moves the session version on
+    /// (every access token is refused), ends every session (their refresh
+    /// tokens with them), revokes every API key, voids outstanding reset and
+    /// verification links, and links the identity. `None` when the user
+    /// verified meanwhile (or is gone), and nothing changed.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the provider account was linked
+    /// meanwhile (nothing changed); [`StoreError::Unavailable`].
+    async fn claim_account(
+        &self,
+        user: UserId,
+        identity: OAuthIdentity,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError>;
+
     /// The user's linked provider accounts, oldest first.
     ///
     /// # Errors

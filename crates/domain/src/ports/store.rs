@@ -1,7 +1,7 @@
 use super::{
     ApiKeyRepository, AuditLog, HotReads, OAuthIdentityRepository, Outbox, PasswordResetRepository,
     ProjectRepository, RevokedTokenRepository, SessionRepository, SigningKeyRepository, StoreHealth,
-    UserRepository,
+    UserRepository, VerificationRepository,
 };
 
 /// `Store` as the sum of `$port`s, with the impl that gives it to every type
@@ -26,6 +26,7 @@ store_of!(
     ApiKeyRepository,
     ProjectRepository,
     PasswordResetRepository,
+    VerificationRepository,
     Outbox,
     OAuthIdentityRepository,
     SessionRepository,

@@ -12,7 +12,7 @@ use super::audit::Recorder;
 use super::credentials::Credentials;
 use super::limits::Failure;
 use super::tokens::Tokens;
-use super::{AuthSettings, LimitService, Ports, from_ports, limits, opaque_debug};
+use super::{AuthSettings, LimitService, Ports, VerificationService, from_ports, limits, opaque_debug};
 
 /// What a client sends to register; checked here, not at the edge.
 #[derive(Debug, Clone)]
@@ -42,37 +42,65 @@ pub struct AccountService {
     tokens: Tokens,
     audit: Recorder,
     limits: LimitService,
+    verification: VerificationService,
+    /// Registration signs the user in only once the address is verified.
+    require_verified_email: bool,
 }
 
 opaque_debug!(AccountService);
 
 impl AccountService {
-    pub(super) fn new(ports: &Ports, settings: &AuthSettings, limits: LimitService) -> Self {
+    pub(super) fn new(
+        ports: &Ports,
+        settings: &AuthSettings,
+        limits: LimitService,
+        verification: VerificationService,
+    ) -> Self {
         from_ports!(ports => Self { users, identities, sessions; clock, changes;
             credentials: Credentials::new(ports, settings),
             tokens: Tokens::new(ports, settings),
             audit: Recorder::new(ports),
             limits: limits,
+            verification: verification,
+            require_verified_email: settings.require_verified_email,
         })
     }
 
-    /// Registers a user with the `USER` role and signs them in.
+    /// Registers a user with the `USER` role, queues the email that verifies
+    /// the address (in the same write), and signs them in, unless verified
+    /// addresses are required: then there is no token until the link is followed.
     ///
     /// # Errors
     /// 422 codes for an invalid email, name or a password that fails the policy
     /// (every failed rule listed); `EmailTaken`; `Unavailable`.
-    pub async fn register(&self, registration: Registration) -> Result<(User, IssuedToken), DomainError> {
-        let user = self.create_user(registration, Role::User).await?;
-        let token = self.tokens.start_session(&user, SignInMethod::password(), false).await?;
+    pub async fn register(
+        &self,
+        registration: Registration,
+    ) -> Result<(User, Option<IssuedToken>), DomainError> {
+        let new = self.new_user(registration, Role::User).await?;
+        let user = self.verification.register(new).await?;
+        let token = if self.require_verified_email {
+            None
+        } else {
+            Some(self.tokens.start_session(&user, SignInMethod::password(), false).await?)
+        };
         self.audit.record(AuditKind::Register, Some(user.id), None).await?;
+        self.audit.record(AuditKind::EmailVerificationRequested, Some(user.id), None).await?;
         Ok((user, token))
     }
 
-    /// Validates and stores a new user without signing them in.
+    /// Validates and stores a new user without signing them in or sending
+    /// anything: an account the operator creates, its address taken as verified.
     ///
     /// # Errors
     /// As [`register`](Self::register).
     pub async fn create_user(&self, registration: Registration, role: Role) -> Result<User, DomainError> {
+        let new = self.new_user(registration, role).await?;
+        Ok(self.users.create(NewUser { email_verified: true, ..new }).await?)
+    }
+
+    /// A registration checked against every rule, its password hashed; not stored.
+    async fn new_user(&self, registration: Registration, role: Role) -> Result<NewUser, DomainError> {
         let Registration { email, password, full_name } = registration;
         let mut errors: Vec<FieldError> = Vec::new();
         let email = Email::parse(&email).map_err(|e| errors.push(DomainError::invalid_email(e))).ok();
@@ -103,15 +131,15 @@ impl AccountService {
             return Err(DomainError::EmailTaken);
         }
         let password_hash = self.credentials.hash(password).await?;
-        let user = NewUser {
+        Ok(NewUser {
             id: UserId::new(),
             email,
             full_name,
             password_hash: Some(password_hash),
             role,
+            email_verified: false,
             created_at: self.clock.now(),
-        };
-        Ok(self.users.create(user).await?)
+        })
     }
 
     /// The rules a new password must meet.

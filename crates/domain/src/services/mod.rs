@@ -13,6 +13,7 @@ mod passwords;
 mod projects;
 mod sessions;
 mod tokens;
+mod verification;
 
 use std::sync::Arc;
 
@@ -26,13 +27,14 @@ pub use oauth::{Authorization, OAuthLogin, OAuthService};
 pub use passwords::{DeliveryReport, PasswordService, RESETS_PER_HOUR};
 pub use projects::ProjectService;
 pub use sessions::{SessionService, SessionView};
+pub use verification::{Resend, VERIFICATIONS_PER_HOUR, VerificationService};
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
     ApiKeyRepository, AuditLog, ChangeFeed, Clock, HotReads, Mailer, OAuthIdentityRepository, OAuthProvider,
     Outbox, PasswordBlocklist, PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter,
     RequestContextSource, RevokedTokenRepository, SecretGenerator, SessionRepository, Signer,
-    SigningKeyRepository, Store, TokenCodec, UserRepository,
+    SigningKeyRepository, Store, TokenCodec, UserRepository, VerificationRepository,
 };
 
 /// The adapters a [`Services`] runs on: the storage ports of one
@@ -46,6 +48,7 @@ pub struct Ports {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub projects: Arc<dyn ProjectRepository>,
     pub resets: Arc<dyn PasswordResetRepository>,
+    pub verifications: Arc<dyn VerificationRepository>,
     pub outbox: Arc<dyn Outbox>,
     pub identities: Arc<dyn OAuthIdentityRepository>,
     pub sessions: Arc<dyn SessionRepository>,
@@ -86,6 +89,7 @@ impl Ports {
             api_keys: store.clone(),
             projects: store.clone(),
             resets: store.clone(),
+            verifications: store.clone(),
             outbox: store.clone(),
             identities: store.clone(),
             sessions: store.clone(),
@@ -146,6 +150,12 @@ pub struct AuthSettings {
     /// The page of the client app that takes a reset token; the emailed link
     /// is this with `?token=...` appended.
     pub password_reset_url: String,
+    /// The page that takes an email-verification token; the emailed link is
+    /// this with `?token=...` appended.
+    pub email_verify_url: String,
+    /// Password accounts must verify their address before they can sign in
+    /// (registration then issues no token).
+    pub require_verified_email: bool,
     /// Refuse OAuth callbacks without a `state`.
     pub oauth_require_state: bool,
     pub rate_limits: RateLimits,
@@ -170,6 +180,8 @@ impl Default for AuthSettings {
             password_policy: PasswordPolicy::default(),
             api_key_default_days: 90,
             password_reset_url: "http://localhost:3000/reset-password".to_owned(),
+            email_verify_url: "http://127.0.0.1:8000/verify-email".to_owned(),
+            require_verified_email: false,
             oauth_require_state: false,
             rate_limits: RateLimits::default(),
             session_max_age_secs: 2_592_000,
@@ -188,6 +200,7 @@ pub struct Services {
     pub projects: ProjectService,
     pub admin: AdminService,
     pub passwords: PasswordService,
+    pub verification: VerificationService,
     pub oauth: OAuthService,
     pub limits: LimitService,
     pub audit: AuditService,
@@ -204,11 +217,13 @@ impl Services {
             Arc::clone(&ports.adapters.context),
             Arc::new(settings.rate_limits.clone()),
         );
+        let verification = VerificationService::new(&ports, &settings);
         Self {
-            accounts: AccountService::new(&ports, &settings, limits.clone()),
+            accounts: AccountService::new(&ports, &settings, limits.clone(), verification.clone()),
             sessions: SessionService::new(&ports, &settings, limits.clone()),
             api_keys: ApiKeyService::new(&ports, &settings),
             passwords: PasswordService::new(&ports, &settings),
+            verification,
             oauth: OAuthService::new(&ports, &settings),
             projects: ProjectService::new(&ports),
             audit: AuditService::new(Arc::clone(&ports.audit), Arc::clone(&ports.adapters.clock)),

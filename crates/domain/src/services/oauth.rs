@@ -221,12 +221,30 @@ impl OAuthService {
         // the identity between our read and our write.
         for _ in 0..2 {
             if let Some(user) = self.users.find_by_email(&email).await? {
-                let written = self.identities.link_identity(identity(user.id)).await;
-                self.changes.changed(Change::User(user.id));
-                match written {
-                    Ok(_) => return Ok((user, true)),
-                    Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e.into()),
+                if user.email_verified {
+                    let written = self.identities.link_identity(identity(user.id)).await;
+                    self.changes.changed(Change::User(user.id));
+                    match written {
+                        Ok(_) => return Ok((user, true)),
+                        Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                } else {
+                    // Whoever registered the address never proved they own it; the
+                    // provider says this person does: the account is theirs now.
+                    let claimed = self.identities.claim_account(user.id, identity(user.id), now).await;
+                    self.changes.changed(Change::User(user.id));
+                    match claimed {
+                        Ok(Some(user)) => {
+                            let detail = Some(format!("provider={kind}"));
+                            self.audit.record(AuditKind::AccountClaimed, Some(user.id), detail).await?;
+                            return Ok((user, true));
+                        }
+                        // Verified meanwhile (linked as any verified account next
+                        // round), or linked by a concurrent login (found below).
+                        Ok(None) | Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             } else {
                 let new = NewUser {
@@ -235,6 +253,7 @@ impl OAuthService {
                     full_name: profile.name.as_deref().and_then(|n| FullName::parse(n).ok().flatten()),
                     password_hash: None,
                     role: Role::User,
+                    email_verified: true,
                     created_at: now,
                 };
                 match self.identities.create_user_with_identity(new.clone(), identity(new.id)).await {

@@ -244,7 +244,7 @@ fn reset_email(to: &Email, link: &str) -> MailMessage {
     MailMessage { to: to.clone(), subject: "Reset your password".to_owned(), text, html }
 }
 
-fn escape_html(text: &str) -> String {
+pub(super) fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

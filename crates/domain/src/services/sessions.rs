@@ -37,6 +37,8 @@ pub struct SessionService {
     limits: LimitService,
     leeway_secs: i64,
     reuse_grace: Duration,
+    /// Password accounts sign in and refresh only once their address is verified.
+    require_verified_email: bool,
 }
 
 /// One of the caller's live sessions, and whether the caller's token belongs to it.
@@ -57,6 +59,7 @@ impl SessionService {
             limits: limits,
             leeway_secs: settings.leeway_secs,
             reuse_grace: Duration::seconds(settings.refresh_reuse_grace_secs),
+            require_verified_email: settings.require_verified_email,
         })
     }
 
@@ -74,8 +77,14 @@ impl SessionService {
     /// guessing from one address never locks the owner out elsewhere. The
     /// lockout reveals nothing, and a password reset starts both afresh.
     ///
+    /// When verified addresses are required, the right password of an
+    /// account whose address is not verified gets `EmailNotVerified` (a
+    /// wrong one still gets `InvalidCredentials`, so the answer tells
+    /// nothing to someone without the password).
+    ///
     /// # Errors
-    /// `InvalidCredentials`; `Forbidden(AccountDisabled)`; `RateLimited`; `Unavailable`.
+    /// `InvalidCredentials`; `Forbidden(AccountDisabled)`;
+    /// `Forbidden(EmailNotVerified)`; `RateLimited`; `Unavailable`.
     pub async fn login(&self, username: &str, password: Password) -> Result<IssuedToken, DomainError> {
         let user = match Email::parse(username) {
             Ok(email) => self.users.find_by_email(&email).await?,
@@ -83,13 +92,28 @@ impl SessionService {
         };
         let id = user.as_ref().map(|u| u.id);
         let account = limits::account_of(username, user.as_ref());
-        let token =
+        let user =
             self.limits.guarded(&account, id, &self.audit, self.check_password(user, password)).await?;
+        if let Err(refused) = self.may_continue(&user) {
+            self.audit.record_failure(AuditKind::LoginFailed, id, "email_not_verified").await;
+            return Err(refused);
+        }
+        let token = self.tokens.start_session(&user, SignInMethod::password(), false).await?;
         self.audit.record(AuditKind::LoginSucceeded, id, None).await?;
         Ok(token)
     }
 
-    async fn check_password(&self, user: Option<User>, password: Password) -> Result<IssuedToken, Failure> {
+    /// Refuses a user whose address must be verified first. The right
+    /// password was shown (or the session exists), so this is no failed
+    /// guess: it is not counted against the account.
+    fn may_continue(&self, user: &User) -> Result<(), DomainError> {
+        if self.require_verified_email && !user.email_verified {
+            return Err(DomainError::Forbidden(Forbidden::EmailNotVerified));
+        }
+        Ok(())
+    }
+
+    async fn check_password(&self, user: Option<User>, password: Password) -> Result<User, Failure> {
         let invalid =
             |reason| Failure::Refused(DomainError::Unauthenticated(AuthError::InvalidCredentials), reason);
         let Some(user) = user else {
@@ -115,7 +139,7 @@ impl SessionService {
                 self.users.rehash_password(user.id, &hash, stronger).await?;
             }
         }
-        Ok(self.tokens.start_session(&user, SignInMethod::password(), false).await?)
+        Ok(user)
     }
 
     /// Verifies a bearer JWT and resolves its user.
@@ -156,11 +180,12 @@ impl SessionService {
     ///
     /// # Errors
     /// As [`authenticate`](Self::authenticate); `TokenRevoked` when the token was
-    /// already refreshed or logged out; `SessionEnded`.
+    /// already refreshed or logged out; `SessionEnded`; `Forbidden(EmailNotVerified)`.
     pub async fn refresh(&self, token: &str) -> Result<IssuedToken, DomainError> {
         let principal = self.authenticate(token).await?;
         let claims =
             principal.claims.as_ref().ok_or(DomainError::Unauthenticated(AuthError::InvalidToken))?;
+        self.may_continue(&principal.user)?;
         if !self.revoke(claims, principal.user.id).await? {
             return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
         }
@@ -198,7 +223,7 @@ impl SessionService {
     /// # Errors
     /// `InvalidRefreshToken` for a malformed or unknown token, or one of a
     /// session that ended or expired; `RefreshTokenReused`;
-    /// `AccountDisabled`; `Unavailable`.
+    /// `AccountDisabled`; `Forbidden(EmailNotVerified)`; `Unavailable`.
     pub async fn refresh_with(&self, presented: &str) -> Result<IssuedToken, DomainError> {
         let invalid = || DomainError::Unauthenticated(AuthError::InvalidRefreshToken);
         let presented = RefreshTokenSecret::parse(presented.trim()).map_err(|_| invalid())?;
@@ -218,6 +243,7 @@ impl SessionService {
         if !user.is_active {
             return Err(DomainError::Unauthenticated(AuthError::AccountDisabled));
         }
+        self.may_continue(&user)?;
         // Signed before the write, so that the rotation and its audit event
         // are the exchange's one commit; a lost race discards the token.
         let (next, next_digest) = self.tokens.new_refresh();

@@ -19,7 +19,7 @@ use crate::state::AppState;
     tag = "accounts",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Registered and signed in", body = RegisterResponse),
+        (status = 201, description = "Registered and signed in; with `AUTH_REQUIRE_VERIFIED_EMAIL` the user alone, without token fields. A verification link is emailed either way.", body = RegisterResponse),
         (status = 400, description = "Body is not JSON", body = ErrorBody),
         (status = 409, description = "`email_taken`", body = ErrorBody),
         (status = 422, description = "`invalid_email`, `weak_password` (every failed rule listed), `invalid_field`", body = ErrorBody),
@@ -32,7 +32,7 @@ pub(crate) async fn register(
     body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, token) = state.services.accounts.register(body.into_inner().into()).await?;
-    let body = RegisterResponse { user: UserResponse::from(&user), token: token.into() };
+    let body = RegisterResponse { user: UserResponse::from(&user), token: token.map(Into::into) };
     Ok(no_store(StatusCode::CREATED, &body))
 }
 
@@ -45,7 +45,7 @@ pub(crate) async fn register(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Body is not JSON", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: unknown email and wrong password alike", body = ErrorBody),
-        (status = 403, description = "`account_disabled` (right password of a disabled account)", body = ErrorBody),
+        (status = 403, description = "`account_disabled` (right password of a disabled account); `email_not_verified` (right password, address not verified while `AUTH_REQUIRE_VERIFIED_EMAIL` is on)", body = ErrorBody),
         (status = 422, description = "`invalid_field`: a field is missing or not a string", body = ErrorBody),
     )
 )]
@@ -65,7 +65,7 @@ pub(crate) async fn login_json(
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "`account_disabled`", body = ErrorBody),
+        (status = 403, description = "`account_disabled`, `email_not_verified`", body = ErrorBody),
         (status = 422, description = "`invalid_field`", body = ErrorBody),
     )
 )]
@@ -134,6 +134,7 @@ pub(crate) async fn my_events(
         (status = 200, description = "New tokens of the same session; the presented one no longer works", body = TokenResponse),
         (status = 400, description = "`malformed_body`", body = ErrorBody),
         (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused`, `not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, `session_ended`, `account_disabled`", body = ErrorBody),
+        (status = 403, description = "`email_not_verified`: the account's address is not verified while `AUTH_REQUIRE_VERIFIED_EMAIL` is on", body = ErrorBody),
         (status = 422, description = "`invalid_field`: a refresh token and an access token both sent", body = ErrorBody),
     )
 )]

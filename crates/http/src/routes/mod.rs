@@ -11,6 +11,7 @@ pub(crate) mod passwords;
 pub(crate) mod projects;
 pub(crate) mod sessions;
 pub(crate) mod test_auth;
+pub(crate) mod verification;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};

@@ -36,6 +36,7 @@ pub(crate) fn new_user(i: usize) -> NewUser {
         full_name: FullName::parse("Test User").expect("a valid name"),
         password_hash: Some(PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")),
         role: Role::User,
+        email_verified: false,
         created_at: OffsetDateTime::UNIX_EPOCH,
     }
 }

@@ -16,6 +16,7 @@ async fn owner<S: ContractStore + ?Sized>(store: &S, email: &str) -> User {
         full_name: None,
         password_hash: None,
         role: Role::User,
+        email_verified: false,
         created_at: CREATED,
     };
     store.create(user).await.expect("create succeeds")

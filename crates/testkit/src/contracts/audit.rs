@@ -108,6 +108,7 @@ pub async fn a_key_address_is_new_once<S: ContractStore + ?Sized>(store: &S) {
         full_name: None,
         password_hash: None,
         role: Role::User,
+        email_verified: false,
         created_at: START,
     };
     let owner = store.create(owner).await.expect("create succeeds");

@@ -14,6 +14,7 @@ fn new_user(email: &str) -> NewUser {
         full_name: None,
         password_hash: None,
         role: Role::User,
+        email_verified: false,
         created_at: NOW,
     }
 }

@@ -14,6 +14,7 @@ mod revoked_tokens;
 mod sessions;
 mod signing_keys;
 mod users;
+mod verifications;
 
 pub use api_keys::*;
 pub use audit::*;
@@ -25,6 +26,7 @@ pub use revoked_tokens::*;
 pub use sessions::*;
 pub use signing_keys::*;
 pub use users::*;
+pub use verifications::*;
 
 /// Everything a storage adapter implements: the domain's [`Store`](portcullis_domain::Store).
 pub use portcullis_domain::Store as ContractStore;

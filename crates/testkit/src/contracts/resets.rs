@@ -18,6 +18,7 @@ async fn user<S: ContractStore + ?Sized>(store: &S, email: &str) -> User {
         full_name: None,
         password_hash: Some(PasswordHash::new("$argon2id$old")),
         role: Role::User,
+        email_verified: false,
         created_at: NOW,
     };
     store.create(new).await.expect("create succeeds")

@@ -19,6 +19,7 @@ async fn user<S: ContractStore + ?Sized>(store: &S) -> User {
             full_name: None,
             password_hash: None,
             role: Role::User,
+            email_verified: false,
             created_at: NOW,
         })
         .await

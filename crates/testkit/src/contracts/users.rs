@@ -16,6 +16,7 @@ fn new_user(email: &str) -> NewUser {
         full_name: FullName::parse("John Doe").expect("FullName::parse accepts the fixture"),
         password_hash: Some(PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")),
         role: Role::User,
+        email_verified: false,
         created_at: CREATED,
     }
 }
