@@ -25,6 +25,7 @@ mod metrics;
 mod oauth;
 mod oidc;
 mod outage;
+mod pages;
 mod passwords;
 mod refresh_tokens;
 mod sessions;

@@ -53,6 +53,7 @@ pub fn configure(
         .wrap(cors)
         .wrap_fn(crate::context::observe)
         .configure(|config| crate::openapi::register(config, state_metrics_on_main, test_endpoints))
+        .configure(crate::pages::register)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
         .route("/docs", web::get().to(docs_redirect));
     app.default_service(web::to(unrouted))

@@ -20,6 +20,7 @@ mod limits;
 mod metrics;
 mod middleware;
 mod openapi;
+mod pages;
 mod routes;
 mod state;
 

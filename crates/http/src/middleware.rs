@@ -77,12 +77,13 @@ fn declared_length(req: &ServiceRequest) -> Option<usize> {
 /// (actix's own 404 and 405, a rejected header...), keeping its headers.
 fn json_errors(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = response.status();
-    let is_json = response
+    // A page (the built-in ones) keeps its own HTML.
+    let has_body = response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || has_body {
         return response;
     }
     let (request, old) = response.into_parts();
