@@ -22,6 +22,7 @@ mod concurrency;
 mod hardening;
 mod limits;
 mod metrics;
+mod mfa;
 mod oauth;
 mod oidc;
 mod outage;

@@ -122,7 +122,7 @@ async fn callback(app: &TestApp, provider: &str, body: &Value) -> reqwest::Respo
     app.post_json(&format!("/v1/auth/{provider}/callback"), body).await
 }
 
-async fn github_login(app: &TestApp) -> Value {
+pub(crate) async fn github_login(app: &TestApp) -> Value {
     let state = authorize(app, "github").await["state"].as_str().unwrap().to_owned();
     let response =
         callback(app, "github", &json!({"code": "good-code", "redirect_uri": REDIRECT, "state": state}))

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Options, PASSWORD, TestApp, expect_error, token_of};
-use crate::oauth::{REDIRECT, authorize, fake_github, octocat};
+use crate::oauth::{fake_github, github_login, octocat};
 use crate::smtp::SmtpServer;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -202,15 +202,7 @@ async fn a_registrant_who_never_verified_loses_the_account_to_its_owner(backend:
     let link = emailed(&smtp, "victim@example.com", 0).await;
 
     // The owner signs in with GitHub, which verified the address.
-    let state = authorize(&app, "github").await["state"].as_str().unwrap().to_owned();
-    let response = app
-        .post_json(
-            "/v1/auth/github/callback",
-            &json!({"code": "good-code", "redirect_uri": REDIRECT, "state": state}),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let login: Value = response.json().await.unwrap();
+    let login = github_login(&app).await;
     assert_eq!(login["user"]["id"], registered["id"], "the same account");
     let owner = login["access_token"].as_str().unwrap();
     let profile = me(&app, owner).await;
@@ -244,14 +236,7 @@ async fn a_verified_account_links_and_keeps_its_password(backend: Backend) {
     let access = registered["access_token"].as_str().unwrap().to_owned();
     let token = emailed(&smtp, "member@example.com", 0).await;
     assert_eq!(verify(&app, &token).await.status(), 200);
-    let state = authorize(&app, "github").await["state"].as_str().unwrap().to_owned();
-    let response = app
-        .post_json(
-            "/v1/auth/github/callback",
-            &json!({"code": "good-code", "redirect_uri": REDIRECT, "state": state}),
-        )
-        .await;
-    let login: Value = response.json().await.unwrap();
+    let login = github_login(&app).await;
     assert_eq!(login["user"]["id"], registered["id"]);
     assert_eq!(
         me(&app, &access).await["providers"],
@@ -262,14 +247,7 @@ async fn a_verified_account_links_and_keeps_its_password(backend: Backend) {
     let kinds = crate::audit::own_event_types(&app, &access).await;
     assert_eq!(kinds[..3], ["login_succeeded", "oauth_login", "oauth_linked"], "{kinds:?}");
     assert!(!kinds.iter().any(|k| k == "account_claimed"), "{kinds:?}");
-    let state = authorize(&app, "github").await["state"].as_str().unwrap().to_owned();
-    let again = app
-        .post_json(
-            "/v1/auth/github/callback",
-            &json!({"code": "good-code", "redirect_uri": REDIRECT, "state": state}),
-        )
-        .await;
-    assert_eq!(again.status(), 200);
+    github_login(&app).await;
     let kinds = crate::audit::own_event_types(&app, &access).await;
     assert_eq!(kinds.iter().filter(|k| *k == "oauth_linked").count(), 1, "linked once only: {kinds:?}");
     crate::audit::assert_no_secret(

@@ -489,6 +489,7 @@ mod tests {
             role: Role::User,
             is_active: true,
             email_verified: false,
+            mfa_enabled: false,
             session_version,
             created_at: T0,
             updated_at: T0,

@@ -17,6 +17,7 @@ mod pool;
 mod provider;
 mod secrets;
 mod signer;
+mod totp;
 
 pub use blocklist::CommonPasswords;
 pub use hasher::{Argon2Hasher, HashingConfig};
@@ -26,3 +27,4 @@ pub use pool::WaitObserver;
 pub use provider::install as install_jwt_provider;
 pub use secrets::OsSecrets;
 pub use signer::HmacSigner;
+pub use totp::TotpCodes;

@@ -33,6 +33,10 @@ pub enum AuthError {
     InvalidApiKey,
     ApiKeyRevoked,
     ApiKeyExpired,
+    /// A wrong, reused or malformed second-factor code at sign-in.
+    InvalidMfaCode,
+    /// An `mfa_token` that is unknown, used, expired or spent by wrong codes.
+    InvalidMfaToken,
 }
 
 impl AuthError {
@@ -51,6 +55,8 @@ impl AuthError {
             Self::InvalidApiKey => "invalid_api_key",
             Self::ApiKeyRevoked => "api_key_revoked",
             Self::ApiKeyExpired => "api_key_expired",
+            Self::InvalidMfaCode => "invalid_mfa_code",
+            Self::InvalidMfaToken => "invalid_mfa_token",
         }
     }
 
@@ -69,6 +75,8 @@ impl AuthError {
             Self::InvalidApiKey => "Invalid API key",
             Self::ApiKeyRevoked => "API key has been revoked",
             Self::ApiKeyExpired => "API key has expired",
+            Self::InvalidMfaCode => "The code is wrong or was used already",
+            Self::InvalidMfaToken => "The sign-in expired or was used; sign in again",
         }
     }
 
@@ -76,7 +84,10 @@ impl AuthError {
     /// `error="invalid_token"` in `WWW-Authenticate`).
     #[must_use]
     pub const fn credential_was_presented(self) -> bool {
-        !matches!(self, Self::NotAuthenticated | Self::InvalidCredentials)
+        !matches!(
+            self,
+            Self::NotAuthenticated | Self::InvalidCredentials | Self::InvalidMfaCode | Self::InvalidMfaToken
+        )
     }
 }
 
@@ -145,6 +156,12 @@ pub enum DomainError {
     /// A reset token that is malformed, unknown, used or expired (HTTP 400).
     #[error("invalid or expired reset token")]
     InvalidResetToken,
+    /// A wrong, reused or malformed code at a second-factor setting (HTTP 400).
+    #[error("invalid MFA code")]
+    InvalidMfaCode,
+    /// The caller's second factor is on already (HTTP 409).
+    #[error("MFA already enabled")]
+    MfaAlreadyEnabled,
     /// An email-verification token that is malformed, unknown, used or expired (HTTP 400).
     #[error("invalid or expired verification token")]
     InvalidVerificationToken,
@@ -171,6 +188,8 @@ impl DomainError {
             Self::InvalidCurrentPassword => "invalid_current_password",
             Self::InvalidResetToken => "invalid_reset_token",
             Self::InvalidVerificationToken => "invalid_verification_token",
+            Self::InvalidMfaCode => "invalid_mfa_code",
+            Self::MfaAlreadyEnabled => "mfa_already_enabled",
             Self::RateLimited(_) => "rate_limited",
             Self::InvalidOAuthState => "invalid_oauth_state",
             Self::OAuthExchangeFailed => "oauth_exchange_failed",

@@ -19,8 +19,8 @@ pub use model::*;
 pub use ports::Store;
 pub use services::{
     AccountService, Adapters, AdminOutcome, AdminService, ApiKeyService, AuditService, AuthSettings,
-    DeliveryReport, IpFamily, LimitService, ListedKey, MAX_AUDIT_PAGE, NewKeyRequest, OAuthLogin,
-    OAuthService, PasswordService, Ports, ProjectService, RateLimits, Registration, Resend, Rotation,
-    Services, SessionService, SessionView, SigningKeyService, UserChanges, VERIFICATIONS_PER_HOUR,
-    VerificationService,
+    DeliveryReport, IpFamily, LimitService, ListedKey, MAX_AUDIT_PAGE, MFA_MAX_FAILURES, MFA_TOKEN_TTL_SECS,
+    MfaService, NewKeyRequest, OAuthLogin, OAuthService, PasswordService, Ports, ProjectService, RateLimits,
+    Registration, Resend, Rotation, Services, SessionService, SessionView, SignIn, SigningKeyService,
+    TotpSetup, UserChanges, VERIFICATIONS_PER_HOUR, VerificationService,
 };

@@ -42,6 +42,8 @@ async fn walk_through() -> Result<Vec<String>, Box<dyn std::error::Error>> {
         hasher: Arc::new(Argon2Hasher::new(&HashingConfig::default())?),
         blocklist: Arc::new(portcullis_crypto::CommonPasswords),
         tokens: Arc::new(JwtCodec::new(&secret, &settings.issuer)),
+        // Seals TOTP secrets at rest (a key of your own in real life).
+        one_time_codes: Arc::new(portcullis_crypto::TotpCodes::new(std::slice::from_ref(&secret))),
         clock: Arc::new(SystemClock),
         secrets: Arc::new(OsSecrets),
     };
@@ -55,7 +57,10 @@ async fn walk_through() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let (user, _) = services.accounts.register(registration).await?;
     said.push(format!("registered {} as {}", user.email, user.id));
 
+    // Without a second factor, a sign-in is a session at once (with one, it
+    // is `SignIn::MfaRequired` and `services.mfa.verify` finishes it).
     let token = services.sessions.login("user@example.com", Password::new("SecurePass123!")).await?;
+    let token = token.into_session().ok_or("no second factor was set up")?;
     let caller = services.sessions.authenticate(token.access_token.as_str()).await?;
     said.push(format!("token belongs to {} ({:?})", caller.user.email, caller.method));
 
@@ -72,6 +77,7 @@ async fn walk_through() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     said.push(format!("after a password change earlier tokens are refused: {stale}"));
 
     let token = services.sessions.login("user@example.com", Password::new("NewSecurePass456!")).await?;
+    let token = token.into_session().ok_or("no second factor was set up")?;
     let caller = services.sessions.authenticate(token.access_token.as_str()).await?;
     for event in services.audit.mine(&caller, 20, None).await? {
         said.push(format!("audit: {} {}", event.at, event.kind));

@@ -1,7 +1,9 @@
 //! Request and response bodies. Requests deliberately do not derive `Debug`:
 //! they hold passwords.
 
-use portcullis_domain::{AuthMethod, IssuedToken, Password, Registration, SessionView, User};
+use portcullis_domain::{
+    AuthMethod, IssuedToken, MfaTokenSecret, Password, Registration, SessionView, SignIn, User,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -89,6 +91,98 @@ impl From<IssuedToken> for TokenResponse {
     }
 }
 
+/// `200` of a sign-in of an account with a second factor: no session yet;
+/// `POST /v1/auth/mfa/verify` with the token and a code starts it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MfaRequiredResponse {
+    /// Always `true`.
+    pub mfa_required: bool,
+    #[schema(example = "mfa_3hJq...")]
+    pub mfa_token: String,
+    /// `totp` and `recovery_code`.
+    pub methods: [&'static str; 2],
+    /// Seconds the token works (300).
+    #[schema(example = 300)]
+    pub expires_in: i64,
+}
+
+/// What a sign-in answers: a token, or the second step it waits for.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum SignInResponse {
+    Token(TokenResponse),
+    Mfa(MfaRequiredResponse),
+}
+
+impl MfaRequiredResponse {
+    pub(crate) fn new(mfa_token: &MfaTokenSecret, expires_in: i64) -> Self {
+        Self {
+            mfa_required: true,
+            mfa_token: mfa_token.expose().to_owned(),
+            methods: ["totp", "recovery_code"],
+            expires_in,
+        }
+    }
+}
+
+impl From<SignIn> for SignInResponse {
+    fn from(signed_in: SignIn) -> Self {
+        match signed_in {
+            SignIn::Session(token) => Self::Token(token.into()),
+            SignIn::MfaRequired { mfa_token, expires_in } => {
+                Self::Mfa(MfaRequiredResponse::new(&mfa_token, expires_in))
+            }
+        }
+    }
+}
+
+/// `POST /v1/auth/mfa/verify`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"mfa_token": "mfa_...", "code": "123456"}))]
+pub(crate) struct MfaVerifyRequest {
+    pub mfa_token: String,
+    /// A current code of the authenticator app, or an unused recovery code.
+    pub code: String,
+}
+
+/// `POST /v1/auth/mfa/totp/confirm` and `POST /v1/auth/mfa/recovery-codes`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"code": "123456"}))]
+pub(crate) struct MfaCodeRequest {
+    pub code: String,
+}
+
+/// `DELETE /v1/auth/mfa/totp`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"password": "SecurePass123!", "code": "123456"}))]
+pub(crate) struct MfaDisableRequest {
+    /// Required for an account that has a password.
+    #[serde(default)]
+    pub password: Option<String>,
+    pub code: String,
+}
+
+/// `200` of `POST /v1/auth/mfa/totp/setup`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TotpSetupResponse {
+    /// The secret in base32, to type into an authenticator app.
+    #[schema(example = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")]
+    pub secret: String,
+    #[schema(
+        example = "otpauth://totp/portcullis%3Auser%40example.com?secret=...&issuer=portcullis&algorithm=SHA1&digits=6&period=30"
+    )]
+    pub otpauth_uri: String,
+    /// The `otpauth_uri` as a QR code, an SVG document.
+    pub qr_svg: String,
+}
+
+/// Recovery codes, shown this once: each works once in place of a code.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecoveryCodesResponse {
+    #[schema(example = json!(["k3vq2-mzt7a", "..."]))]
+    pub recovery_codes: Vec<String>,
+}
+
 /// `POST /v1/auth/refresh` by refresh token.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RefreshRequest {
@@ -163,6 +257,8 @@ pub(crate) struct UserResponse {
     /// Whether the user proved they own the address: a verification link, a
     /// password reset, or a provider that verified it.
     pub email_verified: bool,
+    /// Whether sign-ins need a second factor.
+    pub mfa_enabled: bool,
     /// RFC 3339, UTC.
     #[schema(example = "2026-02-03T12:00:00Z")]
     pub created_at: String,
@@ -180,6 +276,7 @@ impl From<&User> for UserResponse {
             role: user.role.as_str(),
             is_active: user.is_active,
             email_verified: user.email_verified,
+            mfa_enabled: user.mfa_enabled,
             created_at: rfc3339(user.created_at),
             providers: user.providers().into_iter().map(|p| p.as_str().to_owned()).collect(),
         }
@@ -463,6 +560,24 @@ pub(crate) struct GithubLoginResponse {
     #[serde(flatten)]
     pub token: TokenResponse,
     pub user: GithubUser,
+}
+
+/// What the GitHub callback answers: the seed's shape, or the second step
+/// of a sign-in with MFA.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum GithubCallbackResponse {
+    Session(GithubLoginResponse),
+    Mfa(MfaRequiredResponse),
+}
+
+/// What the other callbacks answer: the seed's shape, or the second step
+/// of a sign-in with MFA.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum ProviderCallbackResponse {
+    Session(ProviderLoginResponse),
+    Mfa(MfaRequiredResponse),
 }
 
 /// `200` of `POST /v1/auth/linkedin/callback` and `POST /v1/auth/{provider}/callback`.

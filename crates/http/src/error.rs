@@ -160,6 +160,12 @@ impl From<DomainError> for ApiError {
             DomainError::InvalidResetToken => {
                 (StatusCode::BAD_REQUEST, "The reset token is invalid, used or expired".to_owned())
             }
+            DomainError::InvalidMfaCode => {
+                (StatusCode::BAD_REQUEST, "The code is wrong or was used already".to_owned())
+            }
+            DomainError::MfaAlreadyEnabled => {
+                (StatusCode::CONFLICT, "Two-factor authentication is already on; turn it off first".to_owned())
+            }
             DomainError::InvalidVerificationToken => {
                 (StatusCode::BAD_REQUEST, "The verification link is invalid, used or expired".to_owned())
             }

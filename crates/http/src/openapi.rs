@@ -6,17 +6,19 @@ use utoipa::{Modify, OpenApi};
 use crate::dto::{
     ApiKeyResponse, AuditEventResponse, AuditEventsPage, AuthStatusResponse, AuthorizeResponse,
     CallbackRequest, ChangePasswordRequest, ChangePasswordResponse, CreateApiKeyRequest,
-    CreatedApiKeyResponse, ForgotPasswordRequest, GithubLoginResponse, GithubUser, LoginRequest,
-    LogoutAllResponse, MessageResponse, PasswordPolicyResponse, PasswordRuleBody, ProjectRequest,
-    ProjectResponse, ProviderLoginResponse, ProviderUser, RefreshRequest, RegisterRequest, RegisterResponse,
-    ResetPasswordRequest, SessionResponse, SessionsEndedResponse, StatusResponse, TestUserRequest,
-    TokenResponse, UpdateUserRequest, UserResponse, UsersPage, VerifiedEmailResponse, VerifyEmailRequest,
+    CreatedApiKeyResponse, ForgotPasswordRequest, GithubCallbackResponse, GithubLoginResponse, GithubUser,
+    LoginRequest, LogoutAllResponse, MessageResponse, MfaCodeRequest, MfaDisableRequest, MfaRequiredResponse,
+    MfaVerifyRequest, PasswordPolicyResponse, PasswordRuleBody, ProjectRequest, ProjectResponse,
+    ProviderCallbackResponse, ProviderLoginResponse, ProviderUser, RecoveryCodesResponse, RefreshRequest,
+    RegisterRequest, RegisterResponse, ResetPasswordRequest, SessionResponse, SessionsEndedResponse,
+    SignInResponse, StatusResponse, TestUserRequest, TokenResponse, TotpSetupResponse, UpdateUserRequest,
+    UserResponse, UsersPage, VerifiedEmailResponse, VerifyEmailRequest,
 };
 use crate::error::{ErrorBody, FieldErrorBody};
 use crate::routes::discovery::{Jwk, JwksResponse, ProviderMetadata};
 use crate::routes::introspect::{IntrospectRequest, IntrospectionResponse};
 use crate::routes::{
-    admin, api_keys, auth, discovery, introspect, oauth, ops, passwords, projects, sessions, test_auth,
+    admin, api_keys, auth, discovery, introspect, mfa, oauth, ops, passwords, projects, sessions, test_auth,
     verification,
 };
 
@@ -46,12 +48,14 @@ macro_rules! routes {
                 ProjectResponse, UsersPage, AuditEventsPage, AuditEventResponse, UpdateUserRequest, ForgotPasswordRequest, ResetPasswordRequest,
                 PasswordPolicyResponse, PasswordRuleBody, AuthorizeResponse, CallbackRequest, GithubLoginResponse, ProviderLoginResponse, GithubUser, ProviderUser,
                 RefreshRequest, SessionResponse, LogoutAllResponse, SessionsEndedResponse, Jwk, JwksResponse, ProviderMetadata, IntrospectRequest, IntrospectionResponse,
-                VerifyEmailRequest, VerifiedEmailResponse,
+                VerifyEmailRequest, VerifiedEmailResponse, MfaRequiredResponse, SignInResponse, GithubCallbackResponse, ProviderCallbackResponse,
+                MfaVerifyRequest, MfaCodeRequest, MfaDisableRequest, TotpSetupResponse, RecoveryCodesResponse,
             )),
             modifiers(&SecuritySchemes, &CommonResponses),
             tags(
                 (name = "accounts", description = "Registration and profile"),
                 (name = "sessions", description = "Login, refresh, logout, and the caller's sessions"),
+                (name = "mfa", description = "Two-factor sign-in: TOTP and recovery codes"),
                 (name = "oauth", description = "Sign-in with GitHub, LinkedIn and OpenID Connect providers"),
                 (name = "api-keys", description = "Long-lived keys for servers and jobs (JWT only)"),
                 (name = "projects", description = "The example protected resource"),
@@ -79,7 +83,7 @@ routes! {
     api: [
         auth::register, auth::login_json, auth::login_form, auth::me, auth::my_events, auth::refresh,
         auth::logout, auth::change_password, passwords::forgot, passwords::reset, passwords::policy,
-        verification::verify, verification::resend,
+        verification::verify, verification::resend, mfa::totp_setup, mfa::totp_confirm, mfa::totp_disable, mfa::replace_recovery_codes, mfa::mfa_verify,
         oauth::authorize, oauth::github_callback, oauth::linkedin_callback, oauth::provider_callback, api_keys::create, api_keys::list,
         api_keys::revoke, projects::list, projects::create, admin::list_users, admin::update_user,
         admin::audit_events, sessions::list, sessions::delete, sessions::logout_all,

@@ -147,11 +147,13 @@ async fn every_documented_operation_is_served_and_limited_routes_say_so() {
     assert_eq!(
         limited,
         [
+            "delete /v1/auth/mfa/totp login",
             "post /v1/auth/forgot-password forgot_password",
             "post /v1/auth/github/callback login",
             "post /v1/auth/linkedin/callback login",
             "post /v1/auth/login login",
             "post /v1/auth/login-json login",
+            "post /v1/auth/mfa/verify login",
             "post /v1/auth/register register",
             "post /v1/auth/resend-verification forgot_password",
             "post /v1/auth/{provider}/callback login",

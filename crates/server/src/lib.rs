@@ -22,7 +22,7 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 use portcullis_broadcast::{Broadcast, Transport};
-use portcullis_crypto::{Argon2Hasher, HashingConfig, HmacSigner, JwtCodec, OsSecrets};
+use portcullis_crypto::{Argon2Hasher, HashingConfig, HmacSigner, JwtCodec, OsSecrets, TotpCodes};
 use portcullis_domain::ports::{Clock, StoreHealth, SystemClock};
 use portcullis_domain::{
     Adapters, AdminOutcome, AuthSettings, Password, PasswordPolicy, Ports, Services, Store,
@@ -156,6 +156,7 @@ impl App {
             hasher,
             blocklist: Arc::new(portcullis_crypto::CommonPasswords),
             tokens: Arc::new(token_codec(&signing, &settings)),
+            one_time_codes: Arc::new(TotpCodes::new(&signing.totp_keys())),
             clock: Arc::clone(&clock),
             secrets: Arc::new(OsSecrets),
             context: Arc::new(HttpRequestContext),
@@ -304,9 +305,10 @@ impl App {
                 }
             }
         });
-        let (sessions, oauth) = (self.services.sessions.clone(), self.services.oauth.clone());
+        let (sessions, oauth, mfa) =
+            (self.services.sessions.clone(), self.services.oauth.clone(), self.services.mfa.clone());
         jobs.every("revocation-purge", PURGE_EVERY, move || {
-            let (sessions, oauth) = (sessions.clone(), oauth.clone());
+            let (sessions, oauth, mfa) = (sessions.clone(), oauth.clone(), mfa.clone());
             async move {
                 match sessions.purge_expired_revocations().await {
                     Ok(0) => {}
@@ -322,6 +324,11 @@ impl App {
                     Ok(0) => {}
                     Ok(purged) => tracing::info!(purged, "purged ended and expired sessions"),
                     Err(e) => tracing::warn!(error = %e, "could not purge ended and expired sessions"),
+                }
+                match mfa.purge_challenges().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired second-factor sign-ins"),
+                    Err(e) => tracing::warn!(error = %e, "could not purge expired second-factor sign-ins"),
                 }
             }
         });

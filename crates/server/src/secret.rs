@@ -135,6 +135,19 @@ pub(crate) struct Signing {
     pub(crate) state_secret: JwtSecret,
 }
 
+impl Signing {
+    /// What seals TOTP secrets: a key derived from the key-encryption key
+    /// when there is one (it survives a change of HS256 secret), then each
+    /// HS256 secret (an HS256-only deployment, and what sealed before a
+    /// key-encryption key was set).
+    pub(crate) fn totp_keys(&self) -> Vec<JwtSecret> {
+        let mut keys: Vec<JwtSecret> =
+            self.kek.iter().map(|kek| kek.derived_secret("portcullis totp")).collect();
+        keys.extend(self.secrets.iter().cloned());
+        keys
+    }
+}
+
 /// The algorithm `AUTH_JWT_ALGORITHM` names, or its default: HS256 when
 /// `AUTH_JWT_SECRET` is set, ES256 otherwise.
 pub(crate) fn algorithm(config: &Config) -> SigningAlgorithm {

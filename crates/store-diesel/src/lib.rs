@@ -20,9 +20,9 @@ pub use uuid_column::DbUuid;
 
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditKind, DeliveryStatus, Email, EmailVerification, Environment, FullName,
-    KeyDigest, MailMessage, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project, ProviderName,
-    RefreshRecord, RequestContext, ResetRequest, ResourceName, Role, Session, SessionId, SignInMethod,
-    SigningAlgorithm, SigningKey, StoreError, User, UserId,
+    KeyDigest, MailMessage, MfaChallenge, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project,
+    ProviderName, RecoveryCode, RefreshRecord, RequestContext, ResetRequest, ResourceName, Role, Session,
+    SessionId, SignInMethod, SigningAlgorithm, SigningKey, StoreError, TotpFactor, User, UserId,
 };
 use time::OffsetDateTime;
 
@@ -39,6 +39,7 @@ pub struct UserRecord {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub email_verified: bool,
+    pub mfa_enabled: bool,
 }
 
 impl From<User> for UserRecord {
@@ -54,6 +55,7 @@ impl From<User> for UserRecord {
             created_at: user.created_at,
             updated_at: user.updated_at,
             email_verified: user.email_verified,
+            mfa_enabled: user.mfa_enabled,
         }
     }
 }
@@ -76,6 +78,7 @@ impl TryFrom<UserRecord> for User {
             role: row.role.parse::<Role>().map_err(|_| corrupt("role"))?,
             is_active: row.is_active,
             email_verified: row.email_verified,
+            mfa_enabled: row.mfa_enabled,
             session_version: row.session_version,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -242,6 +245,128 @@ impl TryFrom<ResetRecord> for EmailVerification {
             digest: KeyDigest(digest),
             created_at: row.created_at,
             expires_at: row.expires_at,
+            used_at: row.used_at,
+        })
+    }
+}
+
+/// A TOTP factor row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct TotpRecord {
+    pub user_id: DbUuid,
+    pub sealed_secret: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub confirmed_at: Option<OffsetDateTime>,
+    pub last_step: Option<i64>,
+}
+
+impl From<TotpFactor> for TotpRecord {
+    fn from(f: TotpFactor) -> Self {
+        Self {
+            user_id: DbUuid(f.user_id.as_uuid()),
+            sealed_secret: f.sealed_secret,
+            created_at: whole_seconds(f.created_at),
+            confirmed_at: f.confirmed_at.map(whole_seconds),
+            last_step: f.last_step,
+        }
+    }
+}
+
+impl TryFrom<TotpRecord> for TotpFactor {
+    type Error = StoreError;
+
+    fn try_from(row: TotpRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            user_id: UserId::from_uuid(row.user_id.0),
+            sealed_secret: row.sealed_secret,
+            created_at: row.created_at,
+            confirmed_at: row.confirmed_at,
+            last_step: row.last_step,
+        })
+    }
+}
+
+/// A recovery-code row as both backends store it.
+#[derive(Debug, Clone)]
+pub struct RecoveryCodeRecord {
+    pub id: DbUuid,
+    pub user_id: DbUuid,
+    pub code_digest: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+impl From<RecoveryCode> for RecoveryCodeRecord {
+    fn from(c: RecoveryCode) -> Self {
+        Self {
+            id: DbUuid(c.id),
+            user_id: DbUuid(c.user_id.as_uuid()),
+            code_digest: c.digest.0.to_vec(),
+            created_at: whole_seconds(c.created_at),
+            used_at: c.used_at.map(whole_seconds),
+        }
+    }
+}
+
+impl TryFrom<RecoveryCodeRecord> for RecoveryCode {
+    type Error = StoreError;
+
+    fn try_from(row: RecoveryCodeRecord) -> Result<Self, StoreError> {
+        let digest = row.code_digest.as_slice().try_into().map_err(|_| {
+            StoreError::Unavailable(format!("corrupt recovery_codes row {}: code_digest", row.id.0))
+        })?;
+        Ok(Self {
+            id: row.id.0,
+            user_id: UserId::from_uuid(row.user_id.0),
+            digest: KeyDigest(digest),
+            created_at: row.created_at,
+            used_at: row.used_at,
+        })
+    }
+}
+
+/// A sign-in waiting for its second factor, as both backends store it.
+#[derive(Debug, Clone)]
+pub struct ChallengeRecord {
+    pub id: DbUuid,
+    pub user_id: DbUuid,
+    pub token_digest: Vec<u8>,
+    pub method: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub failures: i32,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+impl From<MfaChallenge> for ChallengeRecord {
+    fn from(c: MfaChallenge) -> Self {
+        Self {
+            id: DbUuid(c.id),
+            user_id: DbUuid(c.user_id.as_uuid()),
+            token_digest: c.digest.0.to_vec(),
+            method: c.method.as_str().to_owned(),
+            created_at: whole_seconds(c.created_at),
+            expires_at: whole_seconds(c.expires_at),
+            failures: c.failures,
+            used_at: c.used_at.map(whole_seconds),
+        }
+    }
+}
+
+impl TryFrom<ChallengeRecord> for MfaChallenge {
+    type Error = StoreError;
+
+    fn try_from(row: ChallengeRecord) -> Result<Self, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Unavailable(format!("corrupt mfa_challenges row {}: {what}", row.id.0));
+        Ok(Self {
+            id: row.id.0,
+            user_id: UserId::from_uuid(row.user_id.0),
+            digest: KeyDigest(row.token_digest.as_slice().try_into().map_err(|_| corrupt("token_digest"))?),
+            method: SignInMethod::parse(&row.method).map_err(|_| corrupt("method"))?,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            failures: row.failures,
             used_at: row.used_at,
         })
     }
@@ -809,20 +934,20 @@ macro_rules! diesel_repositories {
             use portcullis_domain::ports::{
                 ApiKeyRepository, AuditLog, HotReads, Outbox, PasswordResetRepository, PoolUsage, ProjectRepository,
                 RevokedTokenRepository, SessionRepository, SigningKeyRepository, StoreHealth, UserRepository,
-                VerificationRepository,
+                VerificationRepository, MfaRepository,
             };
             use portcullis_domain::{
-                ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, EmailVerification, ProviderName, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
+                ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, EmailVerification, MfaChallenge, RecoveryCode, TotpFactor, ProviderName, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
                 PasswordHash, PasswordReset, Project, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, SigningKey, StoreError, User, UserId,
             };
             use portcullis_store_diesel::{
-                Access, ApiKeyRecord, AuditRecord, DbUuid, IdentityRecord, OutboxRecord, ProjectRecord, RefreshTokenRecord, ResetRecord, ResetRequestRecord, SessionRecord, SigningKeyRecord, UserRecord, query_error,
+                Access, ApiKeyRecord, AuditRecord, ChallengeRecord, DbUuid, RecoveryCodeRecord, TotpRecord, IdentityRecord, OutboxRecord, ProjectRecord, RefreshTokenRecord, ResetRecord, ResetRequestRecord, SessionRecord, SigningKeyRecord, UserRecord, query_error,
                 whole_seconds,
             };
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{api_key_addresses, api_keys, audit_events, email_verifications, oauth_identities, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, refresh_tokens, revoked_tokens, sessions, signing_keys, users};
+            use super::schema::{api_key_addresses, api_keys, audit_events, email_verifications, mfa_challenges, oauth_identities, recovery_codes, totp_factors, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, refresh_tokens, revoked_tokens, sessions, signing_keys, users};
             use super::$store;
 
             portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
@@ -836,6 +961,7 @@ macro_rules! diesel_repositories {
                 created_at: OffsetDateTime,
                 updated_at: OffsetDateTime,
                 email_verified: bool,
+                mfa_enabled: bool,
             });
 
             portcullis_store_diesel::diesel_row!(ApiKeyRow, api_keys, ApiKeyRecord, ApiKey, {
@@ -1499,6 +1625,261 @@ macro_rules! diesel_repositories {
                         .await
                         .map_err(query_error)?;
                         row.map(User::try_from).transpose()
+                    })
+                    .await
+                }
+            }
+
+            portcullis_store_diesel::diesel_row!(TotpRow, totp_factors, TotpRecord, TotpFactor, {
+                user_id: DbUuid,
+                sealed_secret: Vec<u8>,
+                created_at: OffsetDateTime,
+                confirmed_at: Option<OffsetDateTime>,
+                last_step: Option<i64>,
+            });
+
+            portcullis_store_diesel::diesel_row!(RecoveryCodeRow, recovery_codes, RecoveryCodeRecord, RecoveryCode, {
+                id: DbUuid,
+                user_id: DbUuid,
+                code_digest: Vec<u8>,
+                created_at: OffsetDateTime,
+                used_at: Option<OffsetDateTime>,
+            });
+
+            portcullis_store_diesel::diesel_row!(ChallengeRow, mfa_challenges, ChallengeRecord, MfaChallenge, {
+                id: DbUuid,
+                user_id: DbUuid,
+                token_digest: Vec<u8>,
+                method: String,
+                created_at: OffsetDateTime,
+                expires_at: OffsetDateTime,
+                failures: i32,
+                used_at: Option<OffsetDateTime>,
+            });
+
+            #[async_trait]
+            impl MfaRepository for $store {
+                async fn put_totp(&self, factor: TotpFactor) -> Result<bool, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let user = DbUuid(factor.user_id.as_uuid());
+                        let row = TotpRow::from(factor);
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            // Only an unconfirmed factor is replaced; a confirmed one stays.
+                            diesel::delete(totp_factors::table.find(user).filter(totp_factors::confirmed_at.is_null()))
+                                .execute(conn)
+                                .await?;
+                            let inserted = diesel::insert_into(totp_factors::table)
+                                .values(row)
+                                .on_conflict(totp_factors::user_id)
+                                .do_nothing()
+                                .execute(conn)
+                                .await?;
+                            Ok(inserted == 1)
+                        })
+                        .await
+                        .map_err(query_error)
+                    })
+                    .await
+                }
+
+                async fn find_totp(&self, user: UserId) -> Result<Option<TotpFactor>, StoreError> {
+                    self.run(Access::Read, move |mut conn| async move {
+                        totp_factors::table
+                            .find(DbUuid(user.as_uuid()))
+                            .select(TotpRow::as_select())
+                            .get_result::<TotpRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?
+                            .map(TotpFactor::try_from)
+                            .transpose()
+                    })
+                    .await
+                }
+
+                async fn confirm_totp(&self, user: UserId, sealed: &[u8], step: i64, codes: Vec<RecoveryCode>, now: OffsetDateTime) -> Result<bool, StoreError> {
+                    let sealed = sealed.to_vec();
+                    self.run(Access::Write, move |mut conn| async move {
+                        let id = DbUuid(user.as_uuid());
+                        let codes: Vec<RecoveryCodeRow> = codes.into_iter().map(RecoveryCodeRow::from).collect();
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            let confirmed = diesel::update(
+                                totp_factors::table
+                                    .find(id)
+                                    .filter(totp_factors::confirmed_at.is_null())
+                                    .filter(totp_factors::sealed_secret.eq(&sealed)),
+                            )
+                            .set((totp_factors::confirmed_at.eq(whole_seconds(now)), totp_factors::last_step.eq(step)))
+                            .execute(conn)
+                            .await?;
+                            if confirmed == 0 {
+                                return Ok(false);
+                            }
+                            diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(id))).execute(conn).await?;
+                            for code in codes {
+                                diesel::insert_into(recovery_codes::table).values(code).execute(conn).await?;
+                            }
+                            diesel::update(users::table.find(id))
+                                .set((users::mfa_enabled.eq(true), users::updated_at.eq(now)))
+                                .execute(conn)
+                                .await?;
+                            Ok(true)
+                        })
+                        .await
+                        .map_err(query_error)
+                    })
+                    .await
+                }
+
+                async fn spend_totp_step(&self, user: UserId, step: i64) -> Result<bool, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let spent = diesel::update(
+                            totp_factors::table
+                                .find(DbUuid(user.as_uuid()))
+                                .filter(totp_factors::confirmed_at.is_not_null())
+                                .filter(totp_factors::last_step.is_null().or(totp_factors::last_step.lt(step))),
+                        )
+                        .set(totp_factors::last_step.eq(step))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                        Ok(spent == 1)
+                    })
+                    .await
+                }
+
+                async fn remove_totp(&self, user: UserId, now: OffsetDateTime) -> Result<bool, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let id = DbUuid(user.as_uuid());
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            let removed = diesel::delete(totp_factors::table.find(id)).execute(conn).await?;
+                            diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(id))).execute(conn).await?;
+                            diesel::update(users::table.find(id))
+                                .set((users::mfa_enabled.eq(false), users::updated_at.eq(now)))
+                                .execute(conn)
+                                .await?;
+                            Ok(removed == 1)
+                        })
+                        .await
+                        .map_err(query_error)
+                    })
+                    .await
+                }
+
+                async fn replace_recovery_codes(&self, user: UserId, codes: Vec<RecoveryCode>) -> Result<(), StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let id = DbUuid(user.as_uuid());
+                        let codes: Vec<RecoveryCodeRow> = codes.into_iter().map(RecoveryCodeRow::from).collect();
+                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                            diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(id))).execute(conn).await?;
+                            for code in codes {
+                                diesel::insert_into(recovery_codes::table).values(code).execute(conn).await?;
+                            }
+                            Ok(())
+                        })
+                        .await
+                        .map_err(query_error)
+                    })
+                    .await
+                }
+
+                async fn spend_recovery_code(&self, user: UserId, digest: &KeyDigest, now: OffsetDateTime) -> Result<bool, StoreError> {
+                    let digest = digest.0.to_vec();
+                    self.run(Access::Write, move |mut conn| async move {
+                        let spent = diesel::update(
+                            recovery_codes::table
+                                .filter(recovery_codes::code_digest.eq(digest))
+                                .filter(recovery_codes::user_id.eq(DbUuid(user.as_uuid())))
+                                .filter(recovery_codes::used_at.is_null()),
+                        )
+                        .set(recovery_codes::used_at.eq(whole_seconds(now)))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                        Ok(spent == 1)
+                    })
+                    .await
+                }
+
+                async fn recovery_codes_left(&self, user: UserId) -> Result<u64, StoreError> {
+                    self.run(Access::Read, move |mut conn| async move {
+                        let left: i64 = recovery_codes::table
+                            .filter(recovery_codes::user_id.eq(DbUuid(user.as_uuid())))
+                            .filter(recovery_codes::used_at.is_null())
+                            .count()
+                            .get_result(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(u64::try_from(left).unwrap_or(0))
+                    })
+                    .await
+                }
+
+                async fn create_challenge(&self, challenge: MfaChallenge) -> Result<(), StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        diesel::insert_into(mfa_challenges::table)
+                            .values(ChallengeRow::from(challenge))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn find_challenge(&self, digest: &KeyDigest) -> Result<Option<MfaChallenge>, StoreError> {
+                    let digest = digest.0.to_vec();
+                    self.run(Access::Read, move |mut conn| async move {
+                        mfa_challenges::table
+                            .filter(mfa_challenges::token_digest.eq(digest))
+                            .select(ChallengeRow::as_select())
+                            .get_result::<ChallengeRow>(&mut *conn)
+                            .await
+                            .optional()
+                            .map_err(query_error)?
+                            .map(MfaChallenge::try_from)
+                            .transpose()
+                    })
+                    .await
+                }
+
+                async fn fail_challenge(&self, id: Uuid) -> Result<i32, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        diesel::update(mfa_challenges::table.find(DbUuid(id)))
+                            .set(mfa_challenges::failures.eq(mfa_challenges::failures + 1))
+                            .returning(mfa_challenges::failures)
+                            .get_result::<i32>(&mut *conn)
+                            .await
+                            .map_err(query_error)
+                    })
+                    .await
+                }
+
+                async fn spend_challenge(&self, id: Uuid, max_failures: i32, now: OffsetDateTime) -> Result<bool, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let spent = diesel::update(
+                            mfa_challenges::table
+                                .find(DbUuid(id))
+                                .filter(mfa_challenges::used_at.is_null())
+                                .filter(mfa_challenges::expires_at.gt(whole_seconds(now)))
+                                .filter(mfa_challenges::failures.lt(max_failures)),
+                        )
+                        .set(mfa_challenges::used_at.eq(whole_seconds(now)))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
+                        Ok(spent == 1)
+                    })
+                    .await
+                }
+
+                async fn purge_challenges(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+                    self.run(Access::Write, move |mut conn| async move {
+                        let purged = diesel::delete(mfa_challenges::table.filter(mfa_challenges::expires_at.lt(whole_seconds(before))))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        Ok(purged as u64)
                     })
                     .await
                 }
@@ -2191,6 +2572,7 @@ macro_rules! diesel_repositories {
                         created_at: OffsetDateTime::UNIX_EPOCH,
                         updated_at: OffsetDateTime::UNIX_EPOCH,
                         email_verified: false,
+                        mfa_enabled: false,
                     };
                     assert!(reusable(&diesel::insert_into(users::table).values(user)));
                 }

@@ -12,15 +12,15 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use portcullis_domain::ports::{
-    ApiKeyRepository, AuditLog, HotReads, OAuthIdentityRepository, Outbox, PasswordResetRepository,
-    ProjectRepository, RevokedTokenRepository, SessionRepository, SigningKeyRepository, StoreHealth,
-    UserRepository, VerificationRepository,
+    ApiKeyRepository, AuditLog, HotReads, MfaRepository, OAuthIdentityRepository, Outbox,
+    PasswordResetRepository, ProjectRepository, RevokedTokenRepository, SessionRepository,
+    SigningKeyRepository, StoreHealth, UserRepository, VerificationRepository,
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, EmailVerification, Environment,
-    KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, Project,
-    ProviderName, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId,
-    SessionLookup, SigningKey, StoreError, User, UserId,
+    KeyDigest, KeyUsage, MfaChallenge, NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset,
+    Project, ProviderName, RecoveryCode, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role,
+    Session, SessionId, SessionLookup, SigningKey, StoreError, TotpFactor, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -34,6 +34,9 @@ struct State {
     projects: Vec<Project>,
     resets: Vec<PasswordReset>,
     verifications: Vec<EmailVerification>,
+    totp: HashMap<UserId, TotpFactor>,
+    recovery_codes: Vec<RecoveryCode>,
+    challenges: Vec<MfaChallenge>,
     outbox: Vec<OutboxMessage>,
     identities: Vec<OAuthIdentity>,
     key_addresses: HashSet<(ApiKeyId, String)>,
@@ -234,6 +237,137 @@ impl VerificationRepository for MemoryStore {
         user.email_verified = true;
         user.updated_at = now;
         Ok(Some(user.clone()))
+    }
+}
+
+#[async_trait]
+impl MfaRepository for MemoryStore {
+    async fn put_totp(&self, factor: TotpFactor) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state.totp.get(&factor.user_id).is_some_and(|f| f.confirmed_at.is_some()) {
+            return Ok(false);
+        }
+        if !state.users.contains_key(&factor.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        state.totp.insert(factor.user_id, factor);
+        Ok(true)
+    }
+
+    async fn find_totp(&self, user: UserId) -> Result<Option<TotpFactor>, StoreError> {
+        Ok(self.state().totp.get(&user).cloned())
+    }
+
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        sealed: &[u8],
+        step: i64,
+        codes: Vec<RecoveryCode>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(factor) =
+            state.totp.get_mut(&user).filter(|f| f.confirmed_at.is_none() && f.sealed_secret == sealed)
+        else {
+            return Ok(false);
+        };
+        factor.confirmed_at = Some(now);
+        factor.last_step = Some(step);
+        state.recovery_codes.retain(|c| c.user_id != user);
+        state.recovery_codes.extend(codes);
+        if let Some(stored) = state.users.get_mut(&user) {
+            stored.mfa_enabled = true;
+            stored.updated_at = now;
+        }
+        Ok(true)
+    }
+
+    async fn spend_totp_step(&self, user: UserId, step: i64) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(factor) = state
+            .totp
+            .get_mut(&user)
+            .filter(|f| f.confirmed_at.is_some() && f.last_step.is_none_or(|last| last < step))
+        else {
+            return Ok(false);
+        };
+        factor.last_step = Some(step);
+        Ok(true)
+    }
+
+    async fn remove_totp(&self, user: UserId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let removed = state.totp.remove(&user).is_some();
+        state.recovery_codes.retain(|c| c.user_id != user);
+        if let Some(stored) = state.users.get_mut(&user) {
+            stored.mfa_enabled = false;
+            stored.updated_at = now;
+        }
+        Ok(removed)
+    }
+
+    async fn replace_recovery_codes(&self, user: UserId, codes: Vec<RecoveryCode>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.recovery_codes.retain(|c| c.user_id != user);
+        state.recovery_codes.extend(codes);
+        Ok(())
+    }
+
+    async fn spend_recovery_code(
+        &self,
+        user: UserId,
+        digest: &KeyDigest,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let found = state
+            .recovery_codes
+            .iter_mut()
+            .find(|c| c.user_id == user && c.digest == *digest && c.used_at.is_none());
+        Ok(found.map(|code| code.used_at = Some(now)).is_some())
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u64, StoreError> {
+        let state = self.state();
+        Ok(state.recovery_codes.iter().filter(|c| c.user_id == user && c.used_at.is_none()).count() as u64)
+    }
+
+    async fn create_challenge(&self, challenge: MfaChallenge) -> Result<(), StoreError> {
+        self.state().challenges.push(challenge);
+        Ok(())
+    }
+
+    async fn find_challenge(&self, digest: &KeyDigest) -> Result<Option<MfaChallenge>, StoreError> {
+        Ok(self.state().challenges.iter().find(|c| c.digest == *digest).cloned())
+    }
+
+    async fn fail_challenge(&self, id: Uuid) -> Result<i32, StoreError> {
+        let mut state = self.state();
+        let challenge = state.challenges.iter_mut().find(|c| c.id == id).ok_or(StoreError::NotFound)?;
+        challenge.failures += 1;
+        Ok(challenge.failures)
+    }
+
+    async fn spend_challenge(
+        &self,
+        id: Uuid,
+        max_failures: i32,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let found = state
+            .challenges
+            .iter_mut()
+            .find(|c| c.id == id && c.used_at.is_none() && c.expires_at > now && c.failures < max_failures);
+        Ok(found.map(|challenge| challenge.used_at = Some(now)).is_some())
+    }
+
+    async fn purge_challenges(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before_len = state.challenges.len();
+        state.challenges.retain(|c| c.expires_at >= before);
+        Ok((before_len - state.challenges.len()) as u64)
     }
 }
 

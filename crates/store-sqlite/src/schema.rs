@@ -12,6 +12,7 @@ diesel::table! {
         created_at -> TimestamptzSqlite,
         updated_at -> TimestamptzSqlite,
         email_verified -> Bool,
+        mfa_enabled -> Bool,
     }
 }
 
@@ -175,6 +176,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    totp_factors (user_id) {
+        user_id -> Text,
+        sealed_secret -> Binary,
+        created_at -> TimestamptzSqlite,
+        confirmed_at -> Nullable<TimestamptzSqlite>,
+        last_step -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Text,
+        user_id -> Text,
+        code_digest -> Binary,
+        created_at -> TimestamptzSqlite,
+        used_at -> Nullable<TimestamptzSqlite>,
+    }
+}
+
+diesel::table! {
+    mfa_challenges (id) {
+        id -> Text,
+        user_id -> Text,
+        token_digest -> Binary,
+        method -> Text,
+        created_at -> TimestamptzSqlite,
+        expires_at -> TimestamptzSqlite,
+        failures -> Integer,
+        used_at -> Nullable<TimestamptzSqlite>,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(api_key_addresses -> api_keys (key_id));
 diesel::joinable!(oauth_identities -> users (user_id));
@@ -191,6 +225,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_tokens,
     password_resets,
     email_verifications,
+    totp_factors,
+    recovery_codes,
+    mfa_challenges,
     password_reset_requests,
     oauth_spent_states,
     outbox,

@@ -106,6 +106,10 @@ macro_rules! store_contract_tests {
             an_expired_verification_link_cannot_be_used,
             a_password_reset_proves_the_address,
             claiming_an_unverified_account_leaves_the_registrant_nothing,
+            a_totp_factor_is_confirmed_once_and_turns_mfa_on,
+            a_totp_step_is_accepted_once_and_only_forward,
+            recovery_codes_work_once_and_are_replaced_whole,
+            a_challenge_is_spent_once_and_dies_of_failures_or_age,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -41,6 +41,7 @@ pub fn memory_ports(store: Arc<MemoryStore>, clock: Arc<dyn Clock>) -> Ports {
         hasher: cheap_hasher(),
         blocklist: Arc::new(portcullis_crypto::CommonPasswords),
         tokens: Arc::new(JwtCodec::new(&secret, "portcullis")),
+        one_time_codes: Arc::new(portcullis_crypto::TotpCodes::new(std::slice::from_ref(&secret))),
         clock,
         secrets: Arc::new(OsSecrets),
     };

@@ -429,7 +429,13 @@ async fn each_write_that_a_cached_read_would_show_is_announced() {
         "and ends its session"
     );
 
-    let token = services.sessions.login("user@example.com", Password::new("SecurePass123!")).await.unwrap();
+    let token = services
+        .sessions
+        .login("user@example.com", Password::new("SecurePass123!"))
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let caller_now = services.sessions.authenticate(token.access_token.as_str()).await.unwrap();
     let request = NewKeyRequest { name: "ci".to_owned(), expires_in_days: None, environment: None };
     let (key, _) = services.api_keys.create(&caller_now, request).await.unwrap();
@@ -451,7 +457,13 @@ async fn each_write_that_a_cached_read_would_show_is_announced() {
     services.accounts.ensure_admin("user@example.com", None).await.unwrap();
     assert_eq!(feed.take(), [Change::User(user.id)], "a promotion");
 
-    let boss = services.sessions.login("boss@example.com", Password::new("BossPass123!")).await.unwrap();
+    let boss = services
+        .sessions
+        .login("boss@example.com", Password::new("BossPass123!"))
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let boss = services.sessions.authenticate(boss.access_token.as_str()).await.unwrap();
     let disable = UserChanges { is_active: Some(false), role: None };
     services.admin.update_user(&boss, user.id, disable).await.unwrap();
@@ -469,8 +481,14 @@ async fn an_offset_past_int64_is_refused() {
         .ensure_admin("boss@example.com", Some(Password::new("BossPass123!")))
         .await
         .unwrap();
-    let token =
-        world.services.sessions.login("boss@example.com", Password::new("BossPass123!")).await.unwrap();
+    let token = world
+        .services
+        .sessions
+        .login("boss@example.com", Password::new("BossPass123!"))
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let boss = world.services.sessions.authenticate(token.access_token.as_str()).await.unwrap();
     let past = u64::try_from(i64::MAX).unwrap() + 1;
     let refused = world.services.admin.list_users(&boss, 10, past).await.unwrap_err();

@@ -40,10 +40,17 @@ pub enum AuditKind {
     /// A provider-verified login took over an account whose address was
     /// never verified: password, sessions and keys gone (`detail` names the provider).
     AccountClaimed,
+    /// A second factor was turned on (`detail` names it).
+    MfaEnabled,
+    MfaDisabled,
+    /// A recovery code stood in for the second factor (`detail` says how many are left).
+    RecoveryCodeUsed,
+    /// A fresh set of recovery codes replaced the old one.
+    RecoveryCodesReplaced,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 24] = [
         Self::Register,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -64,6 +71,10 @@ impl AuditKind {
         Self::EmailVerificationRequested,
         Self::EmailVerified,
         Self::AccountClaimed,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::RecoveryCodeUsed,
+        Self::RecoveryCodesReplaced,
     ];
 
     #[must_use]
@@ -89,6 +100,10 @@ impl AuditKind {
             Self::EmailVerificationRequested => "email_verification_requested",
             Self::EmailVerified => "email_verified",
             Self::AccountClaimed => "account_claimed",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesReplaced => "recovery_codes_replaced",
         }
     }
 

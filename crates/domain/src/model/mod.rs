@@ -32,6 +32,7 @@ macro_rules! uuid_id {
 mod api_key;
 mod audit;
 mod email;
+mod mfa;
 mod oauth;
 mod password;
 mod principal;
@@ -50,6 +51,10 @@ pub use api_key::{
 };
 pub use audit::{AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, RequestContext};
 pub use email::{Email, EmailError};
+pub use mfa::{
+    MfaChallenge, MfaTokenSecret, RECOVERY_CODES, RecoveryCode, TOTP_DIGITS, TOTP_SECRET_BYTES,
+    TOTP_SKEW_STEPS, TOTP_STEP_SECS, TotpFactor, TotpSecret, base32, parse_totp_code, totp_step,
+};
 pub use oauth::{OAuthIdentity, ProviderName, ProviderProfile, RedirectUri};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule, PasswordRules};
 pub use principal::{AuthMethod, Environment, Principal, SessionLookup};

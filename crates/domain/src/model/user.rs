@@ -129,6 +129,8 @@ pub struct User {
     /// Whether the user proved they own `email`: a verification link, a
     /// password reset, or a provider that verified the address.
     pub email_verified: bool,
+    /// Whether sign-ins need a second factor (a confirmed TOTP factor).
+    pub mfa_enabled: bool,
     /// Bumped whenever every existing token of the user must stop working
     /// (password change or reset, disabling). A token carries the version it was
     /// issued under and is refused once they differ. A counter rather than a
@@ -176,6 +178,7 @@ impl NewUser {
             role: self.role,
             is_active: true,
             email_verified: self.email_verified,
+            mfa_enabled: false,
             session_version: 0,
             created_at: self.created_at,
             updated_at: self.created_at,

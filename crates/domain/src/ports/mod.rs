@@ -7,6 +7,7 @@ mod clock;
 mod crypto;
 mod health;
 mod keys;
+mod mfa;
 mod oauth;
 mod projects;
 mod rate;
@@ -36,6 +37,9 @@ pub use health::{PoolUsage, StoreHealth};
 #[cfg(feature = "mocks")]
 pub use keys::MockSigningKeyRepository;
 pub use keys::SigningKeyRepository;
+pub use mfa::{MfaRepository, OneTimeCodes};
+#[cfg(feature = "mocks")]
+pub use mfa::{MockMfaRepository, MockOneTimeCodes};
 pub use oauth::{
     AuthorizationRequest, CodeExchange, OAuthError, OAuthIdentityRepository, OAuthProvider, Signer,
 };

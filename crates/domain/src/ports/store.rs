@@ -1,7 +1,7 @@
 use super::{
-    ApiKeyRepository, AuditLog, HotReads, OAuthIdentityRepository, Outbox, PasswordResetRepository,
-    ProjectRepository, RevokedTokenRepository, SessionRepository, SigningKeyRepository, StoreHealth,
-    UserRepository, VerificationRepository,
+    ApiKeyRepository, AuditLog, HotReads, MfaRepository, OAuthIdentityRepository, Outbox,
+    PasswordResetRepository, ProjectRepository, RevokedTokenRepository, SessionRepository,
+    SigningKeyRepository, StoreHealth, UserRepository, VerificationRepository,
 };
 
 /// `Store` as the sum of `$port`s, with the impl that gives it to every type
@@ -31,6 +31,7 @@ store_of!(
     OAuthIdentityRepository,
     SessionRepository,
     SigningKeyRepository,
+    MfaRepository,
     AuditLog,
     StoreHealth,
 );

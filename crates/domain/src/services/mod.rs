@@ -8,6 +8,7 @@ mod audit;
 mod credentials;
 mod keys;
 mod limits;
+mod mfa;
 mod oauth;
 mod passwords;
 mod projects;
@@ -23,6 +24,7 @@ pub use api_keys::{ApiKeyService, ListedKey, NewKeyRequest};
 pub use audit::{AuditService, MAX_AUDIT_PAGE};
 pub use keys::{Rotation, SigningKeyService};
 pub use limits::{IpFamily, LimitService, RateLimits};
+pub use mfa::{MFA_MAX_FAILURES, MFA_TOKEN_TTL_SECS, MfaService, SignIn, TotpSetup};
 pub use oauth::{Authorization, OAuthLogin, OAuthService};
 pub use passwords::{DeliveryReport, PasswordService, RESETS_PER_HOUR};
 pub use projects::ProjectService;
@@ -31,10 +33,11 @@ pub use verification::{Resend, VERIFICATIONS_PER_HOUR, VerificationService};
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
-    ApiKeyRepository, AuditLog, ChangeFeed, Clock, HotReads, Mailer, OAuthIdentityRepository, OAuthProvider,
-    Outbox, PasswordBlocklist, PasswordHasher, PasswordResetRepository, ProjectRepository, RateLimiter,
-    RequestContextSource, RevokedTokenRepository, SecretGenerator, SessionRepository, Signer,
-    SigningKeyRepository, Store, TokenCodec, UserRepository, VerificationRepository,
+    ApiKeyRepository, AuditLog, ChangeFeed, Clock, HotReads, Mailer, MfaRepository, OAuthIdentityRepository,
+    OAuthProvider, OneTimeCodes, Outbox, PasswordBlocklist, PasswordHasher, PasswordResetRepository,
+    ProjectRepository, RateLimiter, RequestContextSource, RevokedTokenRepository, SecretGenerator,
+    SessionRepository, Signer, SigningKeyRepository, Store, TokenCodec, UserRepository,
+    VerificationRepository,
 };
 
 /// The adapters a [`Services`] runs on: the storage ports of one
@@ -53,6 +56,7 @@ pub struct Ports {
     pub identities: Arc<dyn OAuthIdentityRepository>,
     pub sessions: Arc<dyn SessionRepository>,
     pub signing_keys: Arc<dyn SigningKeyRepository>,
+    pub mfa: Arc<dyn MfaRepository>,
     pub audit: Arc<dyn AuditLog>,
     pub adapters: Adapters,
 }
@@ -68,6 +72,8 @@ pub struct Adapters {
     pub hasher: Arc<dyn PasswordHasher>,
     pub blocklist: Arc<dyn PasswordBlocklist>,
     pub tokens: Arc<dyn TokenCodec>,
+    /// TOTP codes, and the sealing of TOTP secrets at rest.
+    pub one_time_codes: Arc<dyn OneTimeCodes>,
     pub clock: Arc<dyn Clock>,
     pub secrets: Arc<dyn SecretGenerator>,
     /// The request in flight, for the audit log ([`crate::ports::NoRequestContext`] when there is none).
@@ -94,6 +100,7 @@ impl Ports {
             identities: store.clone(),
             sessions: store.clone(),
             signing_keys: store.clone(),
+            mfa: store.clone(),
             audit: store,
             adapters,
         }
@@ -203,6 +210,7 @@ pub struct Services {
     pub verification: VerificationService,
     pub oauth: OAuthService,
     pub limits: LimitService,
+    pub mfa: MfaService,
     pub audit: AuditService,
     pub signing_keys: SigningKeyService,
 }
@@ -218,13 +226,15 @@ impl Services {
             Arc::new(settings.rate_limits.clone()),
         );
         let verification = VerificationService::new(&ports, &settings);
+        let mfa = MfaService::new(&ports, &settings, limits.clone());
         Self {
             accounts: AccountService::new(&ports, &settings, limits.clone(), verification.clone()),
-            sessions: SessionService::new(&ports, &settings, limits.clone()),
+            sessions: SessionService::new(&ports, &settings, limits.clone(), mfa.clone()),
             api_keys: ApiKeyService::new(&ports, &settings),
             passwords: PasswordService::new(&ports, &settings),
             verification,
-            oauth: OAuthService::new(&ports, &settings),
+            oauth: OAuthService::new(&ports, &settings, mfa.clone()),
+            mfa,
             projects: ProjectService::new(&ports),
             audit: AuditService::new(Arc::clone(&ports.audit), Arc::clone(&ports.adapters.clock)),
             admin: AdminService::new(&ports),

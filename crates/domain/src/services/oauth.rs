@@ -6,8 +6,8 @@ use uuid::Uuid;
 use crate::error::{DomainError, Forbidden, StoreError};
 use crate::model::AuditKind;
 use crate::model::{
-    Email, FullName, IssuedToken, NewUser, OAuthIdentity, ProviderName, ProviderProfile, RedirectUri, Role,
-    SignInMethod, User, UserId,
+    Email, FullName, NewUser, OAuthIdentity, ProviderName, ProviderProfile, RedirectUri, Role, SignInMethod,
+    User, UserId,
 };
 use crate::ports::{
     AuthorizationRequest, Change, ChangeFeed, Clock, CodeExchange, OAuthError, OAuthIdentityRepository,
@@ -15,7 +15,7 @@ use crate::ports::{
 };
 
 use super::audit::Recorder;
-use super::tokens::Tokens;
+use super::mfa::{MfaService, SignIn};
 use super::{AuthSettings, Ports, from_ports, opaque_debug};
 
 /// How long a `state` from `/authorize` stays valid.
@@ -41,7 +41,8 @@ impl std::fmt::Debug for Authorization {
 /// A completed social login.
 #[derive(Debug, Clone)]
 pub struct OAuthLogin {
-    pub token: IssuedToken,
+    /// A session, or the second step of a sign-in with MFA.
+    pub token: SignIn,
     pub user: User,
     pub profile: ProviderProfile,
 }
@@ -57,7 +58,7 @@ pub struct OAuthService {
     secrets: Arc<dyn SecretGenerator>,
     clock: Arc<dyn Clock>,
     changes: Arc<dyn ChangeFeed>,
-    tokens: Tokens,
+    mfa: MfaService,
     audit: Recorder,
     /// Refuse callbacks without a `state`.
     require_state: bool,
@@ -66,10 +67,10 @@ pub struct OAuthService {
 opaque_debug!(OAuthService);
 
 impl OAuthService {
-    pub(super) fn new(ports: &Ports, settings: &AuthSettings) -> Self {
+    pub(super) fn new(ports: &Ports, settings: &AuthSettings, mfa: MfaService) -> Self {
         from_ports!(ports => Self { users, identities; signer, secrets, clock, changes;
             oauth_providers: ports.adapters.oauth_providers.clone().into(),
-            tokens: Tokens::new(ports, settings),
+            mfa: mfa,
             audit: Recorder::new(ports),
             require_state: settings.oauth_require_state,
         })
@@ -187,8 +188,11 @@ impl OAuthService {
             self.audit.record_failure(AuditKind::LoginFailed, Some(user.id), "disabled").await;
             return Err(DomainError::Forbidden(Forbidden::AccountDisabled));
         }
-        let token = self.tokens.start_session(&user, SignInMethod::provider(kind), false).await?;
-        self.audit.record(AuditKind::OAuthLogin, Some(user.id), Some(format!("provider={kind}"))).await?;
+        let token = self.mfa.sign_in(&user, SignInMethod::provider(kind)).await?;
+        let pending = if matches!(token, SignIn::MfaRequired { .. }) { " mfa_required" } else { "" };
+        self.audit
+            .record(AuditKind::OAuthLogin, Some(user.id), Some(format!("provider={kind}{pending}")))
+            .await?;
         Ok(OAuthLogin { token, user, profile })
     }
 

@@ -17,6 +17,7 @@ use crate::ports::{
 use super::audit::Recorder;
 use super::credentials::Credentials;
 use super::limits::Failure;
+use super::mfa::{MfaService, SignIn};
 use super::tokens::Tokens;
 use super::{AuthSettings, LimitService, Ports, from_ports, limits, opaque_debug};
 
@@ -39,6 +40,7 @@ pub struct SessionService {
     reuse_grace: Duration,
     /// Password accounts sign in and refresh only once their address is verified.
     require_verified_email: bool,
+    mfa: MfaService,
 }
 
 /// One of the caller's live sessions, and whether the caller's token belongs to it.
@@ -51,7 +53,7 @@ pub struct SessionView {
 opaque_debug!(SessionService);
 
 impl SessionService {
-    pub(super) fn new(ports: &Ports, settings: &AuthSettings, limits: LimitService) -> Self {
+    pub(super) fn new(ports: &Ports, settings: &AuthSettings, limits: LimitService, mfa: MfaService) -> Self {
         from_ports!(ports => Self { users, reads, revoked_tokens, sessions; clock, changes;
             credentials: Credentials::new(ports, settings),
             tokens: Tokens::new(ports, settings),
@@ -60,6 +62,7 @@ impl SessionService {
             leeway_secs: settings.leeway_secs,
             reuse_grace: Duration::seconds(settings.refresh_reuse_grace_secs),
             require_verified_email: settings.require_verified_email,
+            mfa: mfa,
         })
     }
 
@@ -83,9 +86,13 @@ impl SessionService {
     /// nothing to someone without the password).
     ///
     /// # Errors
+    /// An account with a second factor gets [`SignIn::MfaRequired`]: no
+    /// session until `MfaService::verify`.
+    ///
+    /// # Errors
     /// `InvalidCredentials`; `Forbidden(AccountDisabled)`;
     /// `Forbidden(EmailNotVerified)`; `RateLimited`; `Unavailable`.
-    pub async fn login(&self, username: &str, password: Password) -> Result<IssuedToken, DomainError> {
+    pub async fn login(&self, username: &str, password: Password) -> Result<SignIn, DomainError> {
         let user = match Email::parse(username) {
             Ok(email) => self.users.find_by_email(&email).await?,
             Err(_) => None,
@@ -98,9 +105,10 @@ impl SessionService {
             self.audit.record_failure(AuditKind::LoginFailed, id, "email_not_verified").await;
             return Err(refused);
         }
-        let token = self.tokens.start_session(&user, SignInMethod::password(), false).await?;
-        self.audit.record(AuditKind::LoginSucceeded, id, None).await?;
-        Ok(token)
+        let signed_in = self.mfa.sign_in(&user, SignInMethod::password()).await?;
+        let detail = matches!(signed_in, SignIn::MfaRequired { .. }).then(|| "mfa_required".to_owned());
+        self.audit.record(AuditKind::LoginSucceeded, id, detail).await?;
+        Ok(signed_in)
     }
 
     /// Refuses a user whose address must be verified first. The right

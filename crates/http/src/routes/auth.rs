@@ -7,7 +7,8 @@ use super::no_store;
 use crate::body::Json;
 use crate::dto::{
     AuditEventsPage, ChangePasswordRequest, ChangePasswordResponse, LoginRequest, MessageResponse,
-    OwnEventsParams, RefreshRequest, RegisterRequest, RegisterResponse, TokenResponse, UserResponse,
+    OwnEventsParams, RefreshRequest, RegisterRequest, RegisterResponse, SignInResponse, TokenResponse,
+    UserResponse,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authenticated, BearerJwt};
@@ -42,7 +43,7 @@ pub(crate) async fn register(
     tag = "sessions",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in; or, for an account with a second factor, `mfa_required` and an `mfa_token` for `POST /v1/auth/mfa/verify`", body = SignInResponse),
         (status = 400, description = "Body is not JSON", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: unknown email and wrong password alike", body = ErrorBody),
         (status = 403, description = "`account_disabled` (right password of a disabled account); `email_not_verified` (right password, address not verified while `AUTH_REQUIRE_VERIFIED_EMAIL` is on)", body = ErrorBody),
@@ -63,7 +64,7 @@ pub(crate) async fn login_json(
     tag = "sessions",
     request_body(content = LoginRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in, or `mfa_required`", body = SignInResponse),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
         (status = 403, description = "`account_disabled`, `email_not_verified`", body = ErrorBody),
         (status = 422, description = "`invalid_field`", body = ErrorBody),
@@ -78,8 +79,8 @@ pub(crate) async fn login_form(
 }
 
 pub(crate) async fn login(state: &AppState, body: LoginRequest) -> Result<HttpResponse, ApiError> {
-    let token = state.services.sessions.login(&body.username, Password::new(body.password)).await?;
-    Ok(no_store(StatusCode::OK, &TokenResponse::from(token)))
+    let signed_in = state.services.sessions.login(&body.username, Password::new(body.password)).await?;
+    Ok(no_store(StatusCode::OK, &SignInResponse::from(signed_in)))
 }
 
 /// The caller's profile.

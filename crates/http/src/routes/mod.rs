@@ -5,6 +5,7 @@ pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod discovery;
 pub(crate) mod introspect;
+pub(crate) mod mfa;
 pub(crate) mod oauth;
 pub(crate) mod ops;
 pub(crate) mod passwords;

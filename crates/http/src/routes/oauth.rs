@@ -1,12 +1,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use portcullis_domain::{DomainError, OAuthLogin};
+use portcullis_domain::{DomainError, OAuthLogin, SignIn};
 
 use super::no_store;
 use crate::body::Json;
 use crate::dto::{
-    AuthorizeQuery, AuthorizeResponse, CallbackRequest, GithubLoginResponse, GithubUser,
-    ProviderLoginResponse, ProviderUser, TokenResponse,
+    AuthorizeQuery, AuthorizeResponse, CallbackRequest, GithubCallbackResponse, GithubLoginResponse,
+    GithubUser, MfaRequiredResponse, ProviderCallbackResponse, ProviderLoginResponse, ProviderUser,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -63,7 +63,7 @@ async fn callback(
     tag = "oauth",
     request_body = CallbackRequest,
     responses(
-        (status = 200, description = "Signed in", body = GithubLoginResponse),
+        (status = 200, description = "Signed in; or, for an account with a second factor, `mfa_required` and an `mfa_token`", body = GithubCallbackResponse),
         (status = 400, description = "`oauth_exchange_failed`, `invalid_oauth_state`", body = ErrorBody),
         (status = 403, description = "`account_disabled`", body = ErrorBody),
         (status = 404, description = "GitHub login is not configured", body = ErrorBody),
@@ -84,7 +84,15 @@ pub(crate) async fn github_callback(
         name: login.user.full_name.as_ref().map(|n| n.as_str().to_owned()).or(login.profile.name),
         avatar_url: login.profile.picture,
     };
-    Ok(no_store(StatusCode::OK, &GithubLoginResponse { token: TokenResponse::from(login.token), user }))
+    let body = match login.token {
+        SignIn::Session(token) => {
+            GithubCallbackResponse::Session(GithubLoginResponse { token: token.into(), user })
+        }
+        SignIn::MfaRequired { mfa_token, expires_in } => {
+            GithubCallbackResponse::Mfa(MfaRequiredResponse::new(&mfa_token, expires_in))
+        }
+    };
+    Ok(no_store(StatusCode::OK, &body))
 }
 
 /// Sign in with a LinkedIn authorization code.
@@ -93,7 +101,7 @@ pub(crate) async fn github_callback(
     tag = "oauth",
     request_body = CallbackRequest,
     responses(
-        (status = 200, description = "Signed in", body = ProviderLoginResponse),
+        (status = 200, description = "Signed in; or `mfa_required` and an `mfa_token`", body = ProviderCallbackResponse),
         (status = 400, description = "`oauth_exchange_failed`, `invalid_oauth_state`", body = ErrorBody),
         (status = 403, description = "`account_disabled`", body = ErrorBody),
         (status = 404, description = "LinkedIn login is not configured", body = ErrorBody),
@@ -120,7 +128,7 @@ pub(crate) async fn linkedin_callback(
     params(("provider" = String, Path, description = "`google` or the name of a configured OpenID Connect provider")),
     request_body = CallbackRequest,
     responses(
-        (status = 200, description = "Signed in", body = ProviderLoginResponse),
+        (status = 200, description = "Signed in; or `mfa_required` and an `mfa_token`", body = ProviderCallbackResponse),
         (status = 400, description = "`oauth_exchange_failed` (a refused code, or an `id_token` with a bad signature, another issuer or audience, expired, or another nonce), `invalid_oauth_state`", body = ErrorBody),
         (status = 403, description = "`account_disabled`", body = ErrorBody),
         (status = 404, description = "No provider of this name is configured", body = ErrorBody),
@@ -151,5 +159,13 @@ async fn provider_login(
         name: login.user.full_name.as_ref().map(|n| n.as_str().to_owned()).or(login.profile.name),
         picture: login.profile.picture,
     };
-    Ok(no_store(StatusCode::OK, &ProviderLoginResponse { token: TokenResponse::from(login.token), user }))
+    let body = match login.token {
+        SignIn::Session(token) => {
+            ProviderCallbackResponse::Session(ProviderLoginResponse { token: token.into(), user })
+        }
+        SignIn::MfaRequired { mfa_token, expires_in } => {
+            ProviderCallbackResponse::Mfa(MfaRequiredResponse::new(&mfa_token, expires_in))
+        }
+    };
+    Ok(no_store(StatusCode::OK, &body))
 }

@@ -6,7 +6,7 @@ use portcullis_domain::{Password, Registration, Role};
 
 use super::no_store;
 use crate::body::Json;
-use crate::dto::{AuthStatusResponse, LoginRequest, TestUserRequest, TokenResponse, UserResponse};
+use crate::dto::{AuthStatusResponse, LoginRequest, SignInResponse, TestUserRequest, UserResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::authenticate;
 use crate::state::AppState;
@@ -67,7 +67,7 @@ pub(crate) async fn create_test_user(
     tag = "test",
     request_body = TestUserRequest,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in, or `mfa_required`", body = SignInResponse),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
         (status = 403, description = "`account_disabled` (right password, disabled account)", body = ErrorBody),
     )
