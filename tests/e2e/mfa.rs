@@ -353,7 +353,29 @@ async fn bad_second_factor_input_gets_the_contracts_errors(backend: Backend) {
     expect_error(by_key, 403, "jwt_required").await;
 }
 
+async fn a_claimed_account_loses_the_registrants_second_factor(backend: Backend) {
+    let github = fake_github(octocat("squatted@example.com")).await;
+    let options = Options { github_url: Some(github.uri()), ..Options::default() };
+    let Some(app) = TestApp::spawn_with(backend, options).await else { return };
+    if !pyotp_available() {
+        return;
+    }
+    // Someone registers the owner's address (never verified) and locks it with their own TOTP.
+    let squatter = app.token_for("squatted@example.com").await;
+    enable(&app, &squatter).await;
+    let owner = github_login(&app).await;
+    assert!(owner["access_token"].is_string(), "the owner is not asked for the squatter's codes: {owner}");
+    let me: Value =
+        app.get_with("/v1/auth/me", owner["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!((me["mfa_enabled"].as_bool(), me["email_verified"].as_bool()), (Some(false), Some(true)));
+    let again = github_login(&app).await;
+    assert!(again["access_token"].is_string(), "{again}");
+    let login: Value = app.login("squatted@example.com", PASSWORD).await.json().await.unwrap();
+    assert_eq!(login["code"], "invalid_credentials", "{login}");
+}
+
 crate::on_both_backends!(
+    a_claimed_account_loses_the_registrants_second_factor,
     totp_is_set_up_confirmed_and_asked_for_at_sign_in,
     recovery_codes_work_once_and_end_the_other_sessions,
     five_wrong_codes_kill_the_mfa_token_and_count_as_failed_logins,

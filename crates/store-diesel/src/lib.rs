@@ -2080,6 +2080,7 @@ macro_rules! diesel_repositories {
                                 .set((
                                     users::password_hash.eq(None::<String>),
                                     users::email_verified.eq(true),
+                                    users::mfa_enabled.eq(false),
                                     users::session_version.eq(users::session_version + 1),
                                     users::updated_at.eq(now),
                                 ))
@@ -2098,6 +2099,11 @@ macro_rules! diesel_repositories {
                                 .await?;
                             void_resets(conn, id, now).await?;
                             void_verifications(conn, id, now).await?;
+                            // A second factor the registrant set up goes too: the owner would
+                            // otherwise be asked for the registrant's codes.
+                            diesel::delete(totp_factors::table.find(id)).execute(conn).await?;
+                            diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(id))).execute(conn).await?;
+                            diesel::delete(mfa_challenges::table.filter(mfa_challenges::user_id.eq(id))).execute(conn).await?;
                             diesel::insert_into(oauth_identities::table).values(identity).execute(conn).await?;
                             Ok(Some(row))
                         })

@@ -688,6 +688,7 @@ impl OAuthIdentityRepository for MemoryStore {
         };
         claimed.password_hash = None;
         claimed.email_verified = true;
+        claimed.mfa_enabled = false;
         claimed.session_version += 1;
         claimed.updated_at = now;
         let claimed = claimed.clone();
@@ -699,6 +700,10 @@ impl OAuthIdentityRepository for MemoryStore {
         }
         void_resets(&mut state, user, now);
         void_verifications(&mut state, user, now);
+        // A second factor the registrant set up goes too.
+        state.totp.remove(&user);
+        state.recovery_codes.retain(|c| c.user_id != user);
+        state.challenges.retain(|c| c.user_id != user);
         state.identities.push(identity);
         Ok(Some(claimed))
     }

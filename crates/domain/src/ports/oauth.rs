@@ -129,7 +129,8 @@ pub trait OAuthIdentityRepository: Send + Sync {
     /// the password, marks the email verified, moves the session version on
     /// (every access token is refused), ends every session (their refresh
     /// tokens with them), revokes every API key, voids outstanding reset and
-    /// verification links, and links the identity. `None` when the user
+    /// verification links, removes any second factor (TOTP, recovery codes,
+    /// pending sign-ins; `mfa_enabled` off), and links the identity. `None` when the user
     /// verified meanwhile (or is gone), and nothing changed.
     ///
     /// # Errors

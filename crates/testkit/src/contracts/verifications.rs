@@ -1,8 +1,8 @@
 use futures_util::future::join_all;
 use portcullis_domain::{
     ApiKey, ApiKeyId, DeliveryStatus, Email, EmailVerification, Environment, KeyDigest, MailMessage, NewUser,
-    OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, ProviderName, ResetBudget, ResourceName, Role,
-    Session, SessionId, SignInMethod, StoreError, User, UserId,
+    OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, ProviderName, RecoveryCode, ResetBudget,
+    ResourceName, Role, Session, SessionId, SignInMethod, StoreError, TotpFactor, User, UserId,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -232,6 +232,23 @@ pub async fn claiming_an_unverified_account_leaves_the_registrant_nothing<S: Con
         usage_count: 0,
     };
     store.insert_key(key).await.expect("insert_key succeeds");
+    // The registrant turned a second factor on, too.
+    let factor = TotpFactor {
+        user_id: user.id,
+        sealed_secret: vec![9; 49],
+        created_at: NOW,
+        confirmed_at: None,
+        last_step: None,
+    };
+    store.put_totp(factor).await.expect("put_totp succeeds");
+    let codes = vec![RecoveryCode {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        digest: KeyDigest([165; 32]),
+        created_at: NOW,
+        used_at: None,
+    }];
+    assert!(store.confirm_totp(user.id, &[9; 49], 10, codes, NOW).await.expect("confirm_totp succeeds"));
     let at = NOW + Duration::hours(1);
 
     let claimed = store
@@ -243,6 +260,9 @@ pub async fn claiming_an_unverified_account_leaves_the_registrant_nothing<S: Con
     assert_eq!(claimed.password_hash, None, "the registrant's password is gone");
     assert!(claimed.email_verified);
     assert_eq!(claimed.session_version, user.session_version + 1, "every access token dies");
+    assert!(!claimed.mfa_enabled, "the registrant's second factor is gone");
+    assert_eq!(store.find_totp(user.id).await.unwrap(), None);
+    assert!(!store.spend_recovery_code(user.id, &KeyDigest([165; 32]), at).await.unwrap());
     let ended = store.find_session_by_id(session.id).await.unwrap().expect("the session is kept");
     assert!(ended.ended_at.is_some(), "the registrant's session ended");
     let (stored_key, _) =
