@@ -228,8 +228,22 @@ async fn disabling_needs_the_password_and_a_code(backend: Backend) {
     )
     .await;
     expect_error(disable(&app, &token, &json!({"password": PASSWORD})).await, 422, "invalid_field").await;
+    // A code spent at a sign-in is refused for disabling too (the same step).
+    let mfa_token = first_step(&app, email).await;
+    let response = second_step(&app, &mfa_token, &current).await;
+    assert_eq!(response.status(), 200);
+    let elsewhere = token_of(response).await;
+    expect_error(
+        disable(&app, &token, &json!({"password": PASSWORD, "code": current})).await,
+        400,
+        "invalid_mfa_code",
+    )
+    .await;
+    app.clock.advance(time::Duration::seconds(30));
+    let current = code(&app, &secret);
     let response = disable(&app, &token, &json!({"password": PASSWORD, "code": current})).await;
     assert_eq!(response.status(), 200);
+    expect_error(app.get_with("/v1/auth/me", &elsewhere).await, 401, "session_ended").await;
     let me: Value = app.get_with("/v1/auth/me", &token).await.json().await.unwrap();
     assert_eq!(me["mfa_enabled"], false);
     let login: Value = app.login(email, PASSWORD).await.json().await.unwrap();

@@ -69,7 +69,7 @@ pub(crate) async fn create_test_user(
     responses(
         (status = 200, description = "Signed in, or `mfa_required`", body = SignInResponse),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "`account_disabled` (right password, disabled account)", body = ErrorBody),
+        (status = 403, description = "`account_disabled` (right password, disabled account); `email_not_verified` (right password, address not verified while `AUTH_REQUIRE_VERIFIED_EMAIL` is on)", body = ErrorBody),
     )
 )]
 #[post("/v1/test-auth/test-login")]
