@@ -7,8 +7,19 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 50] = [
+const VARIABLES: [&str; 62] = [
     "DATABASE_URL",
+    "DATABASE_URL_FILE",
+    "AUTH_JWT_SECRET_FILE",
+    "AUTH_JWT_PREVIOUS_SECRET_FILE",
+    "AUTH_KEY_ENCRYPTION_KEY_FILE",
+    "AUTH_SMTP_URL_FILE",
+    "AUTH_REDIS_URL_FILE",
+    "AUTH_REDIS_CA_FILE",
+    "AUTH_REDIS_REQUIRED",
+    "AUTH_GITHUB_CLIENT_SECRET_FILE",
+    "AUTH_LINKEDIN_CLIENT_SECRET_FILE",
+    "AUTH_GOOGLE_CLIENT_SECRET_FILE",
     "AUTH_PUBLIC_URL",
     "AUTH_BIND",
     "AUTH_ENV",
@@ -61,7 +72,7 @@ const VARIABLES: [&str; 50] = [
 ];
 
 /// The binary in an empty folder with a clean environment.
-fn portcullis(dir: &Path) -> Command {
+pub(crate) fn portcullis(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     command.current_dir(dir).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
     command
@@ -78,7 +89,9 @@ fn help_lists_every_variable_and_the_reference_documents_them() {
     let output = portcullis(&scratch()).arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    for command in ["serve", "migrate", "create-admin"] {
+    for command in
+        ["serve", "migrate", "create-admin", "keys", "healthcheck", "backup", "restore", "completions"]
+    {
         assert!(help.contains(command), "--help lists {command}");
     }
     let reference =
@@ -253,7 +266,7 @@ fn serve_answers_and_stops_gracefully_on_sigterm() {
 }
 
 /// A minimal HTTP/1.1 client over std, so the test needs no runtime.
-fn http(port: u16, request: &str) -> String {
+pub(crate) fn http(port: u16, request: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
@@ -262,7 +275,7 @@ fn http(port: u16, request: &str) -> String {
     answer
 }
 
-fn json_request(method: &str, path: &str, auth: Option<&str>, body: &str) -> String {
+pub(crate) fn json_request(method: &str, path: &str, auth: Option<&str>, body: &str) -> String {
     let auth = auth.map(|a| format!("{a}\r\n")).unwrap_or_default();
     format!(
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -270,7 +283,7 @@ fn json_request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Str
     )
 }
 
-fn body_of(answer: &str) -> serde_json::Value {
+pub(crate) fn body_of(answer: &str) -> serde_json::Value {
     serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap_or(serde_json::Value::Null)
 }
 

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use portcullis_connect::PgTarget;
 use portcullis_domain::ports::{Change, ChangeFeed};
 use portcullis_domain::{ApiKeyId, UserId};
 use tokio::sync::mpsc;
@@ -29,14 +30,15 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub enum Transport {
     /// Redis pub/sub on `channel`.
-    Redis { url: String, channel: String },
-    /// PostgreSQL `NOTIFY` / `LISTEN` on `channel` (an identifier).
-    Postgres { url: String, channel: String },
+    Redis { client: Box<redis::Client>, channel: String },
+    /// PostgreSQL `NOTIFY` / `LISTEN` on `channel` (an identifier), over the
+    /// same TLS policy as the connection pool.
+    Postgres { target: Arc<PgTarget>, channel: String },
 }
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URLs may hold passwords.
+        // The connection settings may hold passwords.
         match self {
             Self::Redis { channel, .. } => write!(f, "Redis pub/sub ({channel})"),
             Self::Postgres { channel, .. } => write!(f, "PostgreSQL LISTEN/NOTIFY ({channel})"),
@@ -186,15 +188,13 @@ impl Drop for Sender {
 impl Sender {
     async fn connect(transport: &Transport) -> Result<Self, String> {
         match transport {
-            Transport::Redis { url, channel } => {
-                let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            Transport::Redis { client, channel } => {
                 let connection =
                     client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
                 Ok(Self::Redis(connection, channel.clone()))
             }
-            Transport::Postgres { url, channel } => {
-                let (client, connection) =
-                    tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+            Transport::Postgres { target, channel } => {
+                let (client, connection) = target.connect().await?;
                 let driver = tokio::spawn(async move {
                     let _ = connection.await;
                 });
@@ -234,8 +234,8 @@ async fn listen(transport: Transport, origin: Uuid, local: Arc<dyn ChangeFeed>, 
     };
     loop {
         let outcome = match &transport {
-            Transport::Redis { url, channel } => listen_redis(url, channel, &deliver).await,
-            Transport::Postgres { url, channel } => listen_postgres(url, channel, &deliver).await,
+            Transport::Redis { client, channel } => listen_redis(client, channel, &deliver).await,
+            Transport::Postgres { target, channel } => listen_postgres(target, channel, &deliver).await,
         };
         if let Err(why) = outcome {
             tracing::warn!(transport = ?transport, error = %why, "cache invalidations from other instances are not received; reconnecting");
@@ -244,8 +244,7 @@ async fn listen(transport: Transport, origin: Uuid, local: Arc<dyn ChangeFeed>, 
     }
 }
 
-async fn listen_redis(url: &str, channel: &str, deliver: &impl Fn(&str)) -> Result<(), String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+async fn listen_redis(client: &redis::Client, channel: &str, deliver: &impl Fn(&str)) -> Result<(), String> {
     let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
     pubsub.subscribe(channel).await.map_err(|e| e.to_string())?;
     tracing::info!(channel, "receiving cache invalidations through Redis");
@@ -258,9 +257,8 @@ async fn listen_redis(url: &str, channel: &str, deliver: &impl Fn(&str)) -> Resu
     Err("the subscription ended".to_owned())
 }
 
-async fn listen_postgres(url: &str, channel: &str, deliver: &impl Fn(&str)) -> Result<(), String> {
-    let (client, mut connection) =
-        tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+async fn listen_postgres(target: &PgTarget, channel: &str, deliver: &impl Fn(&str)) -> Result<(), String> {
+    let (client, mut connection) = target.connect().await?;
     let (notifications, mut received) = mpsc::unbounded_channel();
     // The connection yields the notifications; it must be polled to make progress at all.
     let driver = tokio::spawn(async move {

@@ -53,13 +53,13 @@ impl std::fmt::Debug for RedisRateLimiter {
 }
 
 impl RedisRateLimiter {
-    /// Connects to `url` (`redis://host:6379`), with short timeouts so a slow
-    /// Redis never holds a request for long. Keys are `prefix` + the caller's key.
+    /// Connects through `client` (plain or TLS, as its URL says), with short
+    /// timeouts so a slow Redis never holds a request for long. Keys are
+    /// `prefix` + the caller's key.
     ///
     /// # Errors
-    /// A message when the URL is invalid or Redis cannot be reached now.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
+    /// A message when Redis cannot be reached now.
+    pub async fn connect(client: redis::Client, prefix: &str) -> Result<Self, String> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_millis(500)))
@@ -135,7 +135,7 @@ impl RateLimiter for RedisRateLimiter {
 /// request waits on a dead server), then tried again; if it was unreachable
 /// at start, connecting is retried the same way. Switches are logged once.
 pub struct FallbackRateLimiter {
-    url: Option<String>,
+    client: Option<redis::Client>,
     prefix: String,
     redis: Mutex<Option<RedisRateLimiter>>,
     local: MemoryRateLimiter,
@@ -154,9 +154,10 @@ impl std::fmt::Debug for FallbackRateLimiter {
 const BACKOFF_MS: i64 = 5_000;
 
 impl FallbackRateLimiter {
-    /// Shared limits in Redis at `url`, keys under `prefix`; connects now if it can.
-    pub async fn connect(url: &str, prefix: &str) -> Self {
-        let redis = match RedisRateLimiter::connect(url, prefix).await {
+    /// Shared limits in the Redis `client` reaches, keys under `prefix`;
+    /// connects now if it can.
+    pub async fn connect(client: redis::Client, prefix: &str) -> Self {
+        let redis = match RedisRateLimiter::connect(client.clone(), prefix).await {
             Ok(redis) => Some(redis),
             Err(e) => {
                 tracing::warn!(error = %e, "Redis rate limiter unavailable at start: limiting per instance");
@@ -165,7 +166,7 @@ impl FallbackRateLimiter {
         };
         let degraded = redis.is_none();
         Self {
-            url: Some(url.to_owned()),
+            client: Some(client),
             prefix: prefix.to_owned(),
             redis: Mutex::new(redis),
             local: MemoryRateLimiter::new(),
@@ -178,13 +179,28 @@ impl FallbackRateLimiter {
     #[must_use]
     pub fn local_only() -> Self {
         Self {
-            url: None,
+            client: None,
             prefix: String::new(),
             redis: Mutex::new(None),
             local: MemoryRateLimiter::new(),
             degraded: AtomicBool::new(false),
             retry_at: AtomicI64::new(i64::MAX),
         }
+    }
+
+    /// One round trip to Redis, for readiness: `Ok` without Redis configured.
+    ///
+    /// # Errors
+    /// Why Redis cannot be reached or did not answer.
+    pub async fn ping(&self) -> Result<(), String> {
+        let Some(client) = &self.client else { return Ok(()) };
+        let current = self.redis.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let redis = match current {
+            Some(redis) => redis,
+            None => RedisRateLimiter::connect(client.clone(), &self.prefix).await?,
+        };
+        let mut connection = redis.connection.clone();
+        redis::cmd("PING").query_async::<String>(&mut connection).await.map(drop).map_err(|e| e.to_string())
     }
 
     /// Forgets in-process keys whose budget is whole again (see
@@ -202,9 +218,9 @@ impl FallbackRateLimiter {
         if current.is_some() {
             return current;
         }
-        let url = self.url.as_deref()?;
+        let client = self.client.clone()?;
         self.retry_at.store(now_ms + BACKOFF_MS, Ordering::Relaxed);
-        let connected = RedisRateLimiter::connect(url, &self.prefix).await.ok()?;
+        let connected = RedisRateLimiter::connect(client, &self.prefix).await.ok()?;
         *self.redis.lock().unwrap_or_else(PoisonError::into_inner) = Some(connected.clone());
         Some(connected)
     }

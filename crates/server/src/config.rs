@@ -24,6 +24,25 @@ pub struct Cli {
     pub config: Config,
 }
 
+impl Cli {
+    /// The command line and the environment (`.env` loaded first), with every
+    /// `_FILE` secret read. Exits (code 2, clap's message) on a value clap
+    /// refuses, and prints help or the version when asked.
+    ///
+    /// # Errors
+    /// A secret given twice, or a secret file that cannot serve.
+    pub fn from_env() -> Result<Self, crate::StartError> {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().get_matches();
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let database_url_given = matches
+            .value_source("database_url")
+            .is_some_and(|source| source != clap::parser::ValueSource::DefaultValue);
+        cli.config.read_secret_files(database_url_given)?;
+        Ok(cli)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, then serve (the default).
@@ -34,6 +53,32 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysCommand,
+    },
+    /// Exit 0 when GET /healthz on AUTH_BIND answers 200, 1 otherwise (for a
+    /// container HEALTHCHECK or a load balancer's script).
+    Healthcheck {
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+        timeout: u64,
+    },
+    /// Write a consistent copy of the SQLite database while the service runs
+    /// (file mode 0600; never overwrites). On PostgreSQL, use pg_dump.
+    Backup {
+        /// Where to write the copy: a file that does not exist yet.
+        #[arg(long, value_name = "PATH")]
+        to: PathBuf,
+    },
+    /// Replace the SQLite database with a backup. Refused while any instance
+    /// uses the database.
+    Restore {
+        /// The backup to restore (made by `portcullis backup`).
+        #[arg(long, value_name = "PATH")]
+        from: PathBuf,
+    },
+    /// Print a shell completion script: portcullis completions bash > /etc/bash_completion.d/portcullis
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Create an ADMIN user, or promote an existing user to ADMIN.
     CreateAdmin {
@@ -237,8 +282,15 @@ pub struct ServerConfig {
 #[command(next_help_heading = "Database")]
 pub struct DatabaseConfig {
     /// sqlite://PATH (embedded, created on first start) or postgres://user:pass@host/db.
+    /// PostgreSQL over TLS as libpq reads it: ?sslmode=disable|prefer|require|verify-ca|verify-full
+    /// (default prefer) and &sslrootcert=/path/to/ca.pem (default: the platform's roots).
     #[arg(long, global = true, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://data/portcullis.db", value_parser = DatabaseUrl::parse, hide_env_values = true)]
     pub database_url: DatabaseUrl,
+
+    /// A file holding DATABASE_URL (Docker and Kubernetes secrets); trailing newlines
+    /// are ignored. Not together with DATABASE_URL.
+    #[arg(long, global = true, env = "DATABASE_URL_FILE", value_name = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
 
     /// Most database connections this instance opens (1 to 1000).
     #[arg(long, global = true, env = "AUTH_DB_MAX_CONNECTIONS", value_name = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -268,6 +320,16 @@ pub struct TokenConfig {
     #[arg(long, global = true, env = "AUTH_KEY_ENCRYPTION_KEY", value_name = "AUTH_KEY_ENCRYPTION_KEY", hide_env_values = true, value_parser = parse_kek)]
     pub key_encryption_key: Option<Secret>,
 
+    /// A file holding AUTH_KEY_ENCRYPTION_KEY (Docker and Kubernetes secrets); trailing newlines
+    /// are ignored. Not together with AUTH_KEY_ENCRYPTION_KEY.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_KEY_ENCRYPTION_KEY_FILE",
+        value_name = "AUTH_KEY_ENCRYPTION_KEY_FILE"
+    )]
+    pub key_encryption_key_file: Option<PathBuf>,
+
     /// Seconds a new signing key is published before it signs: at least 600
     /// (twice the JWKS max-age), so no verifier meets a kid it has not fetched.
     #[arg(long, global = true, env = "AUTH_KEY_PUBLISH_SECS", value_name = "AUTH_KEY_PUBLISH_SECS", default_value_t = 600, value_parser = clap::value_parser!(i64).range(600..=31_536_000))]
@@ -290,11 +352,26 @@ pub struct TokenConfig {
     #[arg(long, global = true, env = "AUTH_JWT_SECRET", value_name = "AUTH_JWT_SECRET", hide_env_values = true, value_parser = parse_jwt_secret)]
     pub jwt_secret: Option<Secret>,
 
+    /// A file holding AUTH_JWT_SECRET (Docker and Kubernetes secrets); trailing newlines
+    /// are ignored. Not together with AUTH_JWT_SECRET.
+    #[arg(long, global = true, env = "AUTH_JWT_SECRET_FILE", value_name = "AUTH_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
     /// During a key rotation, the previous AUTH_JWT_SECRET: tokens signed with
     /// it are still accepted (until they expire); new ones are signed with
     /// AUTH_JWT_SECRET only. Remove it once AUTH_TOKEN_TTL_SECS has passed.
     #[arg(long, global = true, env = "AUTH_JWT_PREVIOUS_SECRET", value_name = "AUTH_JWT_PREVIOUS_SECRET", hide_env_values = true, value_parser = parse_jwt_secret)]
     pub jwt_previous_secret: Option<Secret>,
+
+    /// A file holding AUTH_JWT_PREVIOUS_SECRET (Docker and Kubernetes secrets); trailing newlines
+    /// are ignored. Not together with AUTH_JWT_PREVIOUS_SECRET.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTH_JWT_PREVIOUS_SECRET_FILE",
+        value_name = "AUTH_JWT_PREVIOUS_SECRET_FILE"
+    )]
+    pub jwt_previous_secret_file: Option<PathBuf>,
 
     /// Access-token lifetime in seconds (60 to 31536000).
     #[arg(long, global = true, env = "AUTH_TOKEN_TTL_SECS", value_name = "AUTH_TOKEN_TTL_SECS", default_value_t = 28_800, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
@@ -362,6 +439,11 @@ pub struct MailConfig {
     /// (outside production, with their links).
     #[arg(long, global = true, env = "AUTH_SMTP_URL", value_name = "AUTH_SMTP_URL", hide_env_values = true, value_parser = Secret::parse)]
     pub smtp_url: Option<Secret>,
+
+    /// A file holding AUTH_SMTP_URL (Docker and Kubernetes secrets); trailing newlines
+    /// are ignored. Not together with AUTH_SMTP_URL.
+    #[arg(long, global = true, env = "AUTH_SMTP_URL_FILE", value_name = "AUTH_SMTP_URL_FILE")]
+    pub smtp_url_file: Option<PathBuf>,
 
     /// Sender of outgoing email.
     #[arg(
@@ -433,6 +515,17 @@ pub struct GithubConfig {
     #[arg(id = "github_client_secret", long = "github-client-secret", global = true, env = "AUTH_GITHUB_CLIENT_SECRET", value_name = "AUTH_GITHUB_CLIENT_SECRET", hide_env_values = true, value_parser = Secret::parse)]
     pub client_secret: Option<Secret>,
 
+    /// A file holding AUTH_GITHUB_CLIENT_SECRET (Docker and Kubernetes secrets); trailing newlines
+    /// are ignored. Not together with AUTH_GITHUB_CLIENT_SECRET.
+    #[arg(
+        id = "github_client_secret_file",
+        long = "github-client-secret-file",
+        global = true,
+        env = "AUTH_GITHUB_CLIENT_SECRET_FILE",
+        value_name = "AUTH_GITHUB_CLIENT_SECRET_FILE"
+    )]
+    pub client_secret_file: Option<PathBuf>,
+
     /// GitHub's authorization endpoint (tests point it at a fake).
     #[arg(id = "github_authorize_url", long = "github-authorize-url", global = true, env = "AUTH_GITHUB_AUTHORIZE_URL", value_name = "AUTH_GITHUB_AUTHORIZE_URL", default_value = "https://github.com/login/oauth/authorize", value_parser = parse_http_url)]
     pub authorize_url: String,
@@ -462,6 +555,17 @@ pub struct LinkedinConfig {
     /// LinkedIn app client secret.
     #[arg(id = "linkedin_client_secret", long = "linkedin-client-secret", global = true, env = "AUTH_LINKEDIN_CLIENT_SECRET", value_name = "AUTH_LINKEDIN_CLIENT_SECRET", hide_env_values = true, value_parser = Secret::parse)]
     pub client_secret: Option<Secret>,
+
+    /// A file holding AUTH_LINKEDIN_CLIENT_SECRET (Docker and Kubernetes secrets); trailing newlines
+    /// are ignored. Not together with AUTH_LINKEDIN_CLIENT_SECRET.
+    #[arg(
+        id = "linkedin_client_secret_file",
+        long = "linkedin-client-secret-file",
+        global = true,
+        env = "AUTH_LINKEDIN_CLIENT_SECRET_FILE",
+        value_name = "AUTH_LINKEDIN_CLIENT_SECRET_FILE"
+    )]
+    pub client_secret_file: Option<PathBuf>,
 
     /// LinkedIn's authorization endpoint.
     #[arg(id = "linkedin_authorize_url", long = "linkedin-authorize-url", global = true, env = "AUTH_LINKEDIN_AUTHORIZE_URL", value_name = "AUTH_LINKEDIN_AUTHORIZE_URL", default_value = "https://www.linkedin.com/oauth/v2/authorization", value_parser = parse_http_url)]
@@ -494,6 +598,17 @@ pub struct GoogleConfig {
     #[arg(id = "google_client_secret", long = "google-client-secret", global = true, env = "AUTH_GOOGLE_CLIENT_SECRET", value_name = "AUTH_GOOGLE_CLIENT_SECRET", hide_env_values = true, value_parser = Secret::parse)]
     pub client_secret: Option<Secret>,
 
+    /// A file holding AUTH_GOOGLE_CLIENT_SECRET (Docker and Kubernetes secrets); trailing newlines
+    /// are ignored. Not together with AUTH_GOOGLE_CLIENT_SECRET.
+    #[arg(
+        id = "google_client_secret_file",
+        long = "google-client-secret-file",
+        global = true,
+        env = "AUTH_GOOGLE_CLIENT_SECRET_FILE",
+        value_name = "AUTH_GOOGLE_CLIENT_SECRET_FILE"
+    )]
+    pub client_secret_file: Option<PathBuf>,
+
     /// Google's OpenID Connect issuer; its discovery document gives every endpoint.
     #[arg(id = "google_issuer", long = "google-issuer", global = true, env = "AUTH_GOOGLE_ISSUER", value_name = "AUTH_GOOGLE_ISSUER", default_value = "https://accounts.google.com", value_parser = parse_http_url)]
     pub issuer: String,
@@ -513,7 +628,8 @@ pub struct OidcSection {
 }
 
 /// What each `AUTH_OIDC_<NAME>_` variable may end with.
-const OIDC_SUFFIXES: [&str; 4] = ["_ISSUER", "_CLIENT_ID", "_CLIENT_SECRET", "_SCOPES"];
+const OIDC_SUFFIXES: [&str; 5] =
+    ["_ISSUER", "_CLIENT_ID", "_CLIENT_SECRET_FILE", "_CLIENT_SECRET", "_SCOPES"];
 
 impl Config {
     /// Reads the `AUTH_OIDC_<NAME>_*` variables among `vars` (the process
@@ -536,7 +652,7 @@ impl Config {
             else {
                 return Err(crate::StartError::config(
                     variable,
-                    "an OpenID Connect setting ends with _ISSUER, _CLIENT_ID, _CLIENT_SECRET or _SCOPES",
+                    "an OpenID Connect setting ends with _ISSUER, _CLIENT_ID, _CLIENT_SECRET, _CLIENT_SECRET_FILE or _SCOPES",
                 ));
             };
             if name.is_empty()
@@ -548,6 +664,14 @@ impl Config {
         }
         for (name, mut settings) in found {
             let variable = |suffix: &str| format!("AUTH_OIDC_{name}{suffix}");
+            let from_file = match settings.remove("_CLIENT_SECRET_FILE") {
+                Some(path) => {
+                    let given = settings.contains_key("_CLIENT_SECRET");
+                    secret_file(&variable("_CLIENT_SECRET"), given, Some(std::path::Path::new(&path)))?
+                        .map(Secret::new)
+                }
+                None => None,
+            };
             let mut take = |suffix: &'static str| {
                 settings.remove(suffix).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
                     crate::StartError::config(
@@ -559,7 +683,10 @@ impl Config {
             let issuer = parse_http_url(&take("_ISSUER")?)
                 .map_err(|why| crate::StartError::config(variable("_ISSUER"), why))?;
             let client_id = take("_CLIENT_ID")?;
-            let client_secret = Secret::new(take("_CLIENT_SECRET")?);
+            let client_secret = match from_file {
+                Some(secret) => secret,
+                None => Secret::new(take("_CLIENT_SECRET")?),
+            };
             let scopes = settings.remove("_SCOPES").map_or_else(
                 || vec!["openid".to_owned(), "email".to_owned(), "profile".to_owned()],
                 |raw| raw.split_whitespace().map(str::to_owned).collect(),
@@ -571,6 +698,94 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// Reads every `<VARIABLE>_FILE` secret into its setting: the one place a
+    /// secret's file form is resolved. `database_url_given` says whether
+    /// DATABASE_URL was set (rather than defaulted).
+    ///
+    /// # Errors
+    /// Both forms of one secret set; a file that is missing, a directory,
+    /// unreadable, not UTF-8 or empty; a value its setting refuses. The
+    /// message names the variables, never the value.
+    pub fn read_secret_files(&mut self, database_url_given: bool) -> Result<(), crate::StartError> {
+        let given = |slot: &Option<Secret>| slot.is_some();
+        let t = &mut self.tokens;
+        let from = |var: &str, given: bool, file: &Option<PathBuf>| secret_file(var, given, file.as_deref());
+        if let Some(raw) = from("AUTH_JWT_SECRET", given(&t.jwt_secret), &t.jwt_secret_file)? {
+            t.jwt_secret = Some(checked("AUTH_JWT_SECRET_FILE", parse_jwt_secret(&raw))?);
+        }
+        if let Some(raw) =
+            from("AUTH_JWT_PREVIOUS_SECRET", given(&t.jwt_previous_secret), &t.jwt_previous_secret_file)?
+        {
+            t.jwt_previous_secret = Some(checked("AUTH_JWT_PREVIOUS_SECRET_FILE", parse_jwt_secret(&raw))?);
+        }
+        if let Some(raw) =
+            from("AUTH_KEY_ENCRYPTION_KEY", given(&t.key_encryption_key), &t.key_encryption_key_file)?
+        {
+            t.key_encryption_key = Some(checked("AUTH_KEY_ENCRYPTION_KEY_FILE", parse_kek(&raw))?);
+        }
+        let d = &mut self.database;
+        if let Some(raw) = from("DATABASE_URL", database_url_given, &d.database_url_file)? {
+            d.database_url = checked("DATABASE_URL_FILE", DatabaseUrl::parse(&raw))?;
+        }
+        let m = &mut self.mail;
+        if let Some(raw) = from("AUTH_SMTP_URL", given(&m.smtp_url), &m.smtp_url_file)? {
+            m.smtp_url = Some(Secret::new(raw));
+        }
+        let l = &mut self.limits;
+        if let Some(raw) = from("AUTH_REDIS_URL", given(&l.redis_url), &l.redis_url_file)? {
+            l.redis_url = Some(Secret::new(raw));
+        }
+        let p = &mut self.providers;
+        for (var, slot, file) in [
+            ("AUTH_GITHUB_CLIENT_SECRET", &mut p.github.client_secret, &p.github.client_secret_file),
+            ("AUTH_LINKEDIN_CLIENT_SECRET", &mut p.linkedin.client_secret, &p.linkedin.client_secret_file),
+            ("AUTH_GOOGLE_CLIENT_SECRET", &mut p.google.client_secret, &p.google.client_secret_file),
+        ] {
+            if let Some(raw) = from(var, slot.is_some(), file)? {
+                *slot = Some(Secret::new(raw));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A value parsed from `file_var`'s file, or the parser's reason under that
+/// name (the reason never quotes the value).
+fn checked<T>(file_var: &str, parsed: Result<T, String>) -> Result<T, crate::StartError> {
+    parsed.map_err(|why| crate::StartError::config(file_var, why))
+}
+
+/// The content of `<var>_FILE` when it is set, without trailing newlines.
+///
+/// # Errors
+/// Both forms set, or a file that cannot serve (named with the reason).
+pub(crate) fn secret_file(
+    var: &str,
+    given: bool,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, crate::StartError> {
+    let Some(path) = file else { return Ok(None) };
+    let file_var = format!("{var}_FILE");
+    if given {
+        return Err(crate::StartError::Settings(format!(
+            "{var} and {file_var} are both set: set one of them"
+        )));
+    }
+    let fail =
+        |why: String| crate::StartError::config(file_var.clone(), format!("{}: {why}", path.display()));
+    if path.is_dir() {
+        return Err(fail("is a directory, not a file".to_owned()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| fail("is not UTF-8 text".to_owned()))?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(fail("is empty".to_owned()));
+    }
+    Ok(Some(value.to_owned()))
 }
 
 /// Rate limits, and where their counters live.
@@ -588,6 +803,22 @@ pub struct LimitsConfig {
     /// limits on its own.
     #[arg(long, global = true, env = "AUTH_REDIS_URL", value_name = "AUTH_REDIS_URL", hide_env_values = true, value_parser = Secret::parse)]
     pub redis_url: Option<Secret>,
+
+    /// A file holding AUTH_REDIS_URL (Docker and Kubernetes secrets); trailing newlines
+    /// are ignored. Not together with AUTH_REDIS_URL.
+    #[arg(long, global = true, env = "AUTH_REDIS_URL_FILE", value_name = "AUTH_REDIS_URL_FILE")]
+    pub redis_url_file: Option<PathBuf>,
+
+    /// PEM file of the CA that signed the Redis server's certificate, for a
+    /// rediss:// AUTH_REDIS_URL with a private CA. Unset: the platform's roots.
+    #[arg(long, global = true, env = "AUTH_REDIS_CA_FILE", value_name = "AUTH_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
+    /// true: GET /readyz answers 503 while Redis cannot be reached, so a load
+    /// balancer takes instances out rather than let each limit on its own.
+    /// false (default): Redis down only weakens limits to per-instance ones.
+    #[arg(long, global = true, env = "AUTH_REDIS_REQUIRED", value_name = "AUTH_REDIS_REQUIRED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub redis_required: bool,
 
     /// Prefix of every Redis key Portcullis writes (for a Redis shared with other software).
     #[arg(

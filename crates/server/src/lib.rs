@@ -11,6 +11,7 @@
 pub mod config;
 mod error;
 mod jobs;
+mod ops;
 mod providers;
 mod secret;
 mod telemetry;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 use portcullis_broadcast::{Broadcast, Transport};
+use portcullis_connect::PgTarget;
 use portcullis_crypto::{Argon2Hasher, HashingConfig, HmacSigner, JwtCodec, OsSecrets, TotpCodes};
 use portcullis_domain::ports::{Clock, StoreHealth, SystemClock};
 use portcullis_domain::{
@@ -66,7 +68,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
             Ok(store)
         }
         DatabaseUrl::Postgres(url) => {
-            let store = Arc::new(PostgresStore::connect(url, max).map_err(database)?);
+            let target = PgTarget::parse(url).map_err(StartError::Settings)?;
+            tracing::info!(sslmode = target.mode().as_str(), "PostgreSQL connection settings");
+            let store = Arc::new(PostgresStore::connect_to(target, max).map_err(database)?);
             let applied = store.migrate().await.map_err(database)?;
             tracing::info!(applied, "PostgreSQL database ready");
             Ok(store)
@@ -88,7 +92,33 @@ pub struct App {
     metrics_bind: Option<std::net::SocketAddr>,
     audit_retention_days: u32,
     limiter: Arc<FallbackRateLimiter>,
+    /// `AUTH_REDIS_REQUIRED`: readiness also needs Redis.
+    redis_required: bool,
     clock: Arc<dyn Clock>,
+}
+
+/// What `/readyz` asks: the database, and Redis when `AUTH_REDIS_REQUIRED`.
+struct Readiness {
+    store: Arc<dyn Store>,
+    redis: Option<Arc<FallbackRateLimiter>>,
+}
+
+#[async_trait::async_trait]
+impl StoreHealth for Readiness {
+    async fn ping(&self) -> Result<(), portcullis_domain::StoreError> {
+        self.store.ping().await?;
+        if let Some(limiter) = &self.redis {
+            limiter
+                .ping()
+                .await
+                .map_err(|why| portcullis_domain::StoreError::Unavailable(format!("Redis: {why}")))?;
+        }
+        Ok(())
+    }
+
+    fn pool_usage(&self) -> Option<portcullis_domain::ports::PoolUsage> {
+        self.store.pool_usage()
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -147,7 +177,7 @@ impl App {
         );
         let queue_depth = Arc::downgrade(&hasher);
         metrics.watch_hash_queue(Arc::new(move || queue_depth.upgrade().map_or(0, |h| h.queued())));
-        let limiter = rate_limiter(config).await;
+        let limiter = rate_limiter(config).await?;
         let adapters = Adapters {
             mailer: mailer(config)?,
             oauth_providers: providers::oauth_providers(&config.providers)?,
@@ -171,7 +201,7 @@ impl App {
         // The authentication reads, kept for AUTH_CACHE_TTL_MS; writes through these ports forget what they touch.
         let (mut ports, forgets) = portcullis_cache::wrap_shared(ports, config.cache.cache_ttl_ms);
         // ...and tell the other instances, whose caches forget it too.
-        let broadcast = match (forgets, broadcast_transport(config)) {
+        let broadcast = match (forgets, broadcast_transport(config)?) {
             (Some(forgets), Some(transport)) => {
                 tracing::info!(transport = ?transport, "cache invalidations are broadcast to the other instances");
                 let broadcast =
@@ -204,6 +234,7 @@ impl App {
             metrics_bind: config.server.metrics_bind,
             audit_retention_days: config.audit.audit_retention_days,
             limiter,
+            redis_required: config.limits.redis_required,
             clock,
         })
     }
@@ -218,7 +249,10 @@ impl App {
     pub fn serve(self, listener: TcpListener) -> Result<Serving, StartError> {
         let state = AppState {
             services: self.services.clone(),
-            health: Arc::clone(&self.store) as Arc<dyn StoreHealth>,
+            health: Arc::new(Readiness {
+                store: Arc::clone(&self.store),
+                redis: self.redis_required.then(|| Arc::clone(&self.limiter)),
+            }),
             settings: self.http.clone(),
             metrics: Arc::clone(&self.metrics),
         };
@@ -448,27 +482,46 @@ pub fn install_crypto_provider() {
 /// Where cache invalidations travel: Redis when `AUTH_REDIS_URL` is set, else
 /// PostgreSQL's LISTEN/NOTIFY on PostgreSQL, else nowhere (SQLite is one
 /// instance by design).
-fn broadcast_transport(config: &Config) -> Option<Transport> {
+fn broadcast_transport(config: &Config) -> Result<Option<Transport>, StartError> {
     let channel = format!("{}changes", config.limits.redis_prefix);
-    match (&config.limits.redis_url, &config.database.database_url) {
-        (Some(url), _) => Some(Transport::Redis { url: url.expose().to_owned(), channel }),
+    Ok(match (redis_client(config)?, &config.database.database_url) {
+        (Some(client), _) => Some(Transport::Redis { client: Box::new(client), channel }),
         (None, DatabaseUrl::Postgres(url)) => {
-            Some(Transport::Postgres { url: url.clone(), channel: "portcullis_changes".to_owned() })
+            let target = Arc::new(PgTarget::parse(url).map_err(StartError::Settings)?);
+            Some(Transport::Postgres { target, channel: "portcullis_changes".to_owned() })
         }
         (None, DatabaseUrl::Sqlite(_)) => None,
+    })
+}
+
+/// A client for `AUTH_REDIS_URL` (TLS with `rediss://`, trusting
+/// `AUTH_REDIS_CA_FILE` when set), or `None` without Redis.
+///
+/// # Errors
+/// A URL the client refuses, or a CA file that cannot serve, named.
+fn redis_client(config: &Config) -> Result<Option<redis::Client>, StartError> {
+    let limits = &config.limits;
+    match (&limits.redis_url, &limits.redis_ca_file) {
+        (None, Some(_)) => Err(StartError::Settings(
+            "AUTH_REDIS_CA_FILE is set but AUTH_REDIS_URL is not: set both, or neither".to_owned(),
+        )),
+        (None, None) => Ok(None),
+        (Some(url), ca) => portcullis_connect::redis_client(url.expose(), ca.as_deref())
+            .map(Some)
+            .map_err(StartError::Settings),
     }
 }
 
 /// Redis-backed limits (falling back to in-process ones) when `AUTH_REDIS_URL`
 /// is set, else in-process ones.
-async fn rate_limiter(config: &Config) -> Arc<FallbackRateLimiter> {
-    match &config.limits.redis_url {
-        Some(url) => {
+async fn rate_limiter(config: &Config) -> Result<Arc<FallbackRateLimiter>, StartError> {
+    Ok(match redis_client(config)? {
+        Some(client) => {
             let prefix = format!("{}rl:", config.limits.redis_prefix);
-            Arc::new(FallbackRateLimiter::connect(url.expose(), &prefix).await)
+            Arc::new(FallbackRateLimiter::connect(client, &prefix).await)
         }
         None => Arc::new(FallbackRateLimiter::local_only()),
-    }
+    })
 }
 
 /// SMTP when `AUTH_SMTP_URL` is set, else the log (with bodies outside production only).
@@ -518,6 +571,10 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
             open_store(&config).await?;
             Ok(())
         }
+        Command::Healthcheck { timeout } => ops::healthcheck(&config, Duration::from_secs(timeout)),
+        Command::Backup { to } => say(&ops::backup(&config, to).await?),
+        Command::Restore { from } => say(&ops::restore(&config, from).await?),
+        Command::Completions { shell } => ops::completions(shell),
         Command::CreateAdmin { email, password } => create_admin(&config, &email, password).await,
         Command::Keys { action } => keys(&config, action).await,
     }
@@ -578,6 +635,13 @@ async fn keys(config: &Config, action: config::KeysCommand) -> Result<(), StartE
     {
         print!("{out}");
     }
+    Ok(())
+}
+
+/// A command's result on stdout.
+#[allow(clippy::print_stdout, clippy::unnecessary_wraps)]
+fn say(text: &str) -> Result<(), StartError> {
+    print!("{text}");
     Ok(())
 }
 

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use portcullis::{Cli, init_tracing, run};
 
 #[allow(clippy::print_stderr)]
@@ -14,14 +13,20 @@ fn main() -> ExitCode {
         eprintln!("error: .env: {e}");
         return ExitCode::FAILURE;
     }
-    let mut cli = Cli::parse();
+    let mut cli = match Cli::from_env() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
     if let Err(e) = cli.config.read_oidc_providers(
         // A variable that is not UTF-8 cannot be one of ours.
         std::env::vars_os()
             .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?))),
     ) {
         eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+        return ExitCode::from(e.exit_code());
     }
     if let Err(e) = init_tracing(&cli.config) {
         eprintln!("error: {e}");
@@ -39,7 +44,7 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -19,6 +19,8 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
+use portcullis_connect::PgTarget;
 use portcullis_domain::StoreError;
 use portcullis_store_diesel::{Access, pool_error, query_error};
 
@@ -46,14 +48,36 @@ impl PostgresStore {
     /// while the database is down; [`migrate`](Self::migrate) is the first contact.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when the pool cannot be built.
+    /// [`StoreError::Unavailable`] when the URL's TLS settings are wrong (an
+    /// unknown `sslmode`, an unreadable `sslrootcert`) or the pool cannot be built.
     pub fn connect(url: &str, max_connections: usize) -> Result<Self, StoreError> {
+        let target = PgTarget::parse(url).map_err(StoreError::Unavailable)?;
+        Self::connect_to(target, max_connections)
+    }
+
+    /// Builds a pool for a parsed target: every connection is opened with its
+    /// TLS policy (rustls; `sslmode` and `sslrootcert` as libpq reads them).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the pool cannot be built.
+    pub fn connect_to(target: PgTarget, max_connections: usize) -> Result<Self, StoreError> {
         // Recycling only checks for an open transaction, without a test query:
         // a broken connection fails its next query (503) and is then dropped,
         // which halves the round trips of every request.
         let mut config = ManagerConfig::default();
         config.recycling_method = RecyclingMethod::Fast;
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+        let target = std::sync::Arc::new(target);
+        config.custom_setup = Box::new(move |_| {
+            let target = std::sync::Arc::clone(&target);
+            async move {
+                let (client, connection) =
+                    target.connect().await.map_err(diesel::ConnectionError::BadConnection)?;
+                AsyncPgConnection::try_from_client_and_connection(client, connection).await
+            }
+            .boxed()
+        });
+        // The URL is not used again: the set-up above holds the parsed target.
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config("", config);
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .runtime(Runtime::Tokio1)

@@ -10,10 +10,12 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod backup;
 mod schema;
 mod statements;
 mod wal;
 
+pub use backup::{BackupError, backup, restore};
 pub use wal::{Checkpoint, WalMaintenance};
 
 use std::path::{Path, PathBuf};
@@ -161,6 +163,8 @@ pub struct SqliteStore {
     queries: Arc<Queries>,
     runtime: Handle,
     path: PathBuf,
+    /// Held (shared) for as long as any clone lives: `restore` waits for none.
+    _instance: Arc<backup::InstanceLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -192,6 +196,7 @@ impl SqliteStore {
         options: SqliteOptions,
     ) -> Result<Self, StoreError> {
         owner_only(path)?;
+        let instance = Arc::new(backup::InstanceLock::shared(path).map_err(StoreError::Unavailable)?);
         let mut config = ManagerConfig::default();
         // With the maintenance task on, it does all the checkpointing: no
         // request's commit stops to copy the log into the database file.
@@ -222,7 +227,7 @@ impl SqliteStore {
         if let Some(maintenance) = options.wal {
             runtime.spawn(wal::maintain(Arc::downgrade(&queries), url, wal_file(path), maintenance));
         }
-        Ok(Self { queries, runtime, path: path.to_owned() })
+        Ok(Self { queries, runtime, path: path.to_owned(), _instance: instance })
     }
 
     /// Copies the whole WAL into the database file and empties it, on a
