@@ -4,6 +4,7 @@
 Usage: bench.py BINARY BACKEND OUTDIR   (BACKEND: sqlite or postgres)
 Environment: BENCH_DURATION (s per scenario, default 15), BENCH_LOGIN_DURATION
 (default 30), BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres),
+BENCH_PG_SSLMODE (default disable: loopback; require measures TLS's cost),
 BENCH_SMOKE=1 (a few seconds each, for CI), BENCH_ARGON2_BIN (the argon2_verify
 example: S1 at 16 then runs in BENCH_LOGIN_SEGMENTS slices, default 6, with the
 login limit timed before the first and after each, so the limit follows the
@@ -109,7 +110,11 @@ class Server:
             self.database = f"portcullis_bench_{uuid.uuid4().hex[:12]}"
             psql(admin_url, f"CREATE DATABASE {self.database}")
             self.admin_url = admin_url
-            env["DATABASE_URL"] = admin_url.rsplit("/", 1)[0] + "/" + self.database
+            # Loopback: TLS would only add CPU on both ends (the server's own
+            # default, prefer, would turn it on against a server with ssl=on).
+            # BENCH_PG_SSLMODE=require measures what it costs.
+            sslmode = os.environ.get("BENCH_PG_SSLMODE", "disable")
+            env["DATABASE_URL"] = admin_url.rsplit("/", 1)[0] + "/" + self.database + f"?sslmode={sslmode}"
         else:
             env["DATABASE_URL"] = f"sqlite://{workdir}/bench.db"
         self.wal = WalWatch(os.path.join(workdir, "bench.db-wal")) if backend == "sqlite" else None

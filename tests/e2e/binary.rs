@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 62] = [
+const VARIABLES: [&str; 61] = [
     "DATABASE_URL",
     "DATABASE_URL_FILE",
     "AUTH_JWT_SECRET_FILE",

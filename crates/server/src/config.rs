@@ -15,7 +15,7 @@ use portcullis_http::TrustedProxies;
     name = "portcullis",
     version,
     about = "Portcullis: authentication service (accounts, JWT sessions, API keys, password reset, GitHub, LinkedIn, Google and OpenID Connect login) on SQLite or PostgreSQL.",
-    after_help = "Every option can also be set through the environment variable shown beside it, or in a .env file in the working directory (the real environment wins).\n\nAny OpenID Connect provider is added by environment variables alone, NAME being A-Z, 0-9 and _ (routes under /v1/auth/<name>/, lowercased):\n  AUTH_OIDC_<NAME>_ISSUER         its issuer URL (the discovery document is <issuer>/.well-known/openid-configuration)\n  AUTH_OIDC_<NAME>_CLIENT_ID      the client id registered with it\n  AUTH_OIDC_<NAME>_CLIENT_SECRET  the client secret\n  AUTH_OIDC_<NAME>_SCOPES         optional; space-separated, default \"openid email profile\""
+    after_help = "Every option can also be set through the environment variable shown beside it, or in a .env file in the working directory (the real environment wins).\n\nAny OpenID Connect provider is added by environment variables alone, NAME being A-Z, 0-9 and _ (routes under /v1/auth/<name>/, lowercased):\n  AUTH_OIDC_<NAME>_ISSUER         its issuer URL (the discovery document is <issuer>/.well-known/openid-configuration)\n  AUTH_OIDC_<NAME>_CLIENT_ID      the client id registered with it\n  AUTH_OIDC_<NAME>_CLIENT_SECRET  the client secret (or AUTH_OIDC_<NAME>_CLIENT_SECRET_FILE: a file holding it)\n  AUTH_OIDC_<NAME>_SCOPES         optional; space-separated, default \"openid email profile\""
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -1103,6 +1103,34 @@ mod tests {
             ],
             "AUTH_OIDC_OKTA_ISSUER",
         );
+    }
+
+    #[test]
+    fn an_openid_connect_secret_may_come_from_a_file_but_not_twice() {
+        let dir = std::env::temp_dir().join(format!("portcullis-oidc-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("okta");
+        std::fs::write(&file, "okta-from-file\n").unwrap();
+        let path = file.to_str().unwrap().to_owned();
+        let read = |with_variable: bool| {
+            let mut config = Cli::try_parse_from(["portcullis"]).unwrap().config;
+            let mut vars = vec![
+                ("AUTH_OIDC_OKTA_ISSUER".to_owned(), "https://example.okta.com".to_owned()),
+                ("AUTH_OIDC_OKTA_CLIENT_ID".to_owned(), "okta-client".to_owned()),
+                ("AUTH_OIDC_OKTA_CLIENT_SECRET_FILE".to_owned(), path.clone()),
+            ];
+            if with_variable {
+                vars.push(("AUTH_OIDC_OKTA_CLIENT_SECRET".to_owned(), "other".to_owned()));
+            }
+            config.read_oidc_providers(vars).map(|()| config.providers.oidc)
+        };
+        assert_eq!(read(false).unwrap()[0].client_secret.expose(), "okta-from-file");
+        let error = read(true).unwrap_err().to_string();
+        assert!(
+            error.contains("AUTH_OIDC_OKTA_CLIENT_SECRET and AUTH_OIDC_OKTA_CLIENT_SECRET_FILE are both set"),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
