@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel::{Connection, RunQueryDsl};
-
 use crate::binary::{body_of, http, json_request, portcullis, scratch, start_with, stop};
 
 const PASSWORD: &str = "SecurePass123!";
@@ -167,15 +165,15 @@ fn healthcheck_exits_zero_only_while_the_service_is_healthy() {
     assert!(stderr(&output).contains("unhealthy"), "{}", stderr(&output));
 }
 
-#[derive(diesel::QueryableByName)]
-struct Text {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    value: String,
-}
-
+/// What `sql` selects from the SQLite file at `db`, one line per row, read by
+/// another program (Python's sqlite3), as anyone opening a backup would.
 fn sqlite_strings(db: &Path, sql: &str) -> Vec<String> {
-    let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
-    diesel::sql_query(sql).load::<Text>(&mut conn).unwrap().into_iter().map(|t| t.value).collect()
+    let script = "import sqlite3, sys\n\
+                  rows = sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchall()\n\
+                  print('\\n'.join(str(row[0]) for row in rows))";
+    let output = Command::new("python3").args(["-c", script]).arg(db).arg(sql).output().unwrap();
+    assert!(output.status.success(), "python3 sqlite3: {}", stderr(&output));
+    String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect()
 }
 
 #[test]
