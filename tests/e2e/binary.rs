@@ -111,12 +111,12 @@ fn an_invalid_value_stops_the_start_naming_the_variable() {
         ("AUTH_BIND", "not-an-address"),
         ("AUTH_ENV", "staging"),
         ("DATABASE_URL", "mysql://localhost/db"),
-        ("AUTH_JWT_SECRET", "short"),
-        ("AUTH_JWT_PREVIOUS_SECRET", "short"),
+        ("AUTH_JWT_SECRET", "tiny-secret-value"),
+        ("AUTH_JWT_PREVIOUS_SECRET", "tiny-secret-value"),
         ("AUTH_CACHE_TTL_MS", "-1"),
         ("AUTH_LOG_FORMAT", "xml"),
         ("AUTH_JWT_ALGORITHM", "RS256"),
-        ("AUTH_KEY_ENCRYPTION_KEY", "too-short"),
+        ("AUTH_KEY_ENCRYPTION_KEY", "tiny-secret-value"),
         ("AUTH_KEY_PUBLISH_SECS", "60"),
         ("AUTH_KEY_ROTATION_DAYS", "-1"),
         ("AUTH_JWT_AUDIENCE", " , "),
@@ -126,6 +126,8 @@ fn an_invalid_value_stops_the_start_naming_the_variable() {
         assert!(!output.status.success(), "{variable}={value} must stop the start");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(variable), "the message names {variable}: {stderr}");
+        assert_eq!(output.status.code(), Some(2), "a configuration error exits 2: {stderr}");
+        assert!(!stderr.contains("tiny-secret-value"), "a secret is never echoed: {stderr}");
     }
 }
 

@@ -317,7 +317,7 @@ pub struct TokenConfig {
     /// Encrypts the stored ES256/EdDSA private keys: 32+ bytes, raw or base64.
     /// Required in production with ES256/EdDSA; elsewhere one is generated
     /// once and kept in `key-encryption-key` beside the SQLite file (mode 0600).
-    #[arg(long, global = true, env = "AUTH_KEY_ENCRYPTION_KEY", value_name = "AUTH_KEY_ENCRYPTION_KEY", hide_env_values = true, value_parser = parse_kek)]
+    #[arg(long, global = true, env = "AUTH_KEY_ENCRYPTION_KEY", value_name = "AUTH_KEY_ENCRYPTION_KEY", hide_env_values = true, value_parser = Secret::parse)]
     pub key_encryption_key: Option<Secret>,
 
     /// A file holding AUTH_KEY_ENCRYPTION_KEY (Docker and Kubernetes secrets); trailing newlines
@@ -349,7 +349,7 @@ pub struct TokenConfig {
 
     /// HS256 signing key, at least 32 bytes. Unset outside production: one is
     /// generated once and kept in `jwt-secret` beside the SQLite file (mode 0600).
-    #[arg(long, global = true, env = "AUTH_JWT_SECRET", value_name = "AUTH_JWT_SECRET", hide_env_values = true, value_parser = parse_jwt_secret)]
+    #[arg(long, global = true, env = "AUTH_JWT_SECRET", value_name = "AUTH_JWT_SECRET", hide_env_values = true, value_parser = Secret::parse)]
     pub jwt_secret: Option<Secret>,
 
     /// A file holding AUTH_JWT_SECRET (Docker and Kubernetes secrets); trailing newlines
@@ -360,7 +360,7 @@ pub struct TokenConfig {
     /// During a key rotation, the previous AUTH_JWT_SECRET: tokens signed with
     /// it are still accepted (until they expire); new ones are signed with
     /// AUTH_JWT_SECRET only. Remove it once AUTH_TOKEN_TTL_SECS has passed.
-    #[arg(long, global = true, env = "AUTH_JWT_PREVIOUS_SECRET", value_name = "AUTH_JWT_PREVIOUS_SECRET", hide_env_values = true, value_parser = parse_jwt_secret)]
+    #[arg(long, global = true, env = "AUTH_JWT_PREVIOUS_SECRET", value_name = "AUTH_JWT_PREVIOUS_SECRET", hide_env_values = true, value_parser = Secret::parse)]
     pub jwt_previous_secret: Option<Secret>,
 
     /// A file holding AUTH_JWT_PREVIOUS_SECRET (Docker and Kubernetes secrets); trailing newlines
@@ -712,6 +712,14 @@ impl Config {
     pub fn read_secret_files(&mut self, database_url_given: bool) -> Result<(), crate::StartError> {
         let given = |slot: &Option<Secret>| slot.is_some();
         let t = &mut self.tokens;
+        // Checked here rather than by clap, whose error would quote the value.
+        let check = |var: &str, slot: &Option<Secret>, parse: fn(&str) -> Result<Secret, String>| match slot {
+            Some(value) => parse(value.expose()).map(drop).map_err(|why| crate::StartError::config(var, why)),
+            None => Ok(()),
+        };
+        check("AUTH_JWT_SECRET", &t.jwt_secret, parse_jwt_secret)?;
+        check("AUTH_JWT_PREVIOUS_SECRET", &t.jwt_previous_secret, parse_jwt_secret)?;
+        check("AUTH_KEY_ENCRYPTION_KEY", &t.key_encryption_key, parse_kek)?;
         let from = |var: &str, given: bool, file: &Option<PathBuf>| secret_file(var, given, file.as_deref());
         if let Some(raw) = from("AUTH_JWT_SECRET", given(&t.jwt_secret), &t.jwt_secret_file)? {
             t.jwt_secret = Some(checked("AUTH_JWT_SECRET_FILE", parse_jwt_secret(&raw))?);
