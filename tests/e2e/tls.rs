@@ -49,6 +49,13 @@ impl TestCa {
     }
 }
 
+/// Says why a test cannot run here; under CI (`CI` set, as `.ci/run` does),
+/// where every tool is installed, a missing one is a failure instead.
+pub(crate) fn skip(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "CI must run this test, but: {why}");
+    eprintln!("skipped: {why}");
+}
+
 pub(crate) fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -80,15 +87,14 @@ impl OwnPostgres {
     /// binaries or the tests cannot act as the `postgres` user.
     fn start(dir: &Path, ca: &TestCa) -> Option<Self> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
+            .into_iter()
+            .flatten()
             .filter_map(Result::ok)
             .map(|entry| entry.path().join("bin"))
             .find(|bin| bin.join("initdb").exists());
         let uid = Command::new("id").args(["-u", "postgres"]).output().ok().filter(|o| o.status.success());
         let (Some(bin), Some(uid), true) = (bin, uid, is_root_user()) else {
-            eprintln!(
-                "skipped: PostgreSQL TLS needs the machine's initdb/pg_ctl and root to run them as `postgres`"
-            );
+            skip("PostgreSQL TLS needs the machine's initdb/pg_ctl and root to run them as `postgres`");
             return None;
         };
         let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
@@ -406,7 +412,7 @@ fn spawn_redis(port: u16, crt: &Path, key: &Path, ca: &Path) -> Option<Child> {
     match spawned {
         Ok(child) => Some(child),
         Err(e) => {
-            eprintln!("skipped: redis-server cannot be started: {e}");
+            crate::tls::skip(&format!("redis-server cannot be started: {e}"));
             None
         }
     }
