@@ -321,3 +321,37 @@ async fn old_events_are_pruned_after_the_retention() {
     assert_eq!(own_event_types(&app, &fresh).await, ["login_succeeded", "login_succeeded"]);
     drop(token);
 }
+
+/// A backlog larger than one pruning write goes in several: everything past
+/// the retention is deleted, nothing newer.
+async fn a_backlog_is_pruned_in_batches_to_the_last_event(backend: Backend) {
+    let app = TestApp::spawn(backend).await.unwrap();
+    let user = portcullis_domain::UserId::new();
+    let start = portcullis_domain::ports::Clock::now(app.clock.as_ref());
+    let batch = 2_345;
+    for i in 0..batch {
+        let at = start - time::Duration::days(100) + time::Duration::seconds(i);
+        app.audit
+            .append(portcullis_domain::AuditEvent {
+                id: uuid::Uuid::now_v7(),
+                at,
+                kind: portcullis_domain::AuditKind::LoginFailed,
+                user_id: Some(user),
+                detail: None,
+                ip: None,
+                user_agent: None,
+                request_id: None,
+            })
+            .await
+            .unwrap();
+    }
+    let token = app.token_for("recent@example.com").await;
+    let pruned = app.services.audit.prune(90).await.unwrap();
+    assert_eq!(pruned, 2_345, "three writes of at most 1 000: every expired event");
+    assert_eq!(app.services.audit.prune(90).await.unwrap(), 0);
+    let mine = portcullis_domain::AuditQuery { user_id: Some(user), kind: None, before: None, limit: 10 };
+    assert!(app.audit.list_events(mine).await.unwrap().is_empty());
+    assert!(!own_event_types(&app, &token).await.is_empty(), "recent events stay");
+}
+
+crate::on_both_backends!(a_backlog_is_pruned_in_batches_to_the_last_event);

@@ -267,7 +267,7 @@ impl AuditLog for MeteredAuditLog {
         self.inner.list_events(query).await
     }
 
-    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.prune_events(before).await
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_events(before, limit).await
     }
 }

@@ -2212,9 +2212,22 @@ macro_rules! diesel_repositories {
                     .await
                 }
 
-                async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+                async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
                     self.run(Access::Write, move |mut conn| async move {
-                        let deleted = diesel::delete(audit_events::table.filter(audit_events::at.lt(whole_seconds(before))))
+                        // The oldest `limit` through the index on `at`, then
+                        // those rows by key: one short write job.
+                        let oldest: Vec<DbUuid> = audit_events::table
+                            .select(audit_events::id)
+                            .filter(audit_events::at.lt(whole_seconds(before)))
+                            .order(audit_events::at.asc())
+                            .limit(i64::from(limit))
+                            .load(&mut *conn)
+                            .await
+                            .map_err(query_error)?;
+                        if oldest.is_empty() {
+                            return Ok(0);
+                        }
+                        let deleted = diesel::delete(audit_events::table.filter(audit_events::id.eq_any(oldest)))
                             .execute(&mut *conn)
                             .await
                             .map_err(query_error)?;

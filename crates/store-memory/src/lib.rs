@@ -760,11 +760,16 @@ impl AuditLog for MemoryStore {
             .collect())
     }
 
-    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         let mut state = self.state();
-        let count = state.audit.len();
-        state.audit.retain(|_, e| e.at >= before);
-        Ok((count - state.audit.len()) as u64)
+        let mut expired: Vec<(OffsetDateTime, Uuid)> =
+            state.audit.values().filter(|e| e.at < before).map(|e| (e.at, e.id)).collect();
+        expired.sort_unstable();
+        expired.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        for (_, id) in &expired {
+            state.audit.remove(id);
+        }
+        Ok(expired.len() as u64)
     }
 }
 

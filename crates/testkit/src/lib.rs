@@ -84,6 +84,7 @@ macro_rules! store_contract_tests {
             audit_events_round_trip_newest_first,
             audit_events_filter_by_user_and_kind_and_page,
             audit_prune_removes_only_old_events,
+            audit_prune_goes_oldest_first_in_bounded_batches,
             a_key_address_is_new_once,
             outbox_backlog_counts_pending_messages,
             a_session_lookup_reads_user_revocation_and_providers_at_once,

@@ -20,11 +20,14 @@ pub trait AuditLog: Send + Sync {
     /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
 
-    /// Deletes the events older than `before` and says how many.
+    /// Deletes at most `limit` of the events older than `before`, the oldest
+    /// first, in one short write, and says how many. Callers loop until fewer
+    /// than `limit` are deleted, so that a large backlog never holds the
+    /// store's writer (or locks) for long.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
-    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// The request being served, as the edge saw it (address, user agent, request

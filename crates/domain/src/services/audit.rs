@@ -13,6 +13,10 @@ use crate::ports::{AuditLog, Clock, RequestContextSource};
 
 use super::{Ports, admin::require_admin, opaque_debug};
 
+/// How many expired audit events one pruning write deletes at most: a few
+/// milliseconds of work on either database, so no other write waits long.
+pub(crate) const PRUNE_BATCH: u32 = 1_000;
+
 /// What a service that writes audit events holds: the log, and the clock
 /// and request in flight that stamp each event.
 #[derive(Clone)]
@@ -179,13 +183,22 @@ impl AuditService {
         Ok(self.log.list_events(query).await?)
     }
 
-    /// Deletes events older than `retention_days`; returns how many.
+    /// Deletes events older than `retention_days`; returns how many. It goes
+    /// in batches of 1 000 events, each its own write, so other writes take
+    /// their turns in between however large the backlog.
     ///
     /// # Errors
-    /// `Unavailable`.
+    /// `Unavailable` (what was deleted before stays deleted).
     pub async fn prune(&self, retention_days: u32) -> Result<u64, DomainError> {
         let cutoff = self.clock.now() - time::Duration::days(i64::from(retention_days));
-        Ok(self.log.prune_events(cutoff).await?)
+        let mut total = 0;
+        loop {
+            let deleted = self.log.prune_events(cutoff, PRUNE_BATCH).await?;
+            total += deleted;
+            if deleted < u64::from(PRUNE_BATCH) {
+                return Ok(total);
+            }
+        }
     }
 }
 

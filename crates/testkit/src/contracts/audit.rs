@@ -92,13 +92,42 @@ pub async fn audit_prune_removes_only_old_events<S: ContractStore + ?Sized>(stor
     let recent = event(AuditKind::Logout, Some(user), START);
     store.append(old).await.expect("append succeeds");
     store.append(recent.clone()).await.expect("append succeeds");
-    let pruned = store.prune_events(START - Duration::days(90)).await.expect("prune_events succeeds");
+    let pruned = store.prune_events(START - Duration::days(90), 1_000).await.expect("prune_events succeeds");
     assert!(pruned >= 1);
     let left = store
         .list_events(AuditQuery { user_id: Some(user), ..query(10) })
         .await
         .expect("list_events succeeds");
     assert_eq!(left, vec![recent]);
+}
+
+pub async fn audit_prune_goes_oldest_first_in_bounded_batches<S: ContractStore + ?Sized>(store: &S) {
+    let user = UserId::new();
+    // Older than anything another contract writes, so only these are in reach.
+    let cutoff = START - Duration::days(1_000);
+    let mut old = Vec::new();
+    for age in [1_005, 1_004, 1_003, 1_002, 1_001] {
+        let e = event(AuditKind::Register, Some(user), START - Duration::days(age));
+        store.append(e.clone()).await.expect("append succeeds");
+        old.push(e);
+    }
+    let kept = event(AuditKind::Logout, Some(user), cutoff + Duration::days(1));
+    store.append(kept.clone()).await.expect("append succeeds");
+
+    assert_eq!(store.prune_events(cutoff, 2).await.expect("prune_events succeeds"), 2, "a batch is bounded");
+    let mine = AuditQuery { user_id: Some(user), ..query(10) };
+    let left = store.list_events(mine.clone()).await.expect("list_events succeeds");
+    assert_eq!(left.len(), 4);
+    assert!(!left.iter().any(|e| e.id == old[0].id || e.id == old[1].id), "the oldest go first");
+    assert_eq!(store.prune_events(cutoff, 2).await.expect("prune_events succeeds"), 2);
+    assert_eq!(
+        store.prune_events(cutoff, 2).await.expect("prune_events succeeds"),
+        1,
+        "the last, short batch"
+    );
+    assert_eq!(store.prune_events(cutoff, 2).await.expect("prune_events succeeds"), 0);
+    let left = store.list_events(mine).await.expect("list_events succeeds");
+    assert_eq!(left, vec![kept], "nothing newer than the cutoff is touched");
 }
 
 pub async fn a_key_address_is_new_once<S: ContractStore + ?Sized>(store: &S) {
