@@ -13,6 +13,24 @@ use crate::binary::{body_of, http, json_request, portcullis, scratch, start_with
 
 const PASSWORD: &str = "SecurePass123!";
 
+/// A server process that is killed if the test fails before stopping it.
+struct Server(std::process::Child);
+
+impl Server {
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        assert!(Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status().unwrap().success());
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -55,12 +73,13 @@ fn secrets_are_read_from_files_once_each_and_trailing_newlines_are_ignored() {
     // Served with both: the database is where the file says, and tokens are
     // signed with the file's secret, newlines left out.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = portcullis(&dir)
+    let child = portcullis(&dir)
         .env("AUTH_BIND", format!("127.0.0.1:{port}"))
         .envs(files)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Server)
         .unwrap();
     let started = Instant::now();
     let answer = loop {
@@ -84,8 +103,7 @@ fn secrets_are_read_from_files_once_each_and_trailing_newlines_are_ignored() {
     )
     .expect("signed with the file's secret, without its newlines");
     assert!(dir.join("from-file.db").exists(), "DATABASE_URL came from its file");
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    child.wait().unwrap();
+    child.stop();
 
     // Both forms of one secret: refused, naming both, exit 2.
     let both = wire(&dir, &[("AUTH_JWT_SECRET", secret), files[0]]);
@@ -359,7 +377,7 @@ fn the_binary_runs_as_the_image_runs_it() {
         .gid(nobody)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut child = command.spawn().unwrap();
+    let child = command.spawn().map(Server).unwrap();
     let started = Instant::now();
     let healthy = loop {
         let check = portcullis(&work)
@@ -378,11 +396,10 @@ fn the_binary_runs_as_the_image_runs_it() {
     };
     assert!(healthy, "portcullis healthcheck passes as the image's HEALTHCHECK runs it");
     assert!(register(port, "image@example.com").starts_with("HTTP/1.1 201"));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.0.id())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(uid_line.split_whitespace().skip(1).all(|uid| uid == "65534"), "{uid_line}");
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    assert!(child.wait().unwrap().success(), "stops gracefully");
+    assert!(child.stop().success(), "stops gracefully");
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "nothing is written outside the data folder");
     assert!(data.join("portcullis.db").exists());
     assert_eq!(mode(&data.join("portcullis.db")), 0o600);
