@@ -177,7 +177,10 @@ impl App {
         );
         let queue_depth = Arc::downgrade(&hasher);
         metrics.watch_hash_queue(Arc::new(move || queue_depth.upgrade().map_or(0, |h| h.queued())));
-        let limiter = rate_limiter(config).await?;
+        // One Redis client (and one reading of its CA file) for the limiter
+        // and the broadcast alike.
+        let redis = redis_client(config)?;
+        let limiter = rate_limiter(config, redis.clone()).await;
         let adapters = Adapters {
             mailer: mailer(config)?,
             oauth_providers: providers::oauth_providers(&config.providers)?,
@@ -201,7 +204,7 @@ impl App {
         // The authentication reads, kept for AUTH_CACHE_TTL_MS; writes through these ports forget what they touch.
         let (mut ports, forgets) = portcullis_cache::wrap_shared(ports, config.cache.cache_ttl_ms);
         // ...and tell the other instances, whose caches forget it too.
-        let broadcast = match (forgets, broadcast_transport(config)?) {
+        let broadcast = match (forgets, broadcast_transport(config, redis)?) {
             (Some(forgets), Some(transport)) => {
                 tracing::info!(transport = ?transport, "cache invalidations are broadcast to the other instances");
                 let broadcast =
@@ -482,9 +485,12 @@ pub fn install_crypto_provider() {
 /// Where cache invalidations travel: Redis when `AUTH_REDIS_URL` is set, else
 /// PostgreSQL's LISTEN/NOTIFY on PostgreSQL, else nowhere (SQLite is one
 /// instance by design).
-fn broadcast_transport(config: &Config) -> Result<Option<Transport>, StartError> {
+fn broadcast_transport(
+    config: &Config,
+    redis: Option<redis::Client>,
+) -> Result<Option<Transport>, StartError> {
     let channel = format!("{}changes", config.limits.redis_prefix);
-    Ok(match (redis_client(config)?, &config.database.database_url) {
+    Ok(match (redis, &config.database.database_url) {
         (Some(client), _) => Some(Transport::Redis { client: Box::new(client), channel }),
         (None, DatabaseUrl::Postgres(url)) => {
             let target = Arc::new(PgTarget::parse(url).map_err(StartError::Settings)?);
@@ -514,14 +520,14 @@ fn redis_client(config: &Config) -> Result<Option<redis::Client>, StartError> {
 
 /// Redis-backed limits (falling back to in-process ones) when `AUTH_REDIS_URL`
 /// is set, else in-process ones.
-async fn rate_limiter(config: &Config) -> Result<Arc<FallbackRateLimiter>, StartError> {
-    Ok(match redis_client(config)? {
+async fn rate_limiter(config: &Config, redis: Option<redis::Client>) -> Arc<FallbackRateLimiter> {
+    match redis {
         Some(client) => {
             let prefix = format!("{}rl:", config.limits.redis_prefix);
             Arc::new(FallbackRateLimiter::connect(client, &prefix).await)
         }
         None => Arc::new(FallbackRateLimiter::local_only()),
-    })
+    }
 }
 
 /// SMTP when `AUTH_SMTP_URL` is set, else the log (with bodies outside production only).

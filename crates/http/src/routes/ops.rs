@@ -35,11 +35,11 @@ pub(crate) async fn render_metrics(state: &AppState) -> HttpResponse {
         .body(state.metrics.encode())
 }
 
-/// Readiness: storage answers.
+/// Readiness: storage answers (and Redis, when `AUTH_REDIS_REQUIRED` is true).
 #[utoipa::path(
     tag = "operations",
     responses(
-        (status = 200, description = "Storage answers", body = StatusResponse),
+        (status = 200, description = "Storage answers (and Redis, when AUTH_REDIS_REQUIRED is true)", body = StatusResponse),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
