@@ -43,9 +43,19 @@ bench:
 bench-peer PEERS_DIR:
     bench/peer.sh {{PEERS_DIR}}
 
-# Failure drills at full length (CI runs them with 3 trials each): one answer
-# on every instance, three instances on the local PostgreSQL, through Redis and
-# through LISTEN/NOTIFY, 200 trials per kind of change under background load.
+# N instances on the local PostgreSQL and Redis behind HAProxy on 127.0.0.1:8080
+# (instances on 8081...; state and logs in target/cluster). Stop with `just cluster-stop`.
+cluster N="3":
+    scripts/cluster up {{N}}
+
+cluster-stop:
+    scripts/cluster down
+
+# The seven failure drills at full length (release build, about 40 minutes:
+# 200 trials per revocation, a 30-minute soak), then the broadcast drill of the
+# e2e suite with 200 trials per change. CI runs both short.
 drills:
+    cargo build --release -p portcullis
+    python3 tests/drills/drills.py
     TEST_DATABASE_URL={{pg_url}} AUTH_REDIS_URL=${AUTH_REDIS_URL:-redis://127.0.0.1:6379} DRILL_TRIALS=200 \
       cargo test --release -p portcullis --test e2e broadcast -- --nocapture --test-threads 1
