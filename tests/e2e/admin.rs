@@ -20,8 +20,44 @@ both_backends! {
         assert_eq!(all["items"].as_array().unwrap().len(), 5);
         assert_eq!(all["items"][0]["role"], "ADMIN");
         let beyond: Value = app.get_with("/v1/admin/users?offset=50", &admin).await.json().await.unwrap();
-        assert_eq!(beyond, json!({"items": [], "total": 5}));
+        assert_eq!(beyond, json!({"items": [], "total": 5, "next_after": null}));
         for bad in ["limit=0", "limit=101", "limit=abc", "offset=-1", "limit=1.5"] {
+            expect_error(app.get_with(&format!("/v1/admin/users?{bad}"), &admin).await, 422, "invalid_field").await;
+        }
+    }
+
+    async fn admins_page_through_users_after_a_cursor(app: &TestApp) {
+        let admin = app.admin_token("admin@example.com").await;
+        for i in 0..4 {
+            app.register(&format!("member{i}@example.com")).await;
+        }
+        let mut seen = Vec::new();
+        let mut path = "/v1/admin/users?limit=2".to_owned();
+        loop {
+            let page: Value = app.get_with(&path, &admin).await.json().await.unwrap();
+            assert_eq!(page["total"], 5);
+            let items = page["items"].as_array().unwrap();
+            seen.extend(items.iter().map(|u| u["email"].as_str().unwrap().to_owned()));
+            match page["next_after"].as_str() {
+                Some(after) => {
+                    assert_eq!(after, items.last().unwrap()["id"], "the cursor is the page's last user");
+                    path = format!("/v1/admin/users?limit=2&after={after}");
+                }
+                None => break,
+            }
+        }
+        let expected = ["admin@example.com", "member0@example.com", "member1@example.com", "member2@example.com"];
+        assert_eq!(seen[..4], expected);
+        assert_eq!(seen.len(), 5, "every user once: {seen:?}");
+        // A page that ends exactly at the last user says so: no empty page after it.
+        let whole: Value = app.get_with("/v1/admin/users?limit=5", &admin).await.json().await.unwrap();
+        assert_eq!(whole["next_after"], Value::Null);
+        let first = whole["items"][0]["id"].as_str().unwrap().to_owned();
+        for bad in [
+            format!("after={}", uuid::Uuid::new_v4()),
+            "after=not-a-uuid".to_owned(),
+            format!("after={first}&offset=1"),
+        ] {
             expect_error(app.get_with(&format!("/v1/admin/users?{bad}"), &admin).await, 422, "invalid_field").await;
         }
     }

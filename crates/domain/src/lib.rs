@@ -22,5 +22,5 @@ pub use services::{
     DeliveryReport, IpFamily, LimitService, ListedKey, MAX_AUDIT_PAGE, MFA_MAX_FAILURES, MFA_TOKEN_TTL_SECS,
     MfaService, NewKeyRequest, OAuthLogin, OAuthService, PasswordService, Ports, ProjectService, RateLimits,
     Registration, Resend, Rotation, Services, SessionService, SessionView, SignIn, SigningKeyService,
-    TotpSetup, UserChanges, VERIFICATIONS_PER_HOUR, VerificationService,
+    TotpSetup, UserChanges, UsersPage, VERIFICATIONS_PER_HOUR, VerificationService,
 };

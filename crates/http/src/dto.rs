@@ -461,16 +461,22 @@ pub(crate) struct UsersPage {
     pub items: Vec<UserResponse>,
     /// All users, not just this page.
     pub total: u64,
+    /// When another page follows: its `after` (this page's last user). `null` on the last page.
+    pub next_after: Option<Uuid>,
 }
 
-/// `?limit=&offset=` of `GET /v1/admin/users`.
+/// `?limit=&after=` (or `&offset=`) of `GET /v1/admin/users`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// 1 to 100, default 50.
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// Default 0.
+    /// The users after this one (`next_after` of the previous page): as fast
+    /// deep in the list as at its start. Not with `offset`.
+    pub after: Option<Uuid>,
+    /// Skips this many users (default 0). Kept for compatibility: the
+    /// database walks every skipped user, so deep pages get slower; prefer `after`.
     pub offset: Option<u64>,
 }
 

@@ -938,7 +938,7 @@ macro_rules! diesel_repositories {
             };
             use portcullis_domain::{
                 ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, EmailVerification, MfaChallenge, RecoveryCode, TotpFactor, ProviderName, SessionLookup, Environment, KeyDigest, KeyUsage, NewUser, OAuthIdentity, OutboxMessage,
-                PasswordHash, PasswordReset, Project, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, SigningKey, StoreError, User, UserId,
+                PasswordHash, PasswordReset, Project, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role, Session, SessionId, SigningKey, StoreError, User, UserId, UsersFrom,
             };
             use portcullis_store_diesel::{
                 Access, ApiKeyRecord, AuditRecord, ChallengeRecord, DbUuid, RecoveryCodeRecord, TotpRecord, IdentityRecord, OutboxRecord, ProjectRecord, RefreshTokenRecord, ResetRecord, ResetRequestRecord, SessionRecord, SigningKeyRecord, UserRecord, query_error,
@@ -947,7 +947,7 @@ macro_rules! diesel_repositories {
             use time::OffsetDateTime;
             use uuid::Uuid;
 
-            use super::schema::{api_key_addresses, api_keys, audit_events, email_verifications, mfa_challenges, oauth_identities, recovery_codes, totp_factors, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, refresh_tokens, revoked_tokens, sessions, signing_keys, users};
+            use super::schema::{api_key_addresses, api_keys, audit_events, email_verifications, mfa_challenges, oauth_identities, recovery_codes, totp_factors, oauth_spent_states, outbox, password_reset_requests, password_resets, projects, refresh_tokens, revoked_tokens, sessions, signing_keys, user_count, users};
             use super::$store;
 
             portcullis_store_diesel::diesel_row!(UserRow, users, UserRecord, User, {
@@ -1056,13 +1056,33 @@ macro_rules! diesel_repositories {
                     .await
                 }
 
-                async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
+                async fn list_users(&self, limit: u32, from: UsersFrom) -> Result<(Vec<User>, u64), StoreError> {
                     self.run(Access::Read, move |mut conn| async move {
-                        let total: i64 = users::table.count().get_result(&mut *conn).await.map_err(query_error)?;
-                        let rows = users::table
+                        let mut page = users::table
                             .order((users::created_at.asc(), users::id.asc()))
                             .limit(i64::from(limit))
-                            .offset(i64::try_from(offset).unwrap_or(i64::MAX))
+                            .into_boxed();
+                        match from {
+                            UsersFrom::Offset(offset) => page = page.offset(i64::try_from(offset).unwrap_or(i64::MAX)),
+                            UsersFrom::After(after) => {
+                                let (at, id) = users::table
+                                    .find(DbUuid(after.as_uuid()))
+                                    .select((users::created_at, users::id))
+                                    .get_result::<(OffsetDateTime, DbUuid)>(&mut *conn)
+                                    .await
+                                    .optional()
+                                    .map_err(query_error)?
+                                    .ok_or(StoreError::NotFound)?;
+                                // `(created_at, id) > (at, id)`, written so that both
+                                // databases walk users_created_at_idx from `at` on.
+                                page = page
+                                    .filter(users::created_at.ge(at))
+                                    .filter(users::created_at.gt(at).or(users::id.gt(id)));
+                            }
+                        }
+                        // Kept by the database's triggers: one row, not a count of every user.
+                        let total: i64 = user_count::table.select(user_count::n).get_result(&mut *conn).await.map_err(query_error)?;
+                        let rows = page
                             .select(UserRow::as_select())
                             .load::<UserRow>(&mut *conn)
                             .await

@@ -20,7 +20,7 @@ use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, EmailVerification, Environment,
     KeyDigest, KeyUsage, MfaChallenge, NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset,
     Project, ProviderName, RecoveryCode, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role,
-    Session, SessionId, SessionLookup, SigningKey, StoreError, TotpFactor, User, UserId,
+    Session, SessionId, SessionLookup, SigningKey, StoreError, TotpFactor, User, UserId, UsersFrom,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -113,16 +113,18 @@ impl UserRepository for MemoryStore {
         self.update_user(id, now, |user| user.role = role)
     }
 
-    async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
+    async fn list_users(&self, limit: u32, from: UsersFrom) -> Result<(Vec<User>, u64), StoreError> {
         let state = self.state();
         let mut users: Vec<&User> = state.users.values().collect();
         users.sort_by_key(|u| (u.created_at, u.id));
-        let page = users
-            .into_iter()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(limit as usize)
-            .cloned()
-            .collect();
+        let skip = match from {
+            UsersFrom::Offset(offset) => usize::try_from(offset).unwrap_or(usize::MAX),
+            UsersFrom::After(id) => {
+                let anchor = state.users.get(&id).ok_or(StoreError::NotFound)?;
+                users.partition_point(|u| (u.created_at, u.id) <= (anchor.created_at, anchor.id))
+            }
+        };
+        let page = users.into_iter().skip(skip).take(limit as usize).cloned().collect();
         Ok((page, state.users.len() as u64))
     }
 

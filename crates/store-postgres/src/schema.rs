@@ -209,6 +209,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_count (single) {
+        single -> Bool,
+        n -> Int8,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(api_key_addresses -> api_keys (key_id));
 diesel::joinable!(oauth_identities -> users (user_id));
@@ -236,4 +243,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_key_addresses,
     sessions,
     refresh_tokens,
+    user_count,
 );

@@ -63,6 +63,7 @@ macro_rules! store_contract_tests {
             revoke_is_single_use_under_concurrency,
             purge_removes_only_expired_revocations,
             user_list_pages_in_creation_order_with_the_total,
+            user_list_pages_after_a_user_through_ties_in_creation_time,
             a_rehash_replaces_only_the_hash_it_was_made_from,
             health_ping_succeeds,
             key_insert_then_find_with_owner,

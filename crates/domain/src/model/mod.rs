@@ -69,7 +69,7 @@ pub use session::{
 };
 pub use signing::{GeneratedKey, KeyState, KeyStatus, SigningAlgorithm, SigningKey, key_states};
 pub use token::{AccessToken, Audience, Claims, IssuedRefresh, IssuedToken};
-pub use user::{FullName, FullNameError, NewUser, Provider, Role, UnknownRole, User, UserId};
+pub use user::{FullName, FullNameError, NewUser, Provider, Role, UnknownRole, User, UserId, UsersFrom};
 pub use verification::{EmailVerification, MalformedVerificationToken, VerificationTokenSecret};
 
 /// `bytes` as a big-endian number in exactly `digits` base62 digits: for

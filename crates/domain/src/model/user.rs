@@ -186,6 +186,17 @@ impl NewUser {
     }
 }
 
+/// Where a page of users (oldest first: by creation, then id) starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsersFrom {
+    /// After skipping this many users: the database walks every skipped row,
+    /// so deep pages get slower; kept for clients that page by offset.
+    Offset(u64),
+    /// Just after this user (the last one of the previous page): a keyset
+    /// that an index serves as fast at the millionth user as at the first.
+    After(UserId),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 
-use crate::model::{Email, NewUser, PasswordHash, Role, User, UserId};
+use crate::model::{Email, NewUser, PasswordHash, Role, User, UserId, UsersFrom};
 
 /// Where users are kept.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -33,11 +33,14 @@ pub trait UserRepository: Send + Sync {
     /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Unavailable`].
     async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> Result<User, StoreError>;
 
-    /// One page of users, oldest first, and how many there are in all.
+    /// Up to `limit` users, oldest first (by creation time, then id), from
+    /// `from`, and how many there are in all.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when the store cannot be reached.
-    async fn list_users(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError>;
+    /// [`StoreError::NotFound`] when `from` is [`UsersFrom::After`] a user
+    /// that does not exist; [`StoreError::Unavailable`] when the store cannot
+    /// be reached.
+    async fn list_users(&self, limit: u32, from: UsersFrom) -> Result<(Vec<User>, u64), StoreError>;
 
     /// Enables or disables the user and returns the updated user. Disabling
     /// also increments `session_version`, so re-enabling the user later does

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
-use crate::error::{DomainError, Forbidden};
-use crate::model::{AuditKind, AuthMethod, Principal, Role, User, UserId};
+use crate::error::{DomainError, Forbidden, StoreError};
+use crate::model::{AuditKind, AuthMethod, Principal, Role, User, UserId, UsersFrom};
 
 use crate::ports::{Change, ChangeFeed, Clock, SessionRepository, UserRepository};
 
@@ -13,6 +13,17 @@ use super::{Ports, from_ports, opaque_debug};
 pub struct UserChanges {
     pub is_active: Option<bool>,
     pub role: Option<Role>,
+}
+
+/// A page of [`AdminService::list_users`].
+#[derive(Debug, Clone)]
+pub struct UsersPage {
+    pub users: Vec<User>,
+    /// Every user, not only this page's.
+    pub total: u64,
+    /// The last user of this page when another page follows: the next page
+    /// is the one [`UsersFrom::After`] it. `None` on the last page.
+    pub next_after: Option<UserId>,
 }
 
 /// Administration of users. Authorisation reads the caller's stored role,
@@ -33,26 +44,35 @@ impl AdminService {
         from_ports!(ports => Self { users, sessions; clock, changes; audit: Recorder::new(ports) })
     }
 
-    /// One page of users and the total.
+    /// One page of users (oldest first), the total, and when more follow,
+    /// the user to ask for the next page after.
     ///
     /// # Errors
-    /// `InsufficientPermissions`, `JwtRequired`; 422 for a limit outside 1..=100
-    /// or an offset past the int64 range; `Unavailable`.
+    /// `InsufficientPermissions`, `JwtRequired`; 422 for a limit outside 1..=100,
+    /// an offset past the int64 range or an `after` that is no user; `Unavailable`.
     pub async fn list_users(
         &self,
         caller: &Principal,
         limit: u32,
-        offset: u64,
-    ) -> Result<(Vec<User>, u64), DomainError> {
+        from: UsersFrom,
+    ) -> Result<UsersPage, DomainError> {
         require_admin(caller)?;
         if !(1..=100).contains(&limit) {
             return Err(DomainError::invalid_field("limit", "must be between 1 and 100"));
         }
         // Databases count rows in signed 64 bits, and the contract says int64.
-        if i64::try_from(offset).is_err() {
+        if matches!(from, UsersFrom::Offset(offset) if i64::try_from(offset).is_err()) {
             return Err(DomainError::invalid_field("offset", "must be between 0 and 9223372036854775807"));
         }
-        Ok(self.users.list_users(limit, offset).await?)
+        // One more than asked tells whether another page follows.
+        let (mut users, total) = match self.users.list_users(limit + 1, from).await {
+            Err(StoreError::NotFound) => return Err(DomainError::invalid_field("after", "is not a user's id")),
+            other => other?,
+        };
+        let more = users.len() > limit as usize;
+        users.truncate(limit as usize);
+        let next_after = if more { users.last().map(|u| u.id) } else { None };
+        Ok(UsersPage { users, total, next_after })
     }
 
     /// Enables, disables, promotes or demotes a user. Disabling takes effect on

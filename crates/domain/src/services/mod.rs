@@ -19,7 +19,7 @@ mod verification;
 use std::sync::Arc;
 
 pub use accounts::{AccountService, AdminOutcome, Registration};
-pub use admin::{AdminService, UserChanges};
+pub use admin::{AdminService, UserChanges, UsersPage};
 pub use api_keys::{ApiKeyService, ListedKey, NewKeyRequest};
 pub use audit::{AuditService, MAX_AUDIT_PAGE};
 pub use keys::{Rotation, SigningKeyService};

@@ -1,5 +1,5 @@
 use actix_web::{HttpResponse, get, patch, web};
-use portcullis_domain::{AuditKind, AuditQuery, DomainError, Role, UserChanges, UserId};
+use portcullis_domain::{AuditKind, AuditQuery, DomainError, Role, UserChanges, UserId, UsersFrom};
 use uuid::Uuid;
 
 use crate::body::Json;
@@ -8,16 +8,17 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::Authenticated;
 use crate::state::AppState;
 
-/// All users, oldest first, a page at a time.
+/// All users, oldest first, a page at a time: from the start, then `after`
+/// the `next_after` of each page until it is `null`.
 #[utoipa::path(
     tag = "admin",
     security(("bearer_jwt" = [])),
     params(PageQuery),
     responses(
-        (status = 200, description = "A page and the total", body = UsersPage),
+        (status = 200, description = "A page, the total, and the next page's `after`", body = UsersPage),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "`insufficient_permissions` (not an admin), `jwt_required`", body = ErrorBody),
-        (status = 422, description = "`invalid_field`: limit or offset", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: limit, offset, or after (no such user, or given with offset)", body = ErrorBody),
     )
 )]
 #[get("/v1/admin/users")]
@@ -26,9 +27,19 @@ pub(crate) async fn list_users(
     caller: Authenticated,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = (page.limit.unwrap_or(50), page.offset.unwrap_or(0));
-    let (users, total) = state.services.admin.list_users(&caller.0, limit, offset).await?;
-    Ok(HttpResponse::Ok().json(UsersPage { items: users.iter().map(UserResponse::from).collect(), total }))
+    let from = match (page.after, page.offset) {
+        (Some(_), Some(_)) => {
+            return Err(DomainError::invalid_field("after", "cannot be combined with offset").into());
+        }
+        (Some(after), None) => UsersFrom::After(UserId::from_uuid(after)),
+        (None, offset) => UsersFrom::Offset(offset.unwrap_or(0)),
+    };
+    let page = state.services.admin.list_users(&caller.0, page.limit.unwrap_or(50), from).await?;
+    Ok(HttpResponse::Ok().json(UsersPage {
+        items: page.users.iter().map(UserResponse::from).collect(),
+        total: page.total,
+        next_after: page.next_after.map(|id| id.as_uuid()),
+    }))
 }
 
 /// Enable, disable, promote or demote a user. Takes effect on their next request.

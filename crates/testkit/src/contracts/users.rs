@@ -1,5 +1,5 @@
 use futures_util::future::join_all;
-use portcullis_domain::{Email, FullName, NewUser, PasswordHash, Role, StoreError, UserId};
+use portcullis_domain::{Email, FullName, NewUser, PasswordHash, Role, StoreError, UserId, UsersFrom};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -111,15 +111,38 @@ pub async fn user_list_pages_in_creation_order_with_the_total<S: ContractStore +
         user.created_at = CREATED + time::Duration::minutes(i);
         created.push(store.create(user).await.expect("create succeeds"));
     }
-    let (first, total) = store.list_users(2, 0).await.expect("list_users succeeds");
+    let (first, total) = store.list_users(2, UsersFrom::Offset(0)).await.expect("list_users succeeds");
     assert_eq!(total, 5);
     assert_eq!(first, created[..2].to_vec());
-    let (middle, _) = store.list_users(2, 2).await.expect("list_users succeeds");
+    let (middle, _) = store.list_users(2, UsersFrom::Offset(2)).await.expect("list_users succeeds");
     assert_eq!(middle, created[2..4].to_vec());
-    let (last, _) = store.list_users(2, 4).await.expect("list_users succeeds");
+    let (last, _) = store.list_users(2, UsersFrom::Offset(4)).await.expect("list_users succeeds");
     assert_eq!(last, created[4..].to_vec());
-    let (beyond, total) = store.list_users(2, 10).await.expect("list_users succeeds");
+    let (beyond, total) = store.list_users(2, UsersFrom::Offset(10)).await.expect("list_users succeeds");
     assert_eq!((beyond.len(), total), (0, 5));
+}
+
+pub async fn user_list_pages_after_a_user_through_ties_in_creation_time<S: ContractStore + ?Sized>(store: &S) {
+    // Three of the five share one creation second: the id orders them.
+    let mut created = Vec::new();
+    for (i, minute) in [0, 1, 1, 1, 2].into_iter().enumerate() {
+        let mut user = new_user(&format!("keyset{i}@example.com"));
+        user.created_at = CREATED + time::Duration::minutes(minute);
+        created.push(store.create(user).await.expect("create succeeds"));
+    }
+    created.sort_by_key(|u| (u.created_at, u.id));
+    let mut walked = Vec::new();
+    let (mut page, total) = store.list_users(2, UsersFrom::Offset(0)).await.expect("list_users succeeds");
+    assert_eq!(total, 5);
+    while let Some(last) = page.last().map(|u| u.id) {
+        walked.extend(page);
+        (page, _) = store.list_users(2, UsersFrom::After(last)).await.expect("list_users succeeds");
+    }
+    assert_eq!(walked, created, "every user once, in order, across the tie");
+    let (after_tie, _) = store.list_users(10, UsersFrom::After(created[1].id)).await.expect("list_users succeeds");
+    assert_eq!(after_tie, created[2..].to_vec(), "after the first of the tie: the other two, then the rest");
+    let unknown = store.list_users(2, UsersFrom::After(UserId::new())).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)), "after an unknown user: {unknown:?}");
 }
 
 pub async fn a_rehash_replaces_only_the_hash_it_was_made_from<S: ContractStore + ?Sized>(store: &S) {
