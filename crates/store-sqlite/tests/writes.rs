@@ -50,6 +50,7 @@ async fn concurrent_writes_never_meet_sqlites_lock() {
         }
     }
     assert!(failed.is_empty(), "{} of {} writers failed, first: {:?}", failed.len(), WRITES, failed.first());
-    let (_, total) = store.list_users(1, portcullis_domain::UsersFrom::Offset(0)).await.expect("count the users");
+    let (_, total) =
+        store.list_users(1, portcullis_domain::UsersFrom::Offset(0)).await.expect("count the users");
     assert_eq!(total, u64::try_from(WRITES).expect("small"));
 }

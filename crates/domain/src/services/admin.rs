@@ -66,7 +66,9 @@ impl AdminService {
         }
         // One more than asked tells whether another page follows.
         let (mut users, total) = match self.users.list_users(limit + 1, from).await {
-            Err(StoreError::NotFound) => return Err(DomainError::invalid_field("after", "is not a user's id")),
+            Err(StoreError::NotFound) => {
+                return Err(DomainError::invalid_field("after", "is not a user's id"));
+            }
             other => other?,
         };
         let more = users.len() > limit as usize;

@@ -122,7 +122,9 @@ pub async fn user_list_pages_in_creation_order_with_the_total<S: ContractStore +
     assert_eq!((beyond.len(), total), (0, 5));
 }
 
-pub async fn user_list_pages_after_a_user_through_ties_in_creation_time<S: ContractStore + ?Sized>(store: &S) {
+pub async fn user_list_pages_after_a_user_through_ties_in_creation_time<S: ContractStore + ?Sized>(
+    store: &S,
+) {
     // Three of the five share one creation second: the id orders them.
     let mut created = Vec::new();
     for (i, minute) in [0, 1, 1, 1, 2].into_iter().enumerate() {
@@ -139,7 +141,8 @@ pub async fn user_list_pages_after_a_user_through_ties_in_creation_time<S: Contr
         (page, _) = store.list_users(2, UsersFrom::After(last)).await.expect("list_users succeeds");
     }
     assert_eq!(walked, created, "every user once, in order, across the tie");
-    let (after_tie, _) = store.list_users(10, UsersFrom::After(created[1].id)).await.expect("list_users succeeds");
+    let (after_tie, _) =
+        store.list_users(10, UsersFrom::After(created[1].id)).await.expect("list_users succeeds");
     assert_eq!(after_tie, created[2..].to_vec(), "after the first of the tie: the other two, then the rest");
     let unknown = store.list_users(2, UsersFrom::After(UserId::new())).await;
     assert!(matches!(unknown, Err(StoreError::NotFound)), "after an unknown user: {unknown:?}");
