@@ -317,7 +317,7 @@ impl App {
         jobs.every("audit-prune", PRUNE_AUDIT_EVERY, move || {
             let audit = audit.clone();
             async move {
-                match audit.prune(retention).await {
+                match prune_paced(&audit, retention).await {
                     Ok(0) => {}
                     Ok(pruned) => {
                         tracing::info!(pruned, retention_days = retention, "pruned old audit events")
@@ -401,6 +401,51 @@ fn key_error(error: portcullis_domain::DomainError) -> StartError {
 }
 
 /// One round of the outbox: reset requests answered, emails sent.
+/// How long one prune batch may hold the database's writer: a batch slower
+/// than this halves the next one, one under a quarter of it doubles it (up
+/// to 1 000 events).
+const PRUNE_BATCH_TARGET: Duration = Duration::from_millis(20);
+const PRUNE_BATCH_MIN: u32 = 50;
+const PRUNE_BATCH_MAX: u32 = 1_000;
+/// After each batch the prune rests this many times as long as it took.
+const PRUNE_REST_FACTOR: u32 = 3;
+/// The most events the prune deletes a second.
+const PRUNE_EVENTS_PER_SEC: u32 = 5_000;
+
+/// Prunes the audit log a batch at a time, sized to hold the writer about
+/// [`PRUNE_BATCH_TARGET`] at most, then resting three times as long as the
+/// batch took and never deleting more than [`PRUNE_EVENTS_PER_SEC`]: other
+/// writers get three quarters of the time at least, and the write-ahead log
+/// grows slowly enough for SQLite's background checkpoints to keep up
+/// (deleting an event dirties about a page of the by-user index: at full
+/// speed a 10-million-event backlog wrote 180 MB of WAL a second, and each
+/// restart of the log then held writers 130 ms). A cold cache or a large
+/// index makes batches slower; the size follows. The usual hourly run
+/// deletes an hour's events in a second; a backlog of ten million (a
+/// lowered retention) takes about half an hour.
+async fn prune_paced(
+    audit: &portcullis_domain::AuditService,
+    retention_days: u32,
+) -> Result<u64, portcullis_domain::DomainError> {
+    let (mut total, mut limit) = (0, PRUNE_BATCH_MAX);
+    loop {
+        let started = std::time::Instant::now();
+        let deleted = audit.prune_batch(retention_days, limit).await?;
+        total += deleted;
+        if deleted < u64::from(limit) {
+            return Ok(total);
+        }
+        let took = started.elapsed();
+        if took > PRUNE_BATCH_TARGET {
+            limit = (limit / 2).max(PRUNE_BATCH_MIN);
+        } else if took < PRUNE_BATCH_TARGET / 4 {
+            limit = (limit * 2).min(PRUNE_BATCH_MAX);
+        }
+        let budget = Duration::from_secs(1) * limit / PRUNE_EVENTS_PER_SEC;
+        tokio::time::sleep((took * PRUNE_REST_FACTOR).max(budget.saturating_sub(took))).await;
+    }
+}
+
 async fn deliver(passwords: &portcullis_domain::PasswordService) {
     match passwords.deliver_due().await {
         Ok(report) => {

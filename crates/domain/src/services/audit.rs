@@ -185,20 +185,32 @@ impl AuditService {
 
     /// Deletes events older than `retention_days`; returns how many. It goes
     /// in batches of 1 000 events, each its own write, so other writes take
-    /// their turns in between however large the backlog.
+    /// their turns in between however large the backlog. A service that can
+    /// wait between batches should call [`Self::prune_batch`] itself and
+    /// pace them (the server does).
     ///
     /// # Errors
     /// `Unavailable` (what was deleted before stays deleted).
     pub async fn prune(&self, retention_days: u32) -> Result<u64, DomainError> {
-        let cutoff = self.clock.now() - time::Duration::days(i64::from(retention_days));
         let mut total = 0;
         loop {
-            let deleted = self.log.prune_events(cutoff, PRUNE_BATCH).await?;
+            let deleted = self.prune_batch(retention_days, PRUNE_BATCH).await?;
             total += deleted;
             if deleted < u64::from(PRUNE_BATCH) {
                 return Ok(total);
             }
         }
+    }
+
+    /// Deletes the oldest of the events older than `retention_days`, at most
+    /// `limit` (1 to 1 000) of them, in one write; returns how many. Fewer
+    /// than `limit` means none is left.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn prune_batch(&self, retention_days: u32, limit: u32) -> Result<u64, DomainError> {
+        let cutoff = self.clock.now() - time::Duration::days(i64::from(retention_days));
+        Ok(self.log.prune_events(cutoff, limit.clamp(1, PRUNE_BATCH)).await?)
     }
 }
 
