@@ -39,6 +39,15 @@ fuzz:
 bench:
     bench/run.sh
 
+# The large-data benchmark (needs wrk and psql): 1 000 000 users and API keys and
+# 10 000 000 audit events against a fresh database, on SQLite and PostgreSQL,
+# results in bench/results/<date>-large/. The whole prune takes about 35 minutes
+# a backend; BENCH_LARGE_PRUNE_S=300 watches only its first five.
+bench-large:
+    cargo build --release -p portcullis
+    python3 bench/large.py target/release/portcullis sqlite bench/results/$(date +%F)-large
+    python3 bench/large.py target/release/portcullis postgres bench/results/$(date +%F)-large
+
 # The fastapi-users comparator from PEERS_DIR (e.g. the workplace's shared peers folder).
 bench-peer PEERS_DIR:
     bench/peer.sh {{PEERS_DIR}}

@@ -86,10 +86,11 @@ class WalWatch:
 
 
 class Server:
-    """The binary on a free port with a fresh database, rate limits off
-    unless `limits` (AUTH_RATE_LIMITS) says otherwise."""
+    """The binary on a free port with a fresh database (or `database_url`,
+    kept when the server stops), rate limits off unless `limits`
+    (AUTH_RATE_LIMITS) says otherwise."""
 
-    def __init__(self, binary, backend, workdir, limits="off", extra_env=None, wrapper=None):
+    def __init__(self, binary, backend, workdir, limits="off", extra_env=None, wrapper=None, database_url=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
@@ -105,7 +106,9 @@ class Server:
             env["AUTH_JWT_SECRET"] = "bench-secret-bench-secret-bench-secret-bench"
         env.update(extra_env or {})
         self.database = None
-        if backend == "postgres":
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        elif backend == "postgres":
             admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
             self.database = f"portcullis_bench_{uuid.uuid4().hex[:12]}"
             psql(admin_url, f"CREATE DATABASE {self.database}")
@@ -117,7 +120,7 @@ class Server:
             env["DATABASE_URL"] = admin_url.rsplit("/", 1)[0] + "/" + self.database + f"?sslmode={sslmode}"
         else:
             env["DATABASE_URL"] = f"sqlite://{workdir}/bench.db"
-        self.wal = WalWatch(os.path.join(workdir, "bench.db-wal")) if backend == "sqlite" else None
+        self.wal = WalWatch(os.path.join(workdir, "bench.db-wal")) if backend == "sqlite" and not database_url else None
         self.env = env
         self.binary = binary
         self.log = open(os.path.join(workdir, f"server-{backend}.log"), "w")
