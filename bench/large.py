@@ -98,13 +98,13 @@ INSERT INTO users (id, email, full_name, password_hash, role, is_active, session
 SELECT pg_temp.v7({users_from} + g * {USER_STEP_MS}, 1, g), 'seed-' || g || '@large.test', NULL,
        '{SEED_HASH}', 'USER', true, 0, pg_temp.at({users_from} + g * {USER_STEP_MS}),
        pg_temp.at({users_from} + g * {USER_STEP_MS}), true, false
-FROM generate_series(1, {USERS}) g;
+FROM generate_series(1::bigint, {USERS}) g;
 INSERT INTO api_keys (id, user_id, name, environment, key_digest, created_at, expires_at, revoked_at,
                       last_used_at, usage_count)
 SELECT pg_temp.v7({users_from} + g * {USER_STEP_MS}, 2, g), pg_temp.v7({users_from} + g * {USER_STEP_MS}, 1, g),
        'seeded', 'live', decode(lpad(to_hex(g), 64, '0'), 'hex'), pg_temp.at({users_from} + g * {USER_STEP_MS}),
        now() + interval '365 days', NULL, NULL, 0
-FROM generate_series(1, {USERS}) g;
+FROM generate_series(1::bigint, {USERS}) g;
 """
     chunk = 1_000_000
     for start in range(1, EVENTS + 1, chunk):
@@ -115,7 +115,7 @@ SELECT pg_temp.v7({events_from} + g * {step}, 3, g), pg_temp.at({events_from} + 
        (ARRAY{KINDS!r})[1 + g % {len(KINDS)}],
        pg_temp.v7({users_from} + u * {USER_STEP_MS}, 1, u), NULL, '10.0.' || (g % 250) || '.' || (g % 199 + 1),
        'bench/1.0', NULL
-FROM (SELECT g, 1 + (g * 7919) % {USERS} AS u FROM generate_series({start}, {end}) g) s;
+FROM (SELECT g, 1 + (g * 7919) % {USERS} AS u FROM generate_series({start}::bigint, {end}) g) s;
 """
     script += "ANALYZE;\n"
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
@@ -277,6 +277,16 @@ def database_bytes(backend, url, path=None):
     return sum(os.path.getsize(f) for f in (path, path + "-wal") if os.path.exists(f))
 
 
+def table_bytes(backend, url):
+    """Each table's size with its indexes, where the database can tell."""
+    if backend != "postgres":
+        return None
+    done = subprocess.run(["psql", url, "-Atc", "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+                           "WHERE relname IN ('users', 'api_keys', 'audit_events')"],
+                          capture_output=True, text=True, check=True)
+    return {name: int(size) for name, size in (line.split("|") for line in done.stdout.split())}
+
+
 def login_token(base, email):
     status, body = b.call(base, "POST", "/v1/auth/login-json", {"username": email, "password": b.PASSWORD})
     assert status == 200, (email, status, body)
@@ -315,6 +325,7 @@ def main():
         results["seed_s"] = round(time.perf_counter() - started, 1)
         results["database_bytes"] = database_bytes(backend, url, sqlite_path)
         results["database_bytes_per_user"] = round(results["database_bytes"] / USERS)
+        results["table_bytes"] = table_bytes(backend, url)
         print(f"  seeded in {results['seed_s']} s: {results['database_bytes'] / 2**20:.0f} MiB, "
               f"{results['database_bytes_per_user']} bytes per user (with its key and 10 events)", flush=True)
 
