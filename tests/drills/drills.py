@@ -542,8 +542,8 @@ class Drills:
         began = time.monotonic()
         while time.monotonic() - began < seconds:
             if killed_at is None and time.monotonic() - began > seconds / 3:
-                cluster.script("kill", "2")
                 killed_at = time.monotonic() - load.started
+                cluster.script("kill", "2")
             probes.extend(h.call("GET", "/healthz")[0] for h in survivors)
             time.sleep(0.05)
         records = load.stop()
