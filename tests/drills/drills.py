@@ -339,6 +339,20 @@ def me_load(cluster: Cluster, tokens: list[str], workers: int = 3) -> Load:
     return Load(cluster.balancer, workers, step)
 
 
+def registered(load: Load, http: Http, acknowledged: list[str]) -> None:
+    """One registration under load; its email kept when acknowledged (201)."""
+    status, email, _ = register(http)
+    load.record("register", status)
+    if status == 201:
+        acknowledged.append(email)
+
+
+def unable_to_log_in(cluster: Cluster, emails: list[str]) -> list[str]:
+    """Of `emails`, those that cannot log in through the balancer."""
+    logins = Http(cluster.balancer)
+    return [email for email in emails if login(logins, email)[0] != 200]
+
+
 def statuses(records) -> dict:
     counts: dict = {}
     for _, what, status in records:
@@ -531,10 +545,7 @@ class Drills:
         acknowledged: list[str] = []
 
         def step(load: Load, state, http: Http) -> None:
-            status, email, _ = register(http)
-            load.record("register", status)
-            if status == 201:
-                acknowledged.append(email)
+            registered(load, http, acknowledged)
         load = Load(cluster.balancer, 6, step)
         survivors = [Http(cluster.port(1)), Http(cluster.port(3))]
         probes: list[int] = []
@@ -551,8 +562,7 @@ class Drills:
         cluster.script("start", "2")
         again = Http(cluster.port(2))
         check(register(again)[0] == 201, "the restarted instance does not register")
-        logins = Http(cluster.balancer)
-        lost = [email for email in acknowledged if login(logins, email)[0] != 200]
+        lost = unable_to_log_in(cluster, acknowledged)
         cluster.down()
         say(f"  {len(acknowledged)} registrations acknowledged, instance 2 killed at {killed_at:.2f} s; "
             f"not acknowledged: {len(failed)} {failed[:8]}; lost after the crash: {len(lost)}; "
@@ -574,10 +584,7 @@ class Drills:
 
         def step(load: Load, state, http: Http) -> None:
             if random.random() < 0.3:
-                status, email, _ = register(http)
-                load.record("register", status)
-                if status == 201:
-                    acknowledged.append(email)
+                registered(load, http, acknowledged)
             else:
                 load.record("me", http.call("GET", "/v1/auth/me", token=random.choice(tokens))[0])
         load = Load(cluster.balancer, 6, step)
@@ -593,8 +600,7 @@ class Drills:
         bad = [(round(t, 2), w, s) for t, w, s in records if s not in (200, 201, 503)]
         not_ok_after = [t for t, _, s in records if t > back and s not in (200, 201)]
         full_service = (max(not_ok_after) - back) if not_ok_after else 0.0
-        logins = Http(cluster.balancer)
-        lost = [email for email in acknowledged if login(logins, email)[0] != 200]
+        lost = unable_to_log_in(cluster, acknowledged)
         cluster.down()
         say(f"  down {back - stopped:.1f} s: answers meanwhile {during}; full service {full_service:.2f} s "
             f"after its return; {len(acknowledged)} registrations acknowledged, lost {len(lost)}; "
