@@ -60,8 +60,13 @@ impl Argon2Hasher {
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut seed = [0u8; 32];
         rand::fill(&mut seed);
+        // On a thread of its own: a hashing thread keeps its working area (see
+        // `memory`), and this one-off hash would leave 19 MiB on the caller's
+        // thread for the life of the process; the thread's end frees it.
         let dummy =
-            crate::memory::hash(&argon2, &seed, &salt()).map_err(|e| format!("argon2 failed: {e}"))?;
+            std::thread::scope(|scope| scope.spawn(|| crate::memory::hash(&argon2, &seed, &salt())).join())
+                .map_err(|_| "argon2 panicked".to_owned())?
+                .map_err(|e| format!("argon2 failed: {e}"))?;
         let pool = WorkerPool::new("argon2", config.threads, config.queue)
             .map_err(|e| format!("cannot start hashing threads: {e}"))?;
         Ok(Self { argon2: Arc::new(argon2), pool, dummy: dummy.into() })
