@@ -19,6 +19,13 @@ use super::{AuthSettings, Ports, from_ports, opaque_debug};
 /// How many (key, address) pairs one instance remembers before starting over;
 /// forgetting only costs a lookup in the store.
 const SEEN_ADDRESSES: usize = 100_000;
+/// First uses from an address waiting for the next flush, at most. Each
+/// costs a write or two at the flush, so a burst of keys used from new
+/// addresses (a fleet coming online) can outrun it; past this bound a first
+/// use is not kept, nor marked seen, and the key's next use from that
+/// address notes it again once the flush has caught up. Memory stays bounded
+/// (a sighting is about 300 bytes) whatever the burst.
+const PENDING_SIGHTINGS: usize = 10_000;
 
 /// What a caller asks for when creating a key (unvalidated).
 #[derive(Debug, Clone, Default)]
@@ -46,6 +53,8 @@ pub(super) struct UsageBuffer {
     /// First uses from an address, to check against the store at the next
     /// flush: the event is written only if the store did not know the pair.
     sightings: Mutex<Vec<(ApiKeyId, String, AuditEvent)>>,
+    /// First uses not kept since the last flush (the bound was reached).
+    overflowed: std::sync::atomic::AtomicU64,
 }
 
 impl UsageBuffer {
@@ -62,21 +71,35 @@ impl UsageBuffer {
     }
 
     /// Notes a use of `id` from `ip`; only the first per address is kept.
+    /// Notes a use of `id` from `ip`; only the first per address is kept, and
+    /// at most [`PENDING_SIGHTINGS`] until the next flush.
     fn sighted(&self, id: ApiKeyId, ip: &str, event: impl FnOnce() -> AuditEvent) {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.contains(&(id, ip.to_owned())) {
+        let pair = (id, ip.to_owned());
+        if seen.contains(&pair) {
+            return;
+        }
+        // Locked in this order only (seen, then sightings).
+        let mut sightings = self.sightings.lock().unwrap_or_else(PoisonError::into_inner);
+        if sightings.len() >= PENDING_SIGHTINGS {
+            self.overflowed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
         if seen.len() >= SEEN_ADDRESSES {
             seen.clear();
         }
-        seen.insert((id, ip.to_owned()));
+        seen.insert(pair);
         drop(seen);
-        self.sightings.lock().unwrap_or_else(PoisonError::into_inner).push((id, ip.to_owned(), event()));
+        sightings.push((id, ip.to_owned(), event()));
     }
 
     fn take_sightings(&self) -> Vec<(ApiKeyId, String, AuditEvent)> {
         std::mem::take(&mut *self.sightings.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// How many first uses were not kept since the last call.
+    fn take_overflowed(&self) -> u64 {
+        self.overflowed.swap(0, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Lets a sighting that could not be checked be noted again.
@@ -252,6 +275,15 @@ impl ApiKeyService {
         }
     }
 
+    /// How many first uses of a key from an address were not kept since the
+    /// last call, because more were waiting for the flush than it bounds
+    /// (10 000): their `api_key_new_ip` events are written at the key's next
+    /// use from the address instead. For the host to report.
+    #[must_use]
+    pub fn unrecorded_sightings(&self) -> u64 {
+        self.usage.take_overflowed()
+    }
+
     /// Writes an `api_key_new_ip` event for each address the store had not
     /// seen the key used from.
     async fn flush_sightings(&self) -> Result<(), DomainError> {
@@ -283,5 +315,45 @@ fn require_jwt(caller: &Principal) -> Result<(), DomainError> {
         Ok(())
     } else {
         Err(DomainError::Forbidden(Forbidden::JwtRequired))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::{PENDING_SIGHTINGS, UsageBuffer};
+    use crate::model::{ApiKeyId, AuditEvent, AuditKind};
+
+    fn event() -> AuditEvent {
+        AuditEvent {
+            id: uuid::Uuid::nil(),
+            at: datetime!(2026-12-04 10:00 UTC),
+            kind: AuditKind::ApiKeyNewIp,
+            user_id: None,
+            detail: None,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn first_uses_wait_in_a_bounded_buffer_and_those_past_it_are_noted_again() {
+        let usage = UsageBuffer::default();
+        let key = ApiKeyId::new();
+        let address = |i: usize| format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256);
+        for i in 0..PENDING_SIGHTINGS + 5 {
+            usage.sighted(key, &address(i), event);
+        }
+        usage.sighted(key, &address(0), || unreachable!("a pair already kept is not noted twice"));
+        assert_eq!(usage.take_sightings().len(), PENDING_SIGHTINGS);
+        assert_eq!(usage.take_overflowed(), 5);
+        assert_eq!(usage.take_overflowed(), 0, "the count starts over");
+        // A use past the bound was not marked seen: its next use is kept.
+        usage.sighted(key, &address(PENDING_SIGHTINGS + 1), event);
+        let taken = usage.take_sightings();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].1, address(PENDING_SIGHTINGS + 1));
     }
 }
