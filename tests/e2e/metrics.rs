@@ -78,6 +78,52 @@ async fn counters_follow_known_traffic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_limiter_and_the_cache_hold_is_reported() {
+    let options = Options {
+        rate_limits: Some(
+            "login=100/3600,authenticated=1000/3600,failed_login=off,failed_login_account=off,register=off",
+        ),
+        trusted_proxies: Some("127.0.0.1"),
+        cache_ttl_ms: Some("60000"),
+        without_redis: true,
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let url = app.url("/metrics");
+    app.register("held@example.com").await;
+    let token = token_of(app.login("held@example.com", PASSWORD).await).await;
+    let key = app.create_key(&token, &json!({"name": "held"})).await;
+    let key = key["api_key"].as_str().unwrap();
+    let before = scrape(&app, &url).await;
+    let keys = |m: &HashMap<String, f64>| m["portcullis_rate_limiter_keys"];
+    assert!(keys(&before) >= 2.0, "the login address and the user's budget: {before:?}");
+
+    // Three logins from new client addresses: three new per-address keys.
+    for address in ["192.0.2.1", "192.0.2.2", "2001:db8:1::5"] {
+        let response = app
+            .client
+            .post(app.url("/v1/auth/login-json"))
+            .header("X-Forwarded-For", address)
+            .json(&json!({"username": "held@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // The key's first use: its budget in the limiter, the key in the cache.
+    assert_eq!(app.get_with_key("/v1/database/projects", key).await.status(), 200);
+    let after = scrape(&app, &url).await;
+    assert_eq!(keys(&after) - keys(&before), 4.0, "{after:?}");
+    assert_eq!(
+        delta(&before, &after, "portcullis_cache_entries{kind=\"api_keys\"}"),
+        1.0,
+        "the key and its owner are cached: {after:?}"
+    );
+    assert!(after["portcullis_cache_entries{kind=\"sessions\"}"] >= 1.0, "the token's session: {after:?}");
+    assert!(after.contains_key("portcullis_cache_entries{kind=\"projects\"}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbox_backlog_is_reported() {
     // No SMTP server answers here, so the email waits in the outbox.
     let options = Options { smtp_url: Some("smtp://127.0.0.1:9".to_owned()), ..Options::default() };

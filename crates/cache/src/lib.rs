@@ -35,8 +35,12 @@ use portcullis_domain::{
     User, UserId,
 };
 
-/// Most entries of each kind; at the bound the oldest goes.
-const MAX_ENTRIES: usize = 50_000;
+/// Most entries of each kind; at the bound the oldest goes. 20 000 distinct
+/// tokens or keys within one ttl (at most a minute) is far more than one
+/// instance serves; a flood of new ones only cycles them, and the bound
+/// keeps that to about 20 MiB a kind (an API key with its owner is about
+/// 700 bytes with its index entries).
+const MAX_ENTRIES: usize = 20_000;
 /// Locks the entries of one kind are spread over.
 const SHARDS: usize = 16;
 /// Expired entries one insert forgets at most (each insert adds one).
@@ -50,9 +54,12 @@ enum Tag {
     Key(ApiKeyId),
 }
 
-/// One value and when it was read.
+/// One value and when it was read. The value sits behind an `Arc`, so a
+/// shard's table holds a pointer per slot, not the value: a table has up to
+/// twice the slots it fills, and an API key with its owner is half a
+/// kilobyte.
 struct Entry<V> {
-    value: V,
+    value: Arc<V>,
     read_at: OffsetDateTime,
     /// One caller is reading it again (see [`Lookup::Refresh`]).
     refreshing: bool,
@@ -79,7 +86,61 @@ struct Shard<K, V> {
 }
 
 /// Which keys each tag concerns (one shard of the index).
-type Index<K> = HashMap<Tag, HashSet<K>>;
+type Index<K> = HashMap<Tag, Keys<K>>;
+
+/// The keys of one tag: nearly always one (a user with one token or key in
+/// use), kept without an allocation of its own.
+enum Keys<K> {
+    One(K),
+    Many(HashSet<K>),
+}
+
+impl<K: Eq + Hash + Copy> Keys<K> {
+    fn insert(&mut self, key: K) {
+        match self {
+            Self::One(one) if *one == key => {}
+            Self::One(one) => *self = Self::Many(HashSet::from([*one, key])),
+            Self::Many(keys) => {
+                keys.insert(key);
+            }
+        }
+    }
+
+    /// Removes `key`; whether none is left.
+    fn remove(&mut self, key: &K) -> bool {
+        match self {
+            Self::One(one) => one == key,
+            Self::Many(keys) => {
+                keys.remove(key);
+                match keys.len() {
+                    0 => true,
+                    1 => {
+                        if let Some(last) = keys.iter().next().copied() {
+                            *self = Self::One(last);
+                        }
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::Many(keys) => keys.len(),
+        }
+    }
+
+    fn into_vec(self) -> Vec<K> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(keys) => keys.into_iter().collect(),
+        }
+    }
+}
 
 /// Entries of one kind: sharded maps (a lookup locks one shard) and an index
 /// from [`Tag`] to keys (a write forgets the entries it concerns, O(affected)).
@@ -126,10 +187,10 @@ impl<K: Eq + Hash + Copy, V: Clone> Entries<K, V> {
             return Lookup::Miss;
         };
         if entry.refreshing || within(entry.read_at, now, ttl / 2) {
-            return Lookup::Fresh(entry.value.clone());
+            return Lookup::Fresh(V::clone(&entry.value));
         }
         entry.refreshing = true;
-        Lookup::Refresh(entry.value.clone())
+        Lookup::Refresh(V::clone(&entry.value))
     }
 
     /// Keeps `value` unless `unchanged` (asked under the shard's lock) says a
@@ -139,7 +200,12 @@ impl<K: Eq + Hash + Copy, V: Clone> Entries<K, V> {
     fn put(&self, key: K, value: V, now: OffsetDateTime, ttl: Duration, unchanged: impl Fn() -> bool) {
         let tags = (self.tags)(&value);
         for tag in tags.into_iter().flatten() {
-            locked(self.index_of(tag)).entry(tag).or_default().insert(key);
+            match locked(self.index_of(tag)).entry(tag) {
+                std::collections::hash_map::Entry::Occupied(mut keys) => keys.get_mut().insert(key),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Keys::One(key));
+                }
+            }
         }
         let mut shard = locked(self.shard_of(&key));
         if !unchanged() {
@@ -152,6 +218,7 @@ impl<K: Eq + Hash + Copy, V: Clone> Entries<K, V> {
             self.evict_oldest(&mut shard);
         }
         shard.order.push_back((key, now));
+        let value = Arc::new(value);
         if let Some(old) = shard.map.insert(key, Entry { value, read_at: now, refreshing: false }) {
             let old_tags = (self.tags)(&old.value);
             if old_tags != tags {
@@ -196,11 +263,8 @@ impl<K: Eq + Hash + Copy, V: Clone> Entries<K, V> {
     fn unindex(&self, key: &K, tags: [Option<Tag>; 2]) {
         for tag in tags.into_iter().flatten() {
             let mut index = locked(self.index_of(tag));
-            if let Some(keys) = index.get_mut(&tag) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    index.remove(&tag);
-                }
+            if index.get_mut(&tag).is_some_and(|keys| keys.remove(key)) {
+                index.remove(&tag);
             }
         }
     }
@@ -214,7 +278,7 @@ impl<K: Eq + Hash + Copy, V: Clone> Entries<K, V> {
 
     /// Forgets every entry about `tag`.
     fn forget(&self, tag: Tag) {
-        let keys = locked(self.index_of(tag)).remove(&tag).unwrap_or_default();
+        let keys = locked(self.index_of(tag)).remove(&tag).map_or_else(Vec::new, Keys::into_vec);
         for key in keys {
             let mut shard = locked(self.shard_of(&key));
             let about = shard.map.get(&key).is_some_and(|e| (self.tags)(&e.value).contains(&Some(tag)));
@@ -226,7 +290,6 @@ impl<K: Eq + Hash + Copy, V: Clone> Entries<K, V> {
         }
     }
 
-    #[cfg(test)]
     fn len(&self) -> usize {
         self.shards.iter().map(|s| locked(s).map.len()).sum()
     }
@@ -385,24 +448,67 @@ impl AuthCache {
 /// whoever else listens); `ttl_ms` of 0 leaves the ports as they are.
 #[must_use]
 pub fn wrap(ports: Ports, ttl_ms: u64) -> Ports {
-    wrap_shared(ports, ttl_ms).0
+    wrap_shared(ports, ttl_ms).ports
 }
 
-/// [`wrap`], and the cache's own feed besides: the changes other instances
-/// announce go there (it forgets, then passes them on to the feed the ports
-/// had, not to whatever is put in front of it later, so they are not sent
-/// back out). `None` when `ttl_ms` is 0: there is nothing to forget.
+/// What [`wrap_shared`] gives: the ports with the cache in front, the
+/// cache's own feed, and a view of its sizes. Both options are `None` when
+/// the ttl is 0 (there is no cache).
+pub struct Shared {
+    pub ports: Ports,
+    /// Where the changes other instances announce go: the cache forgets,
+    /// then passes them on to the feed the ports had, not to whatever is put
+    /// in front of it later, so they are not sent back out.
+    pub forgets: Option<Arc<dyn ChangeFeed>>,
+    pub sizes: Option<CacheSizes>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("sizes", &self.sizes).finish_non_exhaustive()
+    }
+}
+
+/// [`wrap`], and the cache's own feed and sizes besides (see [`Shared`]).
 #[must_use]
-pub fn wrap_shared(ports: Ports, ttl_ms: u64) -> (Ports, Option<Arc<dyn ChangeFeed>>) {
+pub fn wrap_shared(ports: Ports, ttl_ms: u64) -> Shared {
     if ttl_ms == 0 {
-        return (ports, None);
+        return Shared { ports, forgets: None, sizes: None };
     }
     let ttl = Duration::milliseconds(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
     let cache = Arc::new(AuthCache::new(ttl, Arc::clone(&ports.adapters.clock)));
     let reads = Arc::new(CachedReads { inner: Arc::clone(&ports.reads), cache: Arc::clone(&cache) });
+    let sizes = CacheSizes(Arc::clone(&cache));
     let changes: Arc<dyn ChangeFeed> = Arc::new(Forgets { cache, next: Arc::clone(&ports.adapters.changes) });
     let forgets = Arc::clone(&changes);
-    (Ports { reads, adapters: Adapters { changes, ..ports.adapters }, ..ports }, Some(forgets))
+    Shared {
+        ports: Ports { reads, adapters: Adapters { changes, ..ports.adapters }, ..ports },
+        forgets: Some(forgets),
+        sizes: Some(sizes),
+    }
+}
+
+/// How many entries the cache holds, by kind (for the metrics).
+#[derive(Clone)]
+pub struct CacheSizes(Arc<AuthCache>);
+
+impl CacheSizes {
+    /// Entries held now: `sessions` (by token), `api_keys` (by key, with the
+    /// owner), `projects` (by owner). Each is at most 20 000.
+    #[must_use]
+    pub fn entries(&self) -> [(&'static str, usize); 3] {
+        [
+            ("sessions", self.0.sessions.len()),
+            ("api_keys", self.0.keys.len()),
+            ("projects", self.0.projects.len()),
+        ]
+    }
+}
+
+impl std::fmt::Debug for CacheSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CacheSizes").field(&self.entries()).finish()
+    }
 }
 
 /// The hot reads with the cache in front of them.
@@ -471,7 +577,6 @@ mod tests {
     use time::{Duration, OffsetDateTime};
     use uuid::Uuid;
 
-    use std::collections::HashSet;
 
     use super::{AuthCache, CachedReads, Entries, Forgets, Lookup};
     use portcullis_domain::ports::{Change, ChangeFeed, HotReads, MockChangeFeed, MockClock, MockHotReads};
@@ -619,7 +724,7 @@ mod tests {
         assert!(!keys[..100].iter().any(hit), "the first ones went");
         assert!(keys[4_990..].iter().all(hit), "the last ones stay");
         let indexed: usize =
-            entries.index.iter().map(|i| super::locked(i).values().map(HashSet::len).sum::<usize>()).sum();
+            entries.index.iter().map(|i| super::locked(i).values().map(super::Keys::len).sum::<usize>()).sum();
         assert_eq!(indexed, entries.len(), "the index follows evictions");
     }
 

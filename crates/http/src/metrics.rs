@@ -42,6 +42,11 @@ struct TypeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
 }
@@ -55,6 +60,12 @@ fn latency_histogram() -> Histogram {
 
 /// Reads the length of the hashing queue when scraped.
 pub type QueueDepth = Arc<dyn Fn() -> usize + Send + Sync>;
+
+/// Reads how many keys the in-process rate limiter holds when scraped.
+pub type LimiterKeys = Arc<dyn Fn() -> usize + Send + Sync>;
+
+/// Reads how many entries the auth cache holds, by kind, when scraped.
+pub type CacheEntries = Arc<dyn Fn() -> Vec<(&'static str, usize)> + Send + Sync>;
 
 /// Every metric of one process.
 pub struct Metrics {
@@ -71,7 +82,11 @@ pub struct Metrics {
     hash_queue: Gauge,
     db_pool: Family<StateLabels, Gauge>,
     outbox_backlog: Gauge,
+    limiter_keys: Gauge,
+    cache_entries: Family<KindLabels, Gauge>,
     queue_depth: std::sync::OnceLock<QueueDepth>,
+    limiter_reading: std::sync::OnceLock<LimiterKeys>,
+    cache_reading: std::sync::OnceLock<CacheEntries>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,6 +99,16 @@ impl Metrics {
     /// Reads the hashing queue's length at each scrape (set once; later calls are ignored).
     pub fn watch_hash_queue(&self, depth: QueueDepth) {
         let _ = self.queue_depth.set(depth);
+    }
+
+    /// Reads the in-process limiter's key count at each scrape (set once).
+    pub fn watch_limiter(&self, keys: LimiterKeys) {
+        let _ = self.limiter_reading.set(keys);
+    }
+
+    /// Reads the auth cache's entries at each scrape (set once).
+    pub fn watch_cache(&self, entries: CacheEntries) {
+        let _ = self.cache_reading.set(entries);
     }
 }
 
@@ -103,6 +128,8 @@ impl Default for Metrics {
         let hash_queue = Gauge::default();
         let db_pool = Family::<StateLabels, Gauge>::default();
         let outbox_backlog = Gauge::default();
+        let limiter_keys = Gauge::default();
+        let cache_entries = Family::<KindLabels, Gauge>::default();
         registry.register(
             "http_requests",
             "HTTP requests by method, route template and status",
@@ -147,6 +174,16 @@ impl Default for Metrics {
             db_pool.clone(),
         );
         registry.register("outbox_backlog", "Emails waiting to be sent", outbox_backlog.clone());
+        registry.register(
+            "rate_limiter_keys",
+            "Keys held by the in-process rate limiter (with Redis: those counted while Redis was unreachable)",
+            limiter_keys.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Entries held by the auth cache, by kind: sessions, api_keys, projects",
+            cache_entries.clone(),
+        );
         Self {
             registry,
             requests,
@@ -161,7 +198,11 @@ impl Default for Metrics {
             hash_queue,
             db_pool,
             outbox_backlog,
+            limiter_keys,
+            cache_entries,
             queue_depth: std::sync::OnceLock::new(),
+            limiter_reading: std::sync::OnceLock::new(),
+            cache_reading: std::sync::OnceLock::new(),
         }
     }
 }
@@ -224,6 +265,16 @@ impl Metrics {
         }
         if let Some(backlog) = backlog {
             self.outbox_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        }
+        if let Some(keys) = self.limiter_reading.get() {
+            self.limiter_keys.set(i64::try_from(keys()).unwrap_or(i64::MAX));
+        }
+        if let Some(entries) = self.cache_reading.get() {
+            for (kind, count) in entries() {
+                self.cache_entries
+                    .get_or_create(&KindLabels { kind })
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
         }
     }
 

@@ -188,6 +188,13 @@ impl FallbackRateLimiter {
         }
     }
 
+    /// Keys the in-process limiter holds: every key without Redis, the keys
+    /// counted while Redis could not be reached with it.
+    #[must_use]
+    pub fn local_keys(&self) -> usize {
+        self.local.len()
+    }
+
     /// One round trip to Redis, for readiness: `Ok` without Redis configured.
     ///
     /// # Errors
