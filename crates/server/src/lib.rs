@@ -181,6 +181,8 @@ impl App {
         // and the broadcast alike.
         let redis = redis_client(config)?;
         let limiter = rate_limiter(config, redis.clone()).await;
+        let held = Arc::downgrade(&limiter);
+        metrics.watch_limiter(Arc::new(move || held.upgrade().map_or(0, |l| l.local_keys())));
         let adapters = Adapters {
             mailer: mailer(config)?,
             oauth_providers: providers::oauth_providers(&config.providers)?,
@@ -202,7 +204,11 @@ impl App {
             ..ports
         };
         // The authentication reads, kept for AUTH_CACHE_TTL_MS; writes through these ports forget what they touch.
-        let (mut ports, forgets) = portcullis_cache::wrap_shared(ports, config.cache.cache_ttl_ms);
+        let portcullis_cache::Shared { mut ports, forgets, sizes } =
+            portcullis_cache::wrap_shared(ports, config.cache.cache_ttl_ms);
+        if let Some(sizes) = sizes {
+            metrics.watch_cache(Arc::new(move || sizes.entries().to_vec()));
+        }
         // ...and tell the other instances, whose caches forget it too.
         let broadcast = match (forgets, broadcast_transport(config, redis)?) {
             (Some(forgets), Some(transport)) => {
@@ -306,6 +312,14 @@ impl App {
                 if let Err(e) = api_keys.flush_usage().await {
                     tracing::warn!(error = %e, "could not write API-key usage; kept for the next flush");
                 }
+                let unrecorded = api_keys.unrecorded_sightings();
+                if unrecorded > 0 {
+                    tracing::warn!(
+                        uses = unrecorded,
+                        "API keys were used from new addresses faster than their events could be written; \
+                         each is noted again at the key's next use from that address"
+                    );
+                }
             }
         });
         let passwords = self.services.passwords.clone();
@@ -400,7 +414,6 @@ fn key_error(error: portcullis_domain::DomainError) -> StartError {
     }
 }
 
-/// One round of the outbox: reset requests answered, emails sent.
 /// How long one prune batch may hold the database's writer: a batch slower
 /// than this halves the next one, one under a quarter of it doubles it (up
 /// to 1 000 events).
@@ -412,40 +425,62 @@ const PRUNE_REST_FACTOR: u32 = 3;
 /// The most events the prune deletes a second.
 const PRUNE_EVENTS_PER_SEC: u32 = 5_000;
 
-/// Prunes the audit log a batch at a time, sized to hold the writer about
-/// [`PRUNE_BATCH_TARGET`] at most, then resting three times as long as the
-/// batch took and never deleting more than [`PRUNE_EVENTS_PER_SEC`]: other
-/// writers get three quarters of the time at least, and the write-ahead log
-/// grows slowly enough for SQLite's background checkpoints to keep up
-/// (deleting an event dirties about a page of the by-user index: at full
-/// speed a 10-million-event backlog wrote 180 MB of WAL a second, and each
-/// restart of the log then held writers 130 ms). A cold cache or a large
-/// index makes batches slower; the size follows. The usual hourly run
-/// deletes an hour's events in a second; a backlog of ten million (a
-/// lowered retention) takes about half an hour.
+/// The pace of the audit prune: the size of the next batch, and the rest
+/// after each. Batches are sized to hold the writer about
+/// [`PRUNE_BATCH_TARGET`] at most; after each the prune rests three times as
+/// long as the batch took, and never deletes more than
+/// [`PRUNE_EVENTS_PER_SEC`]: other writers get three quarters of the time at
+/// least, and the write-ahead log grows slowly enough for SQLite's
+/// background checkpoints to keep up (deleting an event dirties about a page
+/// of the by-user index: at full speed a 10-million-event backlog wrote
+/// 180 MB of WAL a second, and each restart of the log then held writers
+/// 130 ms). A cold cache or a large index makes batches slower; the size
+/// follows. The usual hourly run deletes an hour's events in a second; a
+/// backlog of ten million (a lowered retention) takes about half an hour.
+#[derive(Debug)]
+struct PrunePace {
+    limit: u32,
+}
+
+impl PrunePace {
+    fn new() -> Self {
+        Self { limit: PRUNE_BATCH_MAX }
+    }
+
+    /// After a full batch (of `self.limit` events) that held the writer
+    /// `took`: sizes the next one, and says how long to rest first.
+    fn after(&mut self, took: Duration) -> Duration {
+        let deleted = self.limit;
+        if took > PRUNE_BATCH_TARGET {
+            self.limit = (self.limit / 2).max(PRUNE_BATCH_MIN);
+        } else if took < PRUNE_BATCH_TARGET / 4 {
+            self.limit = (self.limit * 2).min(PRUNE_BATCH_MAX);
+        }
+        // The batch just deleted, not the next, sets the time it must fill
+        // at the capped rate.
+        let budget = Duration::from_secs(1) * deleted / PRUNE_EVENTS_PER_SEC;
+        (took * PRUNE_REST_FACTOR).max(budget.saturating_sub(took))
+    }
+}
+
+/// Prunes the audit log a batch at a time, at the [`PrunePace`].
 async fn prune_paced(
     audit: &portcullis_domain::AuditService,
     retention_days: u32,
 ) -> Result<u64, portcullis_domain::DomainError> {
-    let (mut total, mut limit) = (0, PRUNE_BATCH_MAX);
+    let (mut total, mut pace) = (0, PrunePace::new());
     loop {
-        let started = std::time::Instant::now();
+        let (started, limit) = (std::time::Instant::now(), pace.limit);
         let deleted = audit.prune_batch(retention_days, limit).await?;
         total += deleted;
         if deleted < u64::from(limit) {
             return Ok(total);
         }
-        let took = started.elapsed();
-        if took > PRUNE_BATCH_TARGET {
-            limit = (limit / 2).max(PRUNE_BATCH_MIN);
-        } else if took < PRUNE_BATCH_TARGET / 4 {
-            limit = (limit * 2).min(PRUNE_BATCH_MAX);
-        }
-        let budget = Duration::from_secs(1) * limit / PRUNE_EVENTS_PER_SEC;
-        tokio::time::sleep((took * PRUNE_REST_FACTOR).max(budget.saturating_sub(took))).await;
+        tokio::time::sleep(pace.after(started.elapsed())).await;
     }
 }
 
+/// One round of the outbox: reset requests answered, emails sent.
 async fn deliver(passwords: &portcullis_domain::PasswordService) {
     match passwords.deliver_due().await {
         Ok(report) => {
@@ -738,4 +773,103 @@ async fn create_admin(config: &Config, email: &str, password: Option<String>) ->
         println!("{email}: {what}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use async_trait::async_trait;
+    use portcullis_domain::ports::{AuditLog, SystemClock};
+    use portcullis_domain::{AuditEvent, AuditQuery, AuditService, StoreError};
+    use time::OffsetDateTime;
+
+    use super::{PRUNE_BATCH_MAX, PRUNE_BATCH_MIN, PRUNE_EVENTS_PER_SEC, PrunePace, prune_paced};
+
+    #[test]
+    fn slow_batches_halve_fast_ones_double_and_the_rest_follows() {
+        let mut pace = PrunePace::new();
+        assert_eq!(pace.limit, PRUNE_BATCH_MAX);
+        // 1 000 events in 60 ms: the next batch is half, after 180 ms.
+        assert_eq!(pace.after(Duration::from_millis(60)), Duration::from_millis(180));
+        assert_eq!(pace.limit, 500);
+        // 500 in 10 ms: right; the rate cap (500 at 5 000/s is 100 ms) sets the rest.
+        assert_eq!(pace.after(Duration::from_millis(10)), Duration::from_millis(90));
+        assert_eq!(pace.limit, 500);
+        // 500 in 2 ms: double, but the rest still keeps 500 events to 100 ms.
+        assert_eq!(pace.after(Duration::from_millis(2)), Duration::from_millis(98));
+        assert_eq!(pace.limit, 1_000);
+        for _ in 0..10 {
+            pace.after(Duration::from_secs(1));
+        }
+        assert_eq!(pace.limit, PRUNE_BATCH_MIN, "never below the floor");
+    }
+
+    /// An audit log whose prune takes `per_event` for each event it deletes
+    /// (an index that makes each delete cost), and records each batch.
+    struct SlowLog {
+        backlog: Mutex<u64>,
+        per_event: Duration,
+        batches: Mutex<Vec<(u32, Instant, Instant)>>,
+    }
+
+    #[async_trait]
+    impl AuditLog for SlowLog {
+        async fn append(&self, _: AuditEvent) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        async fn list_events(&self, _: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        async fn prune_events(&self, _: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+            let started = Instant::now();
+            let deleted = {
+                let mut backlog = self.backlog.lock().unwrap();
+                let deleted = (*backlog).min(u64::from(limit));
+                *backlog -= deleted;
+                deleted
+            };
+            tokio::time::sleep(self.per_event * u32::try_from(deleted).unwrap()).await;
+            self.batches.lock().unwrap().push((limit, started, Instant::now()));
+            Ok(deleted)
+        }
+    }
+
+    async fn prune(backlog: u64, per_event: Duration) -> (Arc<SlowLog>, Duration) {
+        let log = Arc::new(SlowLog { backlog: Mutex::new(backlog), per_event, batches: Mutex::default() });
+        let audit = AuditService::new(Arc::clone(&log) as Arc<dyn AuditLog>, Arc::new(SystemClock));
+        let started = Instant::now();
+        assert_eq!(prune_paced(&audit, 30).await.unwrap(), backlog);
+        (log, started.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_slow_store_gets_smaller_batches_and_three_quarters_of_the_time() {
+        // 50 µs an event: a full batch holds the writer 50 ms.
+        let (log, elapsed) = prune(4_000, Duration::from_micros(50)).await;
+        let batches = log.batches.lock().unwrap();
+        let sizes: Vec<u32> = batches.iter().map(|b| b.0).collect();
+        assert_eq!(sizes[..3], [1_000, 500, 250], "halved while slower than the target: {sizes:?}");
+        assert!(sizes[2..].iter().all(|s| (PRUNE_BATCH_MIN..=250).contains(s)), "{sizes:?}");
+        let held: Duration = batches.iter().map(|(_, from, to)| *to - *from).sum();
+        assert!(held * 4 <= elapsed + Duration::from_millis(5), "held {held:?} of {elapsed:?}");
+        // Rests come between batches, each at least three times the one before.
+        for pair in batches.windows(2) {
+            let (took, rest) = (pair[0].2 - pair[0].1, pair[1].1 - pair[0].2);
+            assert!(rest >= took * 3, "{took:?} then a rest of {rest:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fast_store_is_pruned_at_the_capped_rate() {
+        let (log, elapsed) = prune(3_000, Duration::ZERO).await;
+        let sizes: Vec<u32> = log.batches.lock().unwrap().iter().map(|b| b.0).collect();
+        assert_eq!(sizes, [1_000, 1_000, 1_000, 1_000], "full batches; the last finds nothing left");
+        // Three full batches, each followed by its share of a second.
+        let floor = Duration::from_secs(3_000) / PRUNE_EVENTS_PER_SEC;
+        assert!(elapsed >= floor, "3 000 events in {elapsed:?}: faster than {PRUNE_EVENTS_PER_SEC}/s");
+    }
 }
