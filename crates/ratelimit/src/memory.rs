@@ -14,7 +14,7 @@
 //!   bound the key closest to being whole goes, which forgets the least.
 //!
 //! Keys are stored as a 64-bit keyed hash (random per process, so nobody can
-//! aim two keys at one slot): about 40 to 70 bytes a key, whatever its length.
+//! aim two keys at one slot): about 60 bytes a key, whatever its length.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::{Entry, RandomState};
@@ -29,10 +29,7 @@ use time::OffsetDateTime;
 
 use crate::{decide, interval_ms, millis};
 
-/// How many maps the keys are spread over. 70, not 64: a table holds at
-/// most 7/8 of its power-of-two slots, and a million keys over 70 shards is
-/// 14 286 a shard, which fits 16 384 slots; over 64 it is 15 625, which
-/// needs 32 768 (36 MiB of tables for a full limiter instead of 20).
+/// How many maps the keys are spread over.
 const SHARDS: usize = 70;
 /// Most expired keys one hit removes (each hit adds at most one).
 const EXPIRE_PER_HIT: usize = 4;
@@ -40,8 +37,13 @@ const EXPIRE_PER_HIT: usize = 4;
 const SWEEP_TURN: usize = 256;
 /// Stale heap positions looked at before an eviction takes the top as it is.
 const EVICTION_TRIES: usize = 8;
-/// Keys kept at most, by default: a million keys is 40 to 70 MiB.
-pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+/// Keys kept at most, by default. A key is 16 bytes in its shard's table and
+/// 16 in its heap, but a table at its bound churns (each eviction leaves a
+/// tombstone) and is rebuilt at twice the size its keys need: half a million
+/// keys cost about 30 MiB, a million about 57 (measured with a profiler).
+/// Half a million fresh client addresses inside one window is a flood, and
+/// at the bound the key nearest to a whole budget goes first.
+pub const DEFAULT_MAX_KEYS: usize = 500_000;
 
 /// The shard's map is keyed by an already random 64-bit hash; this only mixes
 /// it so that the bits the shard was chosen by do not cluster its slots.
