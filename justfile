@@ -48,6 +48,14 @@ bench-large:
     python3 bench/large.py target/release/portcullis sqlite bench/results/$(date +%F)-large
     python3 bench/large.py target/release/portcullis postgres bench/results/$(date +%F)-large
 
+# A million client addresses and a million principals in one instance's in-process
+# limiter and cache (needs wrk): memory, and /me beside a fresh instance, on SQLite and
+# PostgreSQL; results in bench/results/<date>-million/.
+bench-million:
+    cargo build --release -p portcullis
+    python3 bench/million.py target/release/portcullis sqlite bench/results/$(date +%F)-million
+    python3 bench/million.py target/release/portcullis postgres bench/results/$(date +%F)-million
+
 # The fastapi-users comparator from PEERS_DIR (e.g. the workplace's shared peers folder).
 bench-peer PEERS_DIR:
     bench/peer.sh {{PEERS_DIR}}

@@ -58,13 +58,15 @@ KINDS = ["login_succeeded", "login_failed", "token_refreshed", "api_key_created"
 SEED_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2VlZGVkLXVzZXItc2FsdA$" + "A" * 43
 
 
-def plan(now_ms):
+def plan(now_ms, users=None, events=None):
     """The timestamps every seeded row derives from, in ms since the epoch."""
-    users_from = now_ms - 86_400_000 - USERS * USER_STEP_MS
+    users = USERS if users is None else users
+    events = EVENTS if events is None else events
+    users_from = now_ms - 86_400_000 - users * USER_STEP_MS
     events_to = now_ms - 31 * 86_400_000
     events_from = events_to - 30 * 86_400_000
     return {"users_from": users_from, "events_from": events_from,
-            "event_step_ms": max(1, (events_to - events_from) // EVENTS)}
+            "event_step_ms": max(1, (events_to - events_from) // max(events, 1)), "users": users, "events": events}
 
 
 def v7(ms, tag, g):
@@ -82,8 +84,11 @@ def event_id(p, g):
     return v7(p["events_from"] + g * p["event_step_ms"], 3, g)
 
 
-def seed_postgres(url, p):
+def seed_postgres(url, p, keys=True):
+    """Users, one API key each (with a digest no key hashes to) unless not
+    `keys`, and the events, as `p` plans them."""
     users_from, events_from, step = p["users_from"], p["events_from"], p["event_step_ms"]
+    users, events = p["users"], p["events"]
     script = f"""
 \\set ON_ERROR_STOP on
 SET synchronous_commit = off;
@@ -98,24 +103,27 @@ INSERT INTO users (id, email, full_name, password_hash, role, is_active, session
 SELECT pg_temp.v7({users_from} + g * {USER_STEP_MS}, 1, g), 'seed-' || g || '@large.test', NULL,
        '{SEED_HASH}', 'USER', true, 0, pg_temp.at({users_from} + g * {USER_STEP_MS}),
        pg_temp.at({users_from} + g * {USER_STEP_MS}), true, false
-FROM generate_series(1::bigint, {USERS}) g;
+FROM generate_series(1::bigint, {users}) g;
+"""
+    if keys:
+        script += f"""
 INSERT INTO api_keys (id, user_id, name, environment, key_digest, created_at, expires_at, revoked_at,
                       last_used_at, usage_count)
 SELECT pg_temp.v7({users_from} + g * {USER_STEP_MS}, 2, g), pg_temp.v7({users_from} + g * {USER_STEP_MS}, 1, g),
        'seeded', 'live', decode(lpad(to_hex(g), 64, '0'), 'hex'), pg_temp.at({users_from} + g * {USER_STEP_MS}),
        now() + interval '365 days', NULL, NULL, 0
-FROM generate_series(1::bigint, {USERS}) g;
+FROM generate_series(1::bigint, {users}) g;
 """
     chunk = 1_000_000
-    for start in range(1, EVENTS + 1, chunk):
-        end = min(EVENTS, start + chunk - 1)
+    for start in range(1, events + 1, chunk):
+        end = min(events, start + chunk - 1)
         script += f"""
 INSERT INTO audit_events (id, at, kind, user_id, detail, ip, user_agent, request_id)
 SELECT pg_temp.v7({events_from} + g * {step}, 3, g), pg_temp.at({events_from} + g * {step}),
        (ARRAY{KINDS!r})[1 + g % {len(KINDS)}],
        pg_temp.v7({users_from} + u * {USER_STEP_MS}, 1, u), NULL, '10.0.' || (g % 250) || '.' || (g % 199 + 1),
        'bench/1.0', NULL
-FROM (SELECT g, 1 + (g * 7919) % {USERS} AS u FROM generate_series({start}::bigint, {end}) g) s;
+FROM (SELECT g, 1 + (g * 7919) % {users} AS u FROM generate_series({start}::bigint, {end}) g) s;
 """
     script += "ANALYZE;\n"
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
@@ -134,36 +142,39 @@ SQLITE_ID = ("substr(printf('%012x', {ms}), 1, 8) || '-' || substr(printf('%012x
 SQLITE_AT = "strftime('%Y-%m-%d %H:%M:%S', ({ms}) / 1000, 'unixepoch') || '+00:00'"
 
 
-def seed_sqlite(path, p):
+def seed_sqlite(path, p, keys=True):
+    """As seed_postgres, in the SQLite file at `path`."""
     users_from, events_from, step = p["users_from"], p["events_from"], p["event_step_ms"]
+    users, events = p["users"], p["events"]
     user_ms = f"({users_from} + g * {USER_STEP_MS})"
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA synchronous = OFF")
     series = "WITH RECURSIVE s(g) AS (SELECT {a} UNION ALL SELECT g + 1 FROM s WHERE g < {b}) "
     db.execute("BEGIN")
-    db.execute(series.format(a=1, b=USERS) + f"""
+    db.execute(series.format(a=1, b=users) + f"""
 INSERT INTO users (id, email, full_name, password_hash, role, is_active, session_version, created_at,
                    updated_at, email_verified, mfa_enabled)
 SELECT {SQLITE_ID.format(ms=user_ms, tag=1, g='g')}, 'seed-' || g || '@large.test', NULL, ?, 'USER', 1, 0,
        {SQLITE_AT.format(ms=user_ms)}, {SQLITE_AT.format(ms=user_ms)}, 1, 0 FROM s""", (SEED_HASH,))
-    db.execute(series.format(a=1, b=USERS) + f"""
+    if keys:
+        db.execute(series.format(a=1, b=users) + f"""
 INSERT INTO api_keys (id, user_id, name, environment, key_digest, created_at, expires_at, revoked_at,
-                      last_used_at, usage_count)
+                          last_used_at, usage_count)
 SELECT {SQLITE_ID.format(ms=user_ms, tag=2, g='g')}, {SQLITE_ID.format(ms=user_ms, tag=1, g='g')}, 'seeded',
-       'live', randomblob(32), {SQLITE_AT.format(ms=user_ms)},
-       strftime('%Y-%m-%d %H:%M:%S', 'now', '+365 days') || '+00:00', NULL, NULL, 0 FROM s""")
+           'live', randomblob(32), {SQLITE_AT.format(ms=user_ms)},
+           strftime('%Y-%m-%d %H:%M:%S', 'now', '+365 days') || '+00:00', NULL, NULL, 0 FROM s""")
     db.execute("COMMIT")
     event_ms = f"({events_from} + g * {step})"
-    u_ms = f"({users_from} + (1 + (g * 7919) % {USERS}) * {USER_STEP_MS})"
+    u_ms = f"({users_from} + (1 + (g * 7919) % {users}) * {USER_STEP_MS})"
     kinds = "CASE g % 5 " + " ".join(f"WHEN {i} THEN '{k}'" for i, k in enumerate(KINDS)) + " END"
     chunk = 1_000_000
-    for start in range(1, EVENTS + 1, chunk):
-        end = min(EVENTS, start + chunk - 1)
+    for start in range(1, events + 1, chunk):
+        end = min(events, start + chunk - 1)
         db.execute("BEGIN")
         db.execute(series.format(a=start, b=end) + f"""
 INSERT INTO audit_events (id, at, kind, user_id, detail, ip, user_agent, request_id)
 SELECT {SQLITE_ID.format(ms=event_ms, tag=3, g='g')}, {SQLITE_AT.format(ms=event_ms)}, {kinds},
-       {SQLITE_ID.format(ms=u_ms, tag=1, g='(1 + (g * 7919) % ' + str(USERS) + ')')}, NULL,
+       {SQLITE_ID.format(ms=u_ms, tag=1, g='(1 + (g * 7919) % ' + str(users) + ')')}, NULL,
        '10.0.' || (g % 250) || '.' || (g % 199 + 1), 'bench/1.0', NULL FROM s""")
         db.execute("COMMIT")
     db.execute("ANALYZE")
