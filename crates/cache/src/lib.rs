@@ -577,7 +577,6 @@ mod tests {
     use time::{Duration, OffsetDateTime};
     use uuid::Uuid;
 
-
     use super::{AuthCache, CachedReads, Entries, Forgets, Lookup};
     use portcullis_domain::ports::{Change, ChangeFeed, HotReads, MockChangeFeed, MockClock, MockHotReads};
     use portcullis_domain::{Email, Role, SessionLookup, StoreError, User, UserId};
@@ -723,8 +722,11 @@ mod tests {
         let hit = |key: &Uuid| matches!(entries.lookup(key, now, Duration::hours(1)), Lookup::Fresh(_));
         assert!(!keys[..100].iter().any(hit), "the first ones went");
         assert!(keys[4_990..].iter().all(hit), "the last ones stay");
-        let indexed: usize =
-            entries.index.iter().map(|i| super::locked(i).values().map(super::Keys::len).sum::<usize>()).sum();
+        let indexed: usize = entries
+            .index
+            .iter()
+            .map(|i| super::locked(i).values().map(super::Keys::len).sum::<usize>())
+            .sum();
         assert_eq!(indexed, entries.len(), "the index follows evictions");
     }
 
