@@ -182,6 +182,26 @@ SELECT {SQLITE_ID.format(ms=event_ms, tag=3, g='g')}, {SQLITE_AT.format(ms=event
     db.close()
 
 
+def new_database(backend, folder, tag, run):
+    """A database to seed in bulk: a new PostgreSQL database (BENCH_PG_URL's
+    server), or a SQLite file in `folder`. Returns its URL, the SQLite file's
+    path (None on PostgreSQL) and what drop_database takes."""
+    if backend == "postgres":
+        admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        database = f"portcullis_{tag}_{run}"
+        b.psql(admin_url, f"CREATE DATABASE {database}")
+        return admin_url.rsplit("/", 1)[0] + "/" + database + "?sslmode=disable", None, (admin_url, database)
+    path = os.path.join(folder, f"{tag}.db")
+    return f"sqlite://{path}", path, None
+
+
+def drop_database(handle):
+    """Drops what new_database created on PostgreSQL (a SQLite file goes with its folder)."""
+    if handle:
+        admin_url, database = handle
+        b.psql(admin_url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
 class Keepalive:
     """Sequential requests on one connection, timed."""
 
@@ -316,15 +336,7 @@ def main():
     large_dir, fresh_dir = os.path.join(workdir, "large"), os.path.join(workdir, "fresh")
     os.makedirs(large_dir)
     os.makedirs(fresh_dir)
-    admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    database = f"portcullis_large_{run}"
-    if backend == "postgres":
-        b.psql(admin_url, f"CREATE DATABASE {database}")
-        url = admin_url.rsplit("/", 1)[0] + "/" + database + "?sslmode=disable"
-        sqlite_path = None
-    else:
-        sqlite_path = os.path.join(large_dir, "large.db")
-        url = f"sqlite://{sqlite_path}"
+    url, sqlite_path, database = new_database(backend, large_dir, "large", run)
     servers = []
     try:
         # The schema, and the administrator who reads the pages.
@@ -445,8 +457,7 @@ def main():
     finally:
         for server in servers:
             server.stop()
-        if backend == "postgres":
-            b.psql(admin_url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        drop_database(database)
         subprocess.run(["rm", "-rf", workdir])
     with open(os.path.join(outdir, f"large-{backend}.json"), "w") as f:
         json.dump(results, f, indent=2)

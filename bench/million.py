@@ -178,15 +178,7 @@ def main():
     loaded_dir, fresh_dir = os.path.join(workdir, "loaded"), os.path.join(workdir, "fresh")
     os.makedirs(loaded_dir)
     os.makedirs(fresh_dir)
-    admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    database = f"portcullis_million_{run}"
-    if backend == "postgres":
-        b.psql(admin_url, f"CREATE DATABASE {database}")
-        url = admin_url.rsplit("/", 1)[0] + "/" + database + "?sslmode=disable"
-        sqlite_path = None
-    else:
-        sqlite_path = os.path.join(loaded_dir, "million.db")
-        url = f"sqlite://{sqlite_path}"
+    url, sqlite_path, database = large.new_database(backend, loaded_dir, "million", run)
     env = {"AUTH_TRUSTED_PROXIES": "127.0.0.1", "AUTH_CACHE_TTL_MS": "60000"}
     # BENCH_SERVER_ENV="NAME=value ...": more environment for both servers.
     env.update(item.split("=", 1) for item in os.environ.get("BENCH_SERVER_ENV", "").split())
@@ -274,8 +266,7 @@ def main():
     finally:
         for server in servers:
             server.stop()
-        if backend == "postgres":
-            b.psql(admin_url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        large.drop_database(database)
         subprocess.run(["rm", "-rf", workdir])
     with open(os.path.join(outdir, f"million-{backend}.json"), "w") as f:
         json.dump(results, f, indent=2)
