@@ -654,8 +654,9 @@ class Drills:
     # 7 ------------------------------------------------------------------
     def soak(self) -> None:
         """Mixed traffic for 30 minutes (CI: 2): no error, RSS and open files
-        flat (the last 5 minutes within 5 % of minutes 5 to 10; in a soak
-        under 15 minutes, the last sixth against the second)."""
+        flat (the last 5 minutes within 5 % of minutes 5 to 10, open files
+        also within the load's connections; in a soak under 15 minutes, the
+        last sixth against the second)."""
         seconds = 120 if self.short else 60 * self.soak_minutes
         if seconds >= 900:
             # Minutes 5 to 10 against the last 5.
@@ -702,7 +703,8 @@ class Drills:
                 what, status = "register", register(http)[0]
             load.record(what, status)
 
-        load = Load(cluster.balancer, 6, step, setup=setup, pace=0.02)
+        workers = 6
+        load = Load(cluster.balancer, workers, step, setup=setup, pace=0.02)
         began = time.monotonic()
         while time.monotonic() - began < seconds:
             now = time.monotonic() - began
@@ -728,12 +730,18 @@ class Drills:
             rss_early, rss_late = window(early, 2), window(late, 2)
             fd_early, fd_late = window(early, 3), window(late, 3)
             rss_ok = rss_late <= rss_early * 1.05
-            fd_ok = fd_late <= math.ceil(fd_early * 1.05)
+            # Each connection HAProxy holds to the instance is an open file,
+            # and it holds up to one per worker of the load, opened as the
+            # load needs them: a window may see up to that many more without
+            # a leak (CI's short soak failed on 30 -> 33). A leak grows past
+            # any such number over the soak.
+            fd_ok = fd_late <= max(math.ceil(fd_early * 1.05), fd_early + workers)
             flat = flat and rss_ok and fd_ok
             say(f"  instance {i}: RSS {rss_early / 1024:.1f} -> {rss_late / 1024:.1f} MiB "
                 f"({rss_late / rss_early - 1:+.1%}), open files {fd_early} -> {fd_late}")
         check(not errors, f"errors during the soak: {errors}")
-        check(flat, "RSS or open files grew by more than 5 % between the early and the last window")
+        check(flat, "RSS grew by more than 5 %, or open files by more than the load's connections, "
+                    "between the early and the last window")
 
 
 ORDER = ["propagation", "limits", "usage", "crash", "postgres_restart", "redis_stopped", "soak"]
