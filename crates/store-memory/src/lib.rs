@@ -18,9 +18,10 @@ use portcullis_domain::ports::{
 };
 use portcullis_domain::{
     ApiKey, ApiKeyId, AuditEvent, AuditQuery, DeliveryStatus, Email, EmailVerification, Environment,
-    KeyDigest, KeyUsage, MfaChallenge, NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset,
-    Project, ProviderName, RecoveryCode, RefreshLookup, RefreshRecord, ResetBudget, ResetRequest, Role,
-    Session, SessionId, SessionLookup, SigningKey, StoreError, TotpFactor, User, UserId, UsersFrom,
+    KeyDigest, KeySighting, KeyUsage, MfaChallenge, NewUser, OAuthIdentity, OutboxMessage, PasswordHash,
+    PasswordReset, Project, ProviderName, RecoveryCode, RefreshLookup, RefreshRecord, ResetBudget,
+    ResetRequest, Role, Session, SessionId, SessionLookup, SigningKey, StoreError, TotpFactor, User, UserId,
+    UsersFrom,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -438,17 +439,22 @@ impl ApiKeyRepository for MemoryStore {
         Ok(key.clone())
     }
 
-    async fn remember_key_ip(
-        &self,
-        id: ApiKeyId,
-        ip: &str,
-        _now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<u64, StoreError> {
         let mut state = self.state();
-        if !state.api_keys.contains_key(&id) {
-            return Ok(false);
+        if sightings.iter().any(|s| state.audit.contains_key(&s.event.id)) {
+            // As a database's transaction would: the batch fails whole.
+            return Err(StoreError::Conflict("id"));
         }
-        Ok(state.key_addresses.insert((id, ip.to_owned())))
+        let mut new = 0;
+        for sighting in sightings {
+            if state.api_keys.contains_key(&sighting.id)
+                && state.key_addresses.insert((sighting.id, sighting.ip.clone()))
+            {
+                state.audit.insert(sighting.event.id, sighting.event.clone());
+                new += 1;
+            }
+        }
+        Ok(new)
     }
 
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {

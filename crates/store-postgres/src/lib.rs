@@ -143,5 +143,6 @@ portcullis_store_diesel::diesel_repositories!(
     diesel::pg::Pg,
     linked_providers =
         "(SELECT string_agg(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)",
-    rotation = one_statement
+    rotation = one_statement,
+    usage = unnest
 );

@@ -374,7 +374,8 @@ portcullis_store_diesel::diesel_repositories!(
     SqliteStore,
     diesel::sqlite::Sqlite,
     linked_providers = "(SELECT group_concat(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)",
-    rotation = transaction
+    rotation = transaction,
+    usage = per_key
 );
 
 #[cfg(test)]

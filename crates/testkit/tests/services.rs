@@ -186,13 +186,11 @@ impl portcullis_domain::ports::ApiKeyRepository for CountingKeys {
         self.usage_writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.record_key_usage(usage).await
     }
-    async fn remember_key_ip(
+    async fn record_key_sightings(
         &self,
-        id: portcullis_domain::ApiKeyId,
-        ip: &str,
-        now: time::OffsetDateTime,
-    ) -> Result<bool, portcullis_domain::StoreError> {
-        self.inner.remember_key_ip(id, ip, now).await
+        sightings: &[portcullis_domain::KeySighting],
+    ) -> Result<u64, portcullis_domain::StoreError> {
+        self.inner.record_key_sightings(sightings).await
     }
 }
 
@@ -291,6 +289,82 @@ async fn counts_survive_a_failed_flush() {
     assert!(services.api_keys.flush_usage().await.is_err(), "the store is down");
     services.api_keys.authenticate(secret.expose()).await.unwrap();
     assert_eq!(services.api_keys.flush_usage().await.unwrap(), 1, "the kept counts go out with the new one");
+}
+
+/// A flush writes a thousand keys a store call (one short transaction each);
+/// when a call fails, what it and the calls after it held waits for the next
+/// flush, and nothing already written is written twice.
+#[tokio::test]
+async fn a_flush_writes_in_bounded_batches_and_keeps_what_failed() {
+    use portcullis_domain::ports::MockApiKeyRepository;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    let user = portcullis_domain::NewUser {
+        id: portcullis_domain::UserId::new(),
+        email: Email::parse("fleet@example.com").unwrap(),
+        full_name: None,
+        password_hash: None,
+        role: portcullis_domain::Role::User,
+        email_verified: false,
+        created_at: time::OffsetDateTime::now_utc(),
+    }
+    .into_user();
+    // Every presented key resolves to a key of its own: 2 500 distinct keys.
+    let mut reads = portcullis_domain::ports::MockHotReads::new();
+    reads.expect_find_key_with_owner().returning(move |digest| {
+        let key = portcullis_domain::ApiKey {
+            id: portcullis_domain::ApiKeyId::new(),
+            user_id: user.id,
+            name: portcullis_domain::ResourceName::parse("k").unwrap(),
+            environment: portcullis_domain::Environment::Live,
+            digest: *digest,
+            created_at: time::OffsetDateTime::now_utc(),
+            expires_at: time::OffsetDateTime::now_utc() + Duration::days(1),
+            revoked_at: None,
+            last_used_at: None,
+            usage_count: 0,
+        };
+        Ok(Some((key, user.clone())))
+    });
+    let written: Arc<Mutex<HashMap<portcullis_domain::ApiKeyId, i64>>> = Arc::default();
+    let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let mut keys = MockApiKeyRepository::new();
+    let (kept, seen) = (written.clone(), sizes.clone());
+    keys.expect_record_key_usage().returning(move |usage| {
+        let mut seen = seen.lock().unwrap();
+        seen.push(usage.len());
+        if seen.len() == 2 {
+            return Err(portcullis_domain::StoreError::Unavailable("down".to_owned()));
+        }
+        let mut kept = kept.lock().unwrap();
+        for entry in usage {
+            *kept.entry(entry.id).or_default() += entry.count;
+        }
+        Ok(())
+    });
+    let store = Arc::new(MemoryStore::new());
+    let ports = Ports {
+        api_keys: Arc::new(keys),
+        reads: Arc::new(reads),
+        ..portcullis_testkit::memory_ports(store, Arc::new(ManualClock::new()))
+    };
+    let services = Services::new(ports, AuthSettings::default());
+    for i in 0..2_500u32 {
+        let mut bytes = [0; 32];
+        bytes[..4].copy_from_slice(&i.to_le_bytes());
+        let secret =
+            portcullis_domain::ApiKeySecret::from_random(portcullis_domain::Environment::Live, bytes);
+        services.api_keys.authenticate(secret.expose()).await.unwrap();
+    }
+    assert!(services.api_keys.flush_usage().await.is_err(), "the second batch fails");
+    assert_eq!(*sizes.lock().unwrap(), [1_000, 1_000], "the flush stops at the failure");
+    assert_eq!(written.lock().unwrap().len(), 1_000, "the first batch is written");
+    assert_eq!(services.api_keys.flush_usage().await.unwrap(), 1_500, "the rest goes out at the next flush");
+    assert_eq!(*sizes.lock().unwrap(), [1_000, 1_000, 1_000, 500]);
+    let written = written.lock().unwrap();
+    assert_eq!(written.len(), 2_500, "every key");
+    assert!(written.values().all(|&count| count == 1), "each counted once");
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Environment, UserId};
+use super::{AuditEvent, Environment, UserId};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// 256 bits need 43 base62 digits (62^43 > 2^256).
@@ -137,6 +137,16 @@ pub struct KeyUsage {
     pub id: ApiKeyId,
     pub count: i64,
     pub last_used_at: OffsetDateTime,
+}
+
+/// A key used from an address this instance had not seen it used from: the
+/// store decides whether the pair is new and, if so, keeps `event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySighting {
+    pub id: ApiKeyId,
+    pub ip: String,
+    /// Its `api_key_new_ip` event; `event.at` is when the pair was first seen.
+    pub event: AuditEvent,
 }
 
 /// A name given by a user (API keys, projects): trimmed, 1 to 100 characters,

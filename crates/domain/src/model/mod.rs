@@ -46,8 +46,8 @@ mod user;
 mod verification;
 
 pub use api_key::{
-    ApiKey, ApiKeyId, ApiKeySecret, InvalidApiKeyId, KeyDigest, KeyUsage, MalformedApiKey, ResourceName,
-    ResourceNameError,
+    ApiKey, ApiKeyId, ApiKeySecret, InvalidApiKeyId, KeyDigest, KeySighting, KeyUsage, MalformedApiKey,
+    ResourceName, ResourceNameError,
 };
 pub use audit::{AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, RequestContext};
 pub use email::{Email, EmailError};

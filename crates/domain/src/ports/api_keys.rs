@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::model::{ApiKey, ApiKeyId, KeyUsage, UserId};
+use crate::model::{ApiKey, ApiKeyId, KeySighting, KeyUsage, UserId};
 
 /// Where API keys are kept: digests only, never secrets.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -36,10 +36,15 @@ pub trait ApiKeyRepository: Send + Sync {
     /// keeps the counts and tries again.
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError>;
 
-    /// Remembers that key `id` was used from `ip`; `true` the first time this
-    /// pair is seen, `false` after. Unknown keys are ignored (`false`).
+    /// For each first use of a key from an address that the store does not
+    /// know yet, remembers the pair (first seen at the event's time) and
+    /// appends the sighting's `api_key_new_ip` event, both or neither; pairs
+    /// already known and keys that no longer exist are skipped. Returns how
+    /// many were new. Callers pass bounded batches (a thousand or so): one
+    /// batch is one transaction.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when the store cannot be reached.
-    async fn remember_key_ip(&self, id: ApiKeyId, ip: &str, now: OffsetDateTime) -> Result<bool, StoreError>;
+    /// [`StoreError::Unavailable`] when the store cannot be reached: nothing
+    /// of the batch is written.
+    async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<u64, StoreError>;
 }

@@ -7,8 +7,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::{AuthError, DomainError, Forbidden};
 use crate::model::{
-    ApiKey, ApiKeyId, ApiKeySecret, AuditEvent, AuditKind, AuthMethod, Environment, KeyDigest, KeyUsage,
-    Principal, ResourceName, User,
+    ApiKey, ApiKeyId, ApiKeySecret, AuditEvent, AuditKind, AuthMethod, Environment, KeyDigest, KeySighting,
+    KeyUsage, Principal, ResourceName, User,
 };
 
 use crate::ports::{
@@ -28,6 +28,11 @@ const SEEN_ADDRESSES: usize = 100_000;
 /// address notes it again once the flush has caught up. Memory stays bounded
 /// (a sighting is about 300 bytes) whatever the burst.
 const PENDING_SIGHTINGS: usize = 10_000;
+/// Keys (or first uses) written per store call at a flush: one transaction
+/// each, short enough that other writers barely wait (a thousand updates are
+/// a few milliseconds on either database), while a million keys still flush
+/// in seconds.
+const FLUSH_BATCH: usize = 1_000;
 
 /// What a caller asks for when creating a key (unvalidated).
 #[derive(Debug, Clone, Default)]
@@ -58,7 +63,7 @@ pub(super) struct UsageBuffer {
     pairs: RandomState,
     /// First uses from an address, to check against the store at the next
     /// flush: the event is written only if the store did not know the pair.
-    sightings: Mutex<Vec<(ApiKeyId, String, AuditEvent)>>,
+    sightings: Mutex<Vec<KeySighting>>,
     /// First uses not kept since the last flush (the bound was reached).
     overflowed: std::sync::atomic::AtomicU64,
 }
@@ -76,7 +81,6 @@ impl UsageBuffer {
         pending.drain().map(|(id, (count, last_used_at))| KeyUsage { id, count, last_used_at }).collect()
     }
 
-    /// Notes a use of `id` from `ip`; only the first per address is kept.
     /// Notes a use of `id` from `ip`; only the first per address is kept, and
     /// at most [`PENDING_SIGHTINGS`] until the next flush.
     fn sighted(&self, id: ApiKeyId, ip: &str, event: impl FnOnce() -> AuditEvent) {
@@ -96,10 +100,10 @@ impl UsageBuffer {
         }
         seen.insert(pair);
         drop(seen);
-        sightings.push((id, ip.to_owned(), event()));
+        sightings.push(KeySighting { id, ip: ip.to_owned(), event: event() });
     }
 
-    fn take_sightings(&self) -> Vec<(ApiKeyId, String, AuditEvent)> {
+    fn take_sightings(&self) -> Vec<KeySighting> {
         std::mem::take(&mut *self.sightings.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -262,24 +266,27 @@ impl ApiKeyService {
         Ok((key, user))
     }
 
-    /// Writes the counted uses in one batch and returns how many keys it
-    /// touched. On failure the counts stay buffered for the next flush.
+    /// Writes the counted uses, [`FLUSH_BATCH`] keys per store call, and
+    /// returns how many keys it touched. On failure the counts not yet
+    /// written stay buffered for the next flush.
     ///
     /// # Errors
     /// `Unavailable` when the store cannot be reached.
     pub async fn flush_usage(&self) -> Result<usize, DomainError> {
         self.flush_sightings().await?;
-        let batch = self.usage.take();
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        match self.api_keys.record_key_usage(&batch).await {
-            Ok(()) => Ok(batch.len()),
-            Err(e) => {
+        let mut batch = self.usage.take();
+        let mut written = 0;
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(FLUSH_BATCH));
+            if let Err(e) = self.api_keys.record_key_usage(&batch).await {
+                batch.extend(rest);
                 self.usage.restore(batch);
-                Err(e.into())
+                return Err(e.into());
             }
+            written += batch.len();
+            batch = rest;
         }
+        Ok(written)
     }
 
     /// How many first uses of a key from an address were not kept since the
@@ -292,19 +299,16 @@ impl ApiKeyService {
     }
 
     /// Writes an `api_key_new_ip` event for each address the store had not
-    /// seen the key used from.
+    /// seen the key used from, [`FLUSH_BATCH`] per store call. Sightings
+    /// that could not be written are forgotten, so the key's next use from
+    /// the address notes them again.
     async fn flush_sightings(&self) -> Result<(), DomainError> {
-        let mut sightings = self.usage.take_sightings().into_iter();
-        while let Some((id, ip, event)) = sightings.next() {
-            let outcome = match self.api_keys.remember_key_ip(id, &ip, event.at).await {
-                Ok(true) => self.audit.log().append(event).await,
-                Ok(false) => Ok(()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = outcome {
-                self.usage.forget(id, &ip);
-                for (id, ip, _) in sightings {
-                    self.usage.forget(id, &ip);
+        let sightings = self.usage.take_sightings();
+        let mut batches = sightings.chunks(FLUSH_BATCH);
+        while let Some(batch) = batches.next() {
+            if let Err(e) = self.api_keys.record_key_sightings(batch).await {
+                for sighting in std::iter::once(batch).chain(batches).flatten() {
+                    self.usage.forget(sighting.id, &sighting.ip);
                 }
                 return Err(e.into());
             }
@@ -361,6 +365,6 @@ mod tests {
         usage.sighted(key, &address(PENDING_SIGHTINGS + 1), event);
         let taken = usage.take_sightings();
         assert_eq!(taken.len(), 1);
-        assert_eq!(taken[0].1, address(PENDING_SIGHTINGS + 1));
+        assert_eq!(taken[0].ip, address(PENDING_SIGHTINGS + 1));
     }
 }

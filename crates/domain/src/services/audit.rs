@@ -84,11 +84,6 @@ impl Recorder {
     ) -> AuditEvent {
         event_in(self.context.current(), kind, user_id, detail, at)
     }
-
-    /// The log itself, for a caller that writes an event it built with [`event`](Self::event).
-    pub(super) fn log(&self) -> &dyn AuditLog {
-        self.log.as_ref()
-    }
 }
 
 fn event_in(

@@ -102,16 +102,22 @@ pub async fn key_usage_adds_up_and_only_moves_forward<S: ContractStore + ?Sized>
         .record_key_usage(&[KeyUsage { id: stored.id, count: 3, last_used_at: later }])
         .await
         .expect("record_key_usage succeeds");
+    let other =
+        store.insert_key(key(&user, 31, CREATED - Duration::days(1))).await.expect("insert_key succeeds");
     store
         .record_key_usage(&[
             KeyUsage { id: stored.id, count: 4, last_used_at: earlier },
             KeyUsage { id: ApiKeyId::new(), count: 9, last_used_at: later },
+            KeyUsage { id: other.id, count: 2, last_used_at: earlier },
         ])
         .await
         .expect("record_key_usage succeeds");
     let listed = store.list_keys(user.id).await.expect("list_keys succeeds");
     assert_eq!(listed[0].usage_count, 7, "counts from several flushes add up");
     assert_eq!(listed[0].last_used_at, Some(later), "an older batch does not move last_used_at back");
+    assert_eq!((listed[1].id, listed[1].usage_count), (other.id, 2), "every key of a batch is counted");
+    assert_eq!(listed[1].last_used_at, Some(earlier), "a first use sets last_used_at");
+    store.record_key_usage(&[]).await.expect("an empty batch is nothing to write");
 }
 
 pub async fn projects_are_per_owner_and_environment_newest_first<S: ContractStore + ?Sized>(store: &S) {

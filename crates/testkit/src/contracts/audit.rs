@@ -1,5 +1,5 @@
 use portcullis_domain::{
-    ApiKey, ApiKeyId, AuditEvent, AuditKind, AuditQuery, Email, Environment, KeyDigest, NewUser,
+    ApiKey, ApiKeyId, AuditEvent, AuditKind, AuditQuery, Email, Environment, KeyDigest, KeySighting, NewUser,
     ResourceName, Role, UserId,
 };
 use time::macros::datetime;
@@ -154,20 +154,38 @@ pub async fn a_key_address_is_new_once<S: ContractStore + ?Sized>(store: &S) {
         usage_count: 0,
     };
     let key = store.insert_key(key).await.expect("insert_key succeeds");
-    assert!(store.remember_key_ip(key.id, "198.51.100.1", START).await.expect("remember_key_ip succeeds"));
-    assert!(
-        !store.remember_key_ip(key.id, "198.51.100.1", START).await.expect("remember_key_ip succeeds"),
-        "seen before"
+    let at = |minutes: i64| START + Duration::minutes(minutes);
+    let sighting = |id: ApiKeyId, ip: &str, minutes: i64| KeySighting {
+        id,
+        ip: ip.to_owned(),
+        event: event(AuditKind::ApiKeyNewIp, Some(owner.id), at(minutes)),
+    };
+    let first = [
+        sighting(key.id, "198.51.100.1", 1),
+        sighting(key.id, "2001:db8::1", 2),
+        sighting(ApiKeyId::new(), "198.51.100.1", 3),
+    ];
+    assert_eq!(store.record_key_sightings(&first).await, Ok(2), "an unknown key is skipped");
+    let again = [sighting(key.id, "198.51.100.1", 4)];
+    assert_eq!(store.record_key_sightings(&again).await, Ok(0), "seen before");
+    let query =
+        AuditQuery { limit: 10, before: None, user_id: Some(owner.id), kind: Some(AuditKind::ApiKeyNewIp) };
+    let written: Vec<Uuid> =
+        store.list_events(query.clone()).await.expect("list_events succeeds").iter().map(|e| e.id).collect();
+    assert_eq!(
+        written,
+        vec![first[1].event.id, first[0].event.id],
+        "one event a new pair, none for a known one"
     );
-    assert!(
-        store.remember_key_ip(key.id, "2001:db8::1", START).await.expect("remember_key_ip succeeds"),
-        "another address"
-    );
-    assert!(
-        !store
-            .remember_key_ip(ApiKeyId::new(), "198.51.100.1", START)
-            .await
-            .expect("remember_key_ip succeeds"),
-        "unknown key"
-    );
+
+    // Both or neither: a batch whose second event cannot be written (its id
+    // is taken) remembers no address either.
+    let mut clash = sighting(key.id, "203.0.113.2", 6);
+    clash.event.id = first[0].event.id;
+    let failed = [sighting(key.id, "203.0.113.1", 5), clash];
+    assert!(store.record_key_sightings(&failed).await.is_err(), "the batch fails whole");
+    let retried = [sighting(key.id, "203.0.113.1", 7), sighting(key.id, "203.0.113.2", 8)];
+    assert_eq!(store.record_key_sightings(&retried).await, Ok(2), "nothing of the failed batch was kept");
+    assert_eq!(store.list_events(query).await.expect("list_events succeeds").len(), 4);
+    assert_eq!(store.record_key_sightings(&[]).await, Ok(0));
 }
