@@ -1,7 +1,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use time::{Duration, OffsetDateTime};
 
@@ -18,9 +18,12 @@ use crate::ports::{
 use super::audit::Recorder;
 use super::{AuthSettings, Ports, from_ports, opaque_debug};
 
-/// How many (key, address) pairs one instance remembers before starting over;
-/// forgetting only costs a lookup in the store.
+/// How many (key, address) pairs one instance remembers before starting over
+/// (a shard at a time); forgetting only costs a lookup in the store.
 const SEEN_ADDRESSES: usize = 100_000;
+/// The buffer's counts and pairs are spread over this many maps, each behind
+/// its own lock, so that concurrent key checks seldom wait for each other.
+const USAGE_SHARDS: usize = 16;
 /// First uses from an address waiting for the next flush, at most. Each
 /// costs a write or two at the flush, so a burst of keys used from new
 /// addresses (a fleet coming online) can outrun it; past this bound a first
@@ -54,12 +57,13 @@ pub struct ListedKey {
 /// key never writes to the database on the request's path.
 #[derive(Debug, Default)]
 pub(super) struct UsageBuffer {
-    pending: Mutex<HashMap<ApiKeyId, (i64, OffsetDateTime)>>,
+    /// Uses since the last flush, by key, in the shard of the key's id.
+    pending: [Mutex<HashMap<ApiKeyId, (i64, OffsetDateTime)>>; USAGE_SHARDS],
     /// Addresses this instance already saw each key used from, as a keyed
     /// 64-bit hash of the pair (8 bytes instead of an id and a string; two
     /// pairs of 100 000 share a hash about once in three billion fillings,
-    /// and then one first use goes unrecorded).
-    seen: Mutex<HashSet<u64>>,
+    /// and then one first use goes unrecorded), in the shard of the hash.
+    seen: [Mutex<HashSet<u64>>; USAGE_SHARDS],
     pairs: RandomState,
     /// First uses from an address, to check against the store at the next
     /// flush: the event is written only if the store did not know the pair.
@@ -69,23 +73,40 @@ pub(super) struct UsageBuffer {
 }
 
 impl UsageBuffer {
+    fn pending(&self, id: ApiKeyId) -> MutexGuard<'_, HashMap<ApiKeyId, (i64, OffsetDateTime)>> {
+        // The last byte of a UUID is random (v4 and v7 alike).
+        let shard = usize::from(id.as_uuid().as_bytes()[15]) % USAGE_SHARDS;
+        self.pending[shard].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn seen(&self, pair: u64) -> MutexGuard<'_, HashSet<u64>> {
+        let shard = usize::try_from(pair % USAGE_SHARDS as u64).unwrap_or(0);
+        self.seen[shard].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn record(&self, id: ApiKeyId, at: OffsetDateTime) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = self.pending(id);
         let entry = pending.entry(id).or_insert((0, at));
         entry.0 += 1;
         entry.1 = entry.1.max(at);
     }
 
     fn take(&self) -> Vec<KeyUsage> {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.drain().map(|(id, (count, last_used_at))| KeyUsage { id, count, last_used_at }).collect()
+        let mut taken = Vec::new();
+        for shard in &self.pending {
+            let mut pending = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let drained =
+                pending.drain().map(|(id, (count, last_used_at))| KeyUsage { id, count, last_used_at });
+            taken.extend(drained);
+        }
+        taken
     }
 
     /// Notes a use of `id` from `ip`; only the first per address is kept, and
     /// at most [`PENDING_SIGHTINGS`] until the next flush.
     fn sighted(&self, id: ApiKeyId, ip: &str, event: impl FnOnce() -> AuditEvent) {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let pair = self.pairs.hash_one((id, ip));
+        let mut seen = self.seen(pair);
         if seen.contains(&pair) {
             return;
         }
@@ -95,7 +116,7 @@ impl UsageBuffer {
             self.overflowed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        if seen.len() >= SEEN_ADDRESSES {
+        if seen.len() >= SEEN_ADDRESSES / USAGE_SHARDS {
             seen.clear();
         }
         seen.insert(pair);
@@ -115,13 +136,13 @@ impl UsageBuffer {
     /// Lets a sighting that could not be checked be noted again.
     fn forget(&self, id: ApiKeyId, ip: &str) {
         let pair = self.pairs.hash_one((id, ip));
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).remove(&pair);
+        self.seen(pair).remove(&pair);
     }
 
     /// Puts back counts that could not be written.
     fn restore(&self, usage: Vec<KeyUsage>) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         for KeyUsage { id, count, last_used_at } in usage {
+            let mut pending = self.pending(id);
             let entry = pending.entry(id).or_insert((0, last_used_at));
             entry.0 += count;
             entry.1 = entry.1.max(last_used_at);
