@@ -156,7 +156,10 @@ impl Checkpointer {
 
     async fn conn(&mut self) -> Result<&mut Conn, StoreError> {
         if self.conn.is_none() {
-            let setup = Setup { busy_timeout_ms: CHECKPOINT_BUSY_TIMEOUT_MS, auto_checkpoint: false };
+            // A checkpoint copies log frames to the file; it reads no pages
+            // through the cache.
+            let setup =
+                Setup { busy_timeout_ms: CHECKPOINT_BUSY_TIMEOUT_MS, auto_checkpoint: false, cache_kib: 512 };
             let opened = connect(self.url.clone(), setup)
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite to checkpoint: {e}")))?;
