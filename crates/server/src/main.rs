@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use portcullis::{Cli, init_tracing, run};
 
+/// See the `tikv-jemallocator` entry in this crate's `Cargo.toml`.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[allow(clippy::print_stderr)]
 fn main() -> ExitCode {
     // `.env` in the working directory fills in variables that are not set.
