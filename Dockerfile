@@ -6,6 +6,12 @@
 #   docker run -p 8000:8000 -v portcullis-data:/var/lib/portcullis/data portcullis
 
 FROM rust:1.95-slim-bookworm AS build
+# make: jemalloc, the binary's allocator, is built from its C sources with
+# make (the slim image has gcc but no make).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./

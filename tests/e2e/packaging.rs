@@ -63,7 +63,11 @@ fn the_dockerfile_follows_its_rules() {
         assert!(pinned, "{image} is pinned by tag or digest");
     }
     let last = all.iter().rposition(|(i, _)| i == "FROM").unwrap();
-    let run_stage = &all[last..];
+    let (build_stage, run_stage) = all.split_at(last);
+    assert!(
+        build_stage.iter().any(|(i, a)| i == "RUN" && a.contains("apt-get install") && a.contains(" make")),
+        "the build stage installs make, which jemalloc's build runs (the slim Rust image lacks it)"
+    );
     let find =
         |word: &str| run_stage.iter().filter(|(i, _)| i == word).map(|(_, a)| a.as_str()).collect::<Vec<_>>();
 
