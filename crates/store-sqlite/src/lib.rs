@@ -285,7 +285,19 @@ impl SqliteStore {
                 match access {
                     Access::Write => {
                         let writer = queries.writer().await?;
-                        statements::on_this_thread(query(writer)).await
+                        let started = std::time::Instant::now();
+                        let outcome = statements::on_this_thread(query(writer)).await;
+                        let held = started.elapsed();
+                        if held >= LONG_WRITE {
+                            // Every other writer waited this long: what an
+                            // operator (or the large-data benchmark) looks
+                            // for when writes stall.
+                            tracing::debug!(
+                                writers_held_ms = held.as_secs_f64() * 1e3,
+                                "a write held the writers' turn"
+                            );
+                        }
+                        outcome
                     }
                     Access::Read => query(Lease::Pooled(queries.conn().await?)).await,
                 }
@@ -312,6 +324,9 @@ struct Setup {
 
 /// The writer's page cache: SQLite's default. Its own commits leave it valid.
 const WRITER_CACHE_KIB: u32 = 2_000;
+
+/// A write that holds the writers' turn this long is logged (at debug).
+const LONG_WRITE: Duration = Duration::from_millis(20);
 /// The page caches of all the readers together, at most. A reader's cache
 /// is emptied whenever it begins a transaction after any commit (WAL mode),
 /// so under writes it rarely holds more than the few pages one read needs,
