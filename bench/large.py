@@ -534,6 +534,11 @@ def main():
             servers.remove(pruner)
             held = held_in_log(os.path.join(large_dir, f"server-{backend}.log"), began_wall)
             batches = [ms for _, ms in held["prune_batches"]]
+            if not batches:
+                # The attribution rests on the server's debug lines: a renamed
+                # target or message must fail here (CI's smoke), not read as
+                # a prune that never held anyone.
+                raise SystemExit(f"the server logged no prune batch under {PRUNE_LOG!r}: see its log")
             pruned["batches"] = {**summary(batches),
                                  "over_50_ms": [x for x in held["prune_batches"] if x[1] > 50]}
             pruned["sqlite_writes_held_20_ms_or_more"] = held["writes_held"][:200]

@@ -35,6 +35,9 @@ use tokio::runtime::Handle;
 
 type Conn = SyncConnectionWrapper<SqliteConnection, statements::Statements>;
 
+/// A write that holds the writers' turn this long is logged (at debug).
+const LONG_WRITE: Duration = Duration::from_millis(20);
+
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
 /// How a [`SqliteStore`] is run beyond its file and pool size.
@@ -325,8 +328,6 @@ struct Setup {
 /// The writer's page cache: SQLite's default. Its own commits leave it valid.
 const WRITER_CACHE_KIB: u32 = 2_000;
 
-/// A write that holds the writers' turn this long is logged (at debug).
-const LONG_WRITE: Duration = Duration::from_millis(20);
 /// The page caches of all the readers together, at most. A reader's cache
 /// is emptied whenever it begins a transaction after any commit (WAL mode),
 /// so under writes it rarely holds more than the few pages one read needs,
