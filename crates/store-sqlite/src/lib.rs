@@ -83,6 +83,8 @@ struct Queries {
     writer: Arc<tokio::sync::Mutex<Option<Conn>>>,
     url: String,
     setup: Setup,
+    /// Restarts of the log by the maintenance task, since the store opened.
+    wal_restarts: std::sync::atomic::AtomicU64,
 }
 
 impl Queries {
@@ -205,7 +207,9 @@ impl SqliteStore {
         // request's commit stops to copy the log into the database file.
         let busy_timeout_ms = u32::try_from(options.busy_timeout.as_millis()).unwrap_or(u32::MAX);
         let auto_checkpoint = options.wal.is_none();
-        let setup = Setup { busy_timeout_ms, auto_checkpoint, cache_kib: WRITER_CACHE_KIB };
+        let journal_size_limit_bytes = options.wal.map_or(wal::JOURNAL_SIZE_LIMIT_BYTES, |w| w.kept_bytes());
+        let setup =
+            Setup { busy_timeout_ms, auto_checkpoint, cache_kib: WRITER_CACHE_KIB, journal_size_limit_bytes };
         let reader = Setup { cache_kib: reader_cache_kib(max_connections), ..setup };
         config.custom_setup = Box::new(move |url| Box::pin(connect(url.to_owned(), reader)));
         // No test query when a connection goes back to the pool: a local file
@@ -228,6 +232,7 @@ impl SqliteStore {
             writer: Arc::new(tokio::sync::Mutex::new(None)),
             url: url.clone(),
             setup,
+            wal_restarts: std::sync::atomic::AtomicU64::new(0),
         });
         if let Some(maintenance) = options.wal {
             runtime.spawn(wal::maintain(Arc::downgrade(&queries), url, wal_file(path), maintenance));
@@ -248,6 +253,13 @@ impl SqliteStore {
             .spawn(async move { wal::Checkpointer::new(&path).run(wal::Mode::Truncate).await })
             .await
             .map_err(|e| StoreError::Unavailable(format!("SQLite task failed: {e}")))?
+    }
+
+    /// How many times the maintenance task has restarted the log since the
+    /// store opened: about once per `truncate_at_bytes` of log written.
+    #[must_use]
+    pub fn wal_restarts(&self) -> u64 {
+        std::sync::atomic::AtomicU64::load(&self.queries.wal_restarts, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Applies the pending embedded migrations. Needs a multi-thread runtime
@@ -323,6 +335,8 @@ struct Setup {
     auto_checkpoint: bool,
     /// The connection's page cache, at most (`PRAGMA cache_size`).
     cache_kib: u32,
+    /// What SQLite cuts the `-wal` file back to when the log restarts.
+    journal_size_limit_bytes: u64,
 }
 
 /// The writer's page cache: SQLite's default. Its own commits leave it valid.
@@ -351,7 +365,7 @@ async fn connect(url: String, setup: Setup) -> diesel::ConnectionResult<Conn> {
         "PRAGMA foreign_keys = ON".to_owned(),
         // When the log restarts from its beginning, a file that once grew
         // past this is cut back to it rather than kept at its peak.
-        format!("PRAGMA journal_size_limit = {}", wal::JOURNAL_SIZE_LIMIT_BYTES),
+        format!("PRAGMA journal_size_limit = {}", setup.journal_size_limit_bytes),
         format!("PRAGMA wal_autocheckpoint = {}", if setup.auto_checkpoint { 1000 } else { 0 }),
         // Negative: a size in KiB rather than in pages.
         format!("PRAGMA cache_size = -{}", setup.cache_kib),

@@ -13,10 +13,20 @@
 //! and past a size, passive copies until little is left and then a
 //! restarting checkpoint, which holds writers back for a moment while it
 //! copies the last frames and the last readers of old frames finish, so that
-//! the next commit starts the log again from the beginning of the file (cut
-//! back to [`JOURNAL_SIZE_LIMIT_BYTES`]). Restarting rather than truncating:
-//! an emptied file grew back page by page, and each truncation held writers
-//! for ~30 ms. The restart runs on the thread that holds the writers' turn
+//! the next commit starts the log again from the beginning of the file.
+//! Restarting rather than truncating: an emptied file grew back page by page,
+//! and each truncation held writers for ~30 ms.
+//!
+//! The log's size is read from the frames in it (what each passive copy
+//! reports), not from the file, and SQLite keeps the file at up to twice the
+//! bound ([`WalMaintenance::kept_bytes`]). With the file cut back to the
+//! bound at each restart, the log grew past it again within the next check,
+//! so every restart freed the file's tail and the next writes allocated it
+//! again, and the cut's discards ran in a writer's commit (seen in the
+//! server's kernel stacks under the large-data prune). Kept, the file is
+//! overwritten from its beginning.
+//!
+//! The restart runs on the thread that holds the writers' turn
 //! (a hop to the blocking pool waited behind the load for a core) and polls
 //! for readers instead of SQLite's sleeping busy handler; it still costs
 //! 5-10 ms of `fsync`s and copying under load. Hence the size: a refresh-token
@@ -35,9 +45,12 @@ use portcullis_store_diesel::query_error;
 
 use super::{Conn, Queries, Setup, connect};
 
-/// The size SQLite cuts the `-wal` file back to when the log restarts, and
-/// the default size past which the store truncates it.
+/// The default size of log past which the store restarts it, and (without
+/// the maintenance task) the size SQLite cuts the `-wal` file back to.
 pub(crate) const JOURNAL_SIZE_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Each frame of the log: a page and its 24-byte header.
+const FRAME_HEADER_BYTES: u64 = 24;
 
 /// Before a restart, passive copies run until one copies fewer than
 /// `SMALL_BACKLOG_FRAMES` new frames (2 MiB of 4 KiB pages), at most
@@ -56,15 +69,27 @@ const CHECKPOINT_BUSY_TIMEOUT_MS: u32 = 200;
 ///
 /// Every `check_every`, the store looks at the `-wal` file (one `stat`): if
 /// it changed, the new frames are copied into the database file without
-/// blocking anyone; past `truncate_at_bytes`, the log is copied whole and
-/// restarted, writers waiting for at most 200 ms while readers of old frames
-/// finish. Requests' commits no longer checkpoint themselves.
+/// blocking anyone; once the log holds more than `truncate_at_bytes` of
+/// frames, it is copied whole and restarted, writers waiting for at most
+/// 200 ms while readers of old frames finish. The file itself is kept at up
+/// to [`kept_bytes`](Self::kept_bytes) and overwritten from its beginning.
+/// Requests' commits no longer checkpoint themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WalMaintenance {
     /// The `-wal` size past which the log is restarted.
     pub truncate_at_bytes: u64,
     /// How often the file is looked at.
     pub check_every: Duration,
+}
+
+impl WalMaintenance {
+    /// The size SQLite cuts the `-wal` file back to when the log restarts
+    /// (`PRAGMA journal_size_limit`): twice `truncate_at_bytes`, so that a
+    /// log restarted just past the bound reuses the file's blocks.
+    #[must_use]
+    pub fn kept_bytes(&self) -> u64 {
+        self.truncate_at_bytes.saturating_mul(2)
+    }
 }
 
 impl Default for WalMaintenance {
@@ -112,13 +137,42 @@ pub(crate) enum Mode {
 pub(crate) struct Checkpointer {
     url: String,
     conn: Option<Conn>,
+    /// The database's page size, read once.
+    page_bytes: Option<u64>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct PageSizeRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    page_size: i64,
 }
 
 impl Checkpointer {
     /// For the database at `path`, which it opens only if it exists: a file
     /// deleted or moved while the service runs is not recreated empty.
     pub(crate) fn new(path: &str) -> Self {
-        Self { url: existing_file_uri(path), conn: None }
+        Self { url: existing_file_uri(path), conn: None, page_bytes: None }
+    }
+
+    /// The bytes of log that `frames` frames take.
+    async fn log_bytes(&mut self, frames: i64) -> Result<u64, StoreError> {
+        let page = match self.page_bytes {
+            Some(page) => page,
+            None => {
+                let conn = self.conn().await?;
+                let rows: Vec<PageSizeRow> = match diesel::sql_query("PRAGMA page_size").load(conn).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        self.conn = None;
+                        return Err(query_error(e));
+                    }
+                };
+                let page =
+                    rows.into_iter().next().and_then(|r| u64::try_from(r.page_size).ok()).unwrap_or(4096);
+                *self.page_bytes.insert(page)
+            }
+        };
+        Ok(u64::try_from(frames).unwrap_or(0).saturating_mul(page + FRAME_HEADER_BYTES))
     }
 
     /// Restarts the log, polling: SQLite's busy handler sleeps 1, 2, 5, 10 ...
@@ -158,8 +212,14 @@ impl Checkpointer {
         if self.conn.is_none() {
             // A checkpoint copies log frames to the file; it reads no pages
             // through the cache.
-            let setup =
-                Setup { busy_timeout_ms: CHECKPOINT_BUSY_TIMEOUT_MS, auto_checkpoint: false, cache_kib: 512 };
+            // Its own limit never applies: only a connection that writes
+            // frames cuts the file back.
+            let setup = Setup {
+                busy_timeout_ms: CHECKPOINT_BUSY_TIMEOUT_MS,
+                auto_checkpoint: false,
+                cache_kib: 512,
+                journal_size_limit_bytes: JOURNAL_SIZE_LIMIT_BYTES,
+            };
             let opened = connect(self.url.clone(), setup)
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite to checkpoint: {e}")))?;
@@ -235,75 +295,100 @@ pub(crate) async fn maintain(queries: Weak<Queries>, path: String, file: PathBuf
         }
         // No file yet (no write since start) or no change since the last copy: nothing to do.
         let Ok(meta) = std::fs::metadata(&file) else { continue };
-        let (size, modified) = (meta.len(), meta.modified().ok());
-        if size > settings.truncate_at_bytes {
-            // In the writers' queue, so the store's own writers wait their
-            // turn instead of polling SQLite's lock meanwhile.
-            let Some(queries) = queries.upgrade() else { return };
-            // The frames are copied first without holding anyone back, round
-            // after round while writers keep adding (under the benchmark's
-            // rotations the log grows ~200 MB a second), so that writers
-            // wait only while the last few are.
-            let mut copied = 0;
-            for _ in 0..PASSIVE_ROUNDS {
-                match checkpointer.run(Mode::Passive).await {
-                    Ok(done) => {
-                        let new = done.checkpointed_frames - copied;
-                        copied = done.checkpointed_frames;
-                        if new < SMALL_BACKLOG_FRAMES {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        failed(&mut errors, &e);
+        let modified = meta.modified().ok();
+        if meta.len() == 0 || (modified.is_some() && modified == copied_at) {
+            continue;
+        }
+        // The new frames are copied without holding anyone back.
+        let started = std::time::Instant::now();
+        let outcome = checkpointer.run(Mode::Passive).await;
+        let took = started.elapsed();
+        if took >= crate::LONG_WRITE {
+            // It holds no one back, but its `fsync`s share the disk with
+            // the writers: what to look at beside a long write.
+            tracing::debug!(
+                took_ms = took.as_secs_f64() * 1e3,
+                frames = outcome.as_ref().map_or(-1, |done| done.checkpointed_frames),
+                "WAL copied without restarting"
+            );
+        }
+        let done = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                failed(&mut errors, &e);
+                continue;
+            }
+        };
+        let log_bytes = match checkpointer.log_bytes(done.log_frames).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                failed(&mut errors, &e);
+                continue;
+            }
+        };
+        if log_bytes <= settings.truncate_at_bytes {
+            // Frames a reader still needed are copied at a later check.
+            if done.checkpointed_frames == done.log_frames {
+                errors = 0;
+                copied_at = modified;
+            }
+            continue;
+        }
+        // In the writers' queue, so the store's own writers wait their
+        // turn instead of polling SQLite's lock meanwhile.
+        let Some(strong) = queries.upgrade() else { return };
+        // More rounds without holding anyone back while writers keep adding
+        // (under the benchmark's rotations the log grows ~200 MB a second),
+        // so that writers wait only while the last few frames are copied.
+        let mut copied = done.checkpointed_frames;
+        for _ in 1..PASSIVE_ROUNDS {
+            match checkpointer.run(Mode::Passive).await {
+                Ok(done) => {
+                    let new = done.checkpointed_frames - copied;
+                    copied = done.checkpointed_frames;
+                    if new < SMALL_BACKLOG_FRAMES {
                         break;
                     }
                 }
+                Err(e) => {
+                    failed(&mut errors, &e);
+                    break;
+                }
             }
-            let (outcome, held) = {
-                let _turn = queries.writer.lock().await;
-                let started = std::time::Instant::now();
-                // On this thread, as a write's statements: a hop to the
-                // blocking pool and back waited for a core behind the load
-                // (restarts held writers 15 ms, of which ~1 ms was SQLite's).
-                (crate::statements::on_this_thread(checkpointer.restart()).await, started.elapsed())
-            };
-            drop(queries);
-            match outcome {
-                Ok(done) if done.completed => {
-                    (misses, errors) = (0, 0);
-                    copied_at = None;
-                    tracing::debug!(
-                        wal_bytes = size,
-                        writers_held_ms = held.as_secs_f64() * 1e3,
-                        "WAL copied and restarted"
+        }
+        let (outcome, held) = {
+            let _turn = strong.writer.lock().await;
+            let started = std::time::Instant::now();
+            // On this thread, as a write's statements: a hop to the
+            // blocking pool and back waited for a core behind the load
+            // (restarts held writers 15 ms, of which ~1 ms was SQLite's).
+            (crate::statements::on_this_thread(checkpointer.restart()).await, started.elapsed())
+        };
+        match outcome {
+            Ok(done) if done.completed => {
+                (misses, errors) = (0, 0);
+                copied_at = None;
+                strong.wal_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(
+                    wal_bytes = log_bytes,
+                    writers_held_ms = held.as_secs_f64() * 1e3,
+                    "WAL copied and restarted"
+                );
+            }
+            Ok(done) => {
+                misses = misses.saturating_add(1);
+                if misses.is_multiple_of(10) {
+                    tracing::warn!(
+                        wal_bytes = log_bytes,
+                        frames = done.log_frames,
+                        misses,
+                        "the WAL could not be restarted: readers or writers never let go for 200 ms"
                     );
+                } else {
+                    tracing::debug!(wal_bytes = log_bytes, frames = done.log_frames, "WAL busy; retrying");
                 }
-                Ok(done) => {
-                    misses = misses.saturating_add(1);
-                    if misses.is_multiple_of(10) {
-                        tracing::warn!(
-                            wal_bytes = size,
-                            frames = done.log_frames,
-                            misses,
-                            "the WAL could not be restarted: readers or writers never let go for 200 ms"
-                        );
-                    } else {
-                        tracing::debug!(wal_bytes = size, frames = done.log_frames, "WAL busy; retrying");
-                    }
-                }
-                Err(e) => failed(&mut errors, &e),
             }
-        } else if size > 0 && (modified.is_none() || modified != copied_at) {
-            match checkpointer.run(Mode::Passive).await {
-                // Frames a reader still needed are copied at a later check.
-                Ok(done) if done.checkpointed_frames == done.log_frames => {
-                    errors = 0;
-                    copied_at = modified;
-                }
-                Ok(_) => {}
-                Err(e) => failed(&mut errors, &e),
-            }
+            Err(e) => failed(&mut errors, &e),
         }
     }
 }

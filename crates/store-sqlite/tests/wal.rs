@@ -69,8 +69,9 @@ fn overlapping_readers(db: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinH
 }
 
 /// Writes `ROWS` users through the store while the readers overlap, and
-/// returns the largest `-wal` file seen after any commit.
-async fn largest_wal(maintenance: Option<WalMaintenance>) -> u64 {
+/// returns the largest `-wal` file seen after any commit and how many times
+/// the maintenance task restarted the log.
+async fn largest_wal(maintenance: Option<WalMaintenance>) -> (u64, u64) {
     let scratch = scratch(2, SqliteOptions { wal: maintenance, ..SqliteOptions::default() }).await;
     let (store, db) = (&scratch.store, scratch.db.clone());
     let stop = Arc::new(AtomicBool::new(false));
@@ -83,23 +84,37 @@ async fn largest_wal(maintenance: Option<WalMaintenance>) -> u64 {
     stop.store(true, Ordering::Relaxed);
     tokio::task::spawn_blocking(move || readers.join()).await.expect("join").expect("the readers finish");
     assert_eq!(count(&mut raw(&db)), i64::try_from(ROWS).expect("small"), "no write is lost");
-    largest
+    (largest, store.wal_restarts())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_stays_bounded_under_overlapping_reads() {
-    let unmaintained = largest_wal(None).await;
-    let maintained = largest_wal(Some(WalMaintenance {
-        truncate_at_bytes: TRUNCATE_AT,
-        check_every: Duration::from_millis(5),
-    }))
-    .await;
-    eprintln!("largest WAL: {unmaintained} bytes unmaintained, {maintained} maintained");
+    let (unmaintained, none) = largest_wal(None).await;
+    let maintenance =
+        WalMaintenance { truncate_at_bytes: TRUNCATE_AT, check_every: Duration::from_millis(5) };
+    let (maintained, restarts) = largest_wal(Some(maintenance)).await;
+    eprintln!(
+        "largest WAL: {unmaintained} bytes unmaintained, {maintained} maintained ({restarts} restarts)"
+    );
     // 4 000 commits of a few 4 KiB pages: without a restart the log holds them all.
     assert!(unmaintained > 10 * 1024 * 1024, "the workload starves SQLite's own checkpoints: {unmaintained}");
+    assert_eq!(none, 0, "no maintenance, no restart");
     assert!(
         maintained < unmaintained / 3,
         "the maintained WAL ({maintained} bytes) stays well below the starved one ({unmaintained})"
+    );
+    assert!(
+        maintained <= maintenance.kept_bytes() + unmaintained / 10,
+        "the file is cut back to twice the bound at a restart: {maintained}"
+    );
+    // The unmaintained log holds every frame the workload wrote: the log
+    // restarts about once per bound's worth of them. Judged by the frames in
+    // the log, not by the file (which SQLite keeps at up to twice the
+    // bound), else it would restart at every check once the file is large.
+    let expected = unmaintained / TRUNCATE_AT;
+    assert!(
+        (1..=expected + 2).contains(&restarts),
+        "{restarts} restarts for {unmaintained} bytes of log at a bound of {TRUNCATE_AT}"
     );
 }
 
