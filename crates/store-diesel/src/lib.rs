@@ -2337,24 +2337,51 @@ macro_rules! diesel_repositories {
                 }
 
                 async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+                    // First, on a reader (no writer waits meanwhile): the
+                    // oldest `limit` through the index on `at`, and the pages
+                    // their deletion will touch brought into memory. Each
+                    // event sits on its own page of the index by user, far
+                    // from the others; a page the OS had evicted was read
+                    // from disk while the delete held the writers' turn, and
+                    // behind a checkpoint's writes that read took up to
+                    // 250 ms (SQLite, the large-data prune).
+                    let oldest: Vec<(DbUuid, Option<DbUuid>)> = self
+                        .run(Access::Read, move |mut conn| async move {
+                            let oldest: Vec<(DbUuid, Option<DbUuid>)> = audit_events::table
+                                .select((audit_events::id, audit_events::user_id))
+                                .filter(audit_events::at.lt(whole_seconds(before)))
+                                .order(audit_events::at.asc())
+                                .limit(i64::from(limit))
+                                .load(&mut *conn)
+                                .await
+                                .map_err(query_error)?;
+                            let users: Vec<DbUuid> = oldest.iter().filter_map(|(_, user)| user.clone()).collect();
+                            if !users.is_empty() {
+                                // Counted from the index alone: its pages are what this reads.
+                                audit_events::table
+                                    .filter(audit_events::user_id.eq_any(users))
+                                    .count()
+                                    .get_result::<i64>(&mut *conn)
+                                    .await
+                                    .map_err(query_error)?;
+                            }
+                            Ok(oldest)
+                        })
+                        .await?;
+                    if oldest.is_empty() {
+                        return Ok(0);
+                    }
+                    let ids: Vec<DbUuid> = oldest.into_iter().map(|(id, _)| id).collect();
+                    // Then those rows by key, still past the cutoff: one short write job.
                     self.run(Access::Write, move |mut conn| async move {
-                        // The oldest `limit` through the index on `at`, then
-                        // those rows by key: one short write job.
-                        let oldest: Vec<DbUuid> = audit_events::table
-                            .select(audit_events::id)
-                            .filter(audit_events::at.lt(whole_seconds(before)))
-                            .order(audit_events::at.asc())
-                            .limit(i64::from(limit))
-                            .load(&mut *conn)
-                            .await
-                            .map_err(query_error)?;
-                        if oldest.is_empty() {
-                            return Ok(0);
-                        }
-                        let deleted = diesel::delete(audit_events::table.filter(audit_events::id.eq_any(oldest)))
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(query_error)?;
+                        let deleted = diesel::delete(
+                            audit_events::table
+                                .filter(audit_events::id.eq_any(ids))
+                                .filter(audit_events::at.lt(whole_seconds(before))),
+                        )
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(query_error)?;
                         Ok(deleted as u64)
                     })
                     .await
