@@ -64,6 +64,13 @@ const SMALL_BACKLOG_FRAMES: i64 = 512;
 /// next check; the store's own writers wait in its queue meanwhile.
 const CHECKPOINT_BUSY_TIMEOUT_MS: u32 = 200;
 
+/// How long a restart, holding the writers' turn, polls for readers still in
+/// the old frames before it lets the writers go and tries again at the next
+/// check. A request's read is gone within a millisecond; a long one (an
+/// admin listing by `offset`, a count, a backup) is not, and waiting 200 ms
+/// for it held every writer 164 ms at the end of the large-data prune.
+const RESTART_WAIT_MS: u64 = 20;
+
 /// How the store keeps its write-ahead log bounded (see
 /// [`SqliteOptions`](crate::SqliteOptions)).
 ///
@@ -71,7 +78,8 @@ const CHECKPOINT_BUSY_TIMEOUT_MS: u32 = 200;
 /// it changed, the new frames are copied into the database file without
 /// blocking anyone; once the log holds more than `truncate_at_bytes` of
 /// frames, it is copied whole and restarted, writers waiting for at most
-/// 200 ms while readers of old frames finish. The file itself is kept at up
+/// 20 ms while readers of old frames finish (else it tries again at the next
+/// check). The file itself is kept at up
 /// to [`kept_bytes`](Self::kept_bytes) and overwritten from its beginning.
 /// Requests' commits no longer checkpoint themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,9 +188,9 @@ impl Checkpointer {
     /// frames held writers back 16 to 22 ms under load, though such a reader
     /// is gone within a millisecond. Each try here waits for no one (busy
     /// timeout 0) and copies what it can; the next comes after a yield, for
-    /// at most `CHECKPOINT_BUSY_TIMEOUT_MS`.
+    /// at most [`RESTART_WAIT_MS`].
     pub(crate) async fn restart(&mut self) -> Result<Checkpoint, StoreError> {
-        let deadline = std::time::Instant::now() + Duration::from_millis(CHECKPOINT_BUSY_TIMEOUT_MS.into());
+        let deadline = std::time::Instant::now() + Duration::from_millis(RESTART_WAIT_MS);
         self.busy_timeout(0).await?;
         let outcome = loop {
             match self.run(Mode::Restart).await {
@@ -288,6 +296,10 @@ pub(crate) async fn maintain(queries: Weak<Queries>, path: String, file: PathBuf
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut copied_at: Option<SystemTime> = None;
     let (mut misses, mut errors) = (0_u32, 0_u32);
+    // Checks to let pass before the next restart after a miss: each try
+    // holds the writers up to `RESTART_WAIT_MS`, and a long read outlasts
+    // many checks.
+    let mut wait_checks = 0_u32;
     loop {
         every.tick().await;
         if queries.strong_count() == 0 {
@@ -334,6 +346,10 @@ pub(crate) async fn maintain(queries: Weak<Queries>, path: String, file: PathBuf
             }
             continue;
         }
+        if wait_checks > 0 {
+            wait_checks -= 1;
+            continue;
+        }
         // In the writers' queue, so the store's own writers wait their
         // turn instead of polling SQLite's lock meanwhile.
         let Some(strong) = queries.upgrade() else { return };
@@ -377,12 +393,14 @@ pub(crate) async fn maintain(queries: Weak<Queries>, path: String, file: PathBuf
             }
             Ok(done) => {
                 misses = misses.saturating_add(1);
+                // 2, 4, 8, then 16 checks (1.6 s by default) between tries.
+                wait_checks = 1 << misses.min(4);
                 if misses.is_multiple_of(10) {
                     tracing::warn!(
                         wal_bytes = log_bytes,
                         frames = done.log_frames,
                         misses,
-                        "the WAL could not be restarted: readers or writers never let go for 200 ms"
+                        "the WAL could not be restarted: readers of old frames stayed at ten checks in a row"
                     );
                 } else {
                     tracing::debug!(wal_bytes = log_bytes, frames = done.log_frames, "WAL busy; retrying");

@@ -142,3 +142,57 @@ async fn a_checkpoint_never_recreates_a_deleted_database() {
     assert!(store.checkpoint().await.is_err(), "there is nothing to checkpoint");
     assert!(!db.exists(), "no empty database appears in its place");
 }
+
+/// A read that stays in the log's old frames (an admin listing by `offset`,
+/// a count, a backup) keeps the log from restarting; the restart, which holds
+/// the writers' turn, gives up after a short wait and tries again at the next
+/// check rather than holding every write while the read lasts (it waited
+/// 200 ms a try, and writes waited as long).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_read_never_holds_the_writers_behind_a_restart() {
+    let maintenance =
+        WalMaintenance { truncate_at_bytes: TRUNCATE_AT, check_every: Duration::from_millis(5) };
+    let scratch = scratch(2, SqliteOptions { wal: Some(maintenance), ..SqliteOptions::default() }).await;
+    let (store, db) = (&scratch.store, scratch.db.clone());
+    store.create(new_user(0)).await.expect("a first write");
+    let (began, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let reader = {
+        let (began, release) = (Arc::clone(&began), Arc::clone(&release));
+        std::thread::spawn(move || {
+            let mut conn = raw(&db);
+            diesel::sql_query("BEGIN").execute(&mut conn).expect("begin");
+            count(&mut conn);
+            began.store(true, Ordering::Relaxed);
+            while !release.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            diesel::sql_query("COMMIT").execute(&mut conn).expect("end the snapshot");
+        })
+    };
+    while !began.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let restarts = store.wal_restarts();
+    let (started, mut slowest, mut i) = (std::time::Instant::now(), Duration::ZERO, 1);
+    while started.elapsed() < Duration::from_millis(1500) {
+        let write = std::time::Instant::now();
+        store.create(new_user(i)).await.expect("every write succeeds while the read lasts");
+        slowest = slowest.max(write.elapsed());
+        i += 1;
+    }
+    release.store(true, Ordering::Relaxed);
+    tokio::task::spawn_blocking(move || reader.join()).await.expect("join").expect("the reader finishes");
+    eprintln!("{i} writes during the read, slowest {slowest:?}");
+    assert!(
+        wal_size(&scratch.db) > TRUNCATE_AT,
+        "the writes passed the bound, so restarts were tried meanwhile"
+    );
+    assert_eq!(store.wal_restarts(), restarts, "no restart while the read stays in the old frames");
+    assert!(
+        slowest < Duration::from_millis(150),
+        "a write waited {slowest:?} behind a restart's wait for the read"
+    );
+    // Each try holds the writers; after a miss the next comes later and
+    // later, so that a long read does not turn into a slow write per check.
+    assert!(i > 300, "only {i} writes in 1.5 s: restarts tried at every check held them");
+}
