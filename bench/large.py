@@ -14,7 +14,11 @@ users (`after` a random user) and of audit events (`before` a random event,
 unfiltered, by user and by type) anywhere in the list, start-up, RSS, and the
 database's size; then a restart with a retention that expires all 10 000 000
 events, the prune timed while a writer creates projects one after the other
-(no write may wait more than 50 ms).
+(no write may wait more than 50 ms). Beside it, what tells the prune from the
+machine: the disk's own latency (a 4 KiB write and `fdatasync` every 10 ms
+beside the database), the machine's CPU each second, the server's debug log
+of each prune batch, long write and WAL copy (SQLite), and PostgreSQL's own
+log of statements of 20 ms or more.
 
 Environment: as bench.py (BENCH_DURATION, BENCH_LOGIN_DURATION, BENCH_REPEAT
 (here 7 by default), BENCH_PG_URL), plus BENCH_LARGE_USERS (default 1000000; keys as many),
@@ -284,10 +288,10 @@ def held_in_log(path, began_wall):
     (seconds since `began_wall`, ms)."""
     import datetime
     import re
-    found = {"prune_batches": [], "writes_held": [], "wal_restarts": []}
+    found = {"prune_batches": [], "writes_held": [], "wal_restarts": [], "wal_copies": []}
     value = re.compile(r"(?:took_ms|writers_held_ms)=([0-9.]+)")
     kinds = {"audit prune batch": "prune_batches", "a write held the writers' turn": "writes_held",
-             "WAL copied and restarted": "wal_restarts"}
+             "WAL copied and restarted": "wal_restarts", "WAL copied without restarting": "wal_copies"}
     with open(path, errors="replace") as f:
         for line in f:
             if " DEBUG " not in line:
@@ -301,13 +305,14 @@ def held_in_log(path, began_wall):
     return found
 
 
-def writer_probe(server, key, stop, out, slow):
+def writer_probe(server, key, stop, out, slow, origin=None):
     """Creates a project every 10 ms (a steady, modest write load) until
-    `stop`, timing each."""
+    `stop`, timing each; slow ones are kept with their start, in seconds
+    since `origin` (a perf_counter reading; by default the probe's start)."""
     client = Keepalive(server.base)
     headers = {"X-API-Key": key, "Content-Type": "application/json"}
     n = 0
-    began = time.perf_counter()
+    began = time.perf_counter() if origin is None else origin
     while not stop.is_set():
         n += 1
         at = time.perf_counter() - began
@@ -317,6 +322,52 @@ def writer_probe(server, key, stop, out, slow):
         time.sleep(max(0.0, 0.01 - ms / 1000))
         if ms > 20:
             slow.append((round(at, 2), round(ms, 1)))
+
+
+def disk_probe(folder, stop, out, slow, origin=None):
+    """Every 10 ms, overwrites 4 KiB of a file beside the database and waits
+    for the disk (`fdatasync`), timing each: the machine's own stalls, which
+    no pacing of the prune can remove, told apart from the prune's."""
+    path = os.path.join(folder, "disk-probe")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    block = os.urandom(4096)
+    began = time.perf_counter() if origin is None else origin
+    try:
+        while not stop.is_set():
+            at = time.perf_counter()
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            ms = (time.perf_counter() - at) * 1000
+            out.append(ms)
+            if ms > 20:
+                slow.append((round(at - began, 2), round(ms, 1)))
+            time.sleep(max(0.0, 0.01 - ms / 1000))
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def against_the_disk(slow_writes, disk_stalls, over_ms=50):
+    """Each write slower than `over_ms`, with the longest disk probe stall
+    (an `fdatasync` in another process, no database involved) that
+    overlapped it, or None: a write the disk itself stalled as long is not
+    the prune's doing. Both lists: (start in s on one clock, ms)."""
+    judged = []
+    for at, ms in slow_writes:
+        if ms <= over_ms:
+            continue
+        overlapping = [d for start, d in disk_stalls if start < at + ms / 1000 and at < start + d / 1000]
+        judged.append((at, ms, max(overlapping) if overlapping else None))
+    return judged
+
+
+def cpu_times():
+    """(busy, iowait, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    total = sum(fields[:8])
+    return total - idle - iowait, iowait, total
 
 
 def expired_left(backend, url, cutoff_days):
@@ -340,6 +391,30 @@ def postgres_background(url):
                            "WHERE backend_type = 'autovacuum worker')"], capture_output=True, text=True, check=True)
     checkpoints, vacuum = done.stdout.strip().split("|", 1)
     return int(checkpoints), vacuum
+
+
+def postgres_slow_statements(since_wall):
+    """The statements PostgreSQL itself logged as taking 20 ms or more (see
+    `log_min_duration_statement` below) since `since_wall`: (seconds, ms,
+    statement's first words). Empty where its log is not readable here."""
+    import datetime
+    import glob
+    import re
+    found = []
+    line_re = re.compile(r"^(\S+ \S+) UTC \[\d+\] .*duration: ([0-9.]+) ms\s+(?:statement|(?:execute|bind|parse) [^:]*): (.*)$")
+    for path in glob.glob("/var/log/postgresql/postgresql-*-main.log"):
+        try:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    m = line_re.match(line.rstrip())
+                    if not m:
+                        continue
+                    at = datetime.datetime.fromisoformat(m.group(1) + "+00:00").timestamp() - since_wall
+                    if at >= 0:
+                        found.append((round(at, 2), float(m.group(2)), " ".join(m.group(3).split()[:6])))
+        except OSError:
+            continue
+    return found
 
 
 def count_events(backend, url):
@@ -486,14 +561,18 @@ def main():
             with open(os.path.join(large_dir, "keys.txt")) as f:
                 key = f.readline().strip()
             # The same writes without the prune: the control for what follows.
-            baseline, baseline_slow = [], []
+            baseline, baseline_slow, disk, disk_slow = [], [], [], []
             stop = threading.Event()
             probe = threading.Thread(target=writer_probe, args=(large, key, stop, baseline, baseline_slow))
+            disk_thread = threading.Thread(target=disk_probe, args=(large_dir, stop, disk, disk_slow))
             probe.start()
+            disk_thread.start()
             time.sleep(3 if SMOKE else 30)
             stop.set()
             probe.join()
+            disk_thread.join()
             results["writes_before_prune"] = {**summary(baseline), "over_20_ms": baseline_slow[:50]}
+            results["disk_before_prune"] = {**summary(disk), "over_20_ms": disk_slow[:50]}
             large.stop()
             servers.remove(large)
 
@@ -501,13 +580,22 @@ def main():
             before = count_events(backend, url)
             during = []
             stop = threading.Event()
+            if backend == "postgres":
+                # PostgreSQL logs each statement of this database that takes
+                # 20 ms or more: which of the probe's statements waited, and
+                # on what (a COMMIT waits for the WAL's flush to disk).
+                b.psql(database[0], f"ALTER DATABASE {database[1]} SET log_min_duration_statement = 20")
             started, began_wall = time.perf_counter(), time.time()
             pruner = b.Server(binary, backend, large_dir, database_url=url,
                               extra_env={"AUTH_AUDIT_RETENTION_DAYS": "30", "RUST_LOG": PRUNE_LOG})
             servers.append(pruner)
-            slow = []
-            probe = threading.Thread(target=writer_probe, args=(pruner, key, stop, during, slow))
+            slow, disk, disk_slow, cpu = [], [], [], []
+            origin = time.perf_counter()
+            probe = threading.Thread(target=writer_probe, args=(pruner, key, stop, during, slow, origin))
+            disk_thread = threading.Thread(target=disk_probe, args=(large_dir, stop, disk, disk_slow, origin))
             probe.start()
+            disk_thread.start()
+            last = cpu_times()
             # The prune deletes at most 5 000 events a second (about 35 minutes
             # for 10 000 000); BENCH_LARGE_PRUNE_S bounds the measured window.
             deadline = time.perf_counter() + (PRUNE_WINDOW_S or 7200)
@@ -516,20 +604,39 @@ def main():
                 if backend == "postgres":
                     background.append((round(time.perf_counter() - started, 1), *postgres_background(url)))
                 time.sleep(1)
+                now = cpu_times()
+                spent = max(1, now[2] - last[2])
+                cpu.append((round(100 * (now[0] - last[0]) / spent), round(100 * (now[1] - last[1]) / spent)))
+                last = now
             prune_s = time.perf_counter() - started
             stop.set()
             probe.join()
+            disk_thread.join()
             after = count_events(backend, url)
             pruned = results["prune"] = {
                 "events_before": before, "events_after": after, "seconds": round(prune_s, 1),
                 "complete": after <= before - EVENTS, "events_per_s": round((before - after) / prune_s),
-                "writes_during": summary(during), "writes_over_20_ms": slow[:50]}
+                "writes_during": summary(during), "writes_over_20_ms": slow[:50],
+                "disk_fdatasync": {**summary(disk), "over_20_ms": disk_slow[:50]},
+                # Each write over 50 ms, with the disk's own stall at that
+                # moment (ms) or None: those with None are the prune's.
+                "writes_over_50_ms_against_the_disk": against_the_disk(slow, disk_slow),
+                # Per second: the machine's busy and iowait percentages.
+                "cpu_busy_iowait_pct": cpu[:3600]}
             print(f"  {before - after} events pruned in {prune_s:.0f} s ({pruned['events_per_s']}/s, "
                   f"{'all' if pruned['complete'] else 'window ended'}); {len(during)} writes meanwhile: "
                   f"p50 {pruned['writes_during']['p50_ms']} ms, p99 {pruned['writes_during']['p99_ms']}"
                   f" ms, max {pruned['writes_during']['max_ms']} ms (before: max "
                   f"{results['writes_before_prune']['max_ms']} ms); over 20 ms (s since start, ms): {slow[:12]}",
                   flush=True)
+            busy = sorted(c[0] for c in cpu) or [0]
+            print(f"  the disk meanwhile (fdatasync of 4 KiB every 10 ms): p99 {pruned['disk_fdatasync']['p99_ms']}"
+                  f" ms, max {pruned['disk_fdatasync']['max_ms']} ms (before: max "
+                  f"{results['disk_before_prune']['max_ms']} ms), over 20 ms: {disk_slow[:12]}; CPU busy "
+                  f"median {busy[len(busy) // 2]} %, max {busy[-1]} %", flush=True)
+            judged = pruned["writes_over_50_ms_against_the_disk"]
+            print(f"  writes over 50 ms: {len(judged)}, of which the disk itself did not stall as long at the "
+                  f"time: {sum(1 for _, ms, d in judged if d is None or d < 50)} ({judged[:12]})", flush=True)
             pruner.stop()
             servers.remove(pruner)
             held = held_in_log(os.path.join(large_dir, f"server-{backend}.log"), began_wall)
@@ -543,15 +650,22 @@ def main():
                                  "over_50_ms": [x for x in held["prune_batches"] if x[1] > 50]}
             pruned["sqlite_writes_held_20_ms_or_more"] = held["writes_held"][:200]
             pruned["sqlite_wal_restarts"] = held["wal_restarts"][:200]
+            # Passive copies of 20 ms or more: they hold no writer, but share the disk.
+            pruned["sqlite_wal_copies_20_ms_or_more"] = held["wal_copies"][:200]
+            if backend == "postgres":
+                pruned["postgres_statements_20_ms_or_more"] = postgres_slow_statements(began_wall)[:200]
+                print(f"  PostgreSQL's statements of 20 ms or more: "
+                      f"{pruned['postgres_statements_20_ms_or_more'][:12]}", flush=True)
             if background:
                 # The seconds in which a checkpoint finished or autovacuum ran.
                 pruned["postgres_background"] = [
                     (at, "checkpoint" if n > background[i - 1][1] else "", vacuum)
                     for i, (at, n, vacuum) in enumerate(background)
                     if i and (n > background[i - 1][1] or vacuum)][:200]
-            print(f"  prune batches (queue wait included): {len(batches)}, p99 {pruned['batches']['p99_ms']} ms, "
+            print(f"  prune batches (read-ahead and queue wait included): {len(batches)}, p99 {pruned['batches']['p99_ms']} ms, "
                   f"max {pruned['batches']['max_ms']} ms; SQLite writes holding the others >= 20 ms: "
-                  f"{held['writes_held'][:12]}; WAL restarts: {held['wal_restarts'][:12]}", flush=True)
+                  f"{held['writes_held'][:12]}; WAL restarts: {held['wal_restarts'][:12]}; passive WAL copies >= 20 ms: "
+                  f"{held['wal_copies'][:12]}", flush=True)
     finally:
         for server in servers:
             server.stop()
