@@ -23,7 +23,7 @@ log of statements of 20 ms or more.
 Environment: as bench.py (BENCH_DURATION, BENCH_LOGIN_DURATION, BENCH_REPEAT
 (here 7 by default), BENCH_PG_URL), plus BENCH_LARGE_USERS (default 1000000; keys as many),
 BENCH_LARGE_EVENTS (default 10000000), BENCH_LARGE_PRUNE_S (seconds of the
-prune to watch; default 0: until every expired event is gone, about 35
+prune to watch; default 0: until every expired event is gone, about 35-45
 minutes at the prune's 5 000 events a second), BENCH_LARGE_ONLY=prune (seed,
 then only the prune: to study it without the half hour of scenarios) or
 =scenarios (everything but the prune).
