@@ -1029,7 +1029,12 @@ macro_rules! diesel_repositories {
     //
     // `$usage`: how a flush's batch of key-usage counts is written (see
     // `record_usage_query!`): `per_key` or `unnest`.
-    ($store:ident, $backend:path, linked_providers = $linked_sql:literal, rotation = $rotation:ident, usage = $usage:ident) => {
+    //
+    // `$read_ahead`: whether the audit prune reads the index pages its delete
+    // will touch on a reader first (`true` for SQLite, whose single writer
+    // would otherwise wait on the disk for each; `false` for PostgreSQL,
+    // whose deletes run concurrently and would only pay for the count).
+    ($store:ident, $backend:path, linked_providers = $linked_sql:literal, rotation = $rotation:ident, usage = $usage:ident, prune_read_ahead = $read_ahead:literal) => {
         mod repositories {
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -2338,13 +2343,13 @@ macro_rules! diesel_repositories {
 
                 async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
                     // First, on a reader (no writer waits meanwhile): the
-                    // oldest `limit` through the index on `at`, and the pages
-                    // their deletion will touch brought into memory. Each
-                    // event sits on its own page of the index by user, far
-                    // from the others; a page the OS had evicted was read
-                    // from disk while the delete held the writers' turn, and
-                    // behind a checkpoint's writes that read took up to
-                    // 250 ms (SQLite, the large-data prune).
+                    // oldest `limit` through the index on `at`, and, where
+                    // `$read_ahead`, the pages their deletion will touch
+                    // brought into memory. Each event sits on its own page of
+                    // the index by user, far from the others; on SQLite a page
+                    // the OS had evicted was read from disk while the delete
+                    // held the writers' turn, and behind a checkpoint's writes
+                    // that read took up to 250 ms (the large-data prune).
                     let oldest: Vec<(DbUuid, Option<DbUuid>)> = self
                         .run(Access::Read, move |mut conn| async move {
                             let oldest: Vec<(DbUuid, Option<DbUuid>)> = audit_events::table
@@ -2356,7 +2361,7 @@ macro_rules! diesel_repositories {
                                 .await
                                 .map_err(query_error)?;
                             let users: Vec<DbUuid> = oldest.iter().filter_map(|(_, user)| user.clone()).collect();
-                            if !users.is_empty() {
+                            if $read_ahead && !users.is_empty() {
                                 // Counted from the index alone: its pages are what this reads.
                                 audit_events::table
                                     .filter(audit_events::user_id.eq_any(users))

@@ -144,5 +144,6 @@ portcullis_store_diesel::diesel_repositories!(
     linked_providers =
         "(SELECT string_agg(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)",
     rotation = one_statement,
-    usage = unnest
+    usage = unnest,
+    prune_read_ahead = false
 );

@@ -427,7 +427,8 @@ portcullis_store_diesel::diesel_repositories!(
     diesel::sqlite::Sqlite,
     linked_providers = "(SELECT group_concat(provider, ',') FROM oauth_identities WHERE oauth_identities.user_id = users.id)",
     rotation = transaction,
-    usage = per_key
+    usage = per_key,
+    prune_read_ahead = true
 );
 
 #[cfg(test)]

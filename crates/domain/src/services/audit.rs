@@ -199,7 +199,9 @@ impl AuditService {
 
     /// Deletes the oldest of the events older than `retention_days`, at most
     /// `limit` (1 to 1 000) of them, in one write; returns how many. Fewer
-    /// than `limit` means none is left.
+    /// than `limit` means none was left, or another instance pruning at the
+    /// same time deleted part of the batch first: a periodic caller stops
+    /// there and its next pass resumes.
     ///
     /// # Errors
     /// `Unavailable`.
