@@ -168,13 +168,8 @@ impl Checkpointer {
             Some(page) => page,
             None => {
                 let conn = self.conn().await?;
-                let rows: Vec<PageSizeRow> = match diesel::sql_query("PRAGMA page_size").load(conn).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        self.conn = None;
-                        return Err(query_error(e));
-                    }
-                };
+                let read = diesel::sql_query("PRAGMA page_size").load(conn).await;
+                let rows: Vec<PageSizeRow> = self.kept(read)?;
                 let page =
                     rows.into_iter().next().and_then(|r| u64::try_from(r.page_size).ok()).unwrap_or(4096);
                 *self.page_bytes.insert(page)
@@ -209,11 +204,17 @@ impl Checkpointer {
 
     async fn busy_timeout(&mut self, ms: u32) -> Result<(), StoreError> {
         let conn = self.conn().await?;
-        if let Err(e) = diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(conn).await {
+        let set = diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(conn).await;
+        self.kept(set).map(drop)
+    }
+
+    /// A statement's result; an error also closes the connection, so that
+    /// the next call opens a new one rather than reuse one in an unknown state.
+    fn kept<T>(&mut self, result: diesel::QueryResult<T>) -> Result<T, StoreError> {
+        result.map_err(|e| {
             self.conn = None;
-            return Err(query_error(e));
-        }
-        Ok(())
+            query_error(e)
+        })
     }
 
     async fn conn(&mut self) -> Result<&mut Conn, StoreError> {
@@ -243,13 +244,8 @@ impl Checkpointer {
             Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
             Mode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
         };
-        let rows: Vec<CheckpointRow> = match diesel::sql_query(pragma).load(conn).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                self.conn = None;
-                return Err(query_error(e));
-            }
-        };
+        let copied = diesel::sql_query(pragma).load(conn).await;
+        let rows: Vec<CheckpointRow> = self.kept(copied)?;
         let row = rows
             .into_iter()
             .next()
