@@ -35,7 +35,12 @@ async fn counters_follow_known_traffic() {
 
     app.register("counted@example.com").await;
     let token = token_of(app.login("counted@example.com", PASSWORD).await).await;
-    assert_eq!(app.login("counted@example.com", PASSWORD).await.status(), 200);
+    let second = app.login("counted@example.com", PASSWORD).await;
+    assert_eq!(second.status(), 200);
+    let second: serde_json::Value = second.json().await.unwrap();
+    // A refresh token's rotation writes its event with the rotation itself.
+    let rotated = app.post_json("/v1/auth/refresh", &json!({"refresh_token": second["refresh_token"]})).await;
+    assert_eq!(rotated.status(), 200);
     expect_error(app.login("counted@example.com", "WrongPass999!").await, 401, "invalid_credentials").await;
     expect_error(app.login("ghost@example.com", PASSWORD).await, 401, "invalid_credentials").await;
     let key = app.create_key(&token, &json!({"name": "metered"})).await;
@@ -63,8 +68,10 @@ async fn counters_follow_known_traffic() {
     assert_eq!(moved("portcullis_logins_total{outcome=\"success\"}"), 2.0);
     assert_eq!(moved("portcullis_logins_total{outcome=\"bad_password\"}"), 1.0);
     assert_eq!(moved("portcullis_logins_total{outcome=\"unknown_email\"}"), 1.0);
-    assert_eq!(moved("portcullis_tokens_issued_total"), 5.0, "3 registrations and 2 logins");
-    assert_eq!(moved("portcullis_tokens_revoked_total"), 1.0, "the logout");
+    assert_eq!(moved("portcullis_tokens_issued_total"), 6.0, "3 registrations, 2 logins and a rotation");
+    assert_eq!(moved("portcullis_tokens_revoked_total"), 2.0, "the rotation's spent token and the logout");
+    assert_eq!(moved("portcullis_audit_events_total{type=\"login_succeeded\"}"), 2.0);
+    assert_eq!(moved("portcullis_audit_events_total{type=\"register\"}"), 3.0);
     assert_eq!(moved("portcullis_api_key_authentications_total{outcome=\"success\"}"), 1.0);
     assert_eq!(moved("portcullis_api_key_authentications_total{outcome=\"invalid_api_key\"}"), 1.0);
     assert_eq!(moved("portcullis_rate_limited_total{method=\"POST\",route=\"/v1/auth/register\"}"), 1.0);

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_domain::ports::AuditLog;
-use portcullis_domain::{AuditEvent, AuditKind, AuditQuery, StoreError};
+use portcullis_domain::ports::{AuditLog, SessionRepository};
+use portcullis_domain::{
+    AuditEvent, AuditKind, AuditQuery, KeyDigest, RefreshLookup, Session, SessionId, StoreError, UserId,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -320,5 +322,95 @@ impl AuditLog for MeteredAuditLog {
 
     async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         self.inner.prune_events(before, limit).await
+    }
+}
+
+impl std::fmt::Debug for MeteredSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredSessions").finish_non_exhaustive()
+    }
+}
+
+/// A [`SessionRepository`] that counts the audit events the store writes
+/// with a session's start or a refresh token's rotation (a sign-in and a
+/// token issued, in one commit with their rows), as [`MeteredAuditLog`]
+/// counts the others; once written, so a refused rotation counts nothing.
+pub struct MeteredSessions {
+    inner: Arc<dyn SessionRepository>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredSessions {
+    #[must_use]
+    pub fn new(inner: Arc<dyn SessionRepository>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl SessionRepository for MeteredSessions {
+    async fn create_session(
+        &self,
+        session: Session,
+        refresh: KeyDigest,
+        event: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let counted = event.clone();
+        self.inner.create_session(session, refresh, event).await?;
+        self.metrics.observe_event(&counted);
+        Ok(())
+    }
+
+    async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<RefreshLookup>, StoreError> {
+        self.inner.find_refresh(digest).await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: &KeyDigest,
+        next: KeyDigest,
+        now: OffsetDateTime,
+        event: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let counted = event.clone();
+        let rotated = self.inner.rotate_refresh(presented, next, now, event).await?;
+        if rotated {
+            self.metrics.observe_event(&counted);
+        }
+        Ok(rotated)
+    }
+
+    async fn replace_refresh(
+        &self,
+        session: SessionId,
+        next: KeyDigest,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.replace_refresh(session, next, now).await
+    }
+
+    async fn find_session_by_id(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        self.inner.find_session_by_id(id).await
+    }
+
+    async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
+        self.inner.list_sessions(user, now).await
+    }
+
+    async fn end_session(&self, id: SessionId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.end_session(id, now).await
+    }
+
+    async fn end_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.inner.end_sessions(user, except, now).await
+    }
+
+    async fn purge_sessions(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.purge_sessions(before).await
     }
 }

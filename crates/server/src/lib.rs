@@ -29,7 +29,9 @@ use portcullis_domain::ports::{Clock, StoreHealth, SystemClock};
 use portcullis_domain::{
     Adapters, AdminOutcome, AuthSettings, Password, PasswordPolicy, Ports, Services, Store,
 };
-use portcullis_http::{AppState, HttpRequestContext, HttpSettings, MeteredAuditLog, Metrics};
+use portcullis_http::{
+    AppState, HttpRequestContext, HttpSettings, MeteredAuditLog, MeteredSessions, Metrics,
+};
 use portcullis_ratelimit::FallbackRateLimiter;
 use portcullis_store_postgres::PostgresStore;
 use portcullis_store_sqlite::SqliteStore;
@@ -198,9 +200,11 @@ impl App {
             changes: Arc::new(portcullis_domain::ports::NoCopies),
         };
         let ports = Ports::from_store(Arc::clone(&store), adapters);
-        // Appends are counted for the metrics on their way to the store.
+        // Audit events are counted for the metrics on their way to the store,
+        // those written with a session's rows too.
         let ports = Ports {
             audit: Arc::new(MeteredAuditLog::new(Arc::clone(&ports.audit), Arc::clone(&metrics))),
+            sessions: Arc::new(MeteredSessions::new(Arc::clone(&ports.sessions), Arc::clone(&metrics))),
             ..ports
         };
         // The authentication reads, kept for AUTH_CACHE_TTL_MS; writes through these ports forget what they touch.

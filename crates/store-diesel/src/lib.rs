@@ -899,6 +899,69 @@ macro_rules! rotate_refresh_query {
     }};
 }
 
+/// The body of `create_session` in `diesel_repositories!`, by backend (the
+/// same choice as [`rotate_refresh_query!`]): a sign-in's three rows, the
+/// session, its first refresh token and the audit event.
+///
+/// - `transaction` (SQLite): the three inserts in one transaction, on the
+///   writer's own thread and connection.
+/// - `one_statement` (PostgreSQL): the same three inserts, each as diesel
+///   writes it, joined into one statement of data-modifying CTEs: one round
+///   trip and one commit, where a transaction takes five round trips. The
+///   refresh token's reference to its session is checked at the end of the
+///   statement, when the session's row is there.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! create_session_query {
+    (transaction, $conn:ident, $session:ident, $token:ident, $event:ident) => {{
+        AsyncConnection::transaction::<_, diesel::result::Error, _>($conn, async |conn| {
+            diesel::insert_into(sessions::table).values($session).execute(conn).await?;
+            diesel::insert_into(refresh_tokens::table).values($token).execute(conn).await?;
+            diesel::insert_into(audit_events::table).values($event).execute(conn).await?;
+            Ok(())
+        })
+        .await
+        .map_err(query_error)
+    }};
+    (one_statement, $conn:ident, $session:ident, $token:ident, $event:ident) => {{
+        use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+
+        /// `WITH s AS (first), r AS (second) third`: three writes, one statement.
+        struct Together<A, B, C>(A, B, C);
+
+        impl<A, B, C> QueryId for Together<A, B, C> {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl<A, B, C> QueryFragment<diesel::pg::Pg> for Together<A, B, C>
+        where
+            A: QueryFragment<diesel::pg::Pg>,
+            B: QueryFragment<diesel::pg::Pg>,
+            C: QueryFragment<diesel::pg::Pg>,
+        {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
+                out.push_sql("WITH s AS (");
+                self.0.walk_ast(out.reborrow())?;
+                out.push_sql("), r AS (");
+                self.1.walk_ast(out.reborrow())?;
+                out.push_sql(") ");
+                self.2.walk_ast(out.reborrow())
+            }
+        }
+
+        Together(
+            diesel::insert_into(sessions::table).values($session),
+            diesel::insert_into(refresh_tokens::table).values($token),
+            diesel::insert_into(audit_events::table).values($event),
+        )
+        .execute($conn)
+        .await
+        .map(drop)
+        .map_err(query_error)
+    }};
+}
+
 /// The body of `record_key_usage` in `diesel_repositories!`, by backend: one
 /// batch of a usage flush (a thousand keys at most), in one transaction.
 ///
@@ -2455,7 +2518,7 @@ macro_rules! diesel_repositories {
 
             #[async_trait]
             impl SessionRepository for $store {
-                async fn create_session(&self, session: Session, refresh: KeyDigest) -> Result<(), StoreError> {
+                async fn create_session(&self, session: Session, refresh: KeyDigest, event: AuditEvent) -> Result<(), StoreError> {
                     self.run(Access::Write, move |mut conn| async move {
                         let token = RefreshRow::from(RefreshRecord {
                             digest: refresh,
@@ -2464,13 +2527,9 @@ macro_rules! diesel_repositories {
                             spent_at: None,
                         });
                         let session = SessionRow::from(session);
-                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
-                            diesel::insert_into(sessions::table).values(session).execute(conn).await?;
-                            diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
-                            Ok(())
-                        })
-                        .await
-                        .map_err(query_error)
+                        let event = AuditRow::from(event);
+                        let conn = &mut *conn;
+                        portcullis_store_diesel::create_session_query!($rotation, conn, session, token, event)
                     })
                     .await
                 }

@@ -799,11 +799,17 @@ impl SigningKeyRepository for MemoryStore {
 
 #[async_trait]
 impl SessionRepository for MemoryStore {
-    async fn create_session(&self, session: Session, refresh: KeyDigest) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        session: Session,
+        refresh: KeyDigest,
+        event: AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut state = self.state();
         if state.sessions.contains_key(&session.id) || state.refresh.contains_key(&refresh.0) {
             return Err(StoreError::Conflict("session"));
         }
+        state.audit.insert(event.id, event);
         let token = RefreshRecord {
             digest: refresh,
             session_id: session.id,

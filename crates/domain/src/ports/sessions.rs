@@ -10,12 +10,21 @@ use crate::model::{AuditEvent, KeyDigest, RefreshLookup, Session, SessionId, Use
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait SessionRepository: Send + Sync {
-    /// Stores a new session with its first refresh token, in one transaction.
+    /// Stores a new session with its first refresh token, and appends
+    /// `event` (the sign-in that started it) to the audit log, in one
+    /// transaction (one commit: a sign-in is a hot write, and no session is
+    /// left without its event, nor an event without its session). Nothing
+    /// is written when it fails.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the id or the digest exists;
     /// [`StoreError::Unavailable`].
-    async fn create_session(&self, session: Session, refresh: KeyDigest) -> Result<(), StoreError>;
+    async fn create_session(
+        &self,
+        session: Session,
+        refresh: KeyDigest,
+        event: AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// The refresh token with this digest, spent or not, with its session
     /// and the session's user.

@@ -80,11 +80,12 @@ impl AccountService {
         let new = self.new_user(registration, Role::User).await?;
         let user = self.verification.register(new).await?;
         let token = if self.require_verified_email {
+            self.audit.record(AuditKind::Register, Some(user.id), None).await?;
             None
         } else {
-            Some(self.tokens.start_session(&user, SignInMethod::password(), false).await?)
+            let event = self.audit.event_now(AuditKind::Register, Some(user.id), None);
+            Some(self.tokens.start_session(&user, SignInMethod::password(), false, event).await?)
         };
-        self.audit.record(AuditKind::Register, Some(user.id), None).await?;
         self.audit.record(AuditKind::EmailVerificationRequested, Some(user.id), None).await?;
         Ok((user, token))
     }
@@ -230,13 +231,18 @@ impl AccountService {
             Some(sid) => self.sessions.find_session_by_id(sid).await?,
             None => None,
         };
-        let token = match session.filter(|s| s.is_live(now, self.tokens.idle())) {
-            Some(session) => self.tokens.issue_in(&user, &session, None)?,
+        match session.filter(|s| s.is_live(now, self.tokens.idle())) {
+            Some(session) => {
+                let token = self.tokens.issue_in(&user, &session, None)?;
+                self.audit.record(AuditKind::PasswordChanged, Some(user.id), None).await?;
+                Ok(token)
+            }
             // A token of an earlier version, without a session: a session starts now.
-            None => self.tokens.start_session(&user, SignInMethod::password(), false).await?,
-        };
-        self.audit.record(AuditKind::PasswordChanged, Some(user.id), None).await?;
-        Ok(token)
+            None => {
+                let event = self.audit.event_now(AuditKind::PasswordChanged, Some(user.id), None);
+                self.tokens.start_session(&user, SignInMethod::password(), false, event).await
+            }
+        }
     }
 
     /// Makes `email` an administrator: promotes an existing user, or creates one

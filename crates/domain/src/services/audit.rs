@@ -73,6 +73,17 @@ impl Recorder {
         Ok(self.log.append(event).await?)
     }
 
+    /// The event [`record`](Self::record) would write now, for a caller
+    /// that has the store write it with other rows (a session's start).
+    pub(super) fn event_now(
+        &self,
+        kind: AuditKind,
+        user_id: Option<UserId>,
+        detail: Option<String>,
+    ) -> AuditEvent {
+        self.event(kind, user_id, detail, self.clock.now())
+    }
+
     /// The event as [`record`](Self::record) would write it, for a caller
     /// that writes it itself (or not at all).
     pub(super) fn event(

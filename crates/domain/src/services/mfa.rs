@@ -90,13 +90,22 @@ impl MfaService {
     }
 
     /// The end of a first factor: a session for a user without a second
-    /// factor, or a challenge for one with it.
+    /// factor, or a challenge for one with it; audited as `kind` with
+    /// `detail` (written with the session, or after the challenge with
+    /// `mfa_required` added to the detail).
     ///
     /// # Errors
     /// `Unavailable`.
-    pub(super) async fn sign_in(&self, user: &User, method: SignInMethod) -> Result<SignIn, DomainError> {
+    pub(super) async fn sign_in(
+        &self,
+        user: &User,
+        method: SignInMethod,
+        kind: AuditKind,
+        detail: Option<String>,
+    ) -> Result<SignIn, DomainError> {
         if !user.mfa_enabled {
-            return Ok(SignIn::Session(self.tokens.start_session(user, method, false).await?));
+            let event = self.audit.event_now(kind, Some(user.id), detail);
+            return Ok(SignIn::Session(self.tokens.start_session(user, method, false, event).await?));
         }
         let secret = MfaTokenSecret::from_random(self.secrets.secret_bytes());
         let now = self.clock.now();
@@ -111,6 +120,8 @@ impl MfaService {
             used_at: None,
         };
         self.mfa.create_challenge(challenge).await?;
+        let detail = Some(detail.map_or_else(|| "mfa_required".to_owned(), |d| format!("{d} mfa_required")));
+        self.audit.record(kind, Some(user.id), detail).await?;
         Ok(SignIn::MfaRequired { mfa_token: secret, expires_in: MFA_TOKEN_TTL_SECS })
     }
 
@@ -273,7 +284,9 @@ impl MfaService {
         if !user.is_active {
             return Err(DomainError::Forbidden(Forbidden::AccountDisabled));
         }
-        let token = self.tokens.start_session(&user, challenge.method, true).await?;
+        let signed_in =
+            self.audit.event_now(AuditKind::LoginSucceeded, Some(user.id), Some("mfa".to_owned()));
+        let token = self.tokens.start_session(&user, challenge.method, true, signed_in).await?;
         if used_recovery {
             // Whoever has the device may be someone else now: the others sign out.
             let current = token.claims.session();
@@ -285,7 +298,6 @@ impl MfaService {
                 .record(AuditKind::RecoveryCodeUsed, Some(user.id), Some(format!("left={left}")))
                 .await?;
         }
-        self.audit.record(AuditKind::LoginSucceeded, Some(user.id), Some("mfa".to_owned())).await?;
         Ok(token)
     }
 

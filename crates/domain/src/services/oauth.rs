@@ -188,11 +188,9 @@ impl OAuthService {
             self.audit.record_failure(AuditKind::LoginFailed, Some(user.id), "disabled").await;
             return Err(DomainError::Forbidden(Forbidden::AccountDisabled));
         }
-        let token = self.mfa.sign_in(&user, SignInMethod::provider(kind)).await?;
-        let pending = if matches!(token, SignIn::MfaRequired { .. }) { " mfa_required" } else { "" };
-        self.audit
-            .record(AuditKind::OAuthLogin, Some(user.id), Some(format!("provider={kind}{pending}")))
-            .await?;
+        let detail = Some(format!("provider={kind}"));
+        let token =
+            self.mfa.sign_in(&user, SignInMethod::provider(kind), AuditKind::OAuthLogin, detail).await?;
         Ok(OAuthLogin { token, user, profile })
     }
 

@@ -105,10 +105,7 @@ impl SessionService {
             self.audit.record_failure(AuditKind::LoginFailed, id, "email_not_verified").await;
             return Err(refused);
         }
-        let signed_in = self.mfa.sign_in(&user, SignInMethod::password()).await?;
-        let detail = matches!(signed_in, SignIn::MfaRequired { .. }).then(|| "mfa_required".to_owned());
-        self.audit.record(AuditKind::LoginSucceeded, id, detail).await?;
-        Ok(signed_in)
+        self.mfa.sign_in(&user, SignInMethod::password(), AuditKind::LoginSucceeded, None).await
     }
 
     /// Refuses a user whose address must be verified first. The right
@@ -197,12 +194,18 @@ impl SessionService {
         if !self.revoke(claims, principal.user.id).await? {
             return Err(DomainError::Unauthenticated(AuthError::TokenRevoked));
         }
-        let token = match claims.session() {
-            Some(sid) => self.renew(&principal.user, sid).await?,
-            None => self.tokens.start_session(&principal.user, SignInMethod::password(), false).await?,
-        };
-        self.audit.record(AuditKind::TokenRefreshed, Some(principal.user.id), None).await?;
-        Ok(token)
+        let user = &principal.user;
+        match claims.session() {
+            Some(sid) => {
+                let token = self.renew(user, sid).await?;
+                self.audit.record(AuditKind::TokenRefreshed, Some(user.id), None).await?;
+                Ok(token)
+            }
+            None => {
+                let event = self.audit.event_now(AuditKind::TokenRefreshed, Some(user.id), None);
+                self.tokens.start_session(user, SignInMethod::password(), false, event).await
+            }
+        }
     }
 
     /// A new access token and refresh token in the live session `sid`.

@@ -4,8 +4,8 @@ use time::Duration;
 
 use crate::error::DomainError;
 use crate::model::{
-    Audience, Claims, IssuedRefresh, IssuedToken, KeyDigest, RefreshTokenSecret, Session, SessionId,
-    SignInMethod, User,
+    Audience, AuditEvent, Claims, IssuedRefresh, IssuedToken, KeyDigest, RefreshTokenSecret, Session,
+    SessionId, SignInMethod, User,
 };
 use crate::ports::{Clock, RequestContextSource, SecretGenerator, SessionRepository, TokenCodec};
 
@@ -51,7 +51,8 @@ impl Tokens {
 
     /// Starts a session for `user`, who just proved who they are by
     /// `method` (with a second factor or not), and issues its first access
-    /// token and refresh token.
+    /// token and refresh token. `event` (the sign-in, as the audit log keeps
+    /// it) is written with the session, in one write.
     ///
     /// # Errors
     /// `Unavailable` when the session cannot be stored or the token signed.
@@ -60,6 +61,7 @@ impl Tokens {
         user: &User,
         method: SignInMethod,
         mfa: bool,
+        event: AuditEvent,
     ) -> Result<IssuedToken, DomainError> {
         let now = self.clock.now();
         let context = self.context.current();
@@ -77,7 +79,7 @@ impl Tokens {
             ended_at: None,
         };
         let (refresh, digest) = self.new_refresh();
-        self.sessions.create_session(session.clone(), digest).await?;
+        self.sessions.create_session(session.clone(), digest, event).await?;
         self.issue_in(user, &session, Some(refresh))
     }
 

@@ -42,6 +42,20 @@ fn session(user: UserId, created_at: OffsetDateTime) -> Session {
     }
 }
 
+/// The event a sign-in writes with the session it starts.
+fn signed_in(session: &Session) -> AuditEvent {
+    AuditEvent {
+        id: uuid::Uuid::now_v7(),
+        at: session.created_at,
+        kind: AuditKind::LoginSucceeded,
+        user_id: Some(session.user_id),
+        detail: Some("mfa".to_owned()),
+        ip: session.ip.clone(),
+        user_agent: session.user_agent.clone(),
+        request_id: Some("req-sign-in".to_owned()),
+    }
+}
+
 /// The event a rotation of `user`'s token writes with it.
 fn refreshed(user: UserId, at: OffsetDateTime) -> AuditEvent {
     AuditEvent {
@@ -76,7 +90,11 @@ pub async fn a_session_is_stored_with_its_refresh_token<S: ContractStore + ?Size
     stored.method = SignInMethod::parse("acme_sso").expect("a provider's name");
     stored.mfa = true;
     let token = digest();
-    store.create_session(stored.clone(), token).await.expect("create_session succeeds");
+    let signed_in_event = signed_in(&stored);
+    store
+        .create_session(stored.clone(), token, signed_in_event.clone())
+        .await
+        .expect("create_session succeeds");
     let RefreshLookup { token: record, session: found, user } =
         store.find_refresh(&token).await.expect("find_refresh succeeds").expect("the token is found");
     assert_eq!(found, stored, "every field round-trips");
@@ -91,14 +109,25 @@ pub async fn a_session_is_stored_with_its_refresh_token<S: ContractStore + ?Size
     );
     assert!(store.find_refresh(&digest()).await.expect("find_refresh succeeds").is_none());
     assert!(store.find_session_by_id(SessionId::new()).await.expect("find_session_by_id succeeds").is_none());
-    assert!(store.create_session(session(owner.id, NOW), token).await.is_err(), "a digest is stored once");
+    let again = session(owner.id, NOW);
+    let refused = signed_in(&again);
+    assert!(store.create_session(again, token, refused).await.is_err(), "a digest is stored once");
+    let events = store
+        .list_events(AuditQuery { user_id: Some(owner.id), kind: None, before: None, limit: 100 })
+        .await
+        .expect("list_events succeeds");
+    assert_eq!(
+        events,
+        vec![signed_in_event],
+        "the sign-in's event is written with its session, and only then"
+    );
 }
 
 pub async fn a_refresh_token_rotates_once_under_concurrency<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store).await;
     let stored = session(owner.id, NOW);
     let first = digest();
-    store.create_session(stored.clone(), first).await.expect("create_session succeeds");
+    store.create_session(stored.clone(), first, signed_in(&stored)).await.expect("create_session succeeds");
     let later = NOW + Duration::minutes(5);
     let nexts: Vec<KeyDigest> = (0..8).map(|_| digest()).collect();
     let events: Vec<AuditEvent> = nexts.iter().map(|_| refreshed(owner.id, later)).collect();
@@ -153,7 +182,7 @@ pub async fn an_ended_session_neither_rotates_nor_replaces<S: ContractStore + ?S
     let owner = user(store).await;
     let stored = session(owner.id, NOW);
     let token = digest();
-    store.create_session(stored.clone(), token).await.expect("create_session succeeds");
+    store.create_session(stored.clone(), token, signed_in(&stored)).await.expect("create_session succeeds");
     let later = NOW + Duration::hours(1);
     assert!(store.end_session(stored.id, later).await.expect("end_session succeeds"));
     assert!(!store.end_session(stored.id, later).await.expect("end_session succeeds"), "ended once");
@@ -175,8 +204,8 @@ pub async fn replacing_spends_every_refresh_token_of_the_session<S: ContractStor
     let stored = session(owner.id, NOW);
     let other = session(owner.id, NOW);
     let (first, second, third, others) = (digest(), digest(), digest(), digest());
-    store.create_session(stored.clone(), first).await.expect("create_session succeeds");
-    store.create_session(other.clone(), others).await.expect("create_session succeeds");
+    store.create_session(stored.clone(), first, signed_in(&stored)).await.expect("create_session succeeds");
+    store.create_session(other.clone(), others, signed_in(&other)).await.expect("create_session succeeds");
     let t1 = NOW + Duration::minutes(1);
     assert!(
         store
@@ -208,7 +237,7 @@ pub async fn sessions_are_listed_live_newest_first_and_ended_per_user<S: Contrac
     let ended = session(owner.id, NOW + Duration::minutes(5));
     let theirs = session(stranger.id, NOW);
     for s in [&older, &newer, &expired, &ended, &theirs] {
-        store.create_session(s.clone(), digest()).await.expect("create_session succeeds");
+        store.create_session(s.clone(), digest(), signed_in(s)).await.expect("create_session succeeds");
     }
     let now = NOW + Duration::hours(1);
     assert!(store.end_session(ended.id, now).await.expect("end_session succeeds"));
@@ -240,7 +269,7 @@ pub async fn purging_removes_ended_and_expired_sessions_with_their_tokens<S: Con
     let ended_recently = session(owner.id, NOW - Duration::days(3));
     let tokens: Vec<KeyDigest> = (0..4).map(|_| digest()).collect();
     for (s, token) in [&ended, &expired, &live, &ended_recently].into_iter().zip(&tokens) {
-        store.create_session(s.clone(), *token).await.expect("create_session succeeds");
+        store.create_session(s.clone(), *token, signed_in(s)).await.expect("create_session succeeds");
     }
     assert!(store.end_session(ended.id, NOW - Duration::days(2)).await.expect("end_session succeeds"));
     assert!(
@@ -257,7 +286,10 @@ pub async fn purging_removes_ended_and_expired_sessions_with_their_tokens<S: Con
 pub async fn a_session_lookup_says_whether_the_tokens_session_ended<S: ContractStore + ?Sized>(store: &S) {
     let owner = user(store).await;
     let stored = session(owner.id, NOW);
-    store.create_session(stored.clone(), digest()).await.expect("create_session succeeds");
+    store
+        .create_session(stored.clone(), digest(), signed_in(&stored))
+        .await
+        .expect("create_session succeeds");
     let jti = uuid::Uuid::new_v4();
     let ended = |sid: Option<SessionId>| async move {
         store

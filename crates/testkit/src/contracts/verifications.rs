@@ -1,8 +1,9 @@
 use futures_util::future::join_all;
 use portcullis_domain::{
-    ApiKey, ApiKeyId, DeliveryStatus, Email, EmailVerification, Environment, KeyDigest, MailMessage, NewUser,
-    OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, ProviderName, RecoveryCode, ResetBudget,
-    ResourceName, Role, Session, SessionId, SignInMethod, StoreError, TotpFactor, User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, AuditKind, DeliveryStatus, Email, EmailVerification, Environment,
+    KeyDigest, MailMessage, NewUser, OAuthIdentity, OutboxMessage, PasswordHash, PasswordReset, ProviderName,
+    RecoveryCode, ResetBudget, ResourceName, Role, Session, SessionId, SignInMethod, StoreError, TotpFactor,
+    User, UserId,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -218,7 +219,20 @@ pub async fn claiming_an_unverified_account_leaves_the_registrant_nothing<S: Con
         mfa: false,
         ended_at: None,
     };
-    store.create_session(session.clone(), KeyDigest([162; 32])).await.expect("create_session succeeds");
+    let signed_in = AuditEvent {
+        id: Uuid::now_v7(),
+        at: NOW,
+        kind: AuditKind::Register,
+        user_id: Some(user.id),
+        detail: None,
+        ip: None,
+        user_agent: None,
+        request_id: None,
+    };
+    store
+        .create_session(session.clone(), KeyDigest([162; 32]), signed_in)
+        .await
+        .expect("create_session succeeds");
     let key = ApiKey {
         id: ApiKeyId::new(),
         user_id: user.id,
