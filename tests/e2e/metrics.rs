@@ -82,6 +82,19 @@ async fn counters_follow_known_traffic() {
     assert!(after["portcullis_db_pool_connections{state=\"max\"}"] >= 1.0);
     assert!(after["portcullis_db_pool_connections{state=\"open\"}"] >= 1.0);
     assert!(after.contains_key("portcullis_outbox_backlog"));
+
+    // The key's first use from this address is written by the usage flush
+    // (every 5 s), and counted once written.
+    let new_ip = "portcullis_audit_events_total{type=\"api_key_new_ip\"}";
+    let mut seen = 0.0;
+    for _ in 0..100 {
+        seen = delta(&before, &scrape(&app, &url).await, new_ip);
+        if seen > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1.0, "the key's new address, counted once written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

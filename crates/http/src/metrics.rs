@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_domain::ports::{AuditLog, SessionRepository};
+use portcullis_domain::ports::{ApiKeyRepository, AuditLog, SessionRepository};
 use portcullis_domain::{
-    AuditEvent, AuditKind, AuditQuery, KeyDigest, RefreshLookup, Session, SessionId, StoreError, UserId,
+    ApiKey, ApiKeyId, AuditEvent, AuditKind, AuditQuery, KeyDigest, KeySighting, KeyUsage, RefreshLookup,
+    Session, SessionId, StoreError, UserId,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -412,5 +413,58 @@ impl SessionRepository for MeteredSessions {
 
     async fn purge_sessions(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.purge_sessions(before).await
+    }
+}
+
+impl std::fmt::Debug for MeteredApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredApiKeys").finish_non_exhaustive()
+    }
+}
+
+/// An [`ApiKeyRepository`] that counts the `api_key_new_ip` events the
+/// usage flush writes with the addresses it remembers, once written.
+pub struct MeteredApiKeys {
+    inner: Arc<dyn ApiKeyRepository>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredApiKeys {
+    #[must_use]
+    pub fn new(inner: Arc<dyn ApiKeyRepository>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl ApiKeyRepository for MeteredApiKeys {
+    async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
+        self.inner.insert_key(key).await
+    }
+
+    async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner.list_keys(user).await
+    }
+
+    async fn revoke_key(
+        &self,
+        user: UserId,
+        id: ApiKeyId,
+        now: OffsetDateTime,
+    ) -> Result<ApiKey, StoreError> {
+        self.inner.revoke_key(user, id, now).await
+    }
+
+    async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
+        self.inner.record_key_usage(usage).await
+    }
+
+    async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let written = self.inner.record_key_sightings(sightings).await?;
+        let events = sightings.iter().map(|s| &s.event);
+        for event in events.filter(|e| written.contains(&e.id)) {
+            self.metrics.observe_event(event);
+        }
+        Ok(written)
     }
 }

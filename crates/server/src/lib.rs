@@ -30,7 +30,7 @@ use portcullis_domain::{
     Adapters, AdminOutcome, AuthSettings, Password, PasswordPolicy, Ports, Services, Store,
 };
 use portcullis_http::{
-    AppState, HttpRequestContext, HttpSettings, MeteredAuditLog, MeteredSessions, Metrics,
+    AppState, HttpRequestContext, HttpSettings, MeteredApiKeys, MeteredAuditLog, MeteredSessions, Metrics,
 };
 use portcullis_ratelimit::FallbackRateLimiter;
 use portcullis_store_postgres::PostgresStore;
@@ -205,6 +205,7 @@ impl App {
         let ports = Ports {
             audit: Arc::new(MeteredAuditLog::new(Arc::clone(&ports.audit), Arc::clone(&metrics))),
             sessions: Arc::new(MeteredSessions::new(Arc::clone(&ports.sessions), Arc::clone(&metrics))),
+            api_keys: Arc::new(MeteredApiKeys::new(Arc::clone(&ports.api_keys), Arc::clone(&metrics))),
             ..ports
         };
         // The authentication reads, kept for AUTH_CACHE_TTL_MS; writes through these ports forget what they touch.

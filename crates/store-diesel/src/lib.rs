@@ -1439,7 +1439,7 @@ macro_rules! diesel_repositories {
                     .await
                 }
 
-                async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<u64, StoreError> {
+                async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<Vec<Uuid>, StoreError> {
                     let sightings = ToOwned::to_owned(sightings);
                     self.run(Access::Write, move |mut conn| async move {
                         let sightings: &[KeySighting] = &sightings;
@@ -1454,7 +1454,7 @@ macro_rules! diesel_repositories {
                                 .await?
                                 .into_iter()
                                 .collect();
-                            let mut new = 0;
+                            let mut new = Vec::new();
                             for sighting in sightings.iter().filter(|s| live.contains(&DbUuid(s.id.as_uuid()))) {
                                 let remembered = diesel::insert_into(api_key_addresses::table)
                                     .values((
@@ -1471,7 +1471,7 @@ macro_rules! diesel_repositories {
                                         .values(AuditRow::from(sighting.event.clone()))
                                         .execute(conn)
                                         .await?;
-                                    new += 1;
+                                    new.push(sighting.event.id);
                                 }
                             }
                             Ok(new)

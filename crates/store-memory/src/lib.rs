@@ -439,19 +439,19 @@ impl ApiKeyRepository for MemoryStore {
         Ok(key.clone())
     }
 
-    async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<u64, StoreError> {
+    async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<Vec<Uuid>, StoreError> {
         let mut state = self.state();
         if sightings.iter().any(|s| state.audit.contains_key(&s.event.id)) {
             // As a database's transaction would: the batch fails whole.
             return Err(StoreError::Conflict("id"));
         }
-        let mut new = 0;
+        let mut new = Vec::new();
         for sighting in sightings {
             if state.api_keys.contains_key(&sighting.id)
                 && state.key_addresses.insert((sighting.id, sighting.ip.clone()))
             {
                 state.audit.insert(sighting.event.id, sighting.event.clone());
-                new += 1;
+                new.push(sighting.event.id);
             }
         }
         Ok(new)

@@ -189,7 +189,7 @@ impl portcullis_domain::ports::ApiKeyRepository for CountingKeys {
     async fn record_key_sightings(
         &self,
         sightings: &[portcullis_domain::KeySighting],
-    ) -> Result<u64, portcullis_domain::StoreError> {
+    ) -> Result<Vec<uuid::Uuid>, portcullis_domain::StoreError> {
         self.inner.record_key_sightings(sightings).await
     }
 }

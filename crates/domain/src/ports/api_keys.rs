@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::model::{ApiKey, ApiKeyId, KeySighting, KeyUsage, UserId};
@@ -39,12 +40,13 @@ pub trait ApiKeyRepository: Send + Sync {
     /// For each first use of a key from an address that the store does not
     /// know yet, remembers the pair (first seen at the event's time) and
     /// appends the sighting's `api_key_new_ip` event, both or neither; pairs
-    /// already known and keys that no longer exist are skipped. Returns how
-    /// many were new. Callers pass bounded batches (a thousand or so): one
-    /// batch is one transaction.
+    /// already known and keys that no longer exist are skipped. Returns the
+    /// ids of the events appended (one a new pair), in the batch's order.
+    /// Callers pass bounded batches (a thousand or so): one batch is one
+    /// transaction.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached: nothing
     /// of the batch is written.
-    async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<u64, StoreError>;
+    async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<Vec<Uuid>, StoreError>;
 }
