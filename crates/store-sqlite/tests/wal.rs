@@ -107,13 +107,18 @@ async fn the_wal_stays_bounded_under_overlapping_reads() {
         maintained <= maintenance.kept_bytes() + unmaintained / 10,
         "the file is cut back to twice the bound at a restart: {maintained}"
     );
-    // The unmaintained log holds every frame the workload wrote: the log
-    // restarts about once per bound's worth of them. Judged by the frames in
-    // the log, not by the file (which SQLite keeps at up to twice the
-    // bound), else it would restart at every check once the file is large.
+    // The unmaintained log holds about every frame the workload wrote: the
+    // log restarts about once per bound's worth of them. Judged by the
+    // frames in the log, not by the file (which SQLite keeps at up to twice
+    // the bound), else it would restart at every check once the file is
+    // large: 1 430 restarts for 98 MB, ten times this bound. The bound has
+    // room for timing: the two runs are separate, and the unmaintained log
+    // can itself start over when SQLite's own checkpoint finds no reader in
+    // old frames, so its largest size may undercount the frames written (a
+    // CI run saw 140 restarts for an estimate of 132).
     let expected = unmaintained / TRUNCATE_AT;
     assert!(
-        (1..=expected + 2).contains(&restarts),
+        (1..=expected * 3 / 2 + 2).contains(&restarts),
         "{restarts} restarts for {unmaintained} bytes of log at a bound of {TRUNCATE_AT}"
     );
 }
