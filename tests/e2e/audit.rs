@@ -154,7 +154,7 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
         "api_key_created",
         "api_key_new_ip",
         "api_key_revoked",
-        "user_updated",
+        "admin_user_updated",
         "logout",
         "login_failed",
         "login_failed",
@@ -200,9 +200,15 @@ async fn every_event_is_written_with_its_fields(backend: Backend) {
     let new_ip = items.iter().find(|e| e["type"] == "api_key_new_ip").unwrap();
     assert_eq!((new_ip["ip"].as_str(), new_ip["request_id"].as_str()), (Some(CLIENT_IP), Some("req-key")));
     assert_eq!(new_ip["detail"], format!("key_id={key_id}"));
-    let updated = items.iter().find(|e| e["type"] == "user_updated").unwrap();
+    let updated = items.iter().find(|e| e["type"] == "admin_user_updated").unwrap();
     let admin_id = app.user("auditor@example.com").await.id;
     assert_eq!(updated["detail"], format!("role=ADMIN by={admin_id}"));
+    // Filtered by the contract's name, and by the name releases before
+    // 2026-12-05 wrote and documented.
+    for name in ["admin_user_updated", "user_updated"] {
+        let filtered = events(&app, &admin, &format!("type={name}&user_id={user_id}")).await;
+        assert_eq!(types(&filtered), ["admin_user_updated"], "type={name}: {filtered:#}");
+    }
     let reasons: Vec<&str> =
         items.iter().filter(|e| e["type"] == "login_failed").map(|e| e["detail"].as_str().unwrap()).collect();
     assert_eq!(reasons, ["locked", "bad_password", "bad_password", "bad_password", "bad_password"]);

@@ -662,7 +662,10 @@ pub(crate) struct AuditEventResponse {
     /// `register`, `login_succeeded`, `login_failed`, `account_locked`, `logout`,
     /// `token_refreshed`, `password_changed`, `password_reset_requested`,
     /// `password_reset`, `api_key_created`, `api_key_revoked`, `api_key_new_ip`,
-    /// `oauth_login`, `oauth_linked`, `user_updated`.
+    /// `oauth_login`, `oauth_linked`, `admin_user_updated`, `refresh_token_reused`,
+    /// `sessions_ended`, `email_verification_requested`, `email_verified`,
+    /// `account_claimed`, `mfa_enabled`, `mfa_disabled`, `recovery_code_used`,
+    /// `recovery_codes_replaced`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub user_id: Option<Uuid>,

@@ -25,7 +25,7 @@ pub enum AuditKind {
     OAuthLogin,
     OAuthLinked,
     /// An administrator changed a user's role or status; `detail` says what and who.
-    UserUpdated,
+    AdminUserUpdated,
     /// A spent refresh token was presented again after the grace period: its
     /// session was ended (RFC 9700, 4.14.2).
     RefreshTokenReused,
@@ -65,7 +65,7 @@ impl AuditKind {
         Self::ApiKeyNewIp,
         Self::OAuthLogin,
         Self::OAuthLinked,
-        Self::UserUpdated,
+        Self::AdminUserUpdated,
         Self::RefreshTokenReused,
         Self::SessionsEnded,
         Self::EmailVerificationRequested,
@@ -94,7 +94,7 @@ impl AuditKind {
             Self::ApiKeyNewIp => "api_key_new_ip",
             Self::OAuthLogin => "oauth_login",
             Self::OAuthLinked => "oauth_linked",
-            Self::UserUpdated => "user_updated",
+            Self::AdminUserUpdated => "admin_user_updated",
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::SessionsEnded => "sessions_ended",
             Self::EmailVerificationRequested => "email_verification_requested",
@@ -131,7 +131,13 @@ impl std::fmt::Display for AuditKind {
 impl std::str::FromStr for AuditKind {
     type Err = ();
 
+    /// The contract's names, and `user_updated`: the name releases before
+    /// 2026-12-05 wrote (and documented) for `admin_user_updated`, so a
+    /// client's filter written against them keeps matching.
     fn from_str(s: &str) -> Result<Self, ()> {
+        if s == "user_updated" {
+            return Ok(Self::AdminUserUpdated);
+        }
         Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
     }
 }
@@ -173,3 +179,26 @@ pub struct AuditQuery {
 
 /// Longest user agent kept; the rest is cut.
 pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::AuditKind;
+
+    #[test]
+    fn every_kind_reads_back_from_its_name() {
+        for kind in AuditKind::ALL {
+            assert_eq!(kind.as_str().parse::<AuditKind>(), Ok(kind));
+        }
+    }
+
+    #[test]
+    fn an_administrators_change_is_named_as_the_contract_names_it() {
+        assert_eq!(AuditKind::AdminUserUpdated.as_str(), "admin_user_updated");
+        assert_eq!(
+            "user_updated".parse::<AuditKind>(),
+            Ok(AuditKind::AdminUserUpdated),
+            "the old name still filters"
+        );
+        assert_eq!("updated".parse::<AuditKind>(), Err(()));
+    }
+}

@@ -118,7 +118,7 @@ impl AdminService {
         }
         if !changed.is_empty() {
             let detail = format!("{} by={}", changed.join(" "), caller.user.id);
-            self.audit.record(AuditKind::UserUpdated, Some(id), Some(detail)).await?;
+            self.audit.record(AuditKind::AdminUserUpdated, Some(id), Some(detail)).await?;
         }
         Ok(user)
     }

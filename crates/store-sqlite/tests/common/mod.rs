@@ -29,6 +29,7 @@ pub(crate) async fn scratch(max_connections: usize, options: SqliteOptions) -> S
 }
 
 /// The `i`-th of a run of distinct users.
+#[allow(dead_code, reason = "each test file includes this module; not every one makes users")]
 pub(crate) fn new_user(i: usize) -> NewUser {
     NewUser {
         id: UserId::new(),
