@@ -809,6 +809,9 @@ impl SessionRepository for MemoryStore {
         if state.sessions.contains_key(&session.id) || state.refresh.contains_key(&refresh.0) {
             return Err(StoreError::Conflict("session"));
         }
+        if state.audit.contains_key(&event.id) {
+            return Err(StoreError::Conflict("id"));
+        }
         state.audit.insert(event.id, event);
         let token = RefreshRecord {
             digest: refresh,
@@ -844,6 +847,9 @@ impl SessionRepository for MemoryStore {
         let live = state.sessions.get(&token.session_id).is_some_and(|s| s.ended_at.is_none());
         if !live {
             return Ok(false);
+        }
+        if state.audit.contains_key(&event.id) {
+            return Err(StoreError::Conflict("id"));
         }
         if let Some(spent) = state.refresh.get_mut(&presented.0) {
             spent.spent_at = Some(now);

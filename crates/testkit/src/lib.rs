@@ -94,6 +94,7 @@ macro_rules! store_contract_tests {
             a_new_password_voids_every_outstanding_reset,
             an_oauth_state_is_spent_once,
             a_session_is_stored_with_its_refresh_token,
+            a_write_whose_event_id_is_taken_writes_nothing,
             a_refresh_token_rotates_once_under_concurrency,
             an_ended_session_neither_rotates_nor_replaces,
             replacing_spends_every_refresh_token_of_the_session,

@@ -1,7 +1,7 @@
 use futures_util::future::join_all;
 use portcullis_domain::{
     AuditEvent, AuditKind, AuditQuery, Email, KeyDigest, NewUser, RefreshLookup, Role, Session, SessionId,
-    SignInMethod, User, UserId,
+    SignInMethod, StoreError, User, UserId,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -176,6 +176,44 @@ pub async fn a_refresh_token_rotates_once_under_concurrency<S: ContractStore + ?
         "spent for good"
     );
     assert_eq!(refreshes(store, owner.id).await.len(), 1, "a refused rotation writes no event");
+}
+
+/// An audit event id is stored once, also when a store writes the event
+/// with a sign-in or a rotation: the whole write is refused and the stored
+/// event is left as it was.
+pub async fn a_write_whose_event_id_is_taken_writes_nothing<S: ContractStore + ?Sized>(store: &S) {
+    let owner = user(store).await;
+    let stored = session(owner.id, NOW);
+    let token = digest();
+    let first = signed_in(&stored);
+    store.create_session(stored.clone(), token, first.clone()).await.expect("create_session succeeds");
+
+    let clash = session(owner.id, NOW);
+    let clash_token = digest();
+    let mut taken = signed_in(&clash);
+    taken.id = first.id;
+    taken.detail = Some("another sign-in".to_owned());
+    let refused = store.create_session(clash.clone(), clash_token, taken).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(store.find_session_by_id(clash.id).await.expect("find_session_by_id succeeds").is_none());
+    assert!(store.find_refresh(&clash_token).await.expect("find_refresh succeeds").is_none());
+
+    let later = NOW + Duration::minutes(5);
+    let next = digest();
+    let mut taken = refreshed(owner.id, later);
+    taken.id = first.id;
+    let refused = store.rotate_refresh(&token, next, later, taken).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(store.find_refresh(&next).await.expect("find_refresh succeeds").is_none(), "no next token");
+    let RefreshLookup { token: record, session, .. } =
+        store.find_refresh(&token).await.expect("find_refresh succeeds").expect("still there");
+    assert_eq!((record.spent_at, session.last_used_at), (None, NOW), "nothing spent, nothing used");
+
+    let events = store
+        .list_events(AuditQuery { user_id: Some(owner.id), kind: None, before: None, limit: 100 })
+        .await
+        .expect("list_events succeeds");
+    assert_eq!(events, vec![first], "the stored event is left as it was");
 }
 
 pub async fn an_ended_session_neither_rotates_nor_replaces<S: ContractStore + ?Sized>(store: &S) {
