@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use portcullis_crypto::{Argon2Hasher, HashingConfig, JwtCodec, JwtSecret, OsSecrets};
-use portcullis_domain::ports::{NoCopies, NoRequestContext, SystemClock};
+use portcullis_domain::ports::{NoCopies, NoObserver, NoRequestContext, SystemClock};
 use portcullis_domain::{Adapters, AuthSettings, Password, Ports, Registration, Services};
 use portcullis_store_memory::MemoryStore;
 
@@ -36,6 +36,7 @@ async fn walk_through() -> Result<Vec<String>, Box<dyn std::error::Error>> {
         context: Arc::new(NoRequestContext),
         // Nothing keeps copies of reads here (no cache): changes go nowhere.
         changes: Arc::new(NoCopies),
+        observer: Arc::new(NoObserver),
         oauth_providers: Vec::new(),
         signer: Arc::new(portcullis_crypto::HmacSigner::derive(&secret, "oauth state")),
         rate_limiter: Arc::new(portcullis_ratelimit::MemoryRateLimiter::new()),

@@ -7,19 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use portcullis_domain::ports::{ApiKeyRepository, AuditLog, SessionRepository};
-use portcullis_domain::{
-    ApiKey, ApiKeyId, AuditEvent, AuditKind, AuditQuery, KeyDigest, KeySighting, KeyUsage, RefreshLookup,
-    Session, SessionId, StoreError, UserId,
-};
+use portcullis_domain::ports::AuditObserver;
+use portcullis_domain::{AuditEvent, AuditKind};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use time::OffsetDateTime;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -234,6 +229,8 @@ impl Metrics {
         self.hash_wait.observe(waited.as_secs_f64());
     }
 
+    /// Counts an audit event once stored: logins by outcome, tokens issued
+    /// and revoked, events by type.
     fn observe_event(&self, event: &AuditEvent) {
         self.audit_events.get_or_create(&TypeLabels { r#type: event.kind.as_str().to_owned() }).inc();
         let outcome = match event.kind {
@@ -290,181 +287,8 @@ impl Metrics {
     }
 }
 
-impl std::fmt::Debug for MeteredAuditLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeteredAuditLog").finish_non_exhaustive()
-    }
-}
-
-/// An [`AuditLog`] that counts what goes through it (logins by outcome,
-/// tokens issued and revoked, events by type) before storing it.
-pub struct MeteredAuditLog {
-    inner: Arc<dyn AuditLog>,
-    metrics: Arc<Metrics>,
-}
-
-impl MeteredAuditLog {
-    #[must_use]
-    pub fn new(inner: Arc<dyn AuditLog>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
-    }
-}
-
-#[async_trait]
-impl AuditLog for MeteredAuditLog {
-    async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
-        self.metrics.observe_event(&event);
-        self.inner.append(event).await
-    }
-
-    async fn list_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-        self.inner.list_events(query).await
-    }
-
-    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
-        self.inner.prune_events(before, limit).await
-    }
-}
-
-impl std::fmt::Debug for MeteredSessions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeteredSessions").finish_non_exhaustive()
-    }
-}
-
-/// A [`SessionRepository`] that counts the audit events the store writes
-/// with a session's start or a refresh token's rotation (a sign-in and a
-/// token issued, in one commit with their rows), as [`MeteredAuditLog`]
-/// counts the others; once written, so a refused rotation counts nothing.
-pub struct MeteredSessions {
-    inner: Arc<dyn SessionRepository>,
-    metrics: Arc<Metrics>,
-}
-
-impl MeteredSessions {
-    #[must_use]
-    pub fn new(inner: Arc<dyn SessionRepository>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
-    }
-}
-
-#[async_trait]
-impl SessionRepository for MeteredSessions {
-    async fn create_session(
-        &self,
-        session: Session,
-        refresh: KeyDigest,
-        event: AuditEvent,
-    ) -> Result<(), StoreError> {
-        let counted = event.clone();
-        self.inner.create_session(session, refresh, event).await?;
-        self.metrics.observe_event(&counted);
-        Ok(())
-    }
-
-    async fn find_refresh(&self, digest: &KeyDigest) -> Result<Option<RefreshLookup>, StoreError> {
-        self.inner.find_refresh(digest).await
-    }
-
-    async fn rotate_refresh(
-        &self,
-        presented: &KeyDigest,
-        next: KeyDigest,
-        now: OffsetDateTime,
-        event: AuditEvent,
-    ) -> Result<bool, StoreError> {
-        let counted = event.clone();
-        let rotated = self.inner.rotate_refresh(presented, next, now, event).await?;
-        if rotated {
-            self.metrics.observe_event(&counted);
-        }
-        Ok(rotated)
-    }
-
-    async fn replace_refresh(
-        &self,
-        session: SessionId,
-        next: KeyDigest,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.inner.replace_refresh(session, next, now).await
-    }
-
-    async fn find_session_by_id(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
-        self.inner.find_session_by_id(id).await
-    }
-
-    async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
-        self.inner.list_sessions(user, now).await
-    }
-
-    async fn end_session(&self, id: SessionId, now: OffsetDateTime) -> Result<bool, StoreError> {
-        self.inner.end_session(id, now).await
-    }
-
-    async fn end_sessions(
-        &self,
-        user: UserId,
-        except: Option<SessionId>,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        self.inner.end_sessions(user, except, now).await
-    }
-
-    async fn purge_sessions(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.purge_sessions(before).await
-    }
-}
-
-impl std::fmt::Debug for MeteredApiKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeteredApiKeys").finish_non_exhaustive()
-    }
-}
-
-/// An [`ApiKeyRepository`] that counts the `api_key_new_ip` events the
-/// usage flush writes with the addresses it remembers, once written.
-pub struct MeteredApiKeys {
-    inner: Arc<dyn ApiKeyRepository>,
-    metrics: Arc<Metrics>,
-}
-
-impl MeteredApiKeys {
-    #[must_use]
-    pub fn new(inner: Arc<dyn ApiKeyRepository>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
-    }
-}
-
-#[async_trait]
-impl ApiKeyRepository for MeteredApiKeys {
-    async fn insert_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
-        self.inner.insert_key(key).await
-    }
-
-    async fn list_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner.list_keys(user).await
-    }
-
-    async fn revoke_key(
-        &self,
-        user: UserId,
-        id: ApiKeyId,
-        now: OffsetDateTime,
-    ) -> Result<ApiKey, StoreError> {
-        self.inner.revoke_key(user, id, now).await
-    }
-
-    async fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), StoreError> {
-        self.inner.record_key_usage(usage).await
-    }
-
-    async fn record_key_sightings(&self, sightings: &[KeySighting]) -> Result<Vec<uuid::Uuid>, StoreError> {
-        let written = self.inner.record_key_sightings(sightings).await?;
-        let events = sightings.iter().map(|s| &s.event);
-        for event in events.filter(|e| written.contains(&e.id)) {
-            self.metrics.observe_event(event);
-        }
-        Ok(written)
+impl AuditObserver for Metrics {
+    fn written(&self, event: &AuditEvent) {
+        self.observe_event(event);
     }
 }

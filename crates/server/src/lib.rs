@@ -29,9 +29,7 @@ use portcullis_domain::ports::{Clock, StoreHealth, SystemClock};
 use portcullis_domain::{
     Adapters, AdminOutcome, AuthSettings, Password, PasswordPolicy, Ports, Services, Store,
 };
-use portcullis_http::{
-    AppState, HttpRequestContext, HttpSettings, MeteredApiKeys, MeteredAuditLog, MeteredSessions, Metrics,
-};
+use portcullis_http::{AppState, HttpRequestContext, HttpSettings, Metrics};
 use portcullis_ratelimit::FallbackRateLimiter;
 use portcullis_store_postgres::PostgresStore;
 use portcullis_store_sqlite::SqliteStore;
@@ -198,16 +196,10 @@ impl App {
             secrets: Arc::new(OsSecrets),
             context: Arc::new(HttpRequestContext),
             changes: Arc::new(portcullis_domain::ports::NoCopies),
+            // Audit events are counted for the metrics once stored.
+            observer: Arc::clone(&metrics) as Arc<dyn portcullis_domain::ports::AuditObserver>,
         };
         let ports = Ports::from_store(Arc::clone(&store), adapters);
-        // Audit events are counted for the metrics on their way to the store,
-        // those written with a session's rows too.
-        let ports = Ports {
-            audit: Arc::new(MeteredAuditLog::new(Arc::clone(&ports.audit), Arc::clone(&metrics))),
-            sessions: Arc::new(MeteredSessions::new(Arc::clone(&ports.sessions), Arc::clone(&metrics))),
-            api_keys: Arc::new(MeteredApiKeys::new(Arc::clone(&ports.api_keys), Arc::clone(&metrics))),
-            ..ports
-        };
         // The authentication reads, kept for AUTH_CACHE_TTL_MS; writes through these ports forget what they touch.
         let portcullis_cache::Shared { mut ports, forgets, sizes } =
             portcullis_cache::wrap_shared(ports, config.cache.cache_ttl_ms);

@@ -34,6 +34,7 @@ pub fn memory_ports(store: Arc<MemoryStore>, clock: Arc<dyn Clock>) -> Ports {
     let adapters = Adapters {
         context: Arc::new(portcullis_domain::ports::NoRequestContext),
         changes: Arc::new(portcullis_domain::ports::NoCopies),
+        observer: Arc::new(portcullis_domain::ports::NoObserver),
         mailer: Arc::new(LogMailer::new(true)),
         oauth_providers: Vec::new(),
         signer: Arc::new(HmacSigner::derive(&secret, "testkit")),

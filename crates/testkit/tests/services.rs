@@ -33,6 +33,13 @@ fn world() -> World {
     world_with(fast_hasher())
 }
 
+/// `email`'s caller after a login with `password` (no second factor).
+async fn signed_in(services: &Services, email: &str, password: &str) -> portcullis_domain::Principal {
+    let token =
+        services.sessions.login(email, Password::new(password)).await.unwrap().into_session().unwrap();
+    services.sessions.authenticate(token.access_token.as_str()).await.unwrap()
+}
+
 fn registration(email: &str) -> Registration {
     Registration { email: email.to_owned(), password: Password::new("SecurePass123!"), full_name: None }
 }
@@ -503,14 +510,7 @@ async fn each_write_that_a_cached_read_would_show_is_announced() {
         "and ends its session"
     );
 
-    let token = services
-        .sessions
-        .login("user@example.com", Password::new("SecurePass123!"))
-        .await
-        .unwrap()
-        .into_session()
-        .unwrap();
-    let caller_now = services.sessions.authenticate(token.access_token.as_str()).await.unwrap();
+    let caller_now = signed_in(&services, "user@example.com", "SecurePass123!").await;
     let request = NewKeyRequest { name: "ci".to_owned(), expires_in_days: None, environment: None };
     let (key, _) = services.api_keys.create(&caller_now, request).await.unwrap();
     services.api_keys.revoke(&caller_now, key.id).await.unwrap();
@@ -531,14 +531,7 @@ async fn each_write_that_a_cached_read_would_show_is_announced() {
     services.accounts.ensure_admin("user@example.com", None).await.unwrap();
     assert_eq!(feed.take(), [Change::User(user.id)], "a promotion");
 
-    let boss = services
-        .sessions
-        .login("boss@example.com", Password::new("BossPass123!"))
-        .await
-        .unwrap()
-        .into_session()
-        .unwrap();
-    let boss = services.sessions.authenticate(boss.access_token.as_str()).await.unwrap();
+    let boss = signed_in(&services, "boss@example.com", "BossPass123!").await;
     let disable = UserChanges { is_active: Some(false), role: None };
     services.admin.update_user(&boss, user.id, disable).await.unwrap();
     assert_eq!(feed.take(), [Change::User(user.id)], "a disable");
@@ -569,4 +562,78 @@ async fn an_offset_past_int64_is_refused() {
     assert_eq!(refused.code(), "invalid_field");
     let last = world.services.admin.list_users(&boss, 10, UsersFrom::Offset(past - 1)).await;
     assert!(last.is_ok(), "the last int64 is fine");
+}
+
+/// What an [`AuditObserver`](portcullis_domain::ports::AuditObserver) was told, in order.
+#[derive(Default)]
+struct Told(std::sync::Mutex<Vec<portcullis_domain::AuditEvent>>);
+
+impl portcullis_domain::ports::AuditObserver for Told {
+    fn written(&self, event: &portcullis_domain::AuditEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+/// Every request comes from one address, so a key's first use is a sighting.
+struct FromOneAddress;
+
+impl portcullis_domain::ports::RequestContextSource for FromOneAddress {
+    fn current(&self) -> portcullis_domain::RequestContext {
+        portcullis_domain::RequestContext { ip: Some("203.0.113.9".to_owned()), ..Default::default() }
+    }
+}
+
+/// The observer hears of every stored event once, whichever write stored
+/// it (an append, a session's start, a rotation, the usage flush), and of
+/// nothing a refused write did not store.
+#[tokio::test]
+async fn the_observer_is_told_each_stored_event_once() {
+    use portcullis_domain::ports::AuditLog;
+    use portcullis_domain::{AuditKind, AuditQuery, NewKeyRequest};
+
+    let store = Arc::new(MemoryStore::new());
+    let told = Arc::new(Told::default());
+    let base = portcullis_testkit::memory_ports(store.clone(), Arc::new(ManualClock::new()));
+    let adapters = Adapters {
+        hasher: fast_hasher(),
+        observer: told.clone(),
+        context: Arc::new(FromOneAddress),
+        ..base.adapters
+    };
+    let services = Services::new(Ports { adapters, ..base }, AuthSettings::default());
+
+    let (_, token) = services.accounts.register(registration("user@example.com")).await.unwrap();
+    let first = token.expect("signed in").refresh.expect("a refresh token").token;
+    let second = services.sessions.refresh_with(first.expose()).await.unwrap();
+    assert!(second.refresh.is_some());
+    let reused = services.sessions.refresh_with(first.expose()).await;
+    assert_eq!(
+        reused.unwrap_err(),
+        DomainError::Unauthenticated(AuthError::RefreshTokenReused),
+        "within the grace"
+    );
+    let wrong = services.sessions.login("user@example.com", Password::new("WrongPass123!")).await;
+    assert!(wrong.is_err());
+    let caller = signed_in(&services, "user@example.com", "SecurePass123!").await;
+    let request = NewKeyRequest { name: "ci".to_owned(), expires_in_days: None, environment: None };
+    let (_, secret) = services.api_keys.create(&caller, request).await.unwrap();
+    services.api_keys.authenticate(secret.expose()).await.unwrap();
+    services.api_keys.flush_usage().await.unwrap();
+
+    let told = std::mem::take(&mut *told.0.lock().unwrap());
+    let mut stored =
+        store.list_events(AuditQuery { user_id: None, kind: None, before: None, limit: 100 }).await.unwrap();
+    stored.reverse();
+    assert_eq!(told, stored, "told of each stored event once, in the order written");
+    let kinds: Vec<AuditKind> = told.iter().map(|e| e.kind).collect();
+    for kind in [
+        AuditKind::Register,
+        AuditKind::TokenRefreshed,
+        AuditKind::LoginFailed,
+        AuditKind::LoginSucceeded,
+        AuditKind::ApiKeyCreated,
+        AuditKind::ApiKeyNewIp,
+    ] {
+        assert_eq!(kinds.iter().filter(|k| **k == kind).count(), 1, "{kind}: {kinds:?}");
+    }
 }

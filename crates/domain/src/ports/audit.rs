@@ -46,3 +46,23 @@ impl RequestContextSource for NoRequestContext {
         RequestContext::default()
     }
 }
+
+/// Told of each audit event once it is stored, whichever write stored it:
+/// [`AuditLog::append`], or a store that writes the event with its own rows
+/// in one commit (a session's start, a refresh token's rotation, a key's
+/// first use from an address). An event whose write failed or was refused
+/// is not told. For counters and forwarding (the service's `/metrics`, an
+/// embedder's security feed); it runs on the request's path, so it must
+/// return at once.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait AuditObserver: Send + Sync {
+    fn written(&self, event: &AuditEvent);
+}
+
+/// Nobody watches the audit log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl AuditObserver for NoObserver {
+    fn written(&self, _: &AuditEvent) {}
+}

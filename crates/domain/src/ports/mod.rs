@@ -22,9 +22,9 @@ mod verifications;
 pub use api_keys::ApiKeyRepository;
 #[cfg(feature = "mocks")]
 pub use api_keys::MockApiKeyRepository;
+pub use audit::{AuditLog, AuditObserver, NoObserver, NoRequestContext, RequestContextSource};
 #[cfg(feature = "mocks")]
-pub use audit::MockAuditLog;
-pub use audit::{AuditLog, NoRequestContext, RequestContextSource};
+pub use audit::{MockAuditLog, MockAuditObserver};
 #[cfg(feature = "mocks")]
 pub use clock::MockClock;
 pub use clock::{Clock, SystemClock};

@@ -327,11 +327,19 @@ impl ApiKeyService {
         let sightings = self.usage.take_sightings();
         let mut batches = sightings.chunks(FLUSH_BATCH);
         while let Some(batch) = batches.next() {
-            if let Err(e) = self.api_keys.record_key_sightings(batch).await {
-                for sighting in std::iter::once(batch).chain(batches).flatten() {
-                    self.usage.forget(sighting.id, &sighting.ip);
+            match self.api_keys.record_key_sightings(batch).await {
+                Ok(appended) => {
+                    let appended: std::collections::HashSet<uuid::Uuid> = appended.into_iter().collect();
+                    for sighting in batch.iter().filter(|s| appended.contains(&s.event.id)) {
+                        self.audit.written(&sighting.event);
+                    }
                 }
-                return Err(e.into());
+                Err(e) => {
+                    for sighting in std::iter::once(batch).chain(batches).flatten() {
+                        self.usage.forget(sighting.id, &sighting.ip);
+                    }
+                    return Err(e.into());
+                }
             }
         }
         Ok(())

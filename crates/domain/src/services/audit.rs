@@ -9,7 +9,7 @@ use crate::model::{
     AuditEvent, AuditKind, AuditQuery, MAX_USER_AGENT_CHARS, Principal, RequestContext, UserId,
 };
 
-use crate::ports::{AuditLog, Clock, RequestContextSource};
+use crate::ports::{AuditLog, AuditObserver, Clock, RequestContextSource};
 
 use super::{Ports, admin::require_admin, opaque_debug};
 
@@ -24,6 +24,7 @@ pub(super) struct Recorder {
     log: Arc<dyn AuditLog>,
     clock: Arc<dyn Clock>,
     context: Arc<dyn RequestContextSource>,
+    observer: Arc<dyn AuditObserver>,
 }
 
 opaque_debug!(Recorder);
@@ -34,6 +35,7 @@ impl Recorder {
             log: Arc::clone(&ports.audit),
             clock: Arc::clone(&ports.adapters.clock),
             context: Arc::clone(&ports.adapters.context),
+            observer: Arc::clone(&ports.adapters.observer),
         }
     }
 
@@ -48,7 +50,7 @@ impl Recorder {
         detail: Option<String>,
     ) -> Result<(), DomainError> {
         let event = self.event(kind, user_id, detail, self.clock.now());
-        Ok(self.log.append(event).await?)
+        self.append(event).await
     }
 
     /// Writes one event on a path that already failed: losing it must not
@@ -70,7 +72,18 @@ impl Recorder {
         detail: Option<String>,
     ) -> Result<(), DomainError> {
         let event = event_in(context, kind, user_id, detail, self.clock.now());
-        Ok(self.log.append(event).await?)
+        self.append(event).await
+    }
+
+    async fn append(&self, event: AuditEvent) -> Result<(), DomainError> {
+        self.log.append(event.clone()).await?;
+        self.observer.written(&event);
+        Ok(())
+    }
+
+    /// Tells the observer of an event a store wrote with its own rows.
+    pub(super) fn written(&self, event: &AuditEvent) {
+        self.observer.written(event);
     }
 
     /// The event [`record`](Self::record) would write now, for a caller

@@ -33,10 +33,10 @@ pub use verification::{Resend, VERIFICATIONS_PER_HOUR, VerificationService};
 
 use crate::model::PasswordPolicy;
 use crate::ports::{
-    ApiKeyRepository, AuditLog, ChangeFeed, Clock, HotReads, Mailer, MfaRepository, OAuthIdentityRepository,
-    OAuthProvider, OneTimeCodes, Outbox, PasswordBlocklist, PasswordHasher, PasswordResetRepository,
-    ProjectRepository, RateLimiter, RequestContextSource, RevokedTokenRepository, SecretGenerator,
-    SessionRepository, Signer, SigningKeyRepository, Store, TokenCodec, UserRepository,
+    ApiKeyRepository, AuditLog, AuditObserver, ChangeFeed, Clock, HotReads, Mailer, MfaRepository,
+    OAuthIdentityRepository, OAuthProvider, OneTimeCodes, Outbox, PasswordBlocklist, PasswordHasher,
+    PasswordResetRepository, ProjectRepository, RateLimiter, RequestContextSource, RevokedTokenRepository,
+    SecretGenerator, SessionRepository, Signer, SigningKeyRepository, Store, TokenCodec, UserRepository,
     VerificationRepository,
 };
 
@@ -81,6 +81,9 @@ pub struct Adapters {
     /// Where services say what their writes changed ([`crate::ports::NoCopies`]
     /// when nothing keeps copies of reads).
     pub changes: Arc<dyn ChangeFeed>,
+    /// Told of each audit event once stored ([`crate::ports::NoObserver`]
+    /// when nothing counts or forwards them).
+    pub observer: Arc<dyn AuditObserver>,
 }
 
 impl Ports {

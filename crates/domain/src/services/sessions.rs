@@ -260,10 +260,11 @@ impl SessionService {
         let (next, next_digest) = self.tokens.new_refresh();
         let token = self.tokens.issue_in(&user, &Session { last_used_at: now, ..session }, Some(next))?;
         let event = self.audit.event(AuditKind::TokenRefreshed, Some(user.id), None, now);
-        if !self.sessions.rotate_refresh(&digest, next_digest, now, event).await? {
+        if !self.sessions.rotate_refresh(&digest, next_digest, now, event.clone()).await? {
             // Spent by a concurrent exchange a moment ago, or the session ended meanwhile.
             return Err(DomainError::Unauthenticated(AuthError::RefreshTokenReused));
         }
+        self.audit.written(&event);
         Ok(token)
     }
 

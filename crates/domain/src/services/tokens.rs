@@ -7,7 +7,9 @@ use crate::model::{
     Audience, AuditEvent, Claims, IssuedRefresh, IssuedToken, KeyDigest, RefreshTokenSecret, Session,
     SessionId, SignInMethod, User,
 };
-use crate::ports::{Clock, RequestContextSource, SecretGenerator, SessionRepository, TokenCodec};
+use crate::ports::{
+    AuditObserver, Clock, RequestContextSource, SecretGenerator, SessionRepository, TokenCodec,
+};
 
 use super::{AuthSettings, Ports, opaque_debug};
 
@@ -19,6 +21,7 @@ pub(super) struct Tokens {
     secrets: Arc<dyn SecretGenerator>,
     clock: Arc<dyn Clock>,
     context: Arc<dyn RequestContextSource>,
+    observer: Arc<dyn AuditObserver>,
     issuer: Arc<str>,
     audience: Option<Audience>,
     ttl_secs: i64,
@@ -36,6 +39,7 @@ impl Tokens {
             secrets: Arc::clone(&ports.adapters.secrets),
             clock: Arc::clone(&ports.adapters.clock),
             context: Arc::clone(&ports.adapters.context),
+            observer: Arc::clone(&ports.adapters.observer),
             issuer: settings.issuer.as_str().into(),
             audience: Audience::new(settings.audience.clone()),
             ttl_secs: settings.token_ttl_secs,
@@ -79,7 +83,8 @@ impl Tokens {
             ended_at: None,
         };
         let (refresh, digest) = self.new_refresh();
-        self.sessions.create_session(session.clone(), digest, event).await?;
+        self.sessions.create_session(session.clone(), digest, event.clone()).await?;
+        self.observer.written(&event);
         self.issue_in(user, &session, Some(refresh))
     }
 
