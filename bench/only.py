@@ -3,6 +3,9 @@ database, for a quick look after a change (the full run stays the reference):
 
     python3 bench/only.py target/release/portcullis sqlite S7_16 S6_16 S2_64
 
+S1_16 is the login run against the argon2 limit, timed around each slice as
+the full run does (it needs the argon2_verify example built beside the binary).
+
 Prints each scenario's figures and writes them to stdout as one JSON line.
 """
 
@@ -28,9 +31,9 @@ SCENARIOS = {
 
 def main():
     binary, backend, names = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3:]
-    unknown = [n for n in names if n not in SCENARIOS]
+    unknown = [n for n in names if n not in SCENARIOS and n != "S1_16"]
     if unknown or not names:
-        raise SystemExit(f"scenarios: {', '.join(SCENARIOS)} (unknown: {unknown})")
+        raise SystemExit(f"scenarios: S1_16, {', '.join(SCENARIOS)} (unknown: {unknown})")
     workdir = tempfile.mkdtemp(prefix=f"portcullis-only-{backend}-")
     run = uuid.uuid4().hex[:8]
     server = bench.Server(binary, backend, workdir)
@@ -38,6 +41,16 @@ def main():
         bench.seed(server.base, workdir, run)
         results = {}
         for name in names:
+            if name == "S1_16":
+                os.environ.setdefault("BENCH_ARGON2_BIN", os.path.join(
+                    os.path.dirname(binary), "examples", "argon2_verify"))
+                results[name], limit = bench.login_against_limit(server, workdir, run)
+                if limit:
+                    results[name]["ratio_to_limit"] = round(results[name]["rps"] / limit["limit_per_s"], 3)
+                    results[name]["limit_per_s"] = limit["limit_per_s"]
+                    results[name]["all_cores_per_s"] = limit.get("all_cores_per_s")
+                print(f"  S1_16: ratio to limit {results[name].get('ratio_to_limit')}", flush=True)
+                continue
             script, connections, path = SCENARIOS[name]
             results[name] = bench.measured(server, f"{name} ({backend})", lambda: bench.wrk(
                 server.base, script, connections, bench.DURATION, workdir, run, path))
