@@ -60,6 +60,19 @@ both_backends! {
                 assert_eq!(response.status(), 401, "{value:?}");
             }
         }
+        // Bytes beyond visible ASCII (UTF-8 text, and bytes that are not
+        // UTF-8): refused as the credential they claim to be.
+        let credentials: [(&str, &[u8], &str); 4] = [
+            ("Authorization", b"Bearer eyJ\xc3\xa9.eyJ.sig", "invalid_token"),
+            ("Authorization", b"Bearer \xff\xfe", "invalid_token"),
+            ("X-API-Key", b"sk_live_\xc3\xa9abcdef", "invalid_api_key"),
+            ("X-API-Key", b"sk_live_\xffabcdef", "invalid_api_key"),
+        ];
+        for (name, value, code) in credentials {
+            let value = reqwest::header::HeaderValue::from_bytes(value).unwrap();
+            let response = app.client.get(app.url("/v1/auth/me")).header(name, value).send().await.unwrap();
+            expect_error(response, 401, code).await;
+        }
         let huge = format!("Bearer {}", "a".repeat(6000));
         let response = app.client.get(app.url("/v1/auth/me")).header("Authorization", huge).send().await.unwrap();
         assert!(response.status().is_client_error());

@@ -283,10 +283,38 @@ impl From<&User> for UserResponse {
     }
 }
 
-/// RFC 3339 in UTC, to the second: `2026-02-03T12:00:00Z`.
+/// RFC 3339 in UTC, to the second: `2026-02-03T12:00:00Z`. Written digit
+/// by digit: it is in every user body (`/me`), and the `time` crate's
+/// formatter costs as much as the rest of the body's serialisation.
 pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let Ok(year) = u16::try_from(at.year()) else { return rfc3339_by_description(at) };
+    if year > 9999 {
+        return rfc3339_by_description(at);
+    }
+    let fields = [
+        (year, 4),
+        (u16::from(u8::from(at.month())), 2),
+        (u16::from(at.day()), 2),
+        (u16::from(at.hour()), 2),
+        (u16::from(at.minute()), 2),
+        (u16::from(at.second()), 2),
+    ];
+    let mut out = String::with_capacity(20);
+    for ((value, width), after) in fields.into_iter().zip(['-', '-', 'T', ':', ':', 'Z']) {
+        for place in (0..width).rev() {
+            let digit = value / 10u16.pow(place) % 10;
+            out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+        }
+        out.push(after);
+    }
+    out
+}
+
+/// [`rfc3339`] by the `time` crate's formatter, for years outside 0-9999.
+fn rfc3339_by_description(at: OffsetDateTime) -> String {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+    at.format(&format).unwrap_or_default()
 }
 
 /// `201` of `POST /v1/auth/register`: the user and a token; the user alone
@@ -731,4 +759,38 @@ pub(crate) struct OwnEventsParams {
     pub limit: Option<u32>,
     /// Only events older than this event id.
     pub before: Option<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    use super::{rfc3339, rfc3339_by_description};
+
+    #[test]
+    fn rfc3339_writes_what_the_time_crate_writes() {
+        let fixed = [
+            datetime!(2026-02-03 12:00:00 UTC),
+            datetime!(0000-01-01 00:00:00 UTC),
+            datetime!(9999-12-31 23:59:59.999 UTC),
+            datetime!(2024-02-29 07:08:09 +05:30),
+            datetime!(1970-01-01 00:00:00 -11:00),
+        ];
+        let spread = (0..2_000i64).map(|i| {
+            OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i * 123_456_789_017 % 253_000_000_000)
+        });
+        for at in fixed.into_iter().chain(spread) {
+            let utc = at.to_offset(time::UtcOffset::UTC);
+            assert_eq!(rfc3339(at), rfc3339_by_description(utc), "{at}");
+        }
+        assert_eq!(rfc3339(datetime!(2026-02-03 12:00:00 UTC)), "2026-02-03T12:00:00Z");
+        assert_eq!(rfc3339(datetime!(2024-02-29 07:08:09 +05:30)), "2024-02-29T01:38:09Z");
+    }
+
+    #[test]
+    fn a_year_outside_four_digits_is_left_to_the_time_crate() {
+        let before = datetime!(-0001-06-01 00:00:00 UTC);
+        assert_eq!(rfc3339(before), rfc3339_by_description(before));
+    }
 }
