@@ -2,9 +2,10 @@
 
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use portcullis_domain::ports::AuditLog;
-use portcullis_domain::{AuditEvent, AuditKind, AuditQuery, UserId};
 use portcullis_store_sqlite::SqliteOptions;
-use time::OffsetDateTime;
+use portcullis_testkit::upgrades::{
+    ADMIN_RENAME_VERSION, admin_change, assert_found_under_the_contracts_name,
+};
 
 mod common;
 
@@ -14,17 +15,7 @@ mod common;
 async fn an_administrators_change_stored_under_its_old_name_is_renamed() {
     let scratch = common::scratch(2, SqliteOptions::default()).await;
     let store = &scratch.store;
-    let user = UserId::new();
-    let event = AuditEvent {
-        id: uuid::Uuid::now_v7(),
-        at: OffsetDateTime::now_utc(),
-        kind: AuditKind::AdminUserUpdated,
-        user_id: Some(user),
-        detail: Some("role=ADMIN by=someone".to_owned()),
-        ip: None,
-        user_agent: None,
-        request_id: None,
-    };
+    let event = admin_change();
     store.append(event.clone()).await.unwrap();
 
     // The file as the earlier release left it: the old name, and the
@@ -33,17 +24,13 @@ async fn an_administrators_change_stored_under_its_old_name_is_renamed() {
     let renamed =
         diesel::sql_query("UPDATE audit_events SET kind = 'user_updated'").execute(&mut raw).unwrap();
     assert_eq!(renamed, 1);
-    let forgotten =
-        diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = '20261205000014'")
-            .execute(&mut raw)
-            .unwrap();
+    let forgotten = diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = ?")
+        .bind::<diesel::sql_types::Text, _>(ADMIN_RENAME_VERSION)
+        .execute(&mut raw)
+        .unwrap();
     assert_eq!(forgotten, 1);
     drop(raw);
 
     assert_eq!(store.migrate().await.unwrap(), 1, "the renaming migration runs");
-    let query =
-        AuditQuery { user_id: None, kind: Some(AuditKind::AdminUserUpdated), before: None, limit: 10 };
-    let found = store.list_events(query).await.unwrap();
-    assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), [event.id], "found by the contract's name");
-    assert_eq!(found[0].kind, AuditKind::AdminUserUpdated);
+    assert_found_under_the_contracts_name(store, &event).await;
 }

@@ -12,6 +12,7 @@
 
 pub mod clock;
 pub mod contracts;
+pub mod upgrades;
 pub mod wiring;
 
 pub use clock::ManualClock;
