@@ -227,10 +227,24 @@ impl ResponseError for ApiError {
             }
         }
         response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        response.json(ErrorBody {
-            detail: self.detail.clone(),
-            code: self.code.to_owned(),
-            errors: self.errors.clone(),
-        })
+        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        // `ErrorBody` as it goes on the wire, borrowed: an address flood is
+        // answered with one of these per request, and nothing is copied.
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            detail: &'a str,
+            code: &'a str,
+            #[serde(skip_serializing_if = "<[FieldErrorBody]>::is_empty")]
+            errors: &'a [FieldErrorBody],
+        }
+        let wire = Wire { detail: &self.detail, code: self.code, errors: &self.errors };
+        let mut body = Vec::with_capacity(64 + 2 * self.detail.len() + 160 * self.errors.len());
+        match serde_json::to_writer(&mut body, &wire) {
+            Ok(()) => response.body(body),
+            Err(e) => {
+                tracing::error!(error = %e, "an error body could not be written");
+                HttpResponse::InternalServerError().finish()
+            }
+        }
     }
 }

@@ -59,7 +59,7 @@ pub use oauth::{OAuthIdentity, ProviderName, ProviderProfile, RedirectUri};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule, PasswordRules};
 pub use principal::{AuthMethod, Environment, Principal, SessionLookup};
 pub use project::Project;
-pub use rate::{Quota, RateDecision, address_key};
+pub use rate::{Quota, RateDecision, address_key, push_address_key, push_ip};
 pub use reset::{
     DeliveryStatus, MailMessage, MalformedResetToken, OutboxMessage, PasswordReset, ResetBudget,
     ResetRequest, ResetTokenSecret,

@@ -32,24 +32,185 @@ pub struct RateDecision {
 /// shared by every such request.
 #[must_use]
 pub fn address_key(ip: Option<&str>) -> String {
+    let mut key = String::with_capacity(24);
+    push_address_key(&mut key, ip);
+    key
+}
+
+/// [`address_key`] written at the end of `out`: a limiter key is built per
+/// request (an address flood makes a new one every time), so it is written
+/// digit by digit rather than through `Display`, in the same text.
+pub fn push_address_key(out: &mut String, ip: Option<&str>) {
     use std::net::IpAddr;
 
     match ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok()) {
-        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V4(v4)) => push_ipv4(out, v4),
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let prefix = u128::from(v6) & (u128::MAX << 64);
-                format!("{}/64", std::net::Ipv6Addr::from(prefix))
-            }
+            Some(v4) => push_ipv4(out, v4),
+            None => push_ipv6_prefix(out, v6.segments()),
         },
-        None => "unknown".to_owned(),
+        None => out.push_str("unknown"),
     }
+}
+
+/// `ip` at the end of `out`, in the text its `Display` gives (RFC 5952 for
+/// IPv6, an IPv4-mapped address dotted), without going through the
+/// formatter: the request context writes its client's address on every
+/// request.
+pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => push_ipv4(out, v4),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => {
+                out.push_str("::ffff:");
+                push_ipv4(out, v4);
+            }
+            None => push_ipv6(out, v6.segments()),
+        },
+    }
+}
+
+fn push_ipv4(out: &mut String, v4: std::net::Ipv4Addr) {
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+}
+
+fn push_hex_group(out: &mut String, group: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut started = false;
+    for shift in [12, 8, 4, 0] {
+        let digit = usize::from((group >> shift) & 0xf);
+        if started || digit != 0 || shift == 0 {
+            started = true;
+            out.push(char::from(HEX[digit]));
+        }
+    }
+}
+
+/// RFC 5952: the longest run of two or more zero groups (the first of equal
+/// runs) is written `::`.
+fn push_ipv6(out: &mut String, segments: [u16; 8]) {
+    let (mut best, mut run) = ((0, 0), (0, 0));
+    for (i, &group) in segments.iter().enumerate() {
+        if group == 0 {
+            if run.1 == 0 {
+                run.0 = i;
+            }
+            run.1 += 1;
+            if run.1 > best.1 {
+                best = run;
+            }
+        } else {
+            run.1 = 0;
+        }
+    }
+    let write = |out: &mut String, groups: &[u16]| {
+        for (i, &group) in groups.iter().enumerate() {
+            if i > 0 {
+                out.push(':');
+            }
+            push_hex_group(out, group);
+        }
+    };
+    if best.1 < 2 {
+        write(out, &segments);
+    } else {
+        write(out, &segments[..best.0]);
+        out.push_str("::");
+        write(out, &segments[best.0 + best.1..]);
+    }
+}
+
+/// The /64 of `segments` as RFC 5952 writes it, then `/64`. Its last four
+/// groups are zero, and that run (with any zero groups just before it) is the
+/// longest, so it is the one written `::`.
+fn push_ipv6_prefix(out: &mut String, segments: [u16; 8]) {
+    let kept = segments[..4].iter().rposition(|&g| g != 0).map_or(0, |last| last + 1);
+    for (i, &group) in segments[..kept].iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        push_hex_group(out, group);
+    }
+    out.push_str("::/64");
 }
 
 #[cfg(test)]
 mod tests {
-    use super::address_key;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::{address_key, push_ip};
+
+    /// What the key was before it was written by hand: `Display`'s text.
+    fn by_display(ip: IpAddr) -> String {
+        match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => format!("{}/64", Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+            },
+        }
+    }
+
+    #[test]
+    fn keys_are_the_text_display_gives_for_every_shape_of_address() {
+        // A small generator (no dependency): every octet value, and groups
+        // with zeros in each position, so each compression case comes up.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for octet in 0..=255_u8 {
+            let ip = IpAddr::V4(Ipv4Addr::new(octet, 255 - octet, octet / 3, 9));
+            assert_eq!(address_key(Some(&ip.to_string())), by_display(ip));
+        }
+        for _ in 0..20_000 {
+            let mut groups = [0_u16; 8];
+            for group in &mut groups {
+                let r = next();
+                // Half the groups zero, the others of 1 to 4 hex digits.
+                *group = if r % 2 == 0 {
+                    0
+                } else {
+                    u16::try_from((r >> 8) & 0xffff).unwrap_or(1) >> ((r >> 4) % 4 * 4)
+                };
+            }
+            let ip = IpAddr::V6(Ipv6Addr::from(groups));
+            assert_eq!(address_key(Some(&ip.to_string())), by_display(ip), "{ip}");
+            let mut text = String::new();
+            push_ip(&mut text, ip);
+            assert_eq!(text, ip.to_string());
+            // The same groups as the end of a mapped and of a compatible address.
+            for head in [[0, 0, 0, 0, 0, 0xffff], [0; 6]] {
+                let mut mixed = [0_u16; 8];
+                mixed[..6].copy_from_slice(&head);
+                mixed[6..].copy_from_slice(&groups[6..]);
+                let ip = IpAddr::V6(Ipv6Addr::from(mixed));
+                let mut text = String::new();
+                push_ip(&mut text, ip);
+                assert_eq!(text, ip.to_string());
+            }
+        }
+        for octet in 0..=255_u8 {
+            let ip = IpAddr::V4(Ipv4Addr::new(octet, 0, 255 - octet, octet / 7));
+            let mut text = String::new();
+            push_ip(&mut text, ip);
+            assert_eq!(text, ip.to_string());
+        }
+    }
 
     #[test]
     fn ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4() {

@@ -1,7 +1,9 @@
 use std::sync::Arc;
 
 use crate::error::DomainError;
-use crate::model::{AuditKind, AuthMethod, Principal, Quota, RateDecision, User, UserId, address_key};
+use crate::model::{
+    AuditKind, AuthMethod, Principal, Quota, RateDecision, User, UserId, address_key, push_address_key,
+};
 use crate::ports::{Clock, RateLimiter, RequestContextSource};
 
 use super::audit::Recorder;
@@ -121,7 +123,10 @@ impl LimitService {
             IpFamily::Register | IpFamily::ForgotPassword => self.limits.register,
         };
         let Some(quota) = quota else { return Ok(None) };
-        let key = format!("{}:{}", family.key(), address_key(ip));
+        let mut key = String::with_capacity(48);
+        key.push_str(family.key());
+        key.push(':');
+        push_address_key(&mut key, ip);
         Ok(Some(self.limiter.hit(&key, quota, self.clock.now()).await?))
     }
 
