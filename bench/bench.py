@@ -347,7 +347,8 @@ def fast_trio(server, workdir, run):
 
 
 def storm_pair(server, workdir, run):
-    """S2 at 32 connections, then the same while S1 runs at 32 (the login storm)."""
+    """S2 at 32 connections, then the same while S1 runs at 32 (the login
+    storm), then S3's control (see busy_control)."""
     base = server.base
     calm = measured(server, "S2 me c32", lambda: wrk(base, "me.lua", 32, DURATION, workdir, run))
     storm = {}
@@ -359,7 +360,28 @@ def storm_pair(server, workdir, run):
                   lambda: wrk(base, "me.lua", 32, DURATION, workdir, run))
     thread.join()
     settle(base)
-    return calm, me, storm
+    return calm, me, storm, busy_control(server, workdir, run)
+
+
+def busy_control(server, workdir, run):
+    """S2 at 32 with both cores kept busy by two CPU burners in the idle
+    scheduling class, the class the hashing threads run in, and no login at
+    all: what a login storm's hashing costs /me's tail through the kernel
+    alone (a core never goes idle, so a request thread queued behind another
+    waits for the periodic balance instead of moving to the idle core). The
+    control of S3; None without chrt."""
+    if not shutil.which("chrt"):
+        return None
+    burners = [subprocess.Popen(["chrt", "--idle", "0", "sha256sum", "/dev/zero"], stdout=subprocess.DEVNULL)
+               for _ in range(os.cpu_count() or 2)]
+    try:
+        time.sleep(1)
+        return measured(server, "S3 control: me c32 with every core busy at idle priority",
+                        lambda: wrk(server.base, "me.lua", 32, DURATION, workdir, run))
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 # The login limit as deployed (20 a minute: a one-hit key lives 3 s), the
@@ -608,6 +630,9 @@ def main():
         s["S2_32"] = median_run([p[0] for p in pairs], "p99_ms")
         s["S3_me_32_in_storm"] = median_run([p[1] for p in pairs], "p99_ms")
         s["S3_storm_login_32"] = median_run([p[2] for p in pairs], "rps")
+        if all(p[3] for p in pairs):
+            results["repetitions"]["S3_control_me_32_busy_cores"] = [p[3] for p in pairs]
+            s["S3_control_me_32_busy_cores"] = median_run([p[3] for p in pairs], "p99_ms")
         s["S4_16"] = measured(server, "S4 register c16", lambda: wrk(base, "register.lua", 16, DURATION, workdir, run))
         settle(base)
         s["S6_16"] = measured(server, "S6 refresh c16", lambda: wrk(base, "refresh.lua", 16, DURATION, workdir, run))

@@ -63,6 +63,14 @@ def verdicts(result, argon2, peer_s2):
     # The one ceiling among the ratios: storm p99 over calm p99, at most 2.
     storm = s["S3_me_32_in_storm"]["p99_ms"] / max(s["S2_32"]["p99_ms"], 1e-9)
     out["S3 /me p99 in storm / S2_32 p99 <= 2"] = {"ratio": round(storm, 3), "target": 2, "met": storm <= 2}
+    if control := s.get("S3_control_me_32_busy_cores"):
+        # Not targets: S3's control, every core busy at the hashing threads'
+        # priority without a login; what the machine's kernel alone does to
+        # S2's tail, and the storm against it.
+        out["S3 control: /me p99 with every core busy at idle priority / S2_32 p99 (information)"] = {
+            "ratio": round(control["p99_ms"] / max(s["S2_32"]["p99_ms"], 1e-9), 3), "information": True}
+        out["S3 /me p99 in storm / S3 control p99 (information)"] = {
+            "ratio": round(s["S3_me_32_in_storm"]["p99_ms"] / max(control["p99_ms"], 1e-9), 3), "information": True}
     if argon2.get("all_cores_per_s"):
         # Not a target: what the machine gives pure argon2 on every core at once.
         out["S1_16 logins/s vs argon2 alone on every core (information)"] = {
@@ -165,7 +173,10 @@ def main():
         if len(reps) > 1:
             lines += [f"S2 at 32 and S3 ran {len(reps)} times, alternating; the rows show the run with the median p99 "
                       "(p99 of each: S2 " + ", ".join(f"{r['p99_ms']:.2f}" for r in reps) + "; S3 "
-                      + ", ".join(f"{r['p99_ms']:.2f}" for r in result["repetitions"]["S3_me_32_in_storm"]) + " ms).", ""]
+                      + ", ".join(f"{r['p99_ms']:.2f}" for r in result["repetitions"]["S3_me_32_in_storm"])
+                      + ("; S3's control, every core busy at idle priority and no login, "
+                         + ", ".join(f"{r['p99_ms']:.2f}" for r in result["repetitions"]["S3_control_me_32_busy_cores"])
+                         if result["repetitions"].get("S3_control_me_32_busy_cores") else "") + " ms).", ""]
         if flood := result.get("flood"):
             f0 = result.get("repetitions", {}).get("F0_me_32", [])
             lines += ["F0, F1 and E ran with limits on (login as deployed, 20/60; authenticated out of the way) behind "
