@@ -248,3 +248,40 @@ impl ResponseError for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use actix_web::body::MessageBody;
+
+    use super::{ApiError, ErrorBody};
+
+    /// The body as the client reads it.
+    fn body_of(error: &ApiError) -> serde_json::Value {
+        let response = error.error_response();
+        assert_eq!(
+            response.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"application/json"[..])
+        );
+        let bytes = response.into_body().try_into_bytes().expect("a body in one piece");
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[test]
+    fn the_body_written_is_the_documented_error_body() {
+        // The documented schema is `ErrorBody`; the response is written from
+        // a borrowed copy of its fields, which must not drift from it.
+        for error in [
+            ApiError::invalid_field("password", "password is required"),
+            ApiError::malformed_body("Body is not valid JSON (line 1, column 2)"),
+            ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "invalid_token", "Token is \"bad\"\n"),
+        ] {
+            let documented = ErrorBody {
+                detail: error.detail.clone(),
+                code: error.code.to_owned(),
+                errors: error.errors.clone(),
+            };
+            assert_eq!(body_of(&error), serde_json::to_value(&documented).expect("a value"), "{error}");
+        }
+    }
+}
