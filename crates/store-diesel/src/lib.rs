@@ -2385,7 +2385,7 @@ macro_rules! diesel_repositories {
                             select = select.filter(audit_events::user_id.eq(DbUuid(user.as_uuid())));
                         }
                         if let Some(kind) = query.kind {
-                            select = select.filter(audit_events::kind.eq(kind.as_str()));
+                            select = select.filter(audit_events::kind.eq_any(kind.stored_names()));
                         }
                         if let Some(before) = query.before {
                             select = select.filter(audit_events::id.lt(DbUuid(before)));

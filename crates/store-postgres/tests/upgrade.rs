@@ -6,7 +6,7 @@ use portcullis_domain::ports::AuditLog;
 use portcullis_store_postgres::PostgresStore;
 use portcullis_store_postgres::testing::TestDatabase;
 use portcullis_testkit::upgrades::{
-    ADMIN_RENAME_VERSION, admin_change, assert_found_under_the_contracts_name,
+    ADMIN_RENAME_VERSION, OLD_NAME_WRITE, admin_change, assert_found_under_the_contracts_name,
 };
 
 /// Releases before 2026-12-05 stored an administrator's change as
@@ -22,8 +22,7 @@ async fn an_administrators_change_stored_under_its_old_name_is_renamed() {
     // The database as the earlier release left it: the old name, and the
     // renaming migration not yet applied.
     let mut raw = AsyncPgConnection::establish(database.url()).await.unwrap();
-    let renamed =
-        diesel::sql_query("UPDATE audit_events SET kind = 'user_updated'").execute(&mut raw).await.unwrap();
+    let renamed = diesel::sql_query(OLD_NAME_WRITE).execute(&mut raw).await.unwrap();
     assert_eq!(renamed, 1);
     let forgotten = diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = $1")
         .bind::<diesel::sql_types::Text, _>(ADMIN_RENAME_VERSION)
@@ -34,5 +33,13 @@ async fn an_administrators_change_stored_under_its_old_name_is_renamed() {
     drop(raw);
 
     assert_eq!(store.migrate().await.unwrap(), 1, "the renaming migration runs");
-    assert_found_under_the_contracts_name(&store, &event).await;
+    assert_found_under_the_contracts_name(&store, &[&event]).await;
+
+    // During a rolling upgrade an instance of the earlier release still
+    // writes the old name after the migration ran: still found.
+    let late = admin_change();
+    store.append(late.clone()).await.unwrap();
+    let mut raw = AsyncPgConnection::establish(database.url()).await.unwrap();
+    assert_eq!(diesel::sql_query(OLD_NAME_WRITE).execute(&mut raw).await.unwrap(), 2);
+    assert_found_under_the_contracts_name(&store, &[&late, &event]).await;
 }

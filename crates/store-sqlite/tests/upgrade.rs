@@ -4,7 +4,7 @@ use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use portcullis_domain::ports::AuditLog;
 use portcullis_store_sqlite::SqliteOptions;
 use portcullis_testkit::upgrades::{
-    ADMIN_RENAME_VERSION, admin_change, assert_found_under_the_contracts_name,
+    ADMIN_RENAME_VERSION, OLD_NAME_WRITE, admin_change, assert_found_under_the_contracts_name,
 };
 
 mod common;
@@ -21,8 +21,7 @@ async fn an_administrators_change_stored_under_its_old_name_is_renamed() {
     // The file as the earlier release left it: the old name, and the
     // renaming migration not yet applied.
     let mut raw = SqliteConnection::establish(scratch.db.to_str().unwrap()).unwrap();
-    let renamed =
-        diesel::sql_query("UPDATE audit_events SET kind = 'user_updated'").execute(&mut raw).unwrap();
+    let renamed = diesel::sql_query(OLD_NAME_WRITE).execute(&mut raw).unwrap();
     assert_eq!(renamed, 1);
     let forgotten = diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = ?")
         .bind::<diesel::sql_types::Text, _>(ADMIN_RENAME_VERSION)
@@ -32,5 +31,13 @@ async fn an_administrators_change_stored_under_its_old_name_is_renamed() {
     drop(raw);
 
     assert_eq!(store.migrate().await.unwrap(), 1, "the renaming migration runs");
-    assert_found_under_the_contracts_name(store, &event).await;
+    assert_found_under_the_contracts_name(store, &[&event]).await;
+
+    // During a rolling upgrade an instance of the earlier release still
+    // writes the old name after the migration ran: still found.
+    let late = admin_change();
+    store.append(late.clone()).await.unwrap();
+    let mut raw = SqliteConnection::establish(scratch.db.to_str().unwrap()).unwrap();
+    assert_eq!(diesel::sql_query(OLD_NAME_WRITE).execute(&mut raw).unwrap(), 2);
+    assert_found_under_the_contracts_name(store, &[&late, &event]).await;
 }

@@ -25,15 +25,25 @@ pub fn admin_change() -> AuditEvent {
     }
 }
 
-/// Asserts that `event`, stored under the old name before the renaming
-/// migration ran, is the one event found under the contract's name.
+/// Asserts that `events` (newest first), stored under the old name, are the
+/// events found under the contract's name: stored before the renaming
+/// migration ran, or after it by an instance of the earlier release during a
+/// rolling upgrade.
 ///
 /// # Panics
-/// When it is not.
-pub async fn assert_found_under_the_contracts_name<S: AuditLog + ?Sized>(store: &S, event: &AuditEvent) {
+/// When they are not.
+pub async fn assert_found_under_the_contracts_name<S: AuditLog + ?Sized>(store: &S, events: &[&AuditEvent]) {
     let query =
         AuditQuery { user_id: None, kind: Some(AuditKind::AdminUserUpdated), before: None, limit: 10 };
     let found = store.list_events(query).await.expect("list_events succeeds");
-    assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), [event.id], "found by the contract's name");
-    assert_eq!(found[0].kind, AuditKind::AdminUserUpdated);
+    assert_eq!(
+        found.iter().map(|e| e.id).collect::<Vec<_>>(),
+        events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        "found by the contract's name"
+    );
+    assert!(found.iter().all(|e| e.kind == AuditKind::AdminUserUpdated));
 }
+
+/// What the earlier release writes for an administrator's change: the old
+/// name (here over every stored event).
+pub const OLD_NAME_WRITE: &str = "UPDATE audit_events SET kind = 'user_updated'";

@@ -107,6 +107,19 @@ impl AuditKind {
         }
     }
 
+    /// Every name a stored event of this kind may carry: its own, and for
+    /// `admin_user_updated` the name releases before 2026-12-05 wrote. The
+    /// migration renames the stored rows, but during a rolling upgrade an
+    /// instance of the earlier release still writes the old name; a store
+    /// filtering by kind matches all of these.
+    #[must_use]
+    pub fn stored_names(self) -> Vec<&'static str> {
+        match self {
+            Self::AdminUserUpdated => vec![self.as_str(), "user_updated"],
+            _ => vec![self.as_str()],
+        }
+    }
+
     /// Whether this event hands the user a new access token.
     #[must_use]
     pub const fn issues_token(self) -> bool {
