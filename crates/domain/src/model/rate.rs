@@ -47,7 +47,12 @@ pub fn push_address_key(out: &mut String, ip: Option<&str>) {
         Some(IpAddr::V4(v4)) => push_ipv4(out, v4),
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => push_ipv4(out, v4),
-            None => push_ipv6_prefix(out, v6.segments()),
+            None => {
+                let mut prefix = v6.segments();
+                prefix[4..].fill(0);
+                push_ipv6(out, prefix);
+                out.push_str("/64");
+            }
         },
         None => out.push_str("unknown"),
     }
@@ -129,20 +134,6 @@ fn push_ipv6(out: &mut String, segments: [u16; 8]) {
         out.push_str("::");
         write(out, &segments[best.0 + best.1..]);
     }
-}
-
-/// The /64 of `segments` as RFC 5952 writes it, then `/64`. Its last four
-/// groups are zero, and that run (with any zero groups just before it) is the
-/// longest, so it is the one written `::`.
-fn push_ipv6_prefix(out: &mut String, segments: [u16; 8]) {
-    let kept = segments[..4].iter().rposition(|&g| g != 0).map_or(0, |last| last + 1);
-    for (i, &group) in segments[..kept].iter().enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        push_hex_group(out, group);
-    }
-    out.push_str("::/64");
 }
 
 #[cfg(test)]
