@@ -6,6 +6,34 @@ use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, expect_error};
 
 both_backends! {
+    async fn a_json_body_is_one_whose_media_type_says_json_in_any_case(app: &TestApp) {
+        // Read as JSON (an unknown account: 401), or refused before reading (400).
+        let cases = [
+            ("application/json", 401),
+            ("Application/JSON; charset=utf-8", 401),
+            ("application/json ;charset=UTF-8", 401),
+            ("application/vnd.api+json", 401),
+            ("APPLICATION/PROBLEM+JSON; q=1", 401),
+            ("text/plain", 400),
+            ("application/jsonx", 400),
+            ("application/x-www-form-urlencoded", 400),
+            ("json", 400),
+        ];
+        for (i, (content_type, status)) in cases.into_iter().enumerate() {
+            let body = format!(r#"{{"username": "nobody-{i}@example.com", "password": "{PASSWORD}"}}"#);
+            let response = app
+                .client
+                .post(app.url("/v1/auth/login-json"))
+                .header("Content-Type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let code = if status == 401 { "invalid_credentials" } else { "malformed_body" };
+            expect_error(response, status, code).await;
+        }
+    }
+
     async fn malformed_bodies_are_refused_and_store_nothing(app: &TestApp) {
         let register = app.url("/v1/auth/register");
         let send = |body: &'static str, content_type: &'static str| {

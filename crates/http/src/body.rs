@@ -70,7 +70,7 @@ fn is_json(req: &HttpRequest) -> bool {
     let Some(value) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
     let essence = value.as_bytes().split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
     essence.eq_ignore_ascii_case(b"application/json")
-        || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"))
+        || (essence.len() >= 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
 /// A body read already (a route whose body is optional) as a JSON `T`, with
