@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{new_user, scratch};
@@ -159,35 +159,63 @@ async fn a_long_read_never_holds_the_writers_behind_a_restart() {
         WalMaintenance { truncate_at_bytes: TRUNCATE_AT, check_every: Duration::from_millis(5) };
     let scratch = scratch(2, SqliteOptions { wal: Some(maintenance), ..SqliteOptions::default() }).await;
     let (store, db) = (&scratch.store, scratch.db.clone());
-    store.create(new_user(0)).await.expect("a first write");
-    let (began, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    // The migrations' log may be past the bound: let the maintenance restart
+    // it first, so that no restart begun before the read is counted during it.
+    let settled = std::time::Instant::now();
+    let mut i = 0;
+    while store.wal_restarts() == 0 {
+        assert!(settled.elapsed() < Duration::from_secs(10), "the maintenance never restarted the log");
+        store.create(new_user(i)).await.expect("a write before the read");
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // A read that begins when every frame is already copied reads the
+    // database file alone (SQLite's read mark 0) and does not keep the log
+    // from restarting. So a first snapshot pins the log while a write adds
+    // frames it cannot copy, and the long read begins on those frames.
+    let step = Arc::new(AtomicU32::new(0));
     let reader = {
-        let (began, release) = (Arc::clone(&began), Arc::clone(&release));
+        let step = Arc::clone(&step);
         std::thread::spawn(move || {
-            let mut conn = raw(&db);
+            let (mut pin, mut conn) = (raw(&db), raw(&db));
+            diesel::sql_query("BEGIN").execute(&mut pin).expect("begin the pin");
+            count(&mut pin);
+            step.store(1, Ordering::Release);
+            while step.load(Ordering::Acquire) < 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             diesel::sql_query("BEGIN").execute(&mut conn).expect("begin");
             count(&mut conn);
-            began.store(true, Ordering::Relaxed);
-            while !release.load(Ordering::Relaxed) {
+            diesel::sql_query("COMMIT").execute(&mut pin).expect("end the pin");
+            step.store(3, Ordering::Release);
+            while step.load(Ordering::Acquire) < 4 {
                 std::thread::sleep(Duration::from_millis(5));
             }
             diesel::sql_query("COMMIT").execute(&mut conn).expect("end the snapshot");
         })
     };
-    while !began.load(Ordering::Relaxed) {
+    while step.load(Ordering::Acquire) < 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    store.create(new_user(i)).await.expect("a write the pinned log keeps");
+    i += 1;
+    step.store(2, Ordering::Release);
+    while step.load(Ordering::Acquire) < 3 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let restarts = store.wal_restarts();
-    let (started, mut slowest, mut i) = (std::time::Instant::now(), Duration::ZERO, 1);
+    let (started, mut slowest) = (std::time::Instant::now(), Duration::ZERO);
+    let first = i;
     while started.elapsed() < Duration::from_millis(1500) {
         let write = std::time::Instant::now();
         store.create(new_user(i)).await.expect("every write succeeds while the read lasts");
         slowest = slowest.max(write.elapsed());
         i += 1;
     }
-    release.store(true, Ordering::Relaxed);
+    step.store(4, Ordering::Release);
     tokio::task::spawn_blocking(move || reader.join()).await.expect("join").expect("the reader finishes");
-    eprintln!("{i} writes during the read, slowest {slowest:?}");
+    let writes = i - first;
+    eprintln!("{writes} writes during the read, slowest {slowest:?}");
     assert!(
         wal_size(&scratch.db) > TRUNCATE_AT,
         "the writes passed the bound, so restarts were tried meanwhile"
@@ -199,5 +227,5 @@ async fn a_long_read_never_holds_the_writers_behind_a_restart() {
     );
     // Each try holds the writers; after a miss the next comes later and
     // later, so that a long read does not turn into a slow write per check.
-    assert!(i > 300, "only {i} writes in 1.5 s: restarts tried at every check held them");
+    assert!(writes > 300, "only {writes} writes in 1.5 s: restarts tried at every check held them");
 }
