@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Every variable the configuration reference documents.
-const VARIABLES: [&str; 62] = [
+const VARIABLES: [&str; 61] = [
     "DATABASE_URL",
     "DATABASE_URL_FILE",
     "AUTH_JWT_SECRET_FILE",
@@ -67,7 +67,6 @@ const VARIABLES: [&str; 62] = [
     "AUTH_HASH_QUEUE",
     "AUTH_DB_MAX_CONNECTIONS",
     "AUTH_WORKERS",
-    "AUTH_WORKER_AFFINITY",
     "RUST_LOG",
     "AUTH_LOG_FORMAT",
 ];
@@ -325,79 +324,6 @@ pub(crate) fn start_with(dir: &Path, envs: &[(&str, &str)]) -> (std::process::Ch
 pub(crate) fn stop(mut child: std::process::Child) {
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(child.wait().unwrap().success(), "a graceful stop exits 0");
-}
-
-/// The cores a thread of `pid` may run on (`Cpus_allowed_list`), `task`
-/// `None` for the process itself.
-#[cfg(target_os = "linux")]
-fn cores_allowed(pid: u32, task: Option<&str>) -> String {
-    let path = match task {
-        Some(tid) => format!("/proc/{pid}/task/{tid}/status"),
-        None => format!("/proc/{pid}/status"),
-    };
-    let status = std::fs::read_to_string(path).unwrap();
-    let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap();
-    line.split_once(':').unwrap().1.trim().to_owned()
-}
-
-/// The cores each HTTP worker thread of `pid` may run on, in worker order.
-#[cfg(target_os = "linux")]
-fn workers_cores(pid: u32) -> Vec<String> {
-    let mut workers: Vec<(usize, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|task| {
-            let tid = task.ok()?.file_name().into_string().ok()?;
-            let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
-            // The kernel keeps 15 bytes of a thread's name: "actix-server wo".
-            name.starts_with("actix-server wo")
-                .then(|| (tid.parse().unwrap(), cores_allowed(pid, Some(&tid))))
-        })
-        .collect();
-    workers.sort();
-    workers.into_iter().map(|(_, cores)| cores).collect()
-}
-
-/// `1,3-4` as [1, 3, 4].
-#[cfg(target_os = "linux")]
-fn cores_listed(list: &str) -> Vec<usize> {
-    list.split(',')
-        .flat_map(|part| match part.split_once('-') {
-            Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect::<Vec<usize>>(),
-            None => vec![part.parse().unwrap()],
-        })
-        .collect()
-}
-
-/// With the cores the service's own (the process may run on as many as it
-/// has workers), each HTTP worker is kept on a core of its own; with
-/// `AUTH_WORKER_AFFINITY=off`, or more workers than cores, they stay free.
-#[cfg(target_os = "linux")]
-#[test]
-fn http_workers_are_kept_one_to_a_core_only_on_cores_that_are_theirs() {
-    let dir = scratch();
-    // Read first, asserted after the stop, so a failure leaves no server behind.
-    let (child, port) = start_with(&dir, &[]);
-    let (own, workers) = (cores_allowed(child.id(), None), workers_cores(child.id()));
-    let answers = http(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stop(child);
-    let cores = cores_listed(&own);
-    assert!(answers.starts_with("HTTP/1.1 200"), "{answers}");
-    assert_eq!(workers.len(), cores.len(), "one worker per core the process may use ({own})");
-    if cores.len() > 1 {
-        let expected: Vec<String> = cores.iter().map(ToString::to_string).collect();
-        assert_eq!(workers, expected, "worker i on the i-th core of {own}");
-    } else {
-        assert_eq!(workers, std::slice::from_ref(&own), "a single worker stays where the process may run");
-    }
-
-    let more = (cores.len() + 1).to_string();
-    for envs in [[("AUTH_WORKER_AFFINITY", "off")], [("AUTH_WORKERS", more.as_str())]] {
-        let (child, _) = start_with(&dir, &envs);
-        let free = workers_cores(child.id());
-        stop(child);
-        assert!(!free.is_empty(), "workers found");
-        assert!(free.iter().all(|cores| *cores == own), "{envs:?}: every worker may run on {own}: {free:?}");
-    }
 }
 
 #[test]

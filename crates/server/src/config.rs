@@ -261,20 +261,6 @@ pub struct ServerConfig {
     #[arg(long, global = true, env = "AUTH_WORKERS", value_name = "AUTH_WORKERS", default_value_t = 0)]
     pub workers: usize,
 
-    /// auto: each HTTP worker kept on a core of its own when the process may
-    /// run on exactly as many cores as there are workers (a machine or a
-    /// cpuset that is the service's own); off: the kernel places them (a
-    /// machine shared with other busy processes).
-    #[arg(
-        long,
-        global = true,
-        env = "AUTH_WORKER_AFFINITY",
-        value_name = "AUTH_WORKER_AFFINITY",
-        default_value = "auto",
-        value_enum
-    )]
-    pub worker_affinity: crate::affinity::WorkerAffinity,
-
     /// Comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed
     /// (e.g. `10.0.0.0/8,127.0.0.1`); empty: the socket's peer is the client.
     #[arg(long, global = true, env = "AUTH_TRUSTED_PROXIES", value_name = "AUTH_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]

@@ -8,7 +8,6 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-pub mod affinity;
 pub mod config;
 mod error;
 mod jobs;
@@ -90,7 +89,6 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     http: HttpSettings,
     workers: usize,
-    worker_affinity: affinity::WorkerAffinity,
     metrics_bind: Option<std::net::SocketAddr>,
     audit_retention_days: u32,
     limiter: Arc<FallbackRateLimiter>,
@@ -239,7 +237,6 @@ impl App {
             metrics,
             http,
             workers: config.server.workers,
-            worker_affinity: config.server.worker_affinity,
             metrics_bind: config.server.metrics_bind,
             audit_retention_days: config.audit.audit_retention_days,
             limiter,
@@ -287,28 +284,18 @@ impl App {
         } else {
             self.workers
         };
-        let placement = Arc::new(affinity::Placement::plan(self.worker_affinity, workers));
-        if placement.cores().is_empty() {
-            tracing::debug!(workers, "HTTP workers placed by the kernel");
-        } else {
-            tracing::info!(workers, cores = ?placement.cores(), "HTTP workers kept one to a core");
-        }
-        // The factory runs on each worker's own thread as it starts.
-        let server = HttpServer::new(move || {
-            placement.keep_this_worker();
-            portcullis_http::configure(state.clone())
-        })
-        .workers(workers)
-        .shutdown_timeout(30)
-        // Everything a client controls is bounded: time to send the head of
-        // a request, time to close, idle keep-alive, connections per worker.
-        .client_request_timeout(Duration::from_secs(5))
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .keep_alive(Duration::from_secs(5))
-        .max_connections(10_000)
-        .listen(listener)
-        .map_err(|e| StartError::Io(format!("cannot listen: {e}")))?
-        .run();
+        let server = HttpServer::new(move || portcullis_http::configure(state.clone()))
+            .workers(workers)
+            .shutdown_timeout(30)
+            // Everything a client controls is bounded: time to send the head of
+            // a request, time to close, idle keep-alive, connections per worker.
+            .client_request_timeout(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .keep_alive(Duration::from_secs(5))
+            .max_connections(10_000)
+            .listen(listener)
+            .map_err(|e| StartError::Io(format!("cannot listen: {e}")))?
+            .run();
         let jobs = self.start_jobs();
         Ok(Serving { server, metrics_server, jobs, services: self.services })
     }
