@@ -29,6 +29,7 @@ macro_rules! uuid_id {
     };
 }
 
+mod address;
 mod api_key;
 mod audit;
 mod email;
@@ -45,6 +46,7 @@ mod token;
 mod user;
 mod verification;
 
+pub use address::push_ip;
 pub use api_key::{
     ApiKey, ApiKeyId, ApiKeySecret, InvalidApiKeyId, KeyDigest, KeySighting, KeyUsage, MalformedApiKey,
     ResourceName, ResourceNameError,
@@ -59,7 +61,7 @@ pub use oauth::{OAuthIdentity, ProviderName, ProviderProfile, RedirectUri};
 pub use password::{Password, PasswordHash, PasswordPolicy, PasswordRule, PasswordRules};
 pub use principal::{AuthMethod, Environment, Principal, SessionLookup};
 pub use project::Project;
-pub use rate::{Quota, RateDecision, address_key, push_address_key, push_ip};
+pub use rate::{Quota, RateDecision, address_key, push_address_key};
 pub use reset::{
     DeliveryStatus, MailMessage, MalformedResetToken, OutboxMessage, PasswordReset, ResetBudget,
     ResetRequest, ResetTokenSecret,

@@ -43,6 +43,8 @@ pub fn address_key(ip: Option<&str>) -> String {
 pub fn push_address_key(out: &mut String, ip: Option<&str>) {
     use std::net::IpAddr;
 
+    use super::address::{push_ipv4, push_ipv6};
+
     match ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok()) {
         Some(IpAddr::V4(v4)) => push_ipv4(out, v4),
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
@@ -58,89 +60,12 @@ pub fn push_address_key(out: &mut String, ip: Option<&str>) {
     }
 }
 
-/// `ip` at the end of `out`, in the text its `Display` gives (RFC 5952 for
-/// IPv6, an IPv4-mapped address dotted), without going through the
-/// formatter: the request context writes its client's address on every
-/// request.
-pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
-    match ip {
-        std::net::IpAddr::V4(v4) => push_ipv4(out, v4),
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => {
-                out.push_str("::ffff:");
-                push_ipv4(out, v4);
-            }
-            None => push_ipv6(out, v6.segments()),
-        },
-    }
-}
-
-fn push_ipv4(out: &mut String, v4: std::net::Ipv4Addr) {
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
-        }
-        out.push(char::from(b'0' + octet % 10));
-    }
-}
-
-fn push_hex_group(out: &mut String, group: u16) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut started = false;
-    for shift in [12, 8, 4, 0] {
-        let digit = usize::from((group >> shift) & 0xf);
-        if started || digit != 0 || shift == 0 {
-            started = true;
-            out.push(char::from(HEX[digit]));
-        }
-    }
-}
-
-/// RFC 5952: the longest run of two or more zero groups (the first of equal
-/// runs) is written `::`.
-fn push_ipv6(out: &mut String, segments: [u16; 8]) {
-    let (mut best, mut run) = ((0, 0), (0, 0));
-    for (i, &group) in segments.iter().enumerate() {
-        if group == 0 {
-            if run.1 == 0 {
-                run.0 = i;
-            }
-            run.1 += 1;
-            if run.1 > best.1 {
-                best = run;
-            }
-        } else {
-            run.1 = 0;
-        }
-    }
-    let write = |out: &mut String, groups: &[u16]| {
-        for (i, &group) in groups.iter().enumerate() {
-            if i > 0 {
-                out.push(':');
-            }
-            push_hex_group(out, group);
-        }
-    };
-    if best.1 < 2 {
-        write(out, &segments);
-    } else {
-        write(out, &segments[..best.0]);
-        out.push_str("::");
-        write(out, &segments[best.0 + best.1..]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    use super::{address_key, push_ip};
+    use super::address_key;
+    use crate::model::address::push_ip;
 
     /// What the key was before it was written by hand: `Display`'s text.
     fn by_display(ip: IpAddr) -> String {
