@@ -298,6 +298,11 @@ fn start(dir: &Path) -> (std::process::Child, u16) {
 pub(crate) fn start_with(dir: &Path, envs: &[(&str, &str)]) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = std::fs::File::create(dir.join(format!("log-{port}"))).unwrap();
+    start_on(dir, port, envs, log.into())
+}
+
+/// As [`start_with`] on `port`, its log (stderr) going to `log`.
+fn start_on(dir: &Path, port: u16, envs: &[(&str, &str)], log: Stdio) -> (std::process::Child, u16) {
     let mut child = portcullis(dir)
         .env("AUTH_BIND", format!("127.0.0.1:{port}"))
         .env("AUTH_JWT_SECRET", crate::helpers::SECRET)
@@ -324,6 +329,80 @@ pub(crate) fn start_with(dir: &Path, envs: &[(&str, &str)]) -> (std::process::Ch
 pub(crate) fn stop(mut child: std::process::Child) {
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(child.wait().unwrap().success(), "a graceful stop exits 0");
+}
+
+/// `count` requests for `path` on one keep-alive connection; panics naming
+/// the request that got no answer within 5 s.
+fn keep_alive_gets(port: u16, path: &str, count: usize) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    for sent in 0..count {
+        writer.write_all(request.as_bytes()).unwrap();
+        let mut length = 0;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = reader.read_line(&mut line);
+            assert!(
+                read.as_ref().is_ok_and(|n| *n > 0),
+                "request {sent} of {count} got no answer in 5 s: {read:?}"
+            );
+            if line.starts_with("HTTP/1.1 ") {
+                assert!(line.starts_with("HTTP/1.1 200"), "request {sent}: {line}");
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+    }
+}
+
+#[test]
+fn a_log_reader_that_stops_reading_slows_no_request_and_the_dropped_lines_are_counted() {
+    let dir = scratch();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // stderr is a pipe nobody reads until the end: once its 64 KiB are
+    // full, a write to it blocks (as with a log collector that stalls).
+    let (mut child, port) = start_on(&dir, port, &[("RUST_LOG", "info")], Stdio::piped());
+    let mut stderr = child.stderr.take().unwrap();
+    // One line per request: far more than the pipe and the writer's queue
+    // (16 384 lines) hold, so some lines must be dropped.
+    let answered = std::panic::catch_unwind(|| keep_alive_gets(port, "/healthz", 20_000));
+    // Read the log from here on (a service stuck on its stderr comes back to
+    // answer, so the test fails instead of hanging), and the count goes on.
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+        log
+    });
+    let metrics = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stop(child);
+    let log = reader.join().unwrap();
+    assert!(answered.is_ok(), "every request was answered while stderr was not read");
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_log_lines_dropped_total "))
+        .unwrap_or_else(|| panic!("the count of dropped lines is a metric: {metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(metrics.contains("# TYPE portcullis_log_lines_dropped counter"), "{metrics}");
+    let written = log.lines().filter(|l| l.contains("/healthz")).count();
+    assert!(dropped > 0, "lines beyond the queue were dropped and counted");
+    assert!(written > 16_000, "what was queued reached stderr once it was read: {written} lines");
+    assert!(
+        u64::try_from(written).unwrap() + dropped >= 20_000,
+        "every request's line was either written or counted: {written} written, {dropped} dropped"
+    );
 }
 
 #[test]

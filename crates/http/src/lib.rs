@@ -28,6 +28,6 @@ pub use app::{configure, metrics_app};
 pub use client_ip::TrustedProxies;
 pub use context::HttpRequestContext;
 pub use error::{ApiError, ErrorBody};
-pub use metrics::{CacheEntries, LimiterKeys, Metrics, QueueDepth};
+pub use metrics::{CacheEntries, CountReading, LimiterKeys, Metrics, QueueDepth};
 pub use openapi::ApiDoc;
 pub use state::{AppState, HttpSettings};

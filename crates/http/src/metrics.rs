@@ -65,6 +65,31 @@ pub type LimiterKeys = Arc<dyn Fn() -> usize + Send + Sync>;
 /// Reads how many entries the auth cache holds, by kind, when scraped.
 pub type CacheEntries = Arc<dyn Fn() -> Vec<(&'static str, usize)> + Send + Sync>;
 
+/// Reads a count kept elsewhere (it only grows) when scraped.
+pub type CountReading = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// A counter whose value another component keeps, read at each scrape: 0
+/// until a reading is set.
+#[derive(Clone, Default)]
+struct ReadCounter(Arc<std::sync::OnceLock<CountReading>>);
+
+impl std::fmt::Debug for ReadCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCounter").finish_non_exhaustive()
+    }
+}
+
+impl prometheus_client::encoding::EncodeMetric for ReadCounter {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+        let value = self.0.get().map_or(0, |read| read());
+        encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&value, None)
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Counter
+    }
+}
+
 /// Every metric of one process.
 pub struct Metrics {
     registry: Registry,
@@ -82,6 +107,7 @@ pub struct Metrics {
     outbox_backlog: Gauge,
     limiter_keys: Gauge,
     cache_entries: Family<KindLabels, Gauge>,
+    log_lines_dropped: ReadCounter,
     queue_depth: std::sync::OnceLock<QueueDepth>,
     limiter_reading: std::sync::OnceLock<LimiterKeys>,
     cache_reading: std::sync::OnceLock<CacheEntries>,
@@ -108,6 +134,11 @@ impl Metrics {
     pub fn watch_cache(&self, entries: CacheEntries) {
         let _ = self.cache_reading.set(entries);
     }
+
+    /// Reads how many log lines the log writer dropped, at each scrape (set once).
+    pub fn watch_log_drops(&self, dropped: CountReading) {
+        let _ = self.log_lines_dropped.0.set(dropped);
+    }
 }
 
 impl Default for Metrics {
@@ -128,6 +159,7 @@ impl Default for Metrics {
         let outbox_backlog = Gauge::default();
         let limiter_keys = Gauge::default();
         let cache_entries = Family::<KindLabels, Gauge>::default();
+        let log_lines_dropped = ReadCounter::default();
         registry.register(
             "http_requests",
             "HTTP requests by method, route template and status",
@@ -182,6 +214,11 @@ impl Default for Metrics {
             "Entries held by the auth cache, by kind: sessions, api_keys, projects",
             cache_entries.clone(),
         );
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because stderr was not read fast enough (the log writer's queue was full)",
+            log_lines_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -198,6 +235,7 @@ impl Default for Metrics {
             outbox_backlog,
             limiter_keys,
             cache_entries,
+            log_lines_dropped,
             queue_depth: std::sync::OnceLock::new(),
             limiter_reading: std::sync::OnceLock::new(),
             cache_reading: std::sync::OnceLock::new(),

@@ -37,7 +37,7 @@ use portcullis_store_sqlite::SqliteStore;
 pub use config::{Cli, Command, Config, DatabaseUrl, Environment, LogFormat, Secret};
 pub use error::StartError;
 use jobs::Jobs;
-pub use telemetry::init_tracing;
+pub use telemetry::{LogWriter, dropped_log_lines, init_tracing};
 
 /// How often expired revocations are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -183,6 +183,7 @@ impl App {
         let limiter = rate_limiter(config, redis.clone()).await;
         let held = Arc::downgrade(&limiter);
         metrics.watch_limiter(Arc::new(move || held.upgrade().map_or(0, |l| l.local_keys())));
+        metrics.watch_log_drops(Arc::new(telemetry::dropped_log_lines));
         let adapters = Adapters {
             mailer: mailer(config)?,
             oauth_providers: providers::oauth_providers(&config.providers)?,

@@ -33,10 +33,14 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(e.exit_code());
     }
-    if let Err(e) = init_tracing(&cli.config) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
+    // Held until `main` returns: dropping it writes out the queued log lines.
+    let _logs = match init_tracing(&cli.config) {
+        Ok(logs) => logs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
