@@ -287,6 +287,42 @@ def quiet(server, limit_s=5):
             return
 
 
+def idle_cpu_seconds():
+    """Seconds every core together spent idle (or waiting on I/O) since boot."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()[1:]
+    return (int(fields[3]) + int(fields[4])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds():
+    """CPU seconds used by the machine's PostgreSQL processes (0 without any)."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                if not comm.read().startswith("postgres"):
+                    continue
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            continue  # the process ended meanwhile
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def with_machine_share(server, label, run_scenario):
+    """`measured`, plus what the cores did beside the server: how much of
+    them PostgreSQL's processes used and how much stayed idle (in cores)."""
+    db_before, idle_before, started = database_cpu_seconds(), idle_cpu_seconds(), time.perf_counter()
+    figures = measured(server, label, run_scenario)
+    wall = time.perf_counter() - started
+    figures["database_cpu_cores"] = round((database_cpu_seconds() - db_before) / wall, 3)
+    figures["idle_cores"] = round((idle_cpu_seconds() - idle_before) / wall, 3)
+    return figures
+
+
 def login_against_limit(server, workdir, run):
     """S1 at 16 in slices, with the login limit timed before the first slice and
     after each one (the server idle meanwhile). One core's argon2 time drifts
@@ -298,8 +334,8 @@ def login_against_limit(server, workdir, run):
     timings = [argon2_limit(20)]
     slices = []
     for _ in range(LOGIN_SEGMENTS):
-        slices.append(measured(server, f"S1 login c16 ({duration} s slice)",
-                               lambda: wrk(server.base, "login.lua", 16, duration, workdir, run)))
+        slices.append(with_machine_share(server, f"S1 login c16 ({duration} s slice)",
+                                         lambda: wrk(server.base, "login.lua", 16, duration, workdir, run)))
         quiet(server)
         timings.append(argon2_limit(20))
     figures = {
@@ -310,6 +346,10 @@ def login_against_limit(server, workdir, run):
         "errors": sum(f["errors"] for f in slices),
         "connections": 16,
         "server_cpu_cores": round(sum(f["server_cpu_cores"] for f in slices) / len(slices), 2),
+        # Information: the cores the server did not get (the database's
+        # processes, and idle time), the mean of the slices.
+        "database_cpu_cores": round(sum(f["database_cpu_cores"] for f in slices) / len(slices), 3),
+        "idle_cores": round(sum(f["idle_cores"] for f in slices) / len(slices), 3),
         "slices": slices,
     }
     if None in timings:

@@ -162,6 +162,11 @@ def main():
                       "(one core, ms: " + ", ".join(f"{t['verify_ms_median']:.1f}" for t in limit["timings"])
                       + "); logins/s of each slice ÷ its limit: "
                       + ", ".join(f"{p['ratio_to_limit']:.2f}" for p in pieces) + ".", ""]
+        s1 = result["scenarios"]["S1_16"]
+        if "database_cpu_cores" in s1:
+            lines += [f"Of the cores during S1 at 16, the server used {s1['server_cpu_cores']}, "
+                      f"PostgreSQL's processes {s1['database_cpu_cores']}, and {s1['idle_cores']} stayed idle "
+                      "(cores, the mean of the slices; the rest went to wrk and the machine's other processes).", ""]
         fast = result.get("repetitions", {})
         if len(fast.get("S2_64", [])) > 1:
             lines += [f"healthz, S2 and S5 at 64 ran {len(fast['S2_64'])} times, alternating; the rows show the run "
