@@ -68,26 +68,54 @@ pub type CacheEntries = Arc<dyn Fn() -> Vec<(&'static str, usize)> + Send + Sync
 /// Reads a count kept elsewhere (it only grows) when scraped.
 pub type CountReading = Arc<dyn Fn() -> u64 + Send + Sync>;
 
-/// A counter whose value another component keeps, read at each scrape: 0
-/// until a reading is set.
-#[derive(Clone, Default)]
-struct ReadCounter(Arc<std::sync::OnceLock<CountReading>>);
+/// One value another component keeps (a queue's length, a count), read
+/// when scraped, as a gauge or a counter: 0 until its reading is set.
+#[derive(Clone)]
+struct Reading {
+    kind: prometheus_client::metrics::MetricType,
+    read: Arc<std::sync::OnceLock<CountReading>>,
+}
 
-impl std::fmt::Debug for ReadCounter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadCounter").finish_non_exhaustive()
+impl Reading {
+    fn gauge() -> Self {
+        Self { kind: prometheus_client::metrics::MetricType::Gauge, read: Arc::default() }
+    }
+
+    fn counter() -> Self {
+        Self { kind: prometheus_client::metrics::MetricType::Counter, read: Arc::default() }
+    }
+
+    /// Sets the reading (once; later calls are ignored).
+    fn watch(&self, read: CountReading) {
+        let _ = self.read.set(read);
     }
 }
 
-impl prometheus_client::encoding::EncodeMetric for ReadCounter {
+impl std::fmt::Debug for Reading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reading").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl prometheus_client::encoding::EncodeMetric for Reading {
     fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
-        let value = self.0.get().map_or(0, |read| read());
-        encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&value, None)
+        let value = self.read.get().map_or(0, |read| read());
+        match self.kind {
+            prometheus_client::metrics::MetricType::Counter => {
+                encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&value, None)
+            }
+            _ => encoder.encode_gauge(&value),
+        }
     }
 
     fn metric_type(&self) -> prometheus_client::metrics::MetricType {
-        prometheus_client::metrics::MetricType::Counter
+        self.kind
     }
+}
+
+/// A reading of a `usize` (a length), as the metrics read it.
+fn widened(read: Arc<dyn Fn() -> usize + Send + Sync>) -> CountReading {
+    Arc::new(move || u64::try_from(read()).unwrap_or(u64::MAX))
 }
 
 /// Every metric of one process.
@@ -102,14 +130,12 @@ pub struct Metrics {
     tokens_revoked: Counter,
     api_key_auth: Family<OutcomeLabels, Counter>,
     hash_wait: Histogram,
-    hash_queue: Gauge,
+    hash_queue: Reading,
     db_pool: Family<StateLabels, Gauge>,
     outbox_backlog: Gauge,
-    limiter_keys: Gauge,
+    limiter_keys: Reading,
     cache_entries: Family<KindLabels, Gauge>,
-    log_lines_dropped: ReadCounter,
-    queue_depth: std::sync::OnceLock<QueueDepth>,
-    limiter_reading: std::sync::OnceLock<LimiterKeys>,
+    log_lines_dropped: Reading,
     cache_reading: std::sync::OnceLock<CacheEntries>,
 }
 
@@ -122,12 +148,12 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Reads the hashing queue's length at each scrape (set once; later calls are ignored).
     pub fn watch_hash_queue(&self, depth: QueueDepth) {
-        let _ = self.queue_depth.set(depth);
+        self.hash_queue.watch(widened(depth));
     }
 
     /// Reads the in-process limiter's key count at each scrape (set once).
     pub fn watch_limiter(&self, keys: LimiterKeys) {
-        let _ = self.limiter_reading.set(keys);
+        self.limiter_keys.watch(widened(keys));
     }
 
     /// Reads the auth cache's entries at each scrape (set once).
@@ -137,7 +163,7 @@ impl Metrics {
 
     /// Reads how many log lines the log writer dropped, at each scrape (set once).
     pub fn watch_log_drops(&self, dropped: CountReading) {
-        let _ = self.log_lines_dropped.0.set(dropped);
+        self.log_lines_dropped.watch(dropped);
     }
 }
 
@@ -154,12 +180,12 @@ impl Default for Metrics {
         let tokens_revoked = Counter::default();
         let api_key_auth = Family::<OutcomeLabels, Counter>::default();
         let hash_wait = latency_histogram();
-        let hash_queue = Gauge::default();
+        let hash_queue = Reading::gauge();
         let db_pool = Family::<StateLabels, Gauge>::default();
         let outbox_backlog = Gauge::default();
-        let limiter_keys = Gauge::default();
+        let limiter_keys = Reading::gauge();
         let cache_entries = Family::<KindLabels, Gauge>::default();
-        let log_lines_dropped = ReadCounter::default();
+        let log_lines_dropped = Reading::counter();
         registry.register(
             "http_requests",
             "HTTP requests by method, route template and status",
@@ -236,8 +262,6 @@ impl Default for Metrics {
             limiter_keys,
             cache_entries,
             log_lines_dropped,
-            queue_depth: std::sync::OnceLock::new(),
-            limiter_reading: std::sync::OnceLock::new(),
             cache_reading: std::sync::OnceLock::new(),
         }
     }
@@ -289,9 +313,6 @@ impl Metrics {
 
     /// Sets the gauges read at scrape time.
     pub(crate) fn sample(&self, pool: Option<portcullis_domain::ports::PoolUsage>, backlog: Option<u64>) {
-        if let Some(depth) = self.queue_depth.get() {
-            self.hash_queue.set(i64::try_from(depth()).unwrap_or(i64::MAX));
-        }
         if let Some(pool) = pool {
             for (state, value) in
                 [("max", pool.max), ("open", pool.open), ("idle", pool.idle), ("waiting", pool.waiting)]
@@ -303,9 +324,6 @@ impl Metrics {
         }
         if let Some(backlog) = backlog {
             self.outbox_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
-        }
-        if let Some(keys) = self.limiter_reading.get() {
-            self.limiter_keys.set(i64::try_from(keys()).unwrap_or(i64::MAX));
         }
         if let Some(entries) = self.cache_reading.get() {
             for (kind, count) in entries() {

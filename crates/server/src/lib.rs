@@ -37,7 +37,7 @@ use portcullis_store_sqlite::SqliteStore;
 pub use config::{Cli, Command, Config, DatabaseUrl, Environment, LogFormat, Secret};
 pub use error::StartError;
 use jobs::Jobs;
-pub use telemetry::{LogWriter, dropped_log_lines, init_tracing};
+pub use telemetry::{LogWriter, init_tracing};
 
 /// How often expired revocations are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);

@@ -32,7 +32,7 @@ pub struct LogWriter {
 
 /// Log lines dropped since start because stderr was not read fast enough.
 #[must_use]
-pub fn dropped_log_lines() -> u64 {
+pub(crate) fn dropped_log_lines() -> u64 {
     DROPPED.get().map_or(0, |counter| u64::try_from(counter.dropped_lines()).unwrap_or(u64::MAX))
 }
 
