@@ -144,9 +144,7 @@ class Server:
         return None
 
     def cpu_seconds(self):
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     def stop(self):
         if self.wal:
@@ -287,11 +285,26 @@ def quiet(server, limit_s=5):
             return
 
 
+def process_cpu_seconds(pid):
+    """CPU seconds (user and system) process `pid` has used."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times():
+    """(busy, iowait, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    total = sum(fields[:8])
+    return total - idle - iowait, iowait, total
+
+
 def idle_cpu_seconds():
     """Seconds every core together spent idle (or waiting on I/O) since boot."""
-    with open("/proc/stat") as stat:
-        fields = stat.readline().split()[1:]
-    return (int(fields[3]) + int(fields[4])) / os.sysconf("SC_CLK_TCK")
+    busy, _, total = cpu_times()
+    return (total - busy) / os.sysconf("SC_CLK_TCK")
 
 
 def database_cpu_seconds():
@@ -304,12 +317,10 @@ def database_cpu_seconds():
             with open(f"/proc/{pid}/comm") as comm:
                 if not comm.read().startswith("postgres"):
                     continue
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += process_cpu_seconds(pid)
         except OSError:
             continue  # the process ended meanwhile
-    return total / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def with_machine_share(server, label, run_scenario):

@@ -361,15 +361,6 @@ def against_the_disk(slow_writes, disk_stalls, over_ms=50):
     return judged
 
 
-def cpu_times():
-    """(busy, iowait, total) jiffies of the whole machine, from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle, iowait = fields[3], fields[4]
-    total = sum(fields[:8])
-    return total - idle - iowait, iowait, total
-
-
 def expired_left(backend, url, cutoff_days):
     if backend == "postgres":
         done = subprocess.run(["psql", url, "-Atc", f"SELECT EXISTS (SELECT 1 FROM audit_events WHERE at < now() - "
@@ -595,7 +586,7 @@ def main():
             disk_thread = threading.Thread(target=disk_probe, args=(large_dir, stop, disk, disk_slow, origin))
             probe.start()
             disk_thread.start()
-            last = cpu_times()
+            last = b.cpu_times()
             # The prune deletes at most 5 000 events a second (about 35 minutes
             # for 10 000 000); BENCH_LARGE_PRUNE_S bounds the measured window.
             deadline = time.perf_counter() + (PRUNE_WINDOW_S or 7200)
@@ -604,7 +595,7 @@ def main():
                 if backend == "postgres":
                     background.append((round(time.perf_counter() - started, 1), *postgres_background(url)))
                 time.sleep(1)
-                now = cpu_times()
+                now = b.cpu_times()
                 spent = max(1, now[2] - last[2])
                 cpu.append((round(100 * (now[0] - last[0]) / spent), round(100 * (now[1] - last[1]) / spent)))
                 last = now
