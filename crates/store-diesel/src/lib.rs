@@ -736,6 +736,53 @@ macro_rules! diesel_row {
     };
 }
 
+/// Makes `$statement` (a struct whose `QueryFragment<Pg>` writes out one
+/// PostgreSQL statement returning a count) a query diesel can run. Written
+/// out rather than through `sql_query`, the connection keeps it prepared
+/// (`sql_query` is parsed and planned on every call).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! counting_statement {
+    ($statement:ident) => {
+        impl diesel::query_builder::QueryId for $statement {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl diesel::query_builder::Query for $statement {
+            type SqlType = diesel::sql_types::BigInt;
+        }
+    };
+}
+
+/// Writes `, recorded AS (INSERT INTO audit_events ... SELECT <the event's
+/// values> FROM $from)` into a statement of data-modifying CTEs: the audit
+/// event is stored once per row of `$from` (one, or none when the write it
+/// records did not happen).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! push_audit_event {
+    ($out:ident, $event:expr, $from:literal) => {{
+        use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
+        let event = $event;
+        $out.push_sql(
+            ", recorded AS (INSERT INTO audit_events (id, at, kind, user_id, detail, ip, user_agent, request_id) SELECT ",
+        );
+        $out.push_bind_param::<SqlUuid, _>(&event.id)?;
+        $out.push_sql(", ");
+        $out.push_bind_param::<Timestamptz, _>(&event.at)?;
+        $out.push_sql(", ");
+        $out.push_bind_param::<Text, _>(&event.kind)?;
+        $out.push_sql(", ");
+        $out.push_bind_param::<Nullable<SqlUuid>, _>(&event.user_id)?;
+        for text in [&event.detail, &event.ip, &event.user_agent, &event.request_id] {
+            $out.push_sql(", ");
+            $out.push_bind_param::<Nullable<Text>, _>(text)?;
+        }
+        $out.push_sql(concat!(" FROM ", $from, ")"));
+    }};
+}
+
 /// The body of `rotate_refresh` in `diesel_repositories!`, by backend: the
 /// exchange of a refresh token is the hot write of a busy service.
 ///
@@ -816,8 +863,7 @@ macro_rules! rotate_refresh_query {
 
         let now = whole_seconds($now);
         AsyncConnection::transaction::<_, diesel::result::Error, _>($conn, async |conn| {
-            let spent =
-                Spend { presented: $presented, now }.get_result::<DbUuid>(conn).await.optional()?;
+            let spent = Spend { presented: $presented, now }.get_result::<DbUuid>(conn).await.optional()?;
             let Some(session) = spent else { return Ok(false) };
             let token = RefreshRow::from(RefreshRecord {
                 digest: $next,
@@ -834,12 +880,9 @@ macro_rules! rotate_refresh_query {
         .map_err(query_error)
     }};
     (one_statement, $conn:ident, $presented:ident, $next:ident, $now:ident, $event:ident) => {{
-        use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-        use diesel::sql_types::{BigInt, Binary, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+        use diesel::query_builder::{AstPass, QueryFragment};
+        use diesel::sql_types::{Binary, Timestamptz};
 
-        /// The statement, written out rather than through `sql_query` so
-        /// that the connection keeps it prepared (`sql_query` is parsed and
-        /// planned on every call).
         struct Rotation {
             presented: Vec<u8>,
             next: Vec<u8>,
@@ -847,14 +890,7 @@ macro_rules! rotate_refresh_query {
             event: AuditRow,
         }
 
-        impl QueryId for Rotation {
-            type QueryId = ();
-            const HAS_STATIC_QUERY_ID: bool = false;
-        }
-
-        impl Query for Rotation {
-            type SqlType = BigInt;
-        }
+        $crate::counting_statement!(Rotation);
 
         impl QueryFragment<diesel::pg::Pg> for Rotation {
             fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
@@ -872,30 +908,109 @@ macro_rules! rotate_refresh_query {
                 out.push_bind_param::<Timestamptz, _>(&self.now)?;
                 out.push_sql(", NULL FROM spent), touched AS (UPDATE sessions SET last_used_at = ");
                 out.push_bind_param::<Timestamptz, _>(&self.now)?;
-                out.push_sql(
-                    " FROM spent WHERE sessions.id = spent.session_id), recorded AS (INSERT INTO audit_events \
-                     (id, at, kind, user_id, detail, ip, user_agent, request_id) SELECT ",
-                );
-                let event = &self.event;
-                out.push_bind_param::<SqlUuid, _>(&event.id)?;
-                out.push_sql(", ");
-                out.push_bind_param::<Timestamptz, _>(&event.at)?;
-                out.push_sql(", ");
-                out.push_bind_param::<Text, _>(&event.kind)?;
-                out.push_sql(", ");
-                out.push_bind_param::<Nullable<SqlUuid>, _>(&event.user_id)?;
-                for text in [&event.detail, &event.ip, &event.user_agent, &event.request_id] {
-                    out.push_sql(", ");
-                    out.push_bind_param::<Nullable<Text>, _>(text)?;
-                }
-                out.push_sql(" FROM spent) SELECT count(*) FROM spent");
+                out.push_sql(" FROM spent WHERE sessions.id = spent.session_id)");
+                $crate::push_audit_event!(out, &self.event, "spent");
+                out.push_sql(" SELECT count(*) FROM spent");
                 Ok(())
             }
         }
 
-        let rotation =
-            Rotation { presented: $presented, next: $next.0.to_vec(), now: whole_seconds($now), event: AuditRow::from($event) };
+        let rotation = Rotation {
+            presented: $presented,
+            next: $next.0.to_vec(),
+            now: whole_seconds($now),
+            event: AuditRow::from($event),
+        };
         rotation.get_result::<i64>($conn).await.map(|rotated| rotated == 1).map_err(query_error)
+    }};
+}
+
+/// The body of `replace_refresh` in `diesel_repositories!`, by backend (the
+/// same choice as [`rotate_refresh_query!`]): a refresh by access token
+/// touches the live session, spends its unspent refresh tokens, stores the
+/// next one and appends the audit event, or writes nothing.
+///
+/// - `transaction` (SQLite): four statements in one transaction, on the
+///   writer's own thread and connection.
+/// - `one_statement` (PostgreSQL): one statement of data-modifying CTEs, all
+///   reading one snapshot (so the spend never sees the token stored beside
+///   it): one round trip and one commit, where a transaction takes six
+///   round trips.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! replace_refresh_query {
+    (transaction, $conn:ident, $session:ident, $next:ident, $now:ident, $event:ident) => {{
+        let now = whole_seconds($now);
+        let id = DbUuid($session.as_uuid());
+        AsyncConnection::transaction::<_, diesel::result::Error, _>($conn, async |conn| {
+            let touched = diesel::update(sessions::table.find(id).filter(sessions::ended_at.is_null()))
+                .set(sessions::last_used_at.eq(now))
+                .execute(conn)
+                .await?;
+            if touched == 0 {
+                return Ok(false);
+            }
+            diesel::update(
+                refresh_tokens::table
+                    .filter(refresh_tokens::session_id.eq(id))
+                    .filter(refresh_tokens::spent_at.is_null()),
+            )
+            .set(refresh_tokens::spent_at.eq(now))
+            .execute(conn)
+            .await?;
+            let token =
+                RefreshRow::from(RefreshRecord { digest: $next, session_id: $session, issued_at: now, spent_at: None });
+            diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
+            diesel::insert_into(audit_events::table).values(AuditRow::from($event)).execute(conn).await?;
+            Ok(true)
+        })
+        .await
+        .map_err(query_error)
+    }};
+    (one_statement, $conn:ident, $session:ident, $next:ident, $now:ident, $event:ident) => {{
+        use diesel::query_builder::{AstPass, QueryFragment};
+        use diesel::sql_types::{Binary, Timestamptz, Uuid as SqlUuid};
+
+        struct Replacement {
+            session: DbUuid,
+            next: Vec<u8>,
+            now: OffsetDateTime,
+            event: AuditRow,
+        }
+
+        $crate::counting_statement!(Replacement);
+
+        impl QueryFragment<diesel::pg::Pg> for Replacement {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
+                out.push_sql("WITH touched AS (UPDATE sessions SET last_used_at = ");
+                out.push_bind_param::<Timestamptz, _>(&self.now)?;
+                out.push_sql(" WHERE id = ");
+                out.push_bind_param::<SqlUuid, _>(&self.session)?;
+                out.push_sql(
+                    " AND ended_at IS NULL RETURNING id), spent AS (UPDATE refresh_tokens SET spent_at = ",
+                );
+                out.push_bind_param::<Timestamptz, _>(&self.now)?;
+                out.push_sql(
+                    " FROM touched WHERE refresh_tokens.session_id = touched.id AND refresh_tokens.spent_at IS NULL), \
+                     stored AS (INSERT INTO refresh_tokens (digest, session_id, issued_at, spent_at) SELECT ",
+                );
+                out.push_bind_param::<Binary, _>(&self.next)?;
+                out.push_sql(", id, ");
+                out.push_bind_param::<Timestamptz, _>(&self.now)?;
+                out.push_sql(", NULL FROM touched)");
+                $crate::push_audit_event!(out, &self.event, "touched");
+                out.push_sql(" SELECT count(*) FROM touched");
+                Ok(())
+            }
+        }
+
+        let replacement = Replacement {
+            session: DbUuid($session.as_uuid()),
+            next: $next.0.to_vec(),
+            now: whole_seconds($now),
+            event: AuditRow::from($event),
+        };
+        replacement.get_result::<i64>($conn).await.map(|touched| touched == 1).map_err(query_error)
     }};
 }
 
@@ -2562,32 +2677,10 @@ macro_rules! diesel_repositories {
                     .await
                 }
 
-                async fn replace_refresh(&self, session: SessionId, next: KeyDigest, now: OffsetDateTime) -> Result<bool, StoreError> {
+                async fn replace_refresh(&self, session: SessionId, next: KeyDigest, now: OffsetDateTime, event: AuditEvent) -> Result<bool, StoreError> {
                     self.run(Access::Write, move |mut conn| async move {
-                        let now = whole_seconds(now);
-                        let id = DbUuid(session.as_uuid());
-                        AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
-                            let touched = diesel::update(sessions::table.find(id).filter(sessions::ended_at.is_null()))
-                                .set(sessions::last_used_at.eq(now))
-                                .execute(conn)
-                                .await?;
-                            if touched == 0 {
-                                return Ok(false);
-                            }
-                            diesel::update(
-                                refresh_tokens::table
-                                    .filter(refresh_tokens::session_id.eq(id))
-                                    .filter(refresh_tokens::spent_at.is_null()),
-                            )
-                            .set(refresh_tokens::spent_at.eq(now))
-                            .execute(conn)
-                            .await?;
-                            let token = RefreshRow::from(RefreshRecord { digest: next, session_id: session, issued_at: now, spent_at: None });
-                            diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
-                            Ok(true)
-                        })
-                        .await
-                        .map_err(query_error)
+                        let conn = &mut *conn;
+                        $crate::replace_refresh_query!($rotation, conn, session, next, now, event)
                     })
                     .await
                 }

@@ -870,12 +870,20 @@ impl SessionRepository for MemoryStore {
         session: SessionId,
         next: KeyDigest,
         now: OffsetDateTime,
+        event: AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        match state.sessions.get_mut(&session) {
-            Some(live) if live.ended_at.is_none() => live.last_used_at = now,
-            _ => return Ok(false),
+        let live = state.sessions.get(&session).is_some_and(|s| s.ended_at.is_none());
+        if !live {
+            return Ok(false);
         }
+        if state.audit.contains_key(&event.id) {
+            return Err(StoreError::Conflict("id"));
+        }
+        if let Some(live) = state.sessions.get_mut(&session) {
+            live.last_used_at = now;
+        }
+        state.audit.insert(event.id, event);
         for token in state.refresh.values_mut() {
             if token.session_id == session && token.spent_at.is_none() {
                 token.spent_at = Some(now);

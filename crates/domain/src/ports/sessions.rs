@@ -50,9 +50,12 @@ pub trait SessionRepository: Send + Sync {
         event: AuditEvent,
     ) -> Result<bool, StoreError>;
 
-    /// Spends every unspent refresh token of a live session and stores `next`
-    /// as its one refresh token, `last_used_at` becoming `now`: a refresh by
-    /// access token. `false` (nothing written) when the session is ended or gone.
+    /// Spends every unspent refresh token of a live session, stores `next`
+    /// as its one refresh token, `last_used_at` becoming `now`, and appends
+    /// `event` to the audit log: a refresh by access token, in one
+    /// transaction (one commit, as [`rotate_refresh`](Self::rotate_refresh)).
+    /// `false` when the session is ended or gone: nothing is written then,
+    /// the event neither.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
@@ -61,6 +64,7 @@ pub trait SessionRepository: Send + Sync {
         session: SessionId,
         next: KeyDigest,
         now: OffsetDateTime,
+        event: AuditEvent,
     ) -> Result<bool, StoreError>;
 
     /// The session with this id, ended or not.

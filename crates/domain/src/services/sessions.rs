@@ -196,11 +196,7 @@ impl SessionService {
         }
         let user = &principal.user;
         match claims.session() {
-            Some(sid) => {
-                let token = self.renew(user, sid).await?;
-                self.audit.record(AuditKind::TokenRefreshed, Some(user.id), None).await?;
-                Ok(token)
-            }
+            Some(sid) => self.renew(user, sid).await,
             None => {
                 let event = self.audit.event_now(AuditKind::TokenRefreshed, Some(user.id), None);
                 self.tokens.start_session(user, SignInMethod::password(), false, event).await
@@ -208,7 +204,8 @@ impl SessionService {
         }
     }
 
-    /// A new access token and refresh token in the live session `sid`.
+    /// A new access token and refresh token in the live session `sid`; the
+    /// new refresh token and the audit event are one commit.
     async fn renew(&self, user: &User, sid: SessionId) -> Result<IssuedToken, DomainError> {
         let ended = DomainError::Unauthenticated(AuthError::SessionEnded);
         let now = self.clock.now();
@@ -217,11 +214,16 @@ impl SessionService {
         else {
             return Err(ended);
         };
+        // Signed before the write, as an exchange's: a session that ended
+        // meanwhile discards the token.
         let (refresh, digest) = self.tokens.new_refresh();
-        if !self.sessions.replace_refresh(sid, digest, now).await? {
+        let token = self.tokens.issue_in(user, &Session { last_used_at: now, ..session }, Some(refresh))?;
+        let event = self.audit.event(AuditKind::TokenRefreshed, Some(user.id), None, now);
+        if !self.sessions.replace_refresh(sid, digest, now, event.clone()).await? {
             return Err(ended);
         }
-        self.tokens.issue_in(user, &Session { last_used_at: now, ..session }, Some(refresh))
+        self.audit.written(&event);
+        Ok(token)
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh

@@ -209,6 +209,15 @@ pub async fn a_write_whose_event_id_is_taken_writes_nothing<S: ContractStore + ?
         store.find_refresh(&token).await.expect("find_refresh succeeds").expect("still there");
     assert_eq!((record.spent_at, session.last_used_at), (None, NOW), "nothing spent, nothing used");
 
+    let mut taken = refreshed(owner.id, later);
+    taken.id = first.id;
+    let refused = store.replace_refresh(stored.id, next, later, taken).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(store.find_refresh(&next).await.expect("find_refresh succeeds").is_none(), "no next token");
+    let RefreshLookup { token: record, session, .. } =
+        store.find_refresh(&token).await.expect("find_refresh succeeds").expect("still there");
+    assert_eq!((record.spent_at, session.last_used_at), (None, NOW), "a refused replacement spends nothing");
+
     let events = store
         .list_events(AuditQuery { user_id: Some(owner.id), kind: None, before: None, limit: 100 })
         .await
@@ -227,10 +236,11 @@ pub async fn an_ended_session_neither_rotates_nor_replaces<S: ContractStore + ?S
     let refused = store.rotate_refresh(&token, digest(), later, refreshed(owner.id, later)).await;
     assert!(!refused.expect("rotate_refresh succeeds"));
     assert!(refreshes(store, owner.id).await.is_empty(), "nor an event");
-    assert!(!store.replace_refresh(stored.id, digest(), later).await.expect("replace_refresh succeeds"));
-    assert!(
-        !store.replace_refresh(SessionId::new(), digest(), later).await.expect("replace_refresh succeeds")
-    );
+    let refused = store.replace_refresh(stored.id, digest(), later, refreshed(owner.id, later)).await;
+    assert!(!refused.expect("replace_refresh succeeds"));
+    let refused = store.replace_refresh(SessionId::new(), digest(), later, refreshed(owner.id, later)).await;
+    assert!(!refused.expect("replace_refresh succeeds"));
+    assert!(refreshes(store, owner.id).await.is_empty(), "a refused replacement writes no event");
     let RefreshLookup { token: record, session, .. } =
         store.find_refresh(&token).await.expect("find_refresh succeeds").expect("still there");
     assert_eq!(record.spent_at, None, "a refused rotation spends nothing");
@@ -252,7 +262,11 @@ pub async fn replacing_spends_every_refresh_token_of_the_session<S: ContractStor
             .expect("rotate_refresh succeeds")
     );
     let t2 = NOW + Duration::minutes(2);
-    assert!(store.replace_refresh(stored.id, third, t2).await.expect("replace_refresh succeeds"));
+    let event = refreshed(owner.id, t2);
+    assert!(
+        store.replace_refresh(stored.id, third, t2, event.clone()).await.expect("replace_refresh succeeds")
+    );
+    assert!(refreshes(store, owner.id).await.contains(&event), "its event is written with it");
     let spent = |d| async move {
         store.find_refresh(&d).await.expect("find_refresh succeeds").expect("kept").token.spent_at
     };
