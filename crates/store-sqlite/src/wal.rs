@@ -374,13 +374,18 @@ pub(crate) async fn maintain(queries: Weak<Queries>, path: String, file: PathBuf
             // On this thread, as a write's statements: a hop to the
             // blocking pool and back waited for a core behind the load
             // (restarts held writers 15 ms, of which ~1 ms was SQLite's).
-            (crate::statements::on_this_thread(checkpointer.restart()).await, started.elapsed())
+            let outcome = crate::statements::on_this_thread(checkpointer.restart()).await;
+            // Counted before the turn passes on: a write that follows the
+            // restart sees it counted.
+            if matches!(outcome, Ok(done) if done.completed) {
+                strong.wal_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            (outcome, started.elapsed())
         };
         match outcome {
             Ok(done) if done.completed => {
                 (misses, errors) = (0, 0);
                 copied_at = None;
-                strong.wal_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(
                     wal_bytes = log_bytes,
                     writers_held_ms = held.as_secs_f64() * 1e3,
