@@ -410,9 +410,10 @@ fn key_usage_counted_before_a_graceful_stop_survives_the_restart() {
     usage_survives_a_graceful_stop(&[]);
 }
 
-/// On PostgreSQL the connections the requests used were opened on the HTTP
-/// workers' runtimes, which stop before the count is flushed: the flush
-/// must get a connection that still works.
+/// On PostgreSQL a connection opened on an HTTP worker's runtime stops with
+/// that worker, before the count is flushed: the flush must get one that
+/// still works (the pool's part is pinned without timing by the store's
+/// `tests/runtimes.rs`; here, the whole stop through the binary).
 #[test]
 fn key_usage_counted_before_a_graceful_stop_survives_the_restart_on_postgres() {
     if std::env::var("TEST_DATABASE_URL").is_err() {
